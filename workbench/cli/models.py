@@ -1,0 +1,53 @@
+"""`python -m workbench models`: base models and adapters on disk, with status (no model is loaded).
+
+python -m workbench models          # a table
+python -m workbench models --json   # {"bases": [...], "adapters": [...]}
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+
+from workbench.cli.common import add_model_flags, print_json, settings_from
+from workbench.errors import WorkbenchError
+from workbench.registry import list_adapters, list_bases, resolve_base
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("models", help="list base models and adapters with their status")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    add_model_flags(p)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    try:
+        current = resolve_base(settings)
+    except WorkbenchError:
+        current = None  # still list everything; each entry says why it is unusable
+    bases = list_bases(settings)
+    adapters = list_adapters(settings, current)
+    if args.json:
+        print_json(
+            {
+                "base": current.name if current else None,
+                "bases": [asdict(b) | {"selected": current is not None and b.name == current.name} for b in bases],
+                "adapters": [
+                    {k: v for k, v in asdict(a).items() if k != "meta"} | {"path": str(a.path)} for a in adapters
+                ],
+            }
+        )
+        return 0
+    print("Base models:")
+    for b in bases:
+        mark = "*" if current and b.name == current.name else " "
+        status = "ok" if b.usable else "unusable"
+        note = f"  ({b.reason})" if b.reason else ""
+        print(f" {mark} {b.name:<32} {b.kind:<6} {status}{note}")
+    print(f"Adapters in {settings.adapters_dir}:" if adapters else f"No adapters in {settings.adapters_dir}.")
+    for a in adapters:
+        status = "ok" if a.usable else f"unusable: {a.reason}"
+        print(f"   {a.name:<40} step {a.step if a.step is not None else '-':<6} {status}")
+    return 0

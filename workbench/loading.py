@@ -1,0 +1,205 @@
+"""Load a base model and its tokenizer, pick device and dtype, and attach LoRA adapters.
+
+`load_base(base, settings)` handles the three kinds of `registry.BaseModel`:
+- gguf: the first load dequantizes the GGUF with transformers' own GGUF support (about 16 s for the
+  embedded model on 2 cores) and saves the result once as safetensors under `models/base/<name>/`,
+  written to a temporary folder and renamed, so every later start loads that folder in well under 2 s;
+- folder: a local transformers model folder, never touching the network;
+- hub: a Hugging Face hub id the user named (the only path that may download).
+
+`trust_remote_code` is passed only when the user opted in (settings or a registry entry).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.config import Settings
+from workbench.errors import WorkbenchError
+from workbench.registry import Adapter, BaseModel
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+# Used when a tokenizer ships without a chat template (base models): plain ChatML, which is what most
+# small instruct models use, so the engine can still format a conversation.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+@dataclass
+class LoadedModel:
+    """A base model in memory.
+
+    Attributes:
+        model: The transformers causal LM (in eval mode).
+        tokenizer: Its tokenizer, with a pad token and a chat template.
+        base: What was loaded.
+        device: The torch device string ("cpu", "cuda:0", ...).
+        dtype: The torch dtype of the weights.
+        load_seconds: Wall time of this load.
+        converted: True when this load converted a GGUF (the slow first start).
+    """
+
+    model: Any
+    tokenizer: Any
+    base: BaseModel
+    device: str
+    dtype: torch.dtype
+    load_seconds: float
+    converted: bool = False
+
+    @property
+    def context_window(self) -> int:
+        """Maximum tokens (prompt plus reply) the model accepts."""
+        config = self.model.config
+        return int(getattr(config, "max_position_embeddings", 0) or self.tokenizer.model_max_length)
+
+
+def choose_device(settings: Settings) -> str:
+    """The device to run on: the configured one, else CUDA when present, else CPU."""
+    import torch
+
+    if settings.device != "auto":
+        if settings.device.startswith("cuda") and not torch.cuda.is_available():
+            raise WorkbenchError(f"Device {settings.device!r} was asked for, but no CUDA GPU is available.")
+        if settings.device == "mps" and not torch.backends.mps.is_available():
+            raise WorkbenchError("Device 'mps' was asked for, but Apple's MPS backend is not available.")
+        return settings.device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def choose_dtype(settings: Settings, device: str) -> torch.dtype:
+    """The weight dtype: the configured one, else bf16 on a GPU and fp32 on the CPU.
+
+    fp32 is the CPU default because `python -m workbench bench` measured it faster than bf16 for
+    generation on the CPUs we run on (no AMX), and it is exact for evaluation.
+    """
+    import torch
+
+    if settings.dtype != "auto":
+        return getattr(torch, settings.dtype)
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def _quiet_transformers() -> None:
+    # The GGUF converter and weight loader draw progress bars on stderr; a CLI user asked for a reply.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def _convert_gguf(base: BaseModel, target: Path) -> None:
+    """Dequantize a GGUF once and save it as a safetensors model folder at `target`, atomically."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = Path(base.source)
+    log.info("converting %s to safetensors under %s (first start only)", gguf.name, target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # transformers marks a GGUF-loaded model as quantized and refuses to save it; the weights are
+    # already dequantized to plain tensors, so clearing the flag saves an ordinary checkpoint.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.name_or_path = base.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        # If another process finished the same conversion first, the rename fails and theirs stands.
+        with contextlib.suppress(OSError):
+            os.rename(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cached_conversion(base: BaseModel, settings: Settings) -> Path:
+    """The safetensors folder for a GGUF base, converting it on first use."""
+    target = settings.base_dir / base.cache_name
+    if not (target / "config.json").is_file():
+        _convert_gguf(base, target)
+    return target
+
+
+def _prepare_tokenizer(tokenizer: Any) -> Any:
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = CHATML_TEMPLATE
+    return tokenizer
+
+
+def load_base(base: BaseModel, settings: Settings) -> LoadedModel:
+    """Load `base` onto the chosen device and dtype.
+
+    Raises:
+        WorkbenchError: The model is missing, offline, or cannot be read, in one sentence.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not base.usable:
+        raise WorkbenchError(base.reason)
+    _quiet_transformers()
+    started = time.perf_counter()
+    device = choose_device(settings)
+    dtype = choose_dtype(settings, device)
+    converted = False
+    if base.kind == "gguf":
+        converted = not (settings.base_dir / base.cache_name / "config.json").is_file()
+        source, local = str(cached_conversion(base, settings)), True
+    else:
+        source, local = base.source, base.kind == "folder"
+    trust = base.trust_remote_code or settings.trust_remote_code
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local, trust_remote_code=trust)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, local_files_only=local, trust_remote_code=trust, dtype=dtype
+        )
+    except (OSError, ValueError) as exc:
+        where = "on disk" if local else "on disk or on the hub"
+        raise WorkbenchError(f"Model {base.name!r} could not be loaded {where}: {str(exc).splitlines()[0]}") from None
+    model.to(device)
+    model.eval()
+    return LoadedModel(
+        model=model,
+        tokenizer=_prepare_tokenizer(tokenizer),
+        base=base,
+        device=device,
+        dtype=dtype,
+        load_seconds=time.perf_counter() - started,
+        converted=converted,
+    )
+
+
+def attach_adapter(model: Any, adapter: Adapter, key: str) -> Any:
+    """Load a PEFT adapter under `key` into `model` (wrapping it in a PeftModel the first time).
+
+    Returns the model to use from now on (the PeftModel). The base weights are never reloaded.
+    """
+    from peft import PeftModel
+
+    try:
+        if isinstance(model, PeftModel):
+            model.load_adapter(str(adapter.path), adapter_name=key, is_trainable=False)
+            return model
+        return PeftModel.from_pretrained(model, str(adapter.path), adapter_name=key, is_trainable=False)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise WorkbenchError(f"Adapter {adapter.name!r} could not be loaded: {str(exc).splitlines()[0]}") from None

