@@ -153,15 +153,35 @@ def check_messages(messages: Sequence[Mapping[str, Any]]) -> list[Message]:
     return clean
 
 
-def conversation(history: Sequence[Mapping[str, Any]], message: str, system_prompt: str = "") -> list[Message]:
-    """Messages for the engine from a chat history, a new user message and an optional system prompt."""
+def message_text(content: Any) -> str:
+    """The text of a message's content: a string, or a list of parts such as `{"type": "text", "text": ...}`
+    (the form chat UIs like Gradio 6 pass); non-text parts are left out."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Mapping):
+        return str(content.get("text") or "")
+    if isinstance(content, Sequence):
+        return "".join(message_text(part) for part in content)
+    return ""
+
+
+def conversation(
+    history: Sequence[Mapping[str, Any]] | None, message: str, system_prompt: str | None = ""
+) -> list[Message]:
+    """Messages for the engine from a chat history, a new user message and an optional system prompt.
+
+    History entries are `{"role", "content"}` dicts (content as text or text parts); system entries in
+    the history are ignored because the system prompt is given separately.
+    """
     messages: list[Message] = []
     if system_prompt and system_prompt.strip():
         messages.append({"role": "system", "content": system_prompt.strip()})
-    for turn in history:
-        if turn.get("role") in ("user", "assistant") and isinstance(turn.get("content"), str):
-            messages.append({"role": turn["role"], "content": turn["content"]})
-    messages.append({"role": "user", "content": message})
+    for i, turn in enumerate(history or []):
+        if not isinstance(turn, Mapping) or turn.get("role") not in ROLES:
+            raise WorkbenchError(f"History entry {i + 1} must be an object with role user or assistant.")
+        if turn["role"] != "system":
+            messages.append({"role": turn["role"], "content": message_text(turn.get("content"))})
+    messages.append({"role": "user", "content": message if isinstance(message, str) else ""})
     return messages
 
 
