@@ -27,4 +27,5 @@ for _var in [v for v in os.environ if v.startswith("WORKBENCH_")]:
 pytest_plugins = [
     "tests.fixtures.models",
     "tests.fixtures.servers",
+    "tests.fixtures.postgres",
 ]
