@@ -1,0 +1,47 @@
+"""The store: one database for checkpoints, prompt sets, generations, human ratings, evaluations and training logs.
+
+SQLite by default (`<home>/var/workbench.db`, created on first use, WAL mode) and PostgreSQL when
+`WORKBENCH_DB_URL=postgresql+psycopg://...`: the same code. The schema is versioned with alembic and an
+older database is upgraded in place when opened. Torch-free, and light to import (pandas loads on first use).
+
+    from workbench.config import Settings
+    from workbench.store import Store
+
+    store = Store.open(Settings.from_env())          # or Store("sqlite:///x.db")
+    gid = store.add_generation("ckpt-100", "Hello?", "Hi!", settings, stats=reply_stats)
+    item = store.next_pair_for("alice")               # blind pair, left/right drawn at random
+    store.add_vote(item.a.id, item.b.id, item.winner_for("left"), rater="alice",
+                   shown_left=item.shown_left, key=item.key)
+    store.battles()                                   # FastChat clean-battle DataFrame for workbench.ratings
+"""
+
+from __future__ import annotations
+
+from workbench.store.base import StoreBase
+from workbench.store.export import ExportMixin
+from workbench.store.frames import FramesMixin
+from workbench.store.generations import GenerationsMixin
+from workbench.store.records import (
+    GenerationRecord,
+    LikertItem,
+    PairItem,
+    Progress,
+    anonymous_rater,
+    check_rater,
+)
+from workbench.store.results import ResultsMixin
+from workbench.store.votes import RatingsMixin
+
+__all__ = [
+    "GenerationRecord",
+    "LikertItem",
+    "PairItem",
+    "Progress",
+    "Store",
+    "anonymous_rater",
+    "check_rater",
+]
+
+
+class Store(GenerationsMixin, RatingsMixin, FramesMixin, ResultsMixin, ExportMixin, StoreBase):
+    """The workbench's database. See the module docstring; each mixin's docstring lists its methods."""

@@ -1,0 +1,262 @@
+"""Export and import of the store's ratings and generations, as JSONL or CSV.
+
+What can be exported (`EXPORTS`):
+    generations  every stored output with its prompt, checkpoint, settings and stats
+    votes        pairwise votes, pointing at generations by uid
+    likert       1-5 scores, pointing at generations by uid
+    battles      votes in FastChat's clean-battle form (model_a, model_b, winner, judge, tstamp, conversations)
+    preferences  decisive votes as TRL DPO pairs in conversational form: prompt / chosen / rejected messages
+
+generations, votes and likert can be imported back (`IMPORTS`), into the same or another store: rows are
+matched by generation uid and rating key, so importing a file twice adds nothing the second time. In CSV,
+lists and objects are JSON text. Exporting, importing and deleting need the admin token when one is set.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from workbench.errors import WorkbenchError
+from workbench.store.frames import LIKERT_COLUMNS, battle_from_vote
+from workbench.store.generations import GENERATION_COLUMNS
+from workbench.store.records import digest
+from workbench.store.schema import Generation
+
+EXPORTS = ("generations", "votes", "likert", "battles", "preferences")
+IMPORTS = ("generations", "votes", "likert")
+FORMATS = ("jsonl", "csv")
+VOTE_EXPORT = [
+    "id",
+    "generation_a_uid",
+    "generation_b_uid",
+    "model_a",
+    "model_b",
+    "shown_left",
+    "winner",
+    "reason",
+    "rater",
+    "session",
+    "key",
+    "tstamp",
+    "prompt",
+]
+LIKERT_EXPORT = [
+    c for c in LIKERT_COLUMNS if c not in ("generation_id", "prompt_hash", "messages", "output", "settings")
+]
+GENERATION_EXPORT = [c for c in GENERATION_COLUMNS if c != "prompt_id"]
+_JSON_FIELDS = {"messages", "settings", "metadata", "conversation_a", "conversation_b", "prompt", "chosen", "rejected"}
+
+
+def preference_pair(vote: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A decisive vote as a TRL DPO example in conversational form, or None for a tie or both-bad vote."""
+    if vote["winner"] not in ("a", "b"):
+        return None
+    loser = "b" if vote["winner"] == "a" else "a"
+    return {
+        "prompt": list(vote["messages"]),
+        "chosen": [{"role": "assistant", "content": vote[f"output_{vote['winner']}"]}],
+        "rejected": [{"role": "assistant", "content": vote[f"output_{loser}"]}],
+    }
+
+
+def write_jsonl(records: Iterable[Mapping[str, Any]], out: io.TextIOBase) -> int:
+    """Write one JSON object per line; returns the count."""
+    n = 0
+    for record in records:
+        out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        n += 1
+    return n
+
+
+def write_csv(records: list[Mapping[str, Any]], out: io.TextIOBase, columns: list[str] | None = None) -> int:
+    """Write records as CSV with a header; lists and dicts become JSON text. Returns the count."""
+    columns = columns or (list(records[0]) if records else [])
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for record in records:
+        writer.writerow(
+            {k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v for k, v in record.items()}
+        )
+    return len(records)
+
+
+def read_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) from a .jsonl or .csv file; a bad line raises WorkbenchError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise WorkbenchError(f"There is no file {str(path)!r}.")
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            for record in reader:
+                yield reader.line_num, {k: _csv_value(k, v, reader.line_num) for k, v in record.items()}
+        return
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise WorkbenchError(f"Line {number} of {path.name} is not valid JSON ({exc.msg}).") from None
+            if not isinstance(record, dict):
+                raise WorkbenchError(f"Line {number} of {path.name} must be a JSON object.")
+            yield number, record
+
+
+def _csv_value(key: str, value: str | None, line: int) -> Any:
+    if value == "" or value is None:
+        return None
+    if key in _JSON_FIELDS and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            raise WorkbenchError(f"Line {line}: the {key} column is not valid JSON.") from None
+    return value
+
+
+class ExportMixin:
+    """export_records, export_bytes, export, import_records, import_file."""
+
+    def export_records(self, what: str, *, token: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+        """The rows of one export (see EXPORTS) and its column order (admin)."""
+        self.check_admin(token)
+        if what == "generations":
+            frame = self.generations()
+            return [{c: r[c] for c in GENERATION_EXPORT} for r in frame.to_dict("records")], GENERATION_EXPORT
+        if what == "likert":
+            return [{c: r[c] for c in LIKERT_EXPORT} for r in self.likert().to_dict("records")], LIKERT_EXPORT
+        if what in ("votes", "battles", "preferences"):
+            rows = self._vote_rows()
+            if what == "votes":
+                return [{c: r[c] for c in VOTE_EXPORT} for r in rows], VOTE_EXPORT
+            if what == "battles":
+                records = [battle_from_vote(r) for r in rows]
+                return records, list(records[0]) if records else ["model_a", "model_b", "winner", "judge", "tstamp"]
+            pairs = [p for p in map(preference_pair, rows) if p is not None]
+            return pairs, ["prompt", "chosen", "rejected"]
+        raise WorkbenchError(f"Export one of {', '.join(EXPORTS)}, not {what!r}.")
+
+    def export_bytes(self, what: str, fmt: str = "jsonl", *, token: str | None = None) -> bytes:
+        """One export as the bytes of a JSONL or CSV file (what a download button serves)."""
+        if fmt not in FORMATS:
+            raise WorkbenchError(f"The export format must be one of {', '.join(FORMATS)}, not {fmt!r}.")
+        records, columns = self.export_records(what, token=token)
+        out = io.StringIO(newline="")
+        if fmt == "jsonl":
+            write_jsonl(records, out)
+        else:
+            write_csv(records, out, columns)
+        return out.getvalue().encode("utf-8")
+
+    def export(self, what: str, fmt: str, path: str | Path, *, token: str | None = None) -> int:
+        """Write one export to `path`; returns the number of records."""
+        data = self.export_bytes(what, fmt, token=token)
+        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        Path(path).expanduser().write_bytes(data)
+        return data.count(b"\n") - (1 if fmt == "csv" else 0)
+
+    def import_file(self, what: str, path: str | Path, *, token: str | None = None) -> int:
+        """Import a JSONL or CSV file written by `export` (generations, votes or likert); returns rows added."""
+        return self.import_records(what, read_records(path), token=token)
+
+    def import_records(
+        self, what: str, records: Iterable[tuple[int, Mapping[str, Any]]], *, token: str | None = None
+    ) -> int:
+        """Import (line number, record) pairs; already-present rows are skipped. Returns rows added."""
+        self.check_admin(token)
+        if what not in IMPORTS:
+            raise WorkbenchError(f"Import one of {', '.join(IMPORTS)}, not {what!r}.")
+        one = {"generations": self._import_generation, "votes": self._import_vote, "likert": self._import_likert}[what]
+        added = 0
+        for line, record in records:
+            try:
+                added += one(record)
+            except WorkbenchError as exc:
+                raise WorkbenchError(f"Line {line}: {exc}") from None
+            except (KeyError, TypeError, ValueError) as exc:
+                raise WorkbenchError(f"Line {line}: a field is missing or malformed ({exc}).") from None
+        return added
+
+    def _uid_map(self, uids: list[str]) -> dict[str, int]:
+        with self._read() as s:
+            return {
+                uid: gid
+                for uid, gid in s.execute(select(Generation.uid, Generation.id).where(Generation.uid.in_(uids)))
+            }
+
+    def _import_generation(self, r: Mapping[str, Any]) -> int:
+        if self._uid_map([r["uid"]]):
+            return 0
+        stats = {k: r.get(k) for k in ("prompt_tokens", "new_tokens", "finish_reason", "seed")}
+        stats.update({k: float(r[k]) for k in ("ttft_s", "tokens_per_s", "total_s") if r.get(k) is not None})
+        stats.update({k: int(float(stats[k])) for k in ("prompt_tokens", "new_tokens", "seed") if stats[k] is not None})
+        self.add_generation(
+            r["checkpoint"],
+            r["messages"],
+            r["output"] or "",
+            r["settings"],
+            stats=stats,
+            metadata=r.get("metadata") or None,
+            uid=r["uid"],
+            created_at=float(r["created_at"]) if r.get("created_at") is not None else None,
+        )
+        return 1
+
+    def _ids_for(self, *uids: str) -> list[int]:
+        found = self._uid_map(list(uids))
+        for uid in uids:
+            if uid not in found:
+                raise WorkbenchError(f"generation {uid!r} is not in the store; import the generations first.")
+        return [found[u] for u in uids]
+
+    def _import_key(self, r: Mapping[str, Any], fields: tuple[str, ...]) -> str:
+        return r.get("key") or digest({f: r.get(f) for f in fields})  # stable, so a re-import adds nothing
+
+    def _import_vote(self, r: Mapping[str, Any]) -> int:
+        a, b = self._ids_for(r["generation_a_uid"], r["generation_b_uid"])
+        key = self._import_key(r, ("generation_a_uid", "generation_b_uid", "winner", "rater", "tstamp"))
+        before = self._count_key("votes", key)
+        tstamp = float(r["tstamp"]) if r.get("tstamp") is not None else None
+        self.add_vote(
+            a,
+            b,
+            r["winner"],
+            rater=r["rater"],
+            shown_left=r.get("shown_left") or "a",
+            reason=r.get("reason"),
+            session=r.get("session"),
+            key=key,
+            created_at=tstamp,
+        )
+        return 1 - before
+
+    def _import_likert(self, r: Mapping[str, Any]) -> int:
+        (gid,) = self._ids_for(r["generation_uid"])
+        key = self._import_key(r, ("generation_uid", "score", "rater", "tstamp"))
+        before = self._count_key("likert", key)
+        tstamp = float(r["tstamp"]) if r.get("tstamp") is not None else None
+        self.add_likert(
+            gid,
+            int(float(r["score"])),
+            rater=r["rater"],
+            comment=r.get("comment"),
+            session=r.get("session"),
+            key=key,
+            created_at=tstamp,
+        )
+        return 1 - before
+
+    def _count_key(self, table: str, key: str) -> int:
+        from workbench.store.schema import Likert, Vote
+
+        model = Vote if table == "votes" else Likert
+        with self._read() as s:
+            return 1 if s.scalar(select(model.id).where(model.client_key == key)) is not None else 0

@@ -1,0 +1,225 @@
+"""Generations in the store: record a model output with its prompt, checkpoint, settings and stats; find it again.
+
+A generation is identified for re-use by (prompt with system prompt, checkpoint, requested settings): the
+dashboard asks `find_generation` before generating, and shows the stored output when there is one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from workbench.errors import WorkbenchError
+from workbench.generation import FINISH_REASONS, GenerationSettings
+from workbench.store.records import GenerationRecord, digest, normalize_prompt, normalize_settings
+from workbench.store.schema import Checkpoint, Generation, Likert, Vote
+
+_STATS = ("prompt_tokens", "new_tokens", "ttft_s", "tokens_per_s", "total_s", "finish_reason", "seed")
+Prompt = str | Sequence[Mapping[str, Any]]
+SettingsLike = GenerationSettings | Mapping[str, Any] | None
+
+
+def to_record(g: Generation, checkpoint: str) -> GenerationRecord:
+    """A detached, read-only record of a generation row."""
+    return GenerationRecord(
+        id=g.id,
+        uid=g.uid,
+        checkpoint=checkpoint,
+        prompt=g.prompt,
+        messages=list(g.messages),
+        system_prompt=g.system_prompt,
+        settings=dict(g.settings),
+        output=g.output,
+        seed=g.seed,
+        prompt_tokens=g.prompt_tokens,
+        new_tokens=g.new_tokens,
+        ttft_s=g.ttft_s,
+        tokens_per_s=g.tokens_per_s,
+        total_s=g.total_s,
+        finish_reason=g.finish_reason,
+        prompt_id=g.prompt_id,
+        created_at=g.created_at,
+        meta=dict(g.meta or {}),
+    )
+
+
+def _stats_dict(stats: Any) -> dict[str, Any]:
+    if stats is None:
+        return {}
+    if is_dataclass(stats):
+        stats = asdict(stats)
+    if not isinstance(stats, Mapping):
+        raise WorkbenchError("Reply stats must be a ReplyStats or a mapping.")
+    out = {k: stats.get(k) for k in _STATS if stats.get(k) is not None}
+    if out.get("finish_reason") not in (None, *FINISH_REASONS):
+        raise WorkbenchError(f"Finish reason must be one of {', '.join(FINISH_REASONS)}, not {out['finish_reason']!r}.")
+    return out
+
+
+class GenerationsMixin:
+    """add_generation, find_generation, get_generation, generations, delete_generation."""
+
+    def add_generation(
+        self,
+        checkpoint: str,
+        prompt: Prompt,
+        output: str,
+        settings: SettingsLike = None,
+        *,
+        system_prompt: str | None = None,
+        stats: Any = None,
+        prompt_id: int | None = None,
+        base_model: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        uid: str | None = None,
+        created_at: float | None = None,
+    ) -> int:
+        """Store one output; the checkpoint is created when it is new. Returns the generation id.
+
+        Args:
+            checkpoint: Name of the checkpoint that produced it (the leaderboard's model name).
+            prompt: The user's text, or the conversation (`[{"role", "content"}, ...]`, last message the user's).
+            output: The reply text.
+            settings: The generation settings as requested (GenerationSettings or a dict of its fields).
+            system_prompt: System prompt, unless the conversation starts with one.
+            stats: `ReplyStats` (or a dict): token counts, timing, finish reason and the seed actually used.
+            prompt_id: The prompt-set prompt it answers, if any.
+            base_model: Recorded on the checkpoint when the checkpoint is created here.
+            metadata: Anything else worth keeping (JSON).
+            uid: A stable id for export/import; a new one is made when not given.
+            created_at: Epoch seconds (imports keep the original time); now when not given.
+        """
+        if not isinstance(output, str):
+            raise WorkbenchError("A generation's output must be text.")
+        text, messages, system = normalize_prompt(prompt, system_prompt)
+        request = normalize_settings(settings)
+        values = _stats_dict(stats)
+        values.setdefault("seed", request.get("seed"))
+        row = Generation(
+            uid=uid or uuid.uuid4().hex,
+            prompt_id=prompt_id,
+            prompt=text,
+            messages=messages,
+            system_prompt=system,
+            prompt_hash=digest(messages),
+            settings=request,
+            settings_hash=digest(request),
+            **{k: request[k] for k in ("temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty")},
+            output=output,
+            meta=dict(metadata) if metadata else None,
+            **values,
+        )
+        if created_at is not None:
+            row.created_at = float(created_at)
+        with self._write() as s:
+            row.checkpoint_id = self._checkpoint_id(s, checkpoint, create=True, base_model=base_model)
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def find_generation(
+        self, prompt: Prompt, checkpoint: str, settings: SettingsLike = None, *, system_prompt: str | None = None
+    ) -> GenerationRecord | None:
+        """The newest stored generation for exactly this request (prompt, system prompt, checkpoint, settings
+        as requested, seed included), or None."""
+        _, messages, _ = normalize_prompt(prompt, system_prompt)
+        query = (
+            select(Generation, Checkpoint.name)
+            .join(Checkpoint, Checkpoint.id == Generation.checkpoint_id)
+            .where(
+                Generation.prompt_hash == digest(messages),
+                Checkpoint.name == checkpoint,
+                Generation.settings_hash == digest(normalize_settings(settings)),
+            )
+            .order_by(Generation.id.desc())
+            .limit(1)
+        )
+        with self._read() as s:
+            found = s.execute(query).first()
+            return to_record(*found) if found else None
+
+    def get_generation(self, generation_id: int) -> GenerationRecord:
+        """One generation by id; WorkbenchError when there is none."""
+        with self._read() as s:
+            found = s.execute(
+                select(Generation, Checkpoint.name)
+                .join(Checkpoint, Checkpoint.id == Generation.checkpoint_id)
+                .where(Generation.id == generation_id)
+            ).first()
+        if found is None:
+            raise WorkbenchError(f"There is no generation with id {generation_id!r} in the store.")
+        return to_record(*found)
+
+    def generations(self, *, checkpoint: str | None = None, prompt_set: str | None = None):
+        """Generations as a DataFrame, one row each: ids, checkpoint, prompt, messages, settings (dict and
+        one column per setting), output, token counts, timing, finish reason, created_at."""
+        import pandas as pd
+
+        from workbench.store.schema import Prompt as PromptRow
+        from workbench.store.schema import PromptSet
+
+        query = select(Generation, Checkpoint.name).join(Checkpoint, Checkpoint.id == Generation.checkpoint_id)
+        if checkpoint is not None:
+            query = query.where(Checkpoint.name == checkpoint)
+        if prompt_set is not None:
+            query = (
+                query.join(PromptRow, PromptRow.id == Generation.prompt_id)
+                .join(PromptSet, PromptSet.id == PromptRow.prompt_set_id)
+                .where(PromptSet.name == prompt_set)
+            )
+        with self._read() as s:
+            rows = [generation_row(g, name) for g, name in s.execute(query.order_by(Generation.id))]
+        return pd.DataFrame(rows, columns=GENERATION_COLUMNS)
+
+    def delete_generation(self, generation_id: int, *, token: str | None = None) -> None:
+        """Delete a generation and the ratings that point at it (admin)."""
+        self.check_admin(token)
+        with self._write() as s:
+            if s.get(Generation, generation_id) is None:
+                raise WorkbenchError(f"There is no generation with id {generation_id!r} in the store.")
+            s.execute(
+                delete(Vote).where((Vote.generation_a_id == generation_id) | (Vote.generation_b_id == generation_id))
+            )
+            s.execute(delete(Likert).where(Likert.generation_id == generation_id))
+            s.execute(delete(Generation).where(Generation.id == generation_id))
+
+
+GENERATION_COLUMNS = [
+    "id",
+    "uid",
+    "checkpoint",
+    "prompt_id",
+    "prompt",
+    "messages",
+    "system_prompt",
+    "prompt_hash",
+    "settings",
+    "settings_hash",
+    "temperature",
+    "top_p",
+    "top_k",
+    "max_new_tokens",
+    "repetition_penalty",
+    "seed",
+    "output",
+    "prompt_tokens",
+    "new_tokens",
+    "ttft_s",
+    "tokens_per_s",
+    "total_s",
+    "finish_reason",
+    "metadata",
+    "created_at",
+]
+
+
+def generation_row(g: Generation, checkpoint: str) -> dict[str, Any]:
+    """One generation as a flat dict (the export and DataFrame form)."""
+    row = {c: getattr(g, c) for c in GENERATION_COLUMNS if c not in ("checkpoint", "metadata")}
+    row["checkpoint"] = checkpoint
+    row["metadata"] = g.meta or {}
+    return row

@@ -1,0 +1,195 @@
+"""Plain records the store hands out (generations, rating items, progress) and the checks on what comes in.
+
+The records are frozen dataclasses so UIs can keep them in session state; `PairItem` carries everything a
+blind pairwise screen needs: both outputs, which one goes left (chosen at random when the item was served),
+and the idempotency key to send back with the vote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.errors import WorkbenchError
+from workbench.generation import GenerationSettings, check_messages
+
+RATER_MAX = 64
+_RATER = re.compile(r"^\w[\w .@-]*$")
+_KEY = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
+CHOICES = {"left": None, "right": None, "tie": "tie", "bothbad": "bothbad"}
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    """A stored generation, as the UIs show it."""
+
+    id: int
+    uid: str
+    checkpoint: str
+    prompt: str
+    messages: list[dict[str, str]]
+    system_prompt: str | None
+    settings: dict[str, Any]
+    output: str
+    seed: int | None = None
+    prompt_tokens: int | None = None
+    new_tokens: int | None = None
+    ttft_s: float | None = None
+    tokens_per_s: float | None = None
+    total_s: float | None = None
+    finish_reason: str | None = None
+    prompt_id: int | None = None
+    created_at: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PairItem:
+    """Two outputs for the same prompt from different checkpoints, to be judged blind.
+
+    `a` and `b` are the generations (a has the lower id); `shown_left` ("a" or "b") is the one to show on the
+    left. Send `key` with the vote so a double click or a reload records it once.
+    """
+
+    a: GenerationRecord
+    b: GenerationRecord
+    shown_left: str
+    key: str
+
+    @property
+    def left(self) -> GenerationRecord:
+        """The generation to show on the left."""
+        return self.a if self.shown_left == "a" else self.b
+
+    @property
+    def right(self) -> GenerationRecord:
+        """The generation to show on the right."""
+        return self.b if self.shown_left == "a" else self.a
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        """The conversation both outputs answer."""
+        return self.a.messages
+
+    def winner_for(self, choice: str) -> str:
+        """The stored winner ("a", "b", "tie", "bothbad") for a button: "left", "right", "tie" or "bothbad"."""
+        if choice not in CHOICES:
+            raise WorkbenchError(f"A vote must be one of {', '.join(CHOICES)}, not {choice!r}.")
+        if choice == "left":
+            return self.shown_left
+        if choice == "right":
+            return "b" if self.shown_left == "a" else "a"
+        return CHOICES[choice]
+
+
+@dataclass(frozen=True)
+class LikertItem:
+    """One output to score from 1 to 5; send `key` with the score."""
+
+    generation: GenerationRecord
+    key: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far one rater has got: what they did and what is left for them."""
+
+    rater: str
+    votes: int
+    likert: int
+    pairs_left: int
+    likert_left: int
+
+    @property
+    def done(self) -> int:
+        """Ratings given, pairwise and Likert together."""
+        return self.votes + self.likert
+
+
+def check_rater(name: str | None) -> str:
+    """A valid rater name, stripped: 1 to 64 letters, digits, spaces or . _ - @, starting with a letter or digit."""
+    clean = name.strip() if isinstance(name, str) else ""
+    if not clean or len(clean) > RATER_MAX or not _RATER.match(clean):
+        raise WorkbenchError(
+            f"A rater name must be 1 to {RATER_MAX} letters, digits, spaces or . _ - @,"
+            " starting with a letter or digit."
+        )
+    return clean
+
+
+def anonymous_rater(session: str) -> str:
+    """The rater name used for a rater who stays anonymous: derived from their session id."""
+    return check_rater(f"anon-{check_session(session)[:16]}")
+
+
+def check_session(session: str | None) -> str | None:
+    """A valid session id (8 to 64 letters, digits, . _ : -) or None."""
+    if session is None or session == "":
+        return None
+    if not isinstance(session, str) or not _KEY.match(session):
+        raise WorkbenchError("A session id must be 8 to 64 letters, digits or . _ : - characters.")
+    return session
+
+
+def check_key(key: str | None) -> str | None:
+    """A valid idempotency key (8 to 64 letters, digits, . _ : -) or None."""
+    if key is None or key == "":
+        return None
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise WorkbenchError("An idempotency key must be 8 to 64 letters, digits or . _ : - characters.")
+    return key
+
+
+def check_name(kind: str, name: str | None, limit: int = 200) -> str:
+    """A non-empty name of at most `limit` characters (checkpoints, suites, runs, prompt sets)."""
+    clean = name.strip() if isinstance(name, str) else ""
+    if not clean or len(clean) > limit:
+        raise WorkbenchError(f"A {kind} name must be 1 to {limit} characters, not {name!r}.")
+    return clean
+
+
+def canonical_json(data: Any) -> str:
+    """JSON with sorted keys and no spaces: the text whose hash identifies a prompt or a set of settings."""
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def digest(data: Any) -> str:
+    """SHA-256 hex of the canonical JSON of `data`."""
+    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
+
+
+def normalize_settings(settings: GenerationSettings | Mapping[str, Any] | None) -> dict[str, Any]:
+    """Generation settings as a validated, JSON-ready dict (defaults filled in)."""
+    if settings is None:
+        return GenerationSettings().to_dict()
+    if isinstance(settings, GenerationSettings):
+        return settings.to_dict()
+    if not isinstance(settings, Mapping):
+        raise WorkbenchError("Generation settings must be a GenerationSettings or a mapping of its fields.")
+    return GenerationSettings.from_dict(settings).to_dict()
+
+
+def normalize_prompt(
+    prompt: str | Sequence[Mapping[str, Any]], system_prompt: str | None = None
+) -> tuple[str, list[dict[str, str]], str | None]:
+    """The prompt as (last user text, full messages with the system prompt first, system prompt).
+
+    A plain string becomes one user message; a conversation is validated. A system message inside the
+    conversation wins over `system_prompt`.
+    """
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise WorkbenchError("The prompt is empty.")
+        messages = [{"role": "user", "content": prompt}]
+    else:
+        messages = check_messages(prompt)
+    system = system_prompt.strip() if isinstance(system_prompt, str) and system_prompt.strip() else None
+    if messages[0]["role"] == "system":
+        system = messages[0]["content"]
+    elif system:
+        messages = [{"role": "system", "content": system}, *messages]
+    return messages[-1]["content"], messages, system

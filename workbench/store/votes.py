@@ -1,0 +1,292 @@
+"""Human ratings in the store: blind pairwise votes and Likert scores, and picking the next item for a rater.
+
+Every rating points at stored generations (a vote for one that does not exist is refused). A vote or score
+sent twice with the same idempotency key is recorded once: the key is unique in the database, so even two
+processes racing with one key leave one row. Items are served least-rated first, skipping what the rater
+already did, with the left/right order drawn at random and recorded with the vote.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
+
+from workbench.errors import WorkbenchError
+from workbench.store.generations import to_record
+from workbench.store.records import (
+    LikertItem,
+    PairItem,
+    Progress,
+    anonymous_rater,
+    check_key,
+    check_rater,
+    check_session,
+)
+from workbench.store.schema import SIDES, WINNERS, Checkpoint, Generation, Likert, Vote
+
+REASON_MAX = 2000
+_CANDIDATES = 200  # least-rated candidates fetched before the random draw among the least-rated
+
+
+def _rater(rater: str | None, session: str | None) -> tuple[str, str | None]:
+    session = check_session(session)
+    if rater is None or (isinstance(rater, str) and not rater.strip()):
+        if session is None:
+            raise WorkbenchError("Give a rater name, or a session id to rate anonymously.")
+        return anonymous_rater(session), session
+    return check_rater(rater), session
+
+
+def _text(kind: str, value: str | None) -> str | None:
+    if value is None or not str(value).strip():
+        return None
+    if len(value) > REASON_MAX:
+        raise WorkbenchError(f"The {kind} is {len(value)} characters long; keep it under {REASON_MAX}.")
+    return str(value).strip()
+
+
+class RatingsMixin:
+    """add_vote, add_likert, next_pair_for, next_likert_for, rater_progress, delete_vote, delete_rater."""
+
+    def add_vote(
+        self,
+        generation_a: int,
+        generation_b: int,
+        winner: str,
+        *,
+        rater: str | None,
+        shown_left: str = "a",
+        reason: str | None = None,
+        session: str | None = None,
+        key: str | None = None,
+        created_at: float | None = None,
+    ) -> int:
+        """Record a pairwise vote and return its id (the first vote's id when `key` was already used).
+
+        Args:
+            generation_a: Id of generation a.
+            generation_b: Id of generation b (another generation of the same prompt).
+            winner: "a", "b", "tie" or "bothbad" (use `PairItem.winner_for("left")` to map a button).
+            rater: The rater's name; None to stay anonymous under `session`.
+            shown_left: Which of a and b was shown on the left.
+            reason: Optional free text from the rater (stored as is; escape it when showing it).
+            session: The rater's browser session id.
+            key: Idempotency key from the client (`PairItem.key`); a repeat is not recorded again.
+            created_at: Epoch seconds (imports keep the original time); now when not given.
+        """
+        if winner not in WINNERS:
+            raise WorkbenchError(f"The winner must be one of {', '.join(WINNERS)}, not {winner!r}.")
+        if shown_left not in SIDES:
+            raise WorkbenchError(f"shown_left must be 'a' or 'b', not {shown_left!r}.")
+        if generation_a == generation_b:
+            raise WorkbenchError("A pairwise vote needs two different generations.")
+        rater, session = _rater(rater, session)
+        row = Vote(
+            generation_a_id=generation_a,
+            generation_b_id=generation_b,
+            winner=winner,
+            shown_left=shown_left,
+            reason=_text("reason", reason),
+            rater=rater,
+            session=session,
+            client_key=check_key(key),
+        )
+        if created_at is not None:
+            row.created_at = float(created_at)
+        return self._insert_once(row, Vote, [generation_a, generation_b])
+
+    def add_likert(
+        self,
+        generation: int,
+        score: int,
+        *,
+        rater: str | None,
+        comment: str | None = None,
+        session: str | None = None,
+        key: str | None = None,
+        created_at: float | None = None,
+    ) -> int:
+        """Record a 1-to-5 score of one generation; returns its id (the first one's id on a repeated key)."""
+        if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+            raise WorkbenchError(f"A Likert score must be a whole number from 1 to 5, not {score!r}.")
+        rater, session = _rater(rater, session)
+        row = Likert(
+            generation_id=generation,
+            score=score,
+            comment=_text("comment", comment),
+            rater=rater,
+            session=session,
+            client_key=check_key(key),
+        )
+        if created_at is not None:
+            row.created_at = float(created_at)
+        return self._insert_once(row, Likert, [generation])
+
+    def _insert_once(self, row: Vote | Likert, table: type, generation_ids: Sequence[int]) -> int:
+        for gid in generation_ids:
+            if isinstance(gid, bool) or not isinstance(gid, int):
+                raise WorkbenchError(f"A generation id must be a whole number, not {gid!r}.")
+        try:
+            with self._write() as s:
+                if row.client_key is not None:
+                    seen = s.scalar(select(table.id).where(table.client_key == row.client_key))
+                    if seen is not None:
+                        return seen
+                found = set(s.scalars(select(Generation.id).where(Generation.id.in_(generation_ids))))
+                missing = [g for g in generation_ids if g not in found]
+                if missing:
+                    raise WorkbenchError(
+                        f"There is no generation with id {missing[0]} in the store; nothing was recorded."
+                    )
+                s.add(row)
+                s.flush()
+                return row.id
+        except IntegrityError:
+            # Two submissions with one key raced (PostgreSQL lets both past the read): the other one won.
+            if row.client_key is None:
+                raise
+            with self._read() as s:
+                seen = s.scalar(select(table.id).where(table.client_key == row.client_key))
+            if seen is None:
+                raise
+            return seen
+
+    # --- serving items ------------------------------------------------------------------------------------
+
+    def _pair_query(self, rater: str, checkpoints: Sequence[str] | None, same_settings: bool):
+        ga, gb = aliased(Generation), aliased(Generation)
+        ca, cb = aliased(Checkpoint), aliased(Checkpoint)
+        on_pair = or_(
+            and_(Vote.generation_a_id == ga.id, Vote.generation_b_id == gb.id),
+            and_(Vote.generation_a_id == gb.id, Vote.generation_b_id == ga.id),
+        )
+        n_votes = select(func.count(Vote.id)).where(on_pair).correlate(ga, gb).scalar_subquery()
+        mine = select(Vote.id).where(on_pair, Vote.rater == rater).correlate(ga, gb).exists()
+        conditions = [
+            ga.prompt_hash == gb.prompt_hash,
+            ga.id < gb.id,
+            ga.checkpoint_id != gb.checkpoint_id,
+            ga.output != "",
+            gb.output != "",
+            ~mine,
+        ]
+        if same_settings:
+            conditions.append(ga.settings_hash == gb.settings_hash)
+        query = (
+            select(ga, ca.name, gb, cb.name, n_votes.label("n"))
+            .select_from(ga)
+            .join(gb, and_(*conditions))
+            .join(ca, ca.id == ga.checkpoint_id)
+            .join(cb, cb.id == gb.checkpoint_id)
+        )
+        if checkpoints:
+            names = [str(c) for c in checkpoints]
+            query = query.where(ca.name.in_(names), cb.name.in_(names))
+        return query
+
+    def next_pair_for(
+        self,
+        rater: str | None,
+        *,
+        session: str | None = None,
+        checkpoints: Sequence[str] | None = None,
+        same_settings: bool = True,
+        rng: random.Random | None = None,
+    ) -> PairItem | None:
+        """The next blind pair for this rater, or None when they have rated every pair on offer.
+
+        A pair is two non-empty generations of the same prompt (and, by default, the same settings) from
+        two different checkpoints, that this rater has not voted on; the least-voted pairs come first.
+        The left/right order is drawn with `rng` and must be sent back as `shown_left` with the vote.
+        """
+        rater, _ = _rater(rater, session)
+        rng = rng or random.Random()
+        query = self._pair_query(rater, checkpoints, same_settings).order_by("n").limit(_CANDIDATES)
+        with self._read() as s:
+            rows = s.execute(query).all()
+        if not rows:
+            return None
+        fewest = [r for r in rows if r.n == rows[0].n]
+        ga, name_a, gb, name_b, _ = rng.choice(fewest)
+        return PairItem(
+            a=to_record(ga, name_a), b=to_record(gb, name_b), shown_left=rng.choice(SIDES), key=uuid.uuid4().hex
+        )
+
+    def _likert_query(self, rater: str, checkpoints: Sequence[str] | None):
+        n_scores = select(func.count(Likert.id)).where(Likert.generation_id == Generation.id).scalar_subquery()
+        mine = select(Likert.id).where(Likert.generation_id == Generation.id, Likert.rater == rater).exists()
+        query = (
+            select(Generation, Checkpoint.name, n_scores.label("n"))
+            .join(Checkpoint, Checkpoint.id == Generation.checkpoint_id)
+            .where(Generation.output != "", ~mine)
+        )
+        if checkpoints:
+            query = query.where(Checkpoint.name.in_([str(c) for c in checkpoints]))
+        return query
+
+    def next_likert_for(
+        self,
+        rater: str | None,
+        *,
+        session: str | None = None,
+        checkpoints: Sequence[str] | None = None,
+        rng: random.Random | None = None,
+    ) -> LikertItem | None:
+        """The next output for this rater to score 1 to 5 (least-scored first), or None when none is left."""
+        rater, _ = _rater(rater, session)
+        rng = rng or random.Random()
+        with self._read() as s:
+            rows = s.execute(self._likert_query(rater, checkpoints).order_by("n").limit(_CANDIDATES)).all()
+        if not rows:
+            return None
+        g, name, _ = rng.choice([r for r in rows if r.n == rows[0].n])
+        return LikertItem(generation=to_record(g, name), key=uuid.uuid4().hex)
+
+    def rater_progress(
+        self, rater: str | None, *, session: str | None = None, checkpoints: Sequence[str] | None = None
+    ) -> Progress:
+        """How many votes and scores this rater gave, and how many pairs and outputs are left for them."""
+        rater, _ = _rater(rater, session)
+        with self._read() as s:
+            votes = s.scalar(select(func.count(Vote.id)).where(Vote.rater == rater))
+            likert = s.scalar(select(func.count(Likert.id)).where(Likert.rater == rater))
+            pairs_left = s.scalar(
+                select(func.count()).select_from(self._pair_query(rater, checkpoints, True).subquery())
+            )
+            likert_left = s.scalar(select(func.count()).select_from(self._likert_query(rater, checkpoints).subquery()))
+        return Progress(rater=rater, votes=votes, likert=likert, pairs_left=pairs_left, likert_left=likert_left)
+
+    def raters(self) -> list[str]:
+        """Every rater name that gave a vote or a score, sorted."""
+        with self._read() as s:
+            names = set(s.scalars(select(Vote.rater).distinct())) | set(s.scalars(select(Likert.rater).distinct()))
+        return sorted(names)
+
+    # --- deleting -----------------------------------------------------------------------------------------
+
+    def delete_vote(self, vote_id: int, *, token: str | None = None) -> None:
+        """Delete one pairwise vote (admin)."""
+        self.check_admin(token)
+        with self._write() as s:
+            if s.execute(delete(Vote).where(Vote.id == vote_id)).rowcount == 0:
+                raise WorkbenchError(f"There is no vote with id {vote_id!r}.")
+
+    def delete_likert(self, likert_id: int, *, token: str | None = None) -> None:
+        """Delete one Likert score (admin)."""
+        self.check_admin(token)
+        with self._write() as s:
+            if s.execute(delete(Likert).where(Likert.id == likert_id)).rowcount == 0:
+                raise WorkbenchError(f"There is no Likert score with id {likert_id!r}.")
+
+    def delete_rater(self, rater: str, *, token: str | None = None) -> int:
+        """Delete every vote and score of one rater (admin); returns how many ratings went."""
+        self.check_admin(token)
+        rater = check_rater(rater)
+        with self._write() as s:
+            n = s.execute(delete(Vote).where(Vote.rater == rater)).rowcount
+            return n + s.execute(delete(Likert).where(Likert.rater == rater)).rowcount
