@@ -83,6 +83,7 @@ class Reply:
         self.error: BaseException | None = None
         self.output_ids: list[int] = []
         self.first_token_at: float | None = None
+        self.tokens_streamed = 0  # new tokens handed to the streamer so far (the reply's progress)
         self.generation_started: float | None = None
         self._started = started
         self._filter = _StopFilter(stops)
@@ -355,8 +356,10 @@ class _TimedStreamer:
         self._ended = False
 
     def put(self, value: Any) -> None:
-        if self._prompt_seen and self._reply.first_token_at is None:
-            self._reply.first_token_at = time.perf_counter()
+        if self._prompt_seen:
+            if self._reply.first_token_at is None:
+                self._reply.first_token_at = time.perf_counter()
+            self._reply.tokens_streamed += value.numel()
         self._prompt_seen = True
         self._inner.put(value)
 

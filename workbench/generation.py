@@ -224,7 +224,7 @@ class ReplyStats:
     def summary(self) -> str:
         """One line for people: tokens, speed, first-token latency, why it stopped."""
         parts = [
-            f"{self.new_tokens} tokens",
+            f"{self.new_tokens} token{'' if self.new_tokens == 1 else 's'}",
             f"{self.tokens_per_s:.1f} tok/s",
             f"first token {self.ttft_s:.2f} s" if self.ttft_s is not None else "no token",
             f"prompt {self.prompt_tokens} tokens",

@@ -4,8 +4,8 @@ The chat function is also the named API endpoint "chat" (for gradio_client):
     chat(message, history, system_prompt, checkpoint, temperature, max_new_tokens,
          top_p, top_k, repetition_penalty, seed, stop) -> (history, stats)
 `history` is a list of {"role", "content"} messages; each streamed update is the whole history with
-the growing reply last, and `stats` is a one-line summary. `seed` may be empty (random); `stop` is one
-stop string per line.
+the growing reply last, and `stats` is a one-line summary. `seed` -1 or empty means random; `stop` is
+one stop string per line.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, see
         top_p=top_p,
         top_k=top_k,
         repetition_penalty=repetition_penalty,
-        seed=None if seed in (None, "") else seed,
+        seed=None if seed in (None, "", -1) else seed,
         stop=stop or "",
     )
 
@@ -165,7 +165,7 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
                     label="Repetition penalty",
                     elem_id="repetition-penalty",
                 )
-                seed = gr.Number(None, precision=0, label="Seed (empty = random)", elem_id="seed")
+                seed = gr.Number(-1, precision=0, minimum=-1, label="Seed (-1 = random)", elem_id="seed")
                 stop = gr.Textbox(label="Stop strings (one per line)", lines=2, elem_id="stop-strings")
     # The message being answered; a hidden Textbox (not a State) so that the API endpoint takes it.
     pending = gr.Textbox(visible=False)

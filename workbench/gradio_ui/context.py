@@ -93,4 +93,4 @@ def user_error(exc: WorkbenchError) -> gr.Error:
 
     Gradio renders an error message as HTML, and the sentence may quote user input: escape it.
     """
-    return gr.Error(html.escape(str(exc)), print_exception=False)
+    return gr.Error(html.escape(str(exc), quote=False), print_exception=False)

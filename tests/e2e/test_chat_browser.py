@@ -1,0 +1,55 @@
+"""The Chat tab in a real browser: type, watch the answer stream, move sliders, stop, screenshot."""
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+RECORD_BOT_TEXTS = """() => { window.__botTexts = [];
+  new MutationObserver(() => { const b = document.querySelectorAll('#chatbot [data-testid="bot"]');
+    if (!b.length) return; const t = b[b.length-1].innerText;
+    if (window.__botTexts.at(-1) !== t) window.__botTexts.push(t); })
+  .observe(document.querySelector('#chatbot'), {subtree: true, childList: true, characterData: true}); }"""
+
+
+def set_slider(page, elem_id, value):
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+    expect(box).to_have_value(str(value))
+
+
+def test_chat_streams_and_sliders_apply(page, gradio_app, artifacts):
+    page.goto(gradio_app.url, wait_until="domcontentloaded")
+    box = page.locator("#msg textarea")
+    expect(box).to_be_editable()
+    set_slider(page, "temperature", 0)
+    set_slider(page, "max-new-tokens", 40)
+    page.locator("#system-prompt textarea").fill("Answer in one sentence.")
+    page.evaluate(RECORD_BOT_TEXTS)
+    box.fill("What is the capital of France?")
+    box.press("Enter")
+    bot = page.locator('#chatbot [data-testid="bot"]').last
+    expect(bot).to_contain_text("Paris")
+    stats = page.locator("#stats")
+    expect(stats).to_contain_text("stopped:")
+    assert len(page.evaluate("window.__botTexts")) >= 2  # partial answers were shown while streaming
+    assert "tok/s" in stats.inner_text() and "first token" in stats.inner_text()
+    expect(box).to_have_value("")
+    page.screenshot(path=artifacts / "chat.png", full_page=True)
+
+
+def test_stop_button_stops_generation(page, gradio_app, artifacts):
+    page.goto(gradio_app.url, wait_until="domcontentloaded")
+    box = page.locator("#msg textarea")
+    expect(box).to_be_editable()
+    set_slider(page, "max-new-tokens", 600)
+    box.fill("Write a very long story about a dragon who learns to cook.")
+    box.press("Enter")
+    bot = page.locator('#chatbot [data-testid="bot"]').last
+    expect(bot).to_contain_text(" ")  # streaming has begun
+    page.locator("#stop").click()
+    expect(page.locator("#stats")).to_contain_text("stopped: cancelled")
+    page.locator("#advanced").click()  # show the advanced settings in the screenshot
+    expect(page.locator("#top-p")).to_be_visible()
+    page.screenshot(path=artifacts / "chat_stopped.png", full_page=True)

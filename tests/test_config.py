@@ -1,0 +1,53 @@
+"""Settings: environment parsing, defaults, validation and the admin-token check."""
+
+import pytest
+
+from workbench.config import Settings
+from workbench.errors import WorkbenchError
+
+
+def test_defaults_derive_paths_from_home(tmp_path):
+    s = Settings(home=tmp_path)
+    assert s.models_dir == tmp_path / "models"
+    assert s.adapters_dir == tmp_path / "models" / "adapters"
+    assert s.base_dir == tmp_path / "models" / "base"
+    assert s.db_url == f"sqlite:///{tmp_path / 'var' / 'workbench.db'}"
+    assert s.model is None and s.trust_remote_code is False
+
+
+def test_from_env_reads_variables_only_when_called(tmp_path):
+    env = {
+        "WORKBENCH_HOME": str(tmp_path),
+        "WORKBENCH_MODEL": "some/model",
+        "WORKBENCH_DEVICE": "cpu",
+        "WORKBENCH_DTYPE": "bfloat16",
+        "WORKBENCH_TRUST_REMOTE_CODE": "1",
+        "WORKBENCH_DB_URL": "postgresql+psycopg://u@h/db",
+    }
+    s = Settings.from_env(env)
+    assert (s.home, s.model, s.device, s.dtype) == (tmp_path, "some/model", "cpu", "bfloat16")
+    assert s.trust_remote_code is True and s.db_url.startswith("postgresql+psycopg")
+    assert Settings.from_env(env, model="other").model == "other"  # keyword arguments win
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"WORKBENCH_DEVICE": "tpu"}, "Device must be one of"),
+        ({"WORKBENCH_DTYPE": "int4"}, "Dtype must be one of"),
+        ({"WORKBENCH_TRUST_REMOTE_CODE": "maybe"}, "WORKBENCH_TRUST_REMOTE_CODE must be 1 or 0"),
+    ],
+)
+def test_bad_settings_get_one_sentence(env, needle):
+    with pytest.raises(WorkbenchError, match=needle):
+        Settings.from_env(env)
+
+
+def test_admin_token_is_required_only_when_set(tmp_path):
+    Settings(home=tmp_path).check_admin(None)  # no token configured: open
+    guarded = Settings(home=tmp_path, admin_token="s3cret")
+    guarded.check_admin("s3cret")
+    for wrong in (None, "", "S3CRET"):
+        with pytest.raises(WorkbenchError, match="admin token"):
+            guarded.check_admin(wrong)
+    assert "s3cret" not in repr(guarded)
