@@ -16,6 +16,7 @@ a time on the model (a lock), so concurrent callers never share adapter state, s
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import random
@@ -160,6 +161,22 @@ class ChatEngine:
     def checkpoints(self) -> list[str]:
         """Names a request can use: "base", then every usable adapter."""
         return [BASE_NAME] + [a.name for a in self.adapters() if a.usable]
+
+    @contextlib.contextmanager
+    def model_for(self, adapter: str | None = None) -> Iterator[Any]:
+        """The model with `adapter` active (None or "base": no adapter), for direct use such as perplexity.
+
+        The engine's lock is held until the `with` block ends, so no generation or adapter switch
+        interleaves. Raises WorkbenchError for an unknown or unusable adapter, before taking the lock.
+        """
+        chosen = None if adapter in (None, "", BASE_NAME) else find_adapter(self.settings, adapter, self.base)
+        with self._lock:
+            model = self._select(chosen)
+            if chosen is None and model is not self.loaded.model:  # a PeftModel: switch its adapters off
+                with model.disable_adapter():
+                    yield model
+            else:
+                yield model
 
     def encode(self, messages: Sequence[Message]) -> list[int]:
         """Token ids of a conversation in the model's chat template, ending with the assistant cue."""
