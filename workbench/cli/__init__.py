@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from workbench.errors import WorkbenchError
 
-COMMANDS = ("chat", "models")
+COMMANDS = ("chat", "models", "leaderboard", "export", "import")
 
 
 def build_parser() -> argparse.ArgumentParser:
