@@ -1,0 +1,39 @@
+"""`python -m workbench export`: write ratings or generations from the store to a JSONL or CSV file.
+
+    python -m workbench export --what votes --format csv --out votes.csv
+    python -m workbench export --what battles --out battles.jsonl        # FastChat clean-battle form
+    python -m workbench export --what preferences --out dpo.jsonl        # TRL DPO pairs (prompt/chosen/rejected)
+
+--what is one of generations, votes, likert, battles, preferences. When WORKBENCH_ADMIN_TOKEN is set, pass
+the same value with --token. The format defaults to the --out file's suffix (jsonl otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from workbench.config import Settings
+
+# Kept here rather than imported from workbench.store.export so that building the CLI parser stays light.
+EXPORTS = ("generations", "votes", "likert", "battles", "preferences")
+FORMATS = ("jsonl", "csv")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("export", help="export votes, Likert scores, generations, battles or DPO preferences")
+    p.add_argument("--what", required=True, choices=EXPORTS, help="what to export")
+    p.add_argument("--format", choices=FORMATS, help="jsonl or csv (default: from --out's suffix, else jsonl)")
+    p.add_argument("--out", required=True, metavar="FILE", help="file to write")
+    p.add_argument("--token", help="the admin token, when WORKBENCH_ADMIN_TOKEN is set")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from workbench.store import Store
+
+    fmt = args.format or ("csv" if Path(args.out).suffix.lower() == ".csv" else "jsonl")
+    with Store.open(Settings.from_env()) as store:
+        n = store.export(args.what, fmt, args.out, token=args.token)
+    print(f"Wrote {n} {args.what} records to {args.out}.")
+    return 0

@@ -1,0 +1,93 @@
+"""`python -m workbench leaderboard`: Bradley-Terry ratings with 95% bootstrap intervals and ranks.
+
+    python -m workbench leaderboard                                  # from the store's pairwise votes
+    python -m workbench leaderboard --battles clean_battle.json      # a FastChat clean-battle JSON or JSONL file
+    python -m workbench leaderboard --bootstrap 1000 --seed 0 --json # one JSON object
+
+Prints each model's rating, interval, rank (interval-aware), online Elo and vote counts, and the position
+bias (how often the left output won). A bad battle file is reported with its line number (exit code 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from workbench.cli.common import print_json
+from workbench.config import Settings
+from workbench.errors import WorkbenchError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("leaderboard", help="rank models from pairwise votes (store or FastChat battle file)")
+    p.add_argument("--battles", metavar="FILE", help="FastChat clean-battle file (.json or .jsonl); default: the store")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap rounds (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    p.add_argument("--anchor", metavar="MODEL", help="put this model at 1000 (default: the mean is 1000)")
+    p.add_argument("--rater", help="only this rater's votes (store) or judge's battles (file)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def _battles(args: argparse.Namespace):
+    from workbench import ratings
+
+    if args.battles:
+        battles, source = ratings.load_battles(args.battles), args.battles
+    else:
+        from workbench.store import Store
+
+        settings = Settings.from_env()
+        with Store.open(settings) as store:
+            battles = store.battles()
+        source = settings.db_url.split("@")[-1] if "@" in settings.db_url else settings.db_url
+    if args.rater:
+        if "judge" not in battles.columns:
+            raise WorkbenchError("These battles have no judge column, so --rater cannot filter them.")
+        battles = battles[battles["judge"] == args.rater]
+    return battles, source
+
+
+def _clean(value):
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 2)
+    return value.item() if hasattr(value, "item") else value
+
+
+def run(args: argparse.Namespace) -> int:
+    from workbench import ratings
+
+    if args.bootstrap < 0:
+        raise WorkbenchError(f"--bootstrap must be 0 or more, not {args.bootstrap}.")
+    battles, source = _battles(args)
+    board = ratings.leaderboard(battles, bootstrap=args.bootstrap, seed=args.seed, anchor=args.anchor)
+    bias = ratings.position_bias(battles) if len(battles) else None
+    if args.json:
+        models = [{k: _clean(v) for k, v in row.items()} for row in board.to_dict("records")]
+        bias_out = {k: _clean(v) for k, v in bias.items()} if bias else None
+        meta = {"source": source, "battles": len(battles), "bootstrap": args.bootstrap, "seed": args.seed}
+        print_json({**meta, "models": models, "position_bias": bias_out})
+        return 0
+    if board.empty:
+        print(f"No pairwise votes in {source} yet.")
+        return 0
+    _print_table(board, len(battles), args.bootstrap)
+    if bias and bias["decisive"]:
+        print(
+            f"\nLeft output won {bias['left_wins']} of {bias['decisive']} decisive votes ({bias['rate']:.0%},"
+            f" 95% interval {bias['lower']:.0%} to {bias['upper']:.0%}); {bias['ties']} ties or both bad."
+        )
+    return 0
+
+
+def _print_table(board, n_battles: int, bootstrap: int) -> None:
+    width = max(5, *(len(m) for m in board["model"]))
+    interval = "95% interval" if bootstrap else "(no bootstrap)"
+    print(f"{n_battles} battles, {bootstrap} bootstrap rounds.\n")
+    print(f"{'rank':>4}  {'model':<{width}}  {'rating':>7}  {interval:^17}  {'votes':>5}  {'W-L-T':>11}  {'elo':>6}")
+    for r in board.itertuples():
+        record = f"{r.wins}-{r.losses}-{r.ties}"
+        span = f"{r.lower:7.1f} - {r.upper:<7.1f}"
+        print(
+            f"{r.rank:>4}  {r.model:<{width}}  {r.rating:7.1f}  {span:^17}  {r.battles:>5}  {record:>11}  {r.elo:6.1f}"
+        )
