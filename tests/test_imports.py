@@ -1,0 +1,59 @@
+"""The light modules stay light: importing (and using) them in a fresh interpreter pulls in no torch,
+transformers, peft, trl, datasets, gradio or streamlit (DESIGN.md: the dashboard starts fast and never holds a
+model it did not ask for). Add a module to LIGHT when it must stay light.
+
+Run: .venv/bin/python -m pytest -q tests/test_imports.py
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "gradio", "streamlit")
+LIGHT = [
+    "workbench.config",
+    "workbench.errors",
+    "workbench.generation",
+    "workbench.registry",
+    "workbench.store",
+    "workbench.ratings",
+    "workbench.agreement",
+    "workbench.cli",
+]
+
+
+def heavy_after(code: str) -> list[str]:
+    """Run `code` in a fresh interpreter; the heavy packages it left in sys.modules."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("module", LIGHT)
+def test_light_module_imports_no_heavy_package(module):
+    assert heavy_after(f"import {module}") == []
+
+
+def test_store_and_ratings_in_use_stay_light(tmp_path):
+    code = f"""
+from workbench.store import Store
+from workbench import ratings, agreement
+from workbench.cli import build_parser
+build_parser()
+with Store("sqlite:///{tmp_path / "light.db"}") as s:
+    a = s.add_generation("x", "Hi", "Hello", None)
+    b = s.add_generation("y", "Hi", "Hey", None)
+    s.add_vote(a, b, "a", rater="alice")
+    s.add_likert(a, 4, rater="alice")
+    battles = s.battles()
+    ratings.leaderboard(battles, bootstrap=10)
+    ratings.likert_summary(s.likert(), bootstrap=10)
+    agreement.agreement(agreement.pairwise_labels(battles))
+    s.export_bytes("preferences", "csv")
+"""
+    assert heavy_after(code) == []
