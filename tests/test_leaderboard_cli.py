@@ -132,3 +132,15 @@ def test_empty_store_says_so(env):
     done = run_cli(["leaderboard"], env)
     assert done.returncode == 0 and "No pairwise votes" in done.stdout
     assert json.loads(run_cli(["leaderboard", "--json"], env).stdout)["models"] == []
+
+
+def test_leaderboard_reads_a_postgresql_store(postgres_url, env):
+    with Store(postgres_url) as store:
+        a, b = (store.add_generation(ck, "Hi?", f"{ck} answer", None) for ck in ("pg-base", "pg-tuned"))
+        for _ in range(3):
+            store.add_vote(a, b, "b", rater="alice")
+    done = run_cli(["leaderboard", "--bootstrap", "20", "--json"], {**env, "WORKBENCH_DB_URL": postgres_url})
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert [m["model"] for m in result["models"]] == ["pg-tuned", "pg-base"] and result["battles"] == 3
+    assert "postgres@" not in result["source"]  # the user name is not echoed

@@ -402,3 +402,18 @@ def test_bad_url_is_one_sentence():
         Store("not a url")
     with pytest.raises(WorkbenchError, match="No database driver"):
         Store("nosuchdb://x/y")
+
+
+def test_settings_label_filters_votes_by_settings(store):
+    from workbench.store import settings_label
+
+    ids = seed_arena(store, prompts=("Hi?",))
+    greedy = {ck: store.add_generation(ck, "Hi?", "same", {"temperature": 0}) for ck in ("base", "ck-100")}
+    store.add_vote(ids["base", "Hi?"], ids["ck-100", "Hi?"], "a", rater="alice")
+    store.add_vote(greedy["base"], greedy["ck-100"], "tie", rater="alice")
+    votes = store.votes()
+    labels = votes["settings_a"].map(settings_label)
+    assert labels.nunique() == 2
+    greedy_votes = votes[labels == settings_label(GenerationSettings(temperature=0))]
+    assert list(greedy_votes["winner"]) == ["tie"]
+    assert settings_label(SETTINGS) == "temp 0.7 · top-p 0.9 · top-k 50 · max 256 · rep 1 · seed 11"

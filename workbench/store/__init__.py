@@ -28,6 +28,7 @@ from workbench.store.records import (
     Progress,
     anonymous_rater,
     check_rater,
+    settings_label,
 )
 from workbench.store.results import ResultsMixin
 from workbench.store.votes import RatingsMixin
@@ -40,6 +41,7 @@ __all__ = [
     "Store",
     "anonymous_rater",
     "check_rater",
+    "settings_label",
 ]
 
 

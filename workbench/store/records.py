@@ -173,6 +173,23 @@ def normalize_settings(settings: GenerationSettings | Mapping[str, Any] | None) 
     return GenerationSettings.from_dict(settings).to_dict()
 
 
+def settings_label(settings: Mapping[str, Any] | None) -> str:
+    """A short, stable label of generation settings for tables and filters, e.g.
+    "temp 0.7 · top-p 0.95 · top-k 50 · max 256 · rep 1 · seed 11"."""
+    s = normalize_settings(settings)
+    parts = [
+        f"temp {s['temperature']:g}",
+        f"top-p {s['top_p']:g}",
+        f"top-k {s['top_k']}",
+        f"max {s['max_new_tokens']}",
+        f"rep {s['repetition_penalty']:g}",
+        f"seed {s['seed'] if s['seed'] is not None else 'random'}",
+    ]
+    if s["stop"]:
+        parts.append("stop " + ", ".join(repr(x) for x in s["stop"]))
+    return " · ".join(parts)
+
+
 def normalize_prompt(
     prompt: str | Sequence[Mapping[str, Any]], system_prompt: str | None = None
 ) -> tuple[str, list[dict[str, str]], str | None]:
