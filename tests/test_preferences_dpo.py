@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import math
 
+import pytest
 
+
+@pytest.mark.slow
 def test_exported_preferences_train_one_dpo_step(tiny_model_dir, tmp_path):
     from workbench.store import Store
 

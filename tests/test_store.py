@@ -25,7 +25,7 @@ from workbench.store import db as store_db
 SETTINGS = GenerationSettings(temperature=0.7, top_p=0.9, seed=11)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path) -> str:
     """An empty database of each kind."""
     if request.param == "sqlite":
@@ -111,6 +111,8 @@ def test_bad_vote_values_are_refused(store):
             store.add_vote(a, b, kwargs.pop("winner", "a"), rater="alice", **kwargs)
     with pytest.raises(WorkbenchError, match="two different"):
         store.add_vote(a, a, "a", rater="alice")
+    with pytest.raises(WorkbenchError, match="same prompt"):
+        store.add_vote(a, ids["ck-100", "Name a colour."], "a", rater="alice")
     for score in (0, 6, 2.5, True):
         with pytest.raises(WorkbenchError, match="from 1 to 5"):
             store.add_likert(a, score, rater="alice")

@@ -137,12 +137,15 @@ class RatingsMixin:
                     seen = s.scalar(select(table.id).where(table.client_key == row.client_key))
                     if seen is not None:
                         return seen
-                found = set(s.scalars(select(Generation.id).where(Generation.id.in_(generation_ids))))
+                query = select(Generation.id, Generation.prompt_hash).where(Generation.id.in_(generation_ids))
+                found = dict(s.execute(query).all())
                 missing = [g for g in generation_ids if g not in found]
                 if missing:
                     raise WorkbenchError(
                         f"There is no generation with id {missing[0]} in the store; nothing was recorded."
                     )
+                if len(set(found.values())) > 1:
+                    raise WorkbenchError("Both generations of a pairwise vote must answer the same prompt.")
                 s.add(row)
                 s.flush()
                 return row.id
