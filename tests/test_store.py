@@ -399,6 +399,18 @@ def test_default_store_is_sqlite_under_home_var_in_wal_mode(tmp_path):
     ]
 
 
+def test_in_memory_store_is_shared_by_threads():
+    import threading
+
+    with Store("sqlite://") as store:
+        gid = store.add_generation("base", "Hi", "Hello", None)
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(store.get_generation(gid).output))
+        thread.start()
+        thread.join()
+        assert seen == ["Hello"]
+
+
 def test_bad_url_is_one_sentence():
     with pytest.raises(WorkbenchError, match="not a valid SQLAlchemy URL"):
         Store("not a url")

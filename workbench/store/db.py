@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.pool import StaticPool
 
 from workbench.errors import WorkbenchError
 
@@ -41,9 +42,13 @@ def make_engine(url: str) -> Engine:
 
 def _sqlite_engine(parsed) -> Engine:
     database = parsed.database
-    if database and database != ":memory:" and not database.startswith("file:"):
+    in_memory = not database or database == ":memory:"
+    if not in_memory and not database.startswith("file:"):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+    connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+    # An in-memory database lives in one connection: every thread must share it (handy for UI tests).
+    pool = {"poolclass": StaticPool} if in_memory else {}
+    engine = create_engine(parsed, connect_args=connect_args, **pool)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
@@ -52,7 +57,7 @@ def _sqlite_engine(parsed) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
-        if database and database != ":memory:":
+        if not in_memory:
             cursor.execute("PRAGMA journal_mode = WAL")  # readers never block the one writer
             cursor.execute("PRAGMA synchronous = NORMAL")  # safe with WAL; a crash loses at most the last commit
         cursor.close()
