@@ -25,14 +25,6 @@ from workbench.store import db as store_db
 SETTINGS = GenerationSettings(temperature=0.7, top_p=0.9, seed=11)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path) -> str:
-    """An empty database of each kind."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
 def store(db_url):
     with Store(db_url) as s:

@@ -14,20 +14,11 @@ import multiprocessing
 import random
 import threading
 
-import pytest
-
 from workbench.store import Store
 
 RATERS = 24
 VOTES_EACH = 8
 SHARED_KEY = "shared-key-0000001"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("postgres_url")
 
 
 def seed(url: str) -> list[tuple[int, int]]:
