@@ -138,6 +138,8 @@ class Suite:
         self._check_metrics(where)
         if isinstance(self.generation, Mapping):
             object.__setattr__(self, "generation", GenerationSettings.from_dict(self.generation))
+        if self.generation.seed is None:
+            raise WorkbenchError(f"{where}: generation needs a fixed seed, so the same run gives the same numbers.")
 
     def _check_metrics(self, where: str) -> None:
         metrics = tuple(str(m).lower() for m in (self.metrics or ()))
