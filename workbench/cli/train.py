@@ -1,0 +1,181 @@
+"""`python -m workbench train`: LoRA fine-tuning from a dataset file, with a progress bar and a JSON summary.
+
+    python -m workbench train --data data/fastchat_identity/train.jsonl --name identity --max-steps 40
+    python -m workbench train --name identity --resume            # after a crash or Cancel: same settings
+    python -m workbench train --data my.jsonl --name x --validate-only   # the validation report, no training
+    accelerate launch --num_processes 2 -m workbench train --data ... --name ...   # DDP, one process per GPU
+
+The validation report prints first (every dropped line with its reason); `--json` prints the run summary
+as one JSON object on stdout at the end (the report then goes to stderr). SIGTERM or Ctrl-C stops after
+the current step, keeping every complete checkpoint; `--resume` continues from the last one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from dataclasses import fields
+
+from workbench.cli.common import add_model_flags, print_json, settings_from
+from workbench.errors import WorkbenchError
+from workbench.finetune.config import PACKING, SCHEDULERS, JobConfig, RunPaths
+
+DEFAULTS = {f.name: f.default for f in fields(JobConfig)}
+# flag -> (JobConfig field, type, help); every hyperparameter is a flag, and its default is JobConfig's.
+HYPERPARAMETERS = {
+    "--learning-rate": ("learning_rate", float, "peak learning rate"),
+    "--batch-size": ("batch_size", int, "sequences (packed rows) per device per step"),
+    "--grad-accum": ("grad_accum", int, "gradient accumulation steps"),
+    "--epochs": ("epochs", float, "passes over the data (when --max-steps is 0)"),
+    "--max-steps": ("max_steps", int, "optimizer steps; 0 = as many as --epochs take"),
+    "--warmup": ("warmup", float, "warmup steps, or a fraction below 1 of all steps"),
+    "--weight-decay": ("weight_decay", float, "AdamW weight decay"),
+    "--scheduler": ("scheduler", str, f"learning-rate schedule: {', '.join(SCHEDULERS)}"),
+    "--lora-r": ("lora_r", int, "LoRA rank"),
+    "--lora-alpha": ("lora_alpha", int, "LoRA alpha (scale = alpha / r)"),
+    "--lora-dropout": ("lora_dropout", float, "LoRA dropout"),
+    "--target-modules": ("target_modules", str, "comma-separated module names, or all-linear"),
+    "--max-length": ("max_length", int, "longest conversation in tokens; longer ones are dropped and reported"),
+    "--packing": ("packing", str, f"pack short conversations into rows: {', '.join(PACKING)}"),
+    "--seed": ("seed", int, "seed for the split, data order and LoRA init"),
+    "--val-fraction": ("val_fraction", float, "share of --data held out for validation when there is no --val"),
+    "--logging-steps": ("logging_steps", int, "log loss, learning rate and tokens/s every N steps"),
+    "--eval-steps": ("eval_steps", int, "validation loss every N steps"),
+    "--save-steps": ("save_steps", int, "checkpoint every N steps"),
+    "--patience": ("patience", int, "stop after N evaluations without a lower validation loss; 0 = off"),
+}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("train", help="fine-tune the base model with LoRA on a dataset file")
+    p.add_argument("--data", help="training file: .jsonl, .json or .csv (pairs, chat or Alpaca shape)")
+    p.add_argument("--val", help="validation file (default: hold out --val-fraction of --data)")
+    p.add_argument("--name", required=True, help="run name: the folder under the adapters folder")
+    p.add_argument("--resume", action="store_true", help="continue the run from its last complete checkpoint")
+    p.add_argument("--validate-only", action="store_true", help="print the validation report and exit")
+    p.add_argument("--eval-suite", action="append", default=None, help="evaluation suite to run at every save")
+    p.add_argument("--gradient-checkpointing", action="store_true", default=None, help="save memory (big models)")
+    p.add_argument("--no-store", action="store_true", help="do not write training logs to the store")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
+    hp = p.add_argument_group("hyperparameters")
+    for flag, (name, kind, text) in HYPERPARAMETERS.items():
+        default = DEFAULTS[name]
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        hp.add_argument(flag, type=kind, default=None, help=f"{text} (default: {shown})")
+    add_model_flags(p)
+    return p
+
+
+def _given(args: argparse.Namespace) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for name, *_ in HYPERPARAMETERS.values():
+        value = getattr(args, name)
+        if value is not None:
+            values[name] = (
+                tuple(v.strip() for v in value.split(",") if v.strip()) if name == "target_modules" else value
+            )
+    if args.gradient_checkpointing:
+        values["gradient_checkpointing"] = True
+    if args.eval_suite:
+        values["eval_suites"] = tuple(args.eval_suite)
+    return values
+
+
+def job_config(args: argparse.Namespace, settings) -> JobConfig:
+    """The job: from the flags, or (with --resume) the run's saved settings."""
+    from workbench.finetune.trainer import load_job
+
+    given = _given(args)
+    if args.resume:
+        extra = [f for f, (name, *_) in HYPERPARAMETERS.items() if name in given] + [
+            f for f in ("--data", "--val") if getattr(args, f[2:])
+        ]
+        if extra:
+            raise WorkbenchError(
+                f"--resume continues run {args.name!r} with its saved settings; leave out {', '.join(extra)}."
+            )
+        return JobConfig.from_dict(load_job(RunPaths.of(settings, args.name))["config"])
+    if not args.data:
+        raise WorkbenchError("Name a training file with --data (or continue a run with --resume).")
+    known = {f.name for f in fields(JobConfig)}
+    return JobConfig(
+        run=args.name,
+        data=args.data,
+        val_data=args.val,
+        base_model=args.model,
+        **{k: v for k, v in given.items() if k in known},
+    )
+
+
+def _cancel_on_signals(cancel: threading.Event) -> None:
+    def stop(signum, frame):
+        if cancel.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        cancel.set()
+        print(f"\n{signal.Signals(signum).name}: stopping after the current step.", file=sys.stderr)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    config = job_config(args, settings)
+    out = sys.stderr if args.json else sys.stdout
+
+    def echo(text: str) -> None:
+        print(text, file=out, flush=True)
+
+    if args.validate_only:
+        from workbench.finetune.prepare import prepare_data
+
+        data = prepare_data(config, settings)
+        echo(data.summary())
+        if args.json:
+            print_json(
+                {
+                    "train": data.train_report.to_dict(),
+                    "validation": data.val_report.to_dict() if data.val_report else None,
+                    "train_examples": len(data.train),
+                    "validation_examples": len(data.val),
+                }
+            )
+        return 0
+    from workbench.finetune.trainer import run_job
+
+    cancel = threading.Event()
+    _cancel_on_signals(cancel)
+    summary = run_job(
+        config, settings, resume=args.resume, progress=not args.quiet, echo=echo, cancel=cancel, store=not args.no_store
+    )
+    if summary is None:
+        return 0  # another process of a distributed run reports
+    if args.json:
+        print_json(summary)
+    else:
+        _print_summary(summary)
+    return 130 if summary["status"] == "cancelled" else 0
+
+
+def _print_summary(s: dict) -> None:
+    def num(value) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    print(
+        f"Run {s['run']}: {s['status']} at step {s['step']} of {s['max_steps']} in {s['wall_time_s']:.0f} s "
+        f"({s['tokens_per_s'] or '-'} tokens/s)."
+    )
+    print(
+        f"Train loss {num(s['train_loss'])}; validation loss {num(s['val_loss_start'])} at the start, "
+        f"{num(s['val_loss_end'])} at the end, {num(s['val_loss_best'])} best."
+    )
+    if s["adapter"]:
+        print(
+            f"Adapter {s['adapter']!r} (from {s['final_checkpoint']}) is at {s['adapter_path']}; "
+            f"chat with it: python -m workbench chat --adapter {s['adapter']}"
+        )
+    else:
+        print(f"No final adapter; continue with: python -m workbench train --name {s['run']} --resume")

@@ -1,0 +1,115 @@
+"""Before training: the base model's tokenizer, the validated datasets and the train/validation split.
+
+`prepare_data(config, settings)` is what the CLI prints and the UI shows before a run may start: it
+loads only the tokenizer (never the weights), validates the files against `max_length`, and splits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.config import Settings
+from workbench.data import DatasetReport, Example, read_dataset, split_examples
+from workbench.errors import WorkbenchError
+from workbench.finetune.config import JobConfig
+from workbench.registry import BaseModel, resolve_base
+
+
+def job_settings(config: JobConfig, settings: Settings) -> Settings:
+    """Settings whose default base model is the job's (so every loader agrees on the base)."""
+    return dataclasses.replace(settings, model=config.base_model) if config.base_model else settings
+
+
+def load_tokenizer(base: BaseModel, settings: Settings) -> Any:
+    """The base model's tokenizer with a pad token and a chat template, without loading its weights."""
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from workbench.loading import CHATML_TEMPLATE, cached_conversion
+
+    hf_logging.set_verbosity_error()  # a user asked for a validation report, not loader warnings
+    hf_logging.disable_progress_bar()
+    if base.kind == "gguf":
+        source, local = str(cached_conversion(base, settings)), True
+    else:
+        source, local = base.source, base.kind == "folder"
+    trust = base.trust_remote_code or settings.trust_remote_code
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local, trust_remote_code=trust)
+    except (OSError, ValueError) as exc:
+        raise WorkbenchError(
+            f"The tokenizer of {base.name!r} could not be loaded: {str(exc).splitlines()[0]}"
+        ) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = CHATML_TEMPLATE  # the same fallback the chat engine uses
+    return tokenizer
+
+
+@dataclass
+class PreparedData:
+    """Validated, split data for a job.
+
+    Attributes:
+        base: The base model the job trains.
+        tokenizer: Its tokenizer.
+        train_report: Validation report of the training file.
+        val_report: Validation report of the validation file (None when split from the training file).
+        train: Training examples.
+        val: Validation examples (empty when the job has no validation).
+    """
+
+    base: BaseModel
+    tokenizer: Any
+    train_report: DatasetReport
+    val_report: DatasetReport | None
+    train: list[Example]
+    val: list[Example]
+
+    def summary(self) -> str:
+        """The validation report a person reads before training: each file's report, then the split."""
+        parts = [self.train_report.summary()]
+        if self.val_report is not None:
+            parts.append(self.val_report.summary())
+        parts.append(f"Training on {len(self.train)} conversations, validating on {len(self.val)}.")
+        return "\n".join(parts)
+
+    def datasets_meta(self, config: JobConfig) -> dict[str, Any]:
+        """Dataset names, SHA-256 and counts for workbench.json."""
+
+        def facts(report: DatasetReport) -> dict[str, Any]:
+            data = report.to_dict()
+            return {k: data[k] for k in ("file", "path", "sha256", "format", "shape", "records", "kept", "dropped")} | {
+                "dropped_by_kind": data["dropped_by_kind"]
+            }
+
+        meta: dict[str, Any] = {"train": facts(self.train_report)}
+        if self.val_report is not None:
+            meta["validation"] = facts(self.val_report)
+        elif self.val:
+            meta["validation"] = {"split_from": "train", "fraction": config.val_fraction, "seed": config.seed}
+        return meta
+
+
+def prepare_data(config: JobConfig, settings: Settings, tokenizer: Any = None) -> PreparedData:
+    """Resolve the base model, validate the dataset files and split them.
+
+    Raises:
+        WorkbenchError: Unknown base model, a missing or unreadable file, or a file without a usable example.
+    """
+    settings = job_settings(config, settings)
+    base = resolve_base(settings)
+    tokenizer = tokenizer or load_tokenizer(base, settings)
+    train_report = read_dataset(config.data, tokenizer, config.max_length)
+    train_report.require_usable()
+    val_report = None
+    if config.val_data:
+        val_report = read_dataset(config.val_data, tokenizer, config.max_length)
+        val_report.require_usable()
+        train, val = list(train_report.examples), list(val_report.examples)
+    else:
+        train, val = split_examples(train_report.examples, config.val_fraction, config.seed)
+    return PreparedData(base, tokenizer, train_report, val_report, train, val)
