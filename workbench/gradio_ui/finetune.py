@@ -1,0 +1,416 @@
+"""The Fine-tune tab: pick or upload a dataset, read its validation report, train a LoRA adapter, watch the loss.
+
+Training runs as a separate process (`workbench.jobs`), so the chat stays responsive; this tab only reads
+the run's log every few seconds to redraw the loss chart. Checkpoints land in the adapters folder,
+where the Chat tab's selector finds them without a restart. Starting and cancelling need the admin
+token when WORKBENCH_ADMIN_TOKEN is set, in the page and in the API endpoints:
+
+    train(data_file, dataset, val_file, val_fraction, run_name, token, learning_rate, max_steps, epochs,
+          batch_size, grad_accum, max_length, lora_r, lora_alpha, lora_dropout, target_modules, warmup,
+          weight_decay, eval_steps, save_steps, patience, seed, packing) -> (status, run)
+    cancel_training(run_name, token) -> status
+`data_file` is an uploaded file (gradio_client's `handle_file`) or None to use `dataset`, a shipped file's
+path relative to the repository (see the dropdown's choices).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+import time
+from dataclasses import fields
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import gradio as gr
+
+from workbench import jobs
+from workbench.config import REPO_ROOT
+from workbench.errors import WorkbenchError
+from workbench.finetune.config import DEMO_SETTINGS, PACKING, JobConfig
+from workbench.gradio_ui.context import AppContext, user_error
+
+DATA_DIR = REPO_ROOT / "data"
+REFRESH_S = 2.0  # how often an open page redraws the loss chart and progress
+# The form starts from the demo recipe's settings (`make finetune-demo`): minutes on 2 CPU cores.
+DEFAULTS = SimpleNamespace(**({f.name: f.default for f in fields(JobConfig)} | DEMO_SETTINGS))
+
+
+def shipped_datasets() -> list[str]:
+    """Training files shipped under data/ (held-out files excluded), relative to the repository."""
+    files = sorted(p for ext in ("*.jsonl", "*.json", "*.csv") for p in DATA_DIR.glob(f"*/{ext}"))
+    return [str(p.relative_to(REPO_ROOT)) for p in files if "heldout" not in p.name]
+
+
+def _dataset_path(upload: str | None, dataset: str | None) -> str:
+    if upload:
+        return upload
+    if not dataset:
+        raise WorkbenchError("Upload a dataset file or pick one of the shipped datasets.")
+    path = (REPO_ROOT / dataset).resolve()
+    if DATA_DIR.resolve() not in path.parents:
+        raise WorkbenchError(f"{dataset!r} is not one of the shipped datasets.")
+    return str(path)
+
+
+def _keep_upload(ctx: AppContext, path: str | None) -> str | None:
+    """Copy an uploaded file out of Gradio's cache into var/datasets/ (the job reads it for hours)."""
+    if not path or DATA_DIR.resolve() in Path(path).resolve().parents:
+        return path
+    source = Path(path)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+    target = ctx.settings.var_dir / "datasets" / digest / source.name  # the run records the file's own name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        shutil.copyfile(source, target)
+    return str(target)
+
+
+class _Tokenizers:
+    """The served base model's tokenizer, loaded once per app (validation needs it; the model it does not)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cache: dict[str, Any] = {}
+
+    def get(self, ctx: AppContext) -> Any:
+        from workbench.finetune.prepare import load_tokenizer
+        from workbench.registry import resolve_base
+
+        base = resolve_base(ctx.settings)
+        with self._lock:
+            if base.name not in self._cache:
+                self._cache[base.name] = load_tokenizer(base, ctx.settings)
+            return self._cache[base.name]
+
+
+INTEGERS = ("max_steps", "batch_size", "grad_accum", "max_length", "lora_r", "lora_alpha", "eval_steps", "save_steps")
+INTEGERS += ("patience", "seed")  # Gradio numbers arrive as floats
+
+
+def _config(run: str, data: str, val: str | None, values: dict[str, Any]) -> JobConfig:
+    clean = {k: (int(v) if k in INTEGERS and v is not None and float(v) == int(v) else v) for k, v in values.items()}
+    if clean.get("val_fraction") is not None:
+        clean["val_fraction"] = float(clean["val_fraction"])
+    clean["target_modules"] = tuple(m.strip() for m in str(clean.get("target_modules") or "").split(",") if m.strip())
+    return JobConfig(run=(run or "").strip(), data=data, val_data=val or None, **clean)
+
+
+HPARAMS = (
+    "learning_rate",
+    "max_steps",
+    "epochs",
+    "batch_size",
+    "grad_accum",
+    "max_length",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "target_modules",
+    "warmup",
+    "weight_decay",
+    "eval_steps",
+    "save_steps",
+    "patience",
+    "seed",
+    "packing",
+)
+
+
+def validate(ctx: AppContext, tokenizers: _Tokenizers, upload, dataset, val_upload, val_fraction, max_length, seed):
+    """The validation report for the chosen files, and whether training may start."""
+    from workbench.finetune.prepare import prepare_data
+
+    try:
+        data = _dataset_path(upload, dataset)
+        config = JobConfig(
+            run="validation",
+            data=data,
+            val_data=val_upload or None,
+            val_fraction=val_fraction,
+            max_length=int(max_length),
+            seed=int(seed),
+        )
+        prepared = prepare_data(config, ctx.settings, tokenizers.get(ctx))
+    except WorkbenchError as exc:
+        return f"**Not usable:** {exc}", gr.update(interactive=False)
+    text = prepared.summary().replace("\n  ", "\n- ").replace("\n", "  \n")
+    return f"**Validation report**  \n{text}", gr.update(interactive=True)
+
+
+def _figure(curves: dict[str, list[tuple[int, float]]], run: str):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for key, name, mode in (("train", "train loss", "lines"), ("val", "validation loss", "lines+markers")):
+        points = curves[key]
+        fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=name, mode=mode))
+    fig.update_layout(
+        title=f"Loss: {run}" if run else "Loss",
+        xaxis_title="step",
+        yaxis_title="loss",
+        height=380,
+        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return fig
+
+
+def _progress_text(status: jobs.RunStatus) -> str:
+    def num(value: float | None) -> str:
+        return "–" if value is None else f"{value:.4f}"
+
+    total = status.max_steps or "?"
+    parts = [f"**{status.run}**: {status.status}, step {status.step} of {total}"]
+    if status.eta_s is not None:
+        parts.append(f"about {status.eta_s / 60:.1f} min left")
+    if status.tokens_per_s:
+        parts.append(f"{status.tokens_per_s:.0f} tokens/s")
+    lines = [", ".join(parts) + "."]
+    lines.append(
+        f"Train loss {num(status.train_loss)}; validation loss {num(status.val_loss_start)} at the start, "
+        f"{num(status.val_loss)} now."
+    )
+    if status.checkpoints:
+        lines.append("Checkpoints (in the Chat tab's selector): " + ", ".join(f"`{c}`" for c in status.checkpoints))
+    if status.adapter:
+        lines.append(f"Final adapter: `{status.adapter}`.")
+    if status.error:
+        lines.append(f"Error: {status.error}")
+    return "  \n".join(lines)
+
+
+def make_train_fn(ctx: AppContext):
+    """The function behind the Start button and the "train" API endpoint."""
+
+    def train(
+        upload: str | None,
+        dataset: str | None,
+        val_upload: str | None,
+        val_fraction: float,
+        run_name: str,
+        token: str | None,
+        learning_rate: float,
+        max_steps: float,
+        epochs: float,
+        batch_size: float,
+        grad_accum: float,
+        max_length: float,
+        lora_r: float,
+        lora_alpha: float,
+        lora_dropout: float,
+        target_modules: str,
+        warmup: float,
+        weight_decay: float,
+        eval_steps: float,
+        save_steps: float,
+        patience: float,
+        seed: float,
+        packing: str,
+    ):
+        values = {k: v for k, v in locals().items() if k in HPARAMS}
+        try:
+            ctx.settings.check_admin(token)
+            data = _keep_upload(ctx, _dataset_path(upload, dataset))
+            config = _config(run_name, data, _keep_upload(ctx, val_upload), values | {"val_fraction": val_fraction})
+            jobs.start_training(ctx.settings, config, token=token)
+        except WorkbenchError as exc:
+            raise user_error(exc) from None
+        started = f"Started **{config.run}**: the chart follows its progress."
+        return started, gr.update(choices=_run_names(ctx), value=config.run), _suggest_name()
+
+    return train
+
+
+def make_cancel_fn(ctx: AppContext):
+    """The function behind the Cancel button and the "cancel_training" API endpoint."""
+
+    def cancel(run_name, token):
+        try:
+            stopped = jobs.cancel_training(ctx.settings, (run_name or "").strip(), token=token)
+        except WorkbenchError as exc:
+            raise user_error(exc) from None
+        return f"Cancelling **{run_name}** after its current step." if stopped else f"**{run_name}** is not running."
+
+    return cancel
+
+
+def _run_names(ctx: AppContext) -> list[str]:
+    return [r.run for r in jobs.list_runs(ctx.settings)]
+
+
+def _suggest_name() -> str:
+    return time.strftime("run-%Y%m%d-%H%M%S")
+
+
+def _hyperparameter_inputs() -> list[gr.components.Component]:
+    d = DEFAULTS
+    with gr.Accordion("Hyperparameters", open=False, elem_id="ft-hyperparameters"):
+        with gr.Row():
+            lr = gr.Number(d.learning_rate, label="Learning rate", elem_id="ft-learning-rate")
+            steps = gr.Number(d.max_steps, precision=0, label="Max steps (0 = use epochs)", elem_id="ft-max-steps")
+            epochs = gr.Number(d.epochs, label="Epochs", elem_id="ft-epochs")
+        with gr.Row():
+            batch = gr.Number(d.batch_size, precision=0, label="Batch size", elem_id="ft-batch-size")
+            accum = gr.Number(d.grad_accum, precision=0, label="Gradient accumulation", elem_id="ft-grad-accum")
+            length = gr.Number(d.max_length, precision=0, label="Max length (tokens)", elem_id="ft-max-length")
+        with gr.Row():
+            rank = gr.Number(d.lora_r, precision=0, label="LoRA rank", elem_id="ft-lora-r")
+            alpha = gr.Number(d.lora_alpha, precision=0, label="LoRA alpha", elem_id="ft-lora-alpha")
+            dropout = gr.Number(d.lora_dropout, label="LoRA dropout", elem_id="ft-lora-dropout")
+        targets = gr.Textbox(
+            ",".join(d.target_modules),
+            label="Target modules (comma-separated, or all-linear)",
+            elem_id="ft-target-modules",
+        )
+        with gr.Row():
+            warmup = gr.Number(d.warmup, label="Warmup (steps, or fraction < 1)", elem_id="ft-warmup")
+            decay = gr.Number(d.weight_decay, label="Weight decay", elem_id="ft-weight-decay")
+            seed = gr.Number(d.seed, precision=0, label="Seed", elem_id="ft-seed")
+        with gr.Row():
+            eval_steps = gr.Number(d.eval_steps, precision=0, label="Eval every N steps", elem_id="ft-eval-steps")
+            save_steps = gr.Number(d.save_steps, precision=0, label="Save every N steps", elem_id="ft-save-steps")
+            patience = gr.Number(
+                d.patience, precision=0, label="Early-stopping patience (0 = off)", elem_id="ft-patience"
+            )
+        packing = gr.Radio(list(PACKING), value=d.packing, label="Packing", elem_id="ft-packing")
+    return [
+        lr,
+        steps,
+        epochs,
+        batch,
+        accum,
+        length,
+        rank,
+        alpha,
+        dropout,
+        targets,
+        warmup,
+        decay,
+        eval_steps,
+        save_steps,
+        patience,
+        seed,
+        packing,
+    ]
+
+
+def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
+    """Lay out the Fine-tune tab and wire its events (call inside a gr.Blocks / gr.Tab context).
+
+    Returns the tab's components and `on_load`, the arguments for `demo.load` that fill the run list and
+    the chart and validate the preselected dataset when a page opens.
+    """
+    tokenizers = _Tokenizers()
+    shipped = shipped_datasets()
+    with gr.Row():
+        with gr.Column(scale=2):
+            upload = gr.File(
+                label="Upload a dataset (.jsonl, .json or .csv)",
+                file_types=[".jsonl", ".json", ".csv"],
+                type="filepath",
+                elem_id="ft-upload",
+            )
+            dataset = gr.Dropdown(
+                shipped, value=shipped[0] if shipped else None, label="…or pick a shipped dataset", elem_id="ft-dataset"
+            )
+            with gr.Accordion("Validation data", open=False):
+                val_upload = gr.File(
+                    label="Validation file (optional)",
+                    file_types=[".jsonl", ".json", ".csv"],
+                    type="filepath",
+                    elem_id="ft-val-upload",
+                )
+                val_fraction = gr.Slider(
+                    0,
+                    0.5,
+                    value=DEFAULTS.val_fraction,
+                    step=0.01,
+                    elem_id="ft-val-fraction",
+                    label="Held-out fraction of the training file (without a validation file)",
+                )
+            report = gr.Markdown("", elem_id="ft-report")
+            run_name = gr.Textbox("", label="Run name", elem_id="ft-run-name")  # a fresh name per page load
+            hparams = _hyperparameter_inputs()
+            token = gr.Textbox(
+                label="Admin token", type="password", elem_id="ft-token", visible=ctx.settings.admin_token is not None
+            )
+            with gr.Row():
+                start = gr.Button("Start training", variant="primary", interactive=False, elem_id="ft-start")
+                cancel = gr.Button("Cancel", variant="stop", elem_id="ft-cancel")
+            status = gr.Markdown("", elem_id="ft-status")
+        with gr.Column(scale=3):
+            runs = gr.Dropdown([], label="Run", elem_id="ft-runs", allow_custom_value=True)
+            plot = gr.Plot(label="Loss", elem_id="ft-plot")
+            progress = gr.Markdown("", elem_id="ft-progress")
+
+    def check(upload_path, chosen, val_path, fraction, max_length, seed_value):
+        return validate(ctx, tokenizers, upload_path, chosen, val_path, fraction, max_length, seed_value)
+
+    check_args = {
+        "fn": check,
+        "inputs": [upload, dataset, val_upload, val_fraction, hparams[5], hparams[15]],
+        "outputs": [report, start],
+        "api_visibility": "private",
+    }
+    for component in (upload, dataset, val_upload, val_fraction):
+        component.change(**check_args)
+    hparams[5].blur(**check_args)
+    start.click(
+        make_train_fn(ctx),
+        [upload, dataset, val_upload, val_fraction, run_name, token, *hparams],
+        [status, runs, run_name],
+        api_name="train",
+        concurrency_limit=None,
+    )
+    cancel.click(make_cancel_fn(ctx), [runs, token], [status], api_name="cancel_training", concurrency_limit=None)
+
+    seen = gr.State(None)  # what the chart shows, so an unchanged log is not redrawn every tick
+
+    def refresh(run: str | None, shown: list | None):
+        names = _run_names(ctx)
+        run = run if run in names else (names[0] if names else None)
+        if run is None:
+            return gr.update(choices=names, value=None), _figure({"train": [], "val": []}, ""), "No runs yet.", None
+        state = jobs.run_status(ctx.settings, run)
+        log = ctx.settings.adapters_dir / run / "train_log.jsonl"
+        signature = [run, log.stat().st_size if log.is_file() else 0, state.status, names]
+        if signature == shown:
+            return gr.skip(), gr.skip(), gr.skip(), shown
+        curves = jobs.loss_curves(ctx.settings, run)
+        return gr.update(choices=names, value=run), _figure(curves, run), _progress_text(state), signature
+
+    refresh_args = {
+        "fn": refresh,
+        "inputs": [runs, seen],
+        "outputs": [runs, plot, progress, seen],
+        "api_visibility": "private",
+        "show_progress": "hidden",
+        "queue": False,
+    }
+    gr.Timer(REFRESH_S).tick(**refresh_args)
+    runs.input(**refresh_args)
+
+    def load(run, shown, *checked):
+        return (*refresh(run, shown), *check(*checked), _suggest_name())
+
+    on_load = {
+        "fn": load,
+        "inputs": refresh_args["inputs"] + check_args["inputs"],
+        "outputs": refresh_args["outputs"] + check_args["outputs"] + [run_name],
+        "api_visibility": "private",
+    }
+    return SimpleNamespace(
+        upload=upload,
+        dataset=dataset,
+        report=report,
+        start=start,
+        cancel=cancel,
+        runs=runs,
+        plot=plot,
+        progress=progress,
+        status=status,
+        on_load=on_load,
+    )
