@@ -11,6 +11,7 @@ import gradio as gr
 from workbench.config import Settings
 from workbench.gradio_ui.chat import build_chat_tab
 from workbench.gradio_ui.context import AppContext
+from workbench.gradio_ui.finetune import build_finetune_tab
 
 TITLE = "Workbench"
 
@@ -28,6 +29,9 @@ def build_demo(settings: Settings | None = None, ctx: AppContext | None = None) 
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 chat = build_chat_tab(ctx)
+            with gr.Tab("Fine-tune", id="finetune"):
+                finetune = build_finetune_tab(ctx)
         demo.load(**chat.on_load)
+        demo.load(**finetune.on_load)
     demo.workbench_context = ctx  # type: ignore[attr-defined]
     return demo
