@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     if args.validate_only:
         from workbench.finetune.prepare import prepare_data
 
-        data = prepare_data(config, settings)
+        data = prepare_data(config, settings, echo=echo)
         echo(data.summary())
         if args.json:
             print_json(

@@ -94,8 +94,21 @@ class PreparedData:
         return meta
 
 
-def prepare_data(config: JobConfig, settings: Settings, tokenizer: Any = None) -> PreparedData:
+def _usable(report: DatasetReport, echo) -> DatasetReport:
+    if not report.examples and echo is not None:
+        echo(report.summary())
+    report.require_usable()
+    return report
+
+
+def prepare_data(config: JobConfig, settings: Settings, tokenizer: Any = None, echo=None) -> PreparedData:
     """Resolve the base model, validate the dataset files and split them.
+
+    Args:
+        config: The job (its files, max length, validation fraction and seed are used).
+        settings: Where the base model is found.
+        tokenizer: The base model's tokenizer, when the caller has it already.
+        echo: Given a file's full report before a file without a usable example is refused.
 
     Raises:
         WorkbenchError: Unknown base model, a missing or unreadable file, or a file without a usable example.
@@ -103,12 +116,10 @@ def prepare_data(config: JobConfig, settings: Settings, tokenizer: Any = None) -
     settings = job_settings(config, settings)
     base = resolve_base(settings)
     tokenizer = tokenizer or load_tokenizer(base, settings)
-    train_report = read_dataset(config.data, tokenizer, config.max_length)
-    train_report.require_usable()
+    train_report = _usable(read_dataset(config.data, tokenizer, config.max_length), echo)
     val_report = None
     if config.val_data:
-        val_report = read_dataset(config.val_data, tokenizer, config.max_length)
-        val_report.require_usable()
+        val_report = _usable(read_dataset(config.val_data, tokenizer, config.max_length), echo)
         train, val = list(train_report.examples), list(val_report.examples)
     else:
         train, val = split_examples(train_report.examples, config.val_fraction, config.seed)

@@ -52,6 +52,8 @@ def load_job(paths: RunPaths) -> dict[str, Any]:
     """The job.json a run wrote when it started (its config, base model and dataset fingerprints)."""
     import json
 
+    if not paths.job_file.is_file():
+        raise WorkbenchError(f"There is no run called {paths.run!r} to resume in {paths.run_dir.parent}.")
     try:
         return json.loads(paths.job_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -261,7 +263,7 @@ def run_job(
     check_run_folder(paths, resume)
     check_suites(config.eval_suites)
     with dist.main_process_first():  # the first start converts the embedded GGUF once
-        data = prepare_data(config, settings)
+        data = prepare_data(config, settings, echo=echo if main else None)
     if main:
         echo(data.summary())
     job = {"config": config.to_dict(), "base_model": data.base.name, "datasets": data.datasets_meta(config)}
