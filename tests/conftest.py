@@ -28,4 +28,5 @@ pytest_plugins = [
     "tests.fixtures.models",
     "tests.fixtures.servers",
     "tests.fixtures.postgres",
+    "tests.fixtures.finetune",
 ]
