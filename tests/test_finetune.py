@@ -259,3 +259,15 @@ def test_early_stopping_ends_a_run_whose_validation_loss_stops_falling(tiny_sett
     assert summary["status"] == "stopped-early"
     assert summary["step"] == 4 and summary["max_steps"] == 20
     assert summary["adapter"] == "stops" and read_dataset(data).kept == 30
+
+
+def test_suites_run_at_every_save_and_results_reach_the_log(tiny_settings, tmp_path):
+    data = identity_file(tmp_path / "d.jsonl", 20)
+    config = JobConfig(run="suited", data=str(data), max_steps=2, max_length=128, batch_size=2, save_steps=1,
+                       val_fraction=0, eval_suites=("identity_heldout_ppl",))  # fmt: skip
+    run_job(config, tiny_settings, progress=False, echo=lambda _: None)
+    suites = [r for r in read_log(tiny_settings.adapters_dir / "suited" / "train_log.jsonl") if r["event"] == "suite"]
+    assert [(r["step"], r["checkpoint"]) for r in suites] == [(1, "suited/checkpoint-1"), (2, "suited/checkpoint-2")]
+    (result,) = suites[-1]["results"]
+    assert result["suite"] == "identity_heldout_ppl" and result["metric"] == "response_perplexity"
+    assert result["value"] > 1

@@ -154,6 +154,8 @@ def start_training(
         finally:
             output.close()
         _PROCS[key] = proc
+        # Reap the child when it exits, so it never lingers as a zombie that looks alive to other readers.
+        threading.Thread(target=proc.wait, name=f"reap-{config.run}", daemon=True).start()
         info = {"run": config.run, "pid": proc.pid, "started": time.time(), "resume": resume}
         (jobs / f"{config.run}.json").write_text(json.dumps(info), encoding="utf-8")
     return proc
@@ -214,13 +216,14 @@ def run_status(settings: Settings, run: str) -> RunStatus:
 def _status(records: list[dict[str, Any]], alive: bool, job_started: float | None) -> str:
     starts = [i for i, r in enumerate(records) if r["event"] == "prepare"]
     current = records[starts[-1] :] if starts else records  # the events of the newest process
-    if alive:
-        return "running" if any(r["event"] == "start" for r in current) else "preparing"
-    if job_started and (not records or records[-1]["time"] < job_started):
-        return "failed"  # the job died before it logged anything (bad data, bad flags): see its output
     end = next((r for r in reversed(current) if r["event"] == "end"), None)
-    if end is not None:
+    newer_job = job_started and (not records or records[-1]["time"] < job_started)
+    if end is not None and not newer_job:
         return end["status"] if end.get("status") in END_STATUSES else "failed"
+    if alive:
+        return "running" if any(r["event"] == "start" for r in current) and not newer_job else "preparing"
+    if newer_job:
+        return "failed"  # the job died before it logged anything (bad data, bad flags): see its output
     return "interrupted" if records else "unknown"
 
 

@@ -182,8 +182,9 @@ def _progress_text(status: jobs.RunStatus) -> str:
     return "  \n".join(lines)
 
 
-def make_train_fn(ctx: AppContext):
-    """The function behind the Start button and the "train" API endpoint."""
+def make_train_fn(ctx: AppContext, tokenizers: _Tokenizers):
+    """The function behind the Start button and the "train" API endpoint (it validates the data first)."""
+    from workbench.finetune.prepare import prepare_data
 
     def train(
         upload: str | None,
@@ -215,6 +216,7 @@ def make_train_fn(ctx: AppContext):
             ctx.settings.check_admin(token)
             data = _keep_upload(ctx, _dataset_path(upload, dataset))
             config = _config(run_name, data, _keep_upload(ctx, val_upload), values | {"val_fraction": val_fraction})
+            prepare_data(config, ctx.settings, tokenizers.get(ctx))  # refuse bad data here, not in the job's log
             jobs.start_training(ctx.settings, config, token=token)
         except WorkbenchError as exc:
             raise user_error(exc) from None
@@ -249,31 +251,41 @@ def _hyperparameter_inputs() -> list[gr.components.Component]:
     d = DEFAULTS
     with gr.Accordion("Hyperparameters", open=False, elem_id="ft-hyperparameters"):
         with gr.Row():
-            lr = gr.Number(d.learning_rate, label="Learning rate", elem_id="ft-learning-rate")
-            steps = gr.Number(d.max_steps, precision=0, label="Max steps (0 = use epochs)", elem_id="ft-max-steps")
-            epochs = gr.Number(d.epochs, label="Epochs", elem_id="ft-epochs")
+            lr = gr.Number(d.learning_rate, label="Learning rate", min_width=110, elem_id="ft-learning-rate")
+            steps = gr.Number(
+                d.max_steps, precision=0, label="Max steps (0 = use epochs)", min_width=110, elem_id="ft-max-steps"
+            )
+            epochs = gr.Number(d.epochs, label="Epochs", min_width=110, elem_id="ft-epochs")
         with gr.Row():
-            batch = gr.Number(d.batch_size, precision=0, label="Batch size", elem_id="ft-batch-size")
-            accum = gr.Number(d.grad_accum, precision=0, label="Gradient accumulation", elem_id="ft-grad-accum")
-            length = gr.Number(d.max_length, precision=0, label="Max length (tokens)", elem_id="ft-max-length")
+            batch = gr.Number(d.batch_size, precision=0, label="Batch size", min_width=110, elem_id="ft-batch-size")
+            accum = gr.Number(
+                d.grad_accum, precision=0, label="Gradient accumulation", min_width=110, elem_id="ft-grad-accum"
+            )
+            length = gr.Number(
+                d.max_length, precision=0, label="Max length (tokens)", min_width=110, elem_id="ft-max-length"
+            )
         with gr.Row():
-            rank = gr.Number(d.lora_r, precision=0, label="LoRA rank", elem_id="ft-lora-r")
-            alpha = gr.Number(d.lora_alpha, precision=0, label="LoRA alpha", elem_id="ft-lora-alpha")
-            dropout = gr.Number(d.lora_dropout, label="LoRA dropout", elem_id="ft-lora-dropout")
+            rank = gr.Number(d.lora_r, precision=0, label="LoRA rank", min_width=110, elem_id="ft-lora-r")
+            alpha = gr.Number(d.lora_alpha, precision=0, label="LoRA alpha", min_width=110, elem_id="ft-lora-alpha")
+            dropout = gr.Number(d.lora_dropout, label="LoRA dropout", min_width=110, elem_id="ft-lora-dropout")
         targets = gr.Textbox(
             ",".join(d.target_modules),
             label="Target modules (comma-separated, or all-linear)",
             elem_id="ft-target-modules",
         )
         with gr.Row():
-            warmup = gr.Number(d.warmup, label="Warmup (steps, or fraction < 1)", elem_id="ft-warmup")
-            decay = gr.Number(d.weight_decay, label="Weight decay", elem_id="ft-weight-decay")
-            seed = gr.Number(d.seed, precision=0, label="Seed", elem_id="ft-seed")
+            warmup = gr.Number(d.warmup, label="Warmup (steps, or fraction < 1)", min_width=110, elem_id="ft-warmup")
+            decay = gr.Number(d.weight_decay, label="Weight decay", min_width=110, elem_id="ft-weight-decay")
+            seed = gr.Number(d.seed, precision=0, label="Seed", min_width=110, elem_id="ft-seed")
         with gr.Row():
-            eval_steps = gr.Number(d.eval_steps, precision=0, label="Eval every N steps", elem_id="ft-eval-steps")
-            save_steps = gr.Number(d.save_steps, precision=0, label="Save every N steps", elem_id="ft-save-steps")
+            eval_steps = gr.Number(
+                d.eval_steps, precision=0, label="Eval every N steps", min_width=110, elem_id="ft-eval-steps"
+            )
+            save_steps = gr.Number(
+                d.save_steps, precision=0, label="Save every N steps", min_width=110, elem_id="ft-save-steps"
+            )
             patience = gr.Number(
-                d.patience, precision=0, label="Early-stopping patience (0 = off)", elem_id="ft-patience"
+                d.patience, precision=0, label="Early-stopping patience (0 = off)", min_width=110, elem_id="ft-patience"
             )
         packing = gr.Radio(list(PACKING), value=d.packing, label="Packing", elem_id="ft-packing")
     return [
@@ -359,7 +371,7 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
         component.change(**check_args)
     hparams[5].blur(**check_args)
     start.click(
-        make_train_fn(ctx),
+        make_train_fn(ctx, tokenizers),
         [upload, dataset, val_upload, val_fraction, run_name, token, *hparams],
         [status, runs, run_name],
         api_name="train",

@@ -1,0 +1,140 @@
+"""The Fine-tune tab end to end: the "train" and "cancel_training" API endpoints through gradio_client (admin token
+checked there too), and a browser that validates the shipped dataset, starts a run, watches the chart, and finds
+the new checkpoint in the Chat tab's selector without a restart. The app trains the tiny random model.
+
+Run: .venv/bin/python -m pytest -q tests/e2e/test_finetune_ui.py
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from tests.fixtures.finetune import identity_file, settings_env
+from tests.fixtures.servers import ROOT, free_port, server_process
+from workbench import jobs
+from workbench.config import Settings
+
+TOKEN = "let-me-train"
+TINY_RUN = {  # the API's hyperparameters for a few seconds of training on the tiny model
+    "learning_rate": 1e-3,
+    "max_steps": 4,
+    "epochs": 1,
+    "batch_size": 2,
+    "grad_accum": 1,
+    "max_length": 128,
+    "lora_r": 4,
+    "lora_alpha": 8,
+    "lora_dropout": 0.0,
+    "target_modules": "all-linear",
+    "warmup": 0,
+    "weight_decay": 0,
+    "eval_steps": 2,
+    "save_steps": 2,
+    "patience": 0,
+    "seed": 1,
+    "packing": "auto",
+}
+
+
+@pytest.fixture(scope="module")
+def finetune_app(tiny_model_dir, models_dir, tmp_path_factory):
+    """`python app.py` serving the tiny model, with an admin token and its own adapters folder."""
+    home = tmp_path_factory.mktemp("finetune-app")
+    settings = Settings(home=home, models_dir=models_dir, adapters_dir=home / "adapters", model=str(tiny_model_dir))
+    port = free_port()
+    env = settings_env(settings) | {
+        "WORKBENCH_ADMIN_TOKEN": TOKEN,
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+    }
+    url = f"http://127.0.0.1:{port}/"
+    with server_process([sys.executable, str(ROOT / "app.py")], url, env, "finetune_app.log") as proc:
+        yield SimpleNamespace(url=url, settings=Settings(**{**settings.__dict__, "admin_token": TOKEN}), proc=proc)
+
+
+def _wait_for(settings: Settings, run: str, done, timeout: float = 180) -> jobs.RunStatus:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = jobs.run_status(settings, run)
+        if done(status):
+            return status
+        time.sleep(0.5)
+    raise TimeoutError(f"{run}: {jobs.run_status(settings, run)}")
+
+
+def test_train_endpoint_needs_the_token_trains_and_cancels(finetune_app, tmp_path):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    client = Client(finetune_app.url, verbose=False)
+    data = identity_file(tmp_path / "mine.jsonl", 30)
+    args = {"upload": handle_file(str(data)), "dataset": None, "val_upload": None, "val_fraction": 0.1} | TINY_RUN
+    for token in ("wrong", ""):
+        with pytest.raises(AppError, match="needs the admin token"):
+            client.predict(**args, run_name="api-run", token=token, api_name="/train")
+    assert not (finetune_app.settings.adapters_dir / "api-run").exists()
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"input": "only a question"}\n', encoding="utf-8")
+    with pytest.raises(AppError, match=r"broken\.jsonl has no usable example: line 1: missing field 'output'"):
+        client.predict(**(args | {"upload": handle_file(str(broken))}), run_name="x", token=TOKEN, api_name="/train")
+
+    message, _, _ = client.predict(**args, run_name="api-run", token=TOKEN, api_name="/train")
+    assert "Started **api-run**" in message
+    status = _wait_for(finetune_app.settings, "api-run", lambda s: not s.active)
+    assert (status.status, status.step, status.adapter) == ("finished", 4, "api-run")
+    assert status.checkpoints == ["api-run/checkpoint-2", "api-run/checkpoint-4"]
+    meta = json.loads((finetune_app.settings.adapters_dir / "api-run" / "workbench.json").read_text())
+    assert meta["datasets"]["train"]["file"] == "mine.jsonl"  # the upload was kept under its own name
+
+    long_run = args | {"max_steps": 400}
+    client.predict(**long_run, run_name="api-cancel", token=TOKEN, api_name="/train")
+    _wait_for(finetune_app.settings, "api-cancel", lambda s: s.status == "running" and s.step >= 1)
+    with pytest.raises(AppError, match="needs the admin token"):
+        client.predict(run_name="api-cancel", token="wrong", api_name="/cancel_training")
+    assert "Cancelling" in client.predict(run_name="api-cancel", token=TOKEN, api_name="/cancel_training")
+    status = _wait_for(finetune_app.settings, "api-cancel", lambda s: not s.active, timeout=60)
+    assert status.status == "cancelled" and status.step < 400 and status.adapter is None
+
+
+def test_page_validates_trains_charts_and_the_chat_lists_the_checkpoint(finetune_app, page, artifacts):
+    from playwright.sync_api import expect
+
+    page.goto(finetune_app.url, wait_until="domcontentloaded")
+    page.get_by_role("tab", name="Fine-tune").click()
+    report = page.locator("#ft-report")
+    expect(report).to_contain_text("train.jsonl: chat shape (JSONL), 450 records, 450 kept.")
+    start = page.locator("#ft-start")
+    expect(start).to_be_enabled()
+    name = page.locator("#ft-run-name textarea")
+    expect(name).to_have_value(re.compile(r"^run-\d{8}-\d{6}$"))  # a fresh suggestion per page load
+    run = name.input_value()
+
+    page.locator("#ft-hyperparameters").click()
+    for elem_id, value in (
+        ("ft-max-steps", "4"),
+        ("ft-max-length", "128"),
+        ("ft-eval-steps", "2"),
+        ("ft-save-steps", "2"),
+    ):
+        box = page.locator(f"#{elem_id} input")
+        box.fill(value)
+        box.press("Tab")
+    page.locator("#ft-token input").fill(TOKEN)
+    start.click()
+    expect(page.locator("#ft-status")).to_contain_text(f"Started {run}")
+    expect(page.locator("#ft-progress")).to_contain_text(f"{run}: finished, step 4 of 4", timeout=180_000)
+    expect(page.locator("#ft-plot .js-plotly-plot")).to_be_visible()
+    expect(page.locator("#ft-progress")).to_contain_text(f"{run}/checkpoint-4")
+    page.screenshot(path=artifacts / "finetune_tab.png", full_page=True)
+
+    page.get_by_role("tab", name="Chat").click()
+    page.locator("#checkpoint input").click()
+    expect(page.get_by_role("option", name=f"{run}/checkpoint-4")).to_be_visible()
+    expect(page.get_by_role("option", name=run, exact=True)).to_be_visible()
