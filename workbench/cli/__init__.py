@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from workbench.errors import WorkbenchError
 
-COMMANDS = ("chat", "models", "leaderboard", "export", "import", "score", "perplexity", "eval", "train")
+COMMANDS = ("chat", "models", "bench", "leaderboard", "export", "import", "score", "perplexity", "eval", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:
