@@ -96,3 +96,18 @@ def test_two_process_ddp_run_on_cpu_gives_a_loadable_adapter(tiny_env, tiny_sett
         AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(tiny_settings.adapters_dir / "ddp")
     )
     assert any("lora_A" in name for name, _ in model.named_parameters())
+
+
+def test_make_finetune_demo_uses_the_demo_settings_the_ui_starts_from():
+    import shlex
+
+    from workbench.cli import build_parser
+    from workbench.cli.train import job_config
+    from workbench.finetune.config import DEMO_SETTINGS
+
+    text = (ROOT / "Makefile").read_text(encoding="utf-8").replace("\\\n", " ")
+    line = next(x for x in text.splitlines() if "-m workbench train" in x)
+    argv = shlex.split(line.split("-m workbench ", 1)[1].replace("$(DEMO_RUN)", "demo"))
+    config = job_config(build_parser().parse_args(argv), settings=None)
+    assert {key: getattr(config, key) for key in DEMO_SETTINGS} == DEMO_SETTINGS
+    assert config.data.endswith("data/fastchat_identity/train.jsonl") and not config.val_data

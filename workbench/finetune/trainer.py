@@ -293,7 +293,7 @@ def _train(config, settings, data, job, paths, log, dist, resume, progress, canc
         raise WorkbenchError(f"Run {config.run!r} has no complete trainer checkpoint left to resume from.")
     step = checkpoint_step(folder) if folder else 0
     if main and resume:
-        log.rewind(step)
+        log.rewind(step if folder else -1)  # no checkpoint: the run starts over, its old steps go
     ctx = RunContext(
         paths=paths,
         base_name=data.base.name,
