@@ -178,6 +178,31 @@ class ChatEngine:
             else:
                 yield model
 
+    def next_token_probabilities(
+        self, messages: Sequence[Message], adapter: str | None = None, *, k: int = 10, temperature: float = 1.0
+    ) -> list[tuple[int, str, float]]:
+        """The `k` most likely first tokens of the reply to `messages`, as (token id, text, probability).
+
+        Probabilities are the softmax of the logits divided by `temperature` over the whole vocabulary (before
+        top-k/top-p filtering), with `adapter` active; computed under the engine's lock like a generation.
+        """
+        import torch
+
+        if not 1 <= k <= 100:
+            raise WorkbenchError(f"k must be between 1 and 100, not {k}.")
+        if not temperature > 0:
+            raise WorkbenchError(f"The temperature must be above 0 for probabilities, not {temperature:g}.")
+        ids, _ = self.fit(check_messages(messages), 1)
+        with self.model_for(adapter) as model, torch.no_grad():
+            inputs = torch.tensor([ids], device=self.loaded.device)
+            logits = model(input_ids=inputs, attention_mask=torch.ones_like(inputs)).logits[0, -1].float()
+            top = torch.topk(torch.softmax(logits / temperature, dim=-1), k)
+        with self._token_lock:
+            return [
+                (int(i), self.tokenizer.decode([int(i)]), float(p))
+                for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+            ]
+
     def encode(self, messages: Sequence[Message]) -> list[int]:
         """Token ids of a conversation in the model's chat template, ending with the assistant cue."""
         with self._token_lock:
