@@ -141,21 +141,9 @@ def validate(ctx: AppContext, tokenizers: _Tokenizers, upload, dataset, val_uplo
 
 
 def _figure(curves: dict[str, list[tuple[int, float]]], run: str):
-    import plotly.graph_objects as go
+    from workbench import plots
 
-    fig = go.Figure()
-    for key, name, mode in (("train", "train loss", "lines"), ("val", "validation loss", "lines+markers")):
-        points = curves[key]
-        fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=name, mode=mode))
-    fig.update_layout(
-        title=f"Loss: {run}" if run else "Loss",
-        xaxis_title="step",
-        yaxis_title="loss",
-        height=380,
-        margin={"l": 50, "r": 20, "t": 50, "b": 40},
-        legend={"orientation": "h", "y": -0.2},
-    )
-    return fig
+    return plots.loss_curves(plots.loss_frame(curves), title=f"Loss: {run}" if run else "Loss")
 
 
 def _progress_text(status: jobs.RunStatus) -> str:
