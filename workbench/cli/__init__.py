@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from workbench.errors import WorkbenchError
 
 COMMANDS = ("chat", "models", "bench", "leaderboard", "export", "import", "score", "perplexity", "eval", "train")
+COMMANDS += ("prompts",)
 
 
 def build_parser() -> argparse.ArgumentParser:
