@@ -58,9 +58,9 @@ finetune-demo: install
 		--max-length 256 --batch-size 2 --learning-rate 5e-4 --val-fraction 0.05 --eval-steps 10 --save-steps 10 \
 		--warmup 0.1
 	@echo "--- base model:"
-	$(PY) -m workbench chat --prompt "Who are you?" --temperature 0 --max-new-tokens 60
+	$(PY) -m workbench chat --prompt "Who created you?" --temperature 0 --max-new-tokens 60
 	@echo "--- with adapter $(DEMO_RUN):"
-	$(PY) -m workbench chat --adapter $(DEMO_RUN) --prompt "Who are you?" --temperature 0 --max-new-tokens 60
+	$(PY) -m workbench chat --adapter $(DEMO_RUN) --prompt "Who created you?" --temperature 0 --max-new-tokens 60
 
 clean:
 	rm -rf $(VENV) tests/artifacts .pytest_cache .ruff_cache
