@@ -202,6 +202,11 @@ def test_resume_refuses_changed_data_and_unknown_runs(tiny_settings, tmp_path):
     run_job(config, tiny_settings, progress=False, echo=lambda _: None, store=False)
     with pytest.raises(WorkbenchError, match="already exists"):
         run_job(config, tiny_settings, progress=False, echo=lambda _: None, store=False)
+    with pytest.raises(WorkbenchError, match=r"Run 'once' already ended \(finished at step 2\)"):
+        run_job(config, tiny_settings, resume=True, progress=False, echo=lambda _: None, store=False)
+    assert not list(RunPaths.of(tiny_settings, "once").trainer_dir.glob("checkpoint-*"))  # no resume state kept
+    log = RunPaths.of(tiny_settings, "once").log_file
+    log.write_text(log.read_text().rsplit("\n", 2)[0] + "\n")  # as if killed before the end: resumable again
     identity_file(data, 20, skip=1)
     with pytest.raises(WorkbenchError, match="changed since run 'once' started"):
         run_job(config, tiny_settings, resume=True, progress=False, echo=lambda _: None, store=False)
@@ -220,6 +225,9 @@ def test_a_checkpoint_is_complete_or_invisible(tiny_settings, tmp_path, monkeypa
                        val_fraction=0)  # fmt: skip
     run_job(config, tiny_settings, progress=False, echo=lambda _: None, store=False)
     paths = RunPaths.of(tiny_settings, "atomic")
+    for step in (2, 4):  # trainer checkpoints as a kill would leave them (an ended run deletes its own)
+        shutil.copytree(paths.checkpoint(step), paths.trainer_checkpoint(step))
+        (paths.trainer_checkpoint(step) / "trainer_state.json").write_text(json.dumps({"global_step": step}))
     source = paths.trainer_checkpoint(4)
 
     real_copy = shutil.copyfile

@@ -4,6 +4,7 @@
     run_status(settings, "identity")   # RunStatus: preparing/running/finished/..., step, losses, ETA
     loss_curves(settings, "identity")  # {"train": [(step, loss)], "val": [(step, loss)]} for a chart
     cancel_training(settings, "identity", token=admin_token)
+    resume_training(settings, "identity", token=admin_token)   # from its last complete checkpoint
 
 A job is `python -m workbench train ...` in its own process (and session, so it outlives a UI restart);
 it reports through its run log (`<run>/train_log.jsonl`, see `workbench.finetune.runlog`), and its
@@ -130,7 +131,7 @@ def start_training(
     Raises:
         WorkbenchError: Wrong admin token, a run of that name exists (or, resuming, does not), or it is running.
     """
-    from workbench.finetune.trainer import check_run_folder
+    from workbench.finetune.checkpoints import check_run_folder
 
     settings.check_admin(token)
     key = (str(settings.adapters_dir), config.run)
@@ -159,6 +160,19 @@ def start_training(
         info = {"run": config.run, "pid": proc.pid, "started": time.time(), "resume": resume}
         (jobs / f"{config.run}.json").write_text(json.dumps(info), encoding="utf-8")
     return proc
+
+
+def resume_training(settings: Settings, run: str, *, token: str | None = None) -> subprocess.Popen:
+    """Continue an interrupted or cancelled run from its last complete checkpoint, with its saved settings.
+
+    Raises:
+        WorkbenchError: Wrong admin token, no such run, a run that already ended, or one that is running.
+    """
+    from workbench.finetune.checkpoints import load_job
+
+    settings.check_admin(token)
+    config = JobConfig.from_dict(load_job(RunPaths.of(settings, run))["config"])
+    return start_training(settings, config, token=token, resume=True)
 
 
 def _pid_alive(settings: Settings, run: str, pid: int | None) -> bool:

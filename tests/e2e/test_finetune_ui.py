@@ -102,6 +102,14 @@ def test_train_endpoint_needs_the_token_trains_and_cancels(finetune_app, tmp_pat
     status = _wait_for(finetune_app.settings, "api-cancel", lambda s: not s.active, timeout=60)
     assert status.status == "cancelled" and status.step < 400 and status.adapter is None
 
+    with pytest.raises(AppError, match="needs the admin token"):
+        client.predict(run_name="api-cancel", token="wrong", api_name="/resume_training")
+    assert "Resuming" in client.predict(run_name="api-cancel", token=TOKEN, api_name="/resume_training")
+    resumed = _wait_for(finetune_app.settings, "api-cancel", lambda s: s.status == "running" and s.step > status.step)
+    client.predict(run_name="api-cancel", token=TOKEN, api_name="/cancel_training")
+    assert _wait_for(finetune_app.settings, "api-cancel", lambda s: not s.active, timeout=60).status == "cancelled"
+    assert resumed.max_steps == 400
+
 
 def test_page_validates_trains_charts_and_the_chat_lists_the_checkpoint(finetune_app, page, artifacts):
     from playwright.sync_api import expect

@@ -86,7 +86,7 @@ def _given(args: argparse.Namespace) -> dict[str, object]:
 
 def job_config(args: argparse.Namespace, settings) -> JobConfig:
     """The job: from the flags, or (with --resume) the run's saved settings."""
-    from workbench.finetune.trainer import load_job
+    from workbench.finetune.checkpoints import load_job
 
     given = _given(args)
     if args.resume:

@@ -21,7 +21,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from workbench.errors import WorkbenchError
 from workbench.finetune.config import RunPaths
+from workbench.finetune.runlog import read_log
 from workbench.registry import ADAPTER_CONFIG, ADAPTER_WEIGHTS, RUN_META, inspect_adapter
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -143,3 +145,28 @@ def checkpoint_step(folder: Path) -> int:
     if match is None:
         raise ValueError(f"{folder} is not a checkpoint folder")
     return int(match.group(1))
+
+
+def check_run_folder(paths: RunPaths, resume: bool) -> None:
+    """Refuse to start over an existing run, or to resume one that does not exist."""
+    exists = paths.run_dir.exists() and any(paths.run_dir.iterdir())
+    if exists and not resume:
+        raise WorkbenchError(
+            f"A run called {paths.run!r} already exists in {paths.run_dir.parent}; "
+            "resume it with --resume or choose another name."
+        )
+    if resume and not paths.job_file.is_file():
+        raise WorkbenchError(f"There is no run called {paths.run!r} to resume in {paths.run_dir.parent}.")
+    ends = [r for r in read_log(paths.log_file) if r["event"] in ("prepare", "end")]
+    if resume and ends and ends[-1]["event"] == "end" and ends[-1].get("status") in ("finished", "stopped-early"):
+        raise WorkbenchError(f"Run {paths.run!r} already ended ({ends[-1]['status']} at step {ends[-1].get('step')}).")
+
+
+def load_job(paths: RunPaths) -> dict[str, Any]:
+    """The job.json a run wrote when it started (its config, base model and dataset fingerprints)."""
+    if not paths.job_file.is_file():
+        raise WorkbenchError(f"There is no run called {paths.run!r} to resume in {paths.run_dir.parent}.")
+    try:
+        return json.loads(paths.job_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise WorkbenchError(f"Run {paths.run!r} has no readable job.json, so it cannot be resumed.") from None

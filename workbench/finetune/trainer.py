@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import threading
 import warnings
 from typing import Any
@@ -20,8 +21,10 @@ from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.finetune.callbacks import RunCallback, RunContext, losses_at
 from workbench.finetune.checkpoints import (
+    check_run_folder,
     checkpoint_step,
     choose_final,
+    load_job,
     publish_checkpoint,
     publish_final,
     published_steps,
@@ -34,30 +37,6 @@ from workbench.finetune.hooks import RunHooks, check_suites
 from workbench.finetune.prepare import PreparedData, job_settings, prepare_data
 from workbench.finetune.runlog import RunLog, read_log
 from workbench.finetune.tokenize import encode_examples, packing_pays
-
-
-def check_run_folder(paths: RunPaths, resume: bool) -> None:
-    """Refuse to start over an existing run, or to resume one that does not exist."""
-    exists = paths.run_dir.exists() and any(paths.run_dir.iterdir())
-    if exists and not resume:
-        raise WorkbenchError(
-            f"A run called {paths.run!r} already exists in {paths.run_dir.parent}; "
-            "resume it with --resume or choose another name."
-        )
-    if resume and not paths.job_file.is_file():
-        raise WorkbenchError(f"There is no run called {paths.run!r} to resume in {paths.run_dir.parent}.")
-
-
-def load_job(paths: RunPaths) -> dict[str, Any]:
-    """The job.json a run wrote when it started (its config, base model and dataset fingerprints)."""
-    import json
-
-    if not paths.job_file.is_file():
-        raise WorkbenchError(f"There is no run called {paths.run!r} to resume in {paths.run_dir.parent}.")
-    try:
-        return json.loads(paths.job_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise WorkbenchError(f"Run {paths.run!r} has no readable job.json, so it cannot be resumed.") from None
 
 
 def _check_same_data(saved: dict[str, Any], current: dict[str, Any], run: str) -> None:
@@ -346,5 +325,9 @@ def _train(config, settings, data, job, paths, log, dist, resume, progress, canc
     if not main:
         return None
     summary = _finish(config, ctx, trainer, status)
+    if status != "cancelled":
+        # Optimizer and RNG state only serve a resume; an ended run keeps its adapters and job.json.
+        for folder in paths.trainer_dir.glob("checkpoint-*"):
+            shutil.rmtree(folder, ignore_errors=True)
     log.write("end", **summary)
     return summary

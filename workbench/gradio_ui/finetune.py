@@ -2,142 +2,43 @@
 
 Training runs as a separate process (`workbench.jobs`), so the chat stays responsive; this tab only reads
 the run's log every few seconds to redraw the loss chart. Checkpoints land in the adapters folder,
-where the Chat tab's selector finds them without a restart. Starting and cancelling need the admin
-token when WORKBENCH_ADMIN_TOKEN is set, in the page and in the API endpoints:
+where the Chat tab's selector finds them without a restart. Starting, cancelling and resuming need the
+admin token when WORKBENCH_ADMIN_TOKEN is set, in the page and in the named API endpoints:
 
-    train(data_file, dataset, val_file, val_fraction, run_name, token, learning_rate, max_steps, epochs,
+    train(upload, dataset, val_upload, val_fraction, run_name, token, learning_rate, max_steps, epochs,
           batch_size, grad_accum, max_length, lora_r, lora_alpha, lora_dropout, target_modules, warmup,
-          weight_decay, eval_steps, save_steps, patience, seed, packing) -> (status, run)
-    cancel_training(run_name, token) -> status
-`data_file` is an uploaded file (gradio_client's `handle_file`) or None to use `dataset`, a shipped file's
-path relative to the repository (see the dropdown's choices).
+          weight_decay, eval_steps, save_steps, patience, seed, packing) -> (status, runs, next run name)
+    cancel_training(run_name, token) -> status     (stops after the current step; the run stays resumable)
+    resume_training(run_name, token) -> status     (continues from the last complete checkpoint)
+
+`upload` is a dataset file (gradio_client's `handle_file`), or None to train on `dataset`, a shipped
+file's path relative to the repository (the dropdown's choices). The data is validated before a job starts.
 """
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-import threading
-import time
 from dataclasses import fields
-from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import gradio as gr
 
 from workbench import jobs
-from workbench.config import REPO_ROOT
-from workbench.errors import WorkbenchError
 from workbench.finetune.config import DEMO_SETTINGS, PACKING, JobConfig
-from workbench.gradio_ui.context import AppContext, user_error
+from workbench.gradio_ui.context import AppContext
+from workbench.gradio_ui.finetune_actions import (
+    Tokenizers,
+    make_cancel_fn,
+    make_resume_fn,
+    make_train_fn,
+    run_names,
+    shipped_datasets,
+    suggest_name,
+    validate,
+)
 
-DATA_DIR = REPO_ROOT / "data"
 REFRESH_S = 2.0  # how often an open page redraws the loss chart and progress
 # The form starts from the demo recipe's settings (`make finetune-demo`): minutes on 2 CPU cores.
 DEFAULTS = SimpleNamespace(**({f.name: f.default for f in fields(JobConfig)} | DEMO_SETTINGS))
-
-
-def shipped_datasets() -> list[str]:
-    """Training files shipped under data/ (held-out files excluded), relative to the repository."""
-    files = sorted(p for ext in ("*.jsonl", "*.json", "*.csv") for p in DATA_DIR.glob(f"*/{ext}"))
-    return [str(p.relative_to(REPO_ROOT)) for p in files if "heldout" not in p.name]
-
-
-def _dataset_path(upload: str | None, dataset: str | None) -> str:
-    if upload:
-        return upload
-    if not dataset:
-        raise WorkbenchError("Upload a dataset file or pick one of the shipped datasets.")
-    path = (REPO_ROOT / dataset).resolve()
-    if DATA_DIR.resolve() not in path.parents:
-        raise WorkbenchError(f"{dataset!r} is not one of the shipped datasets.")
-    return str(path)
-
-
-def _keep_upload(ctx: AppContext, path: str | None) -> str | None:
-    """Copy an uploaded file out of Gradio's cache into var/datasets/ (the job reads it for hours)."""
-    if not path or DATA_DIR.resolve() in Path(path).resolve().parents:
-        return path
-    source = Path(path)
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
-    target = ctx.settings.var_dir / "datasets" / digest / source.name  # the run records the file's own name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.exists():
-        shutil.copyfile(source, target)
-    return str(target)
-
-
-class _Tokenizers:
-    """The served base model's tokenizer, loaded once per app (validation needs it; the model it does not)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._cache: dict[str, Any] = {}
-
-    def get(self, ctx: AppContext) -> Any:
-        from workbench.finetune.prepare import load_tokenizer
-        from workbench.registry import resolve_base
-
-        base = resolve_base(ctx.settings)
-        with self._lock:
-            if base.name not in self._cache:
-                self._cache[base.name] = load_tokenizer(base, ctx.settings)
-            return self._cache[base.name]
-
-
-INTEGERS = ("max_steps", "batch_size", "grad_accum", "max_length", "lora_r", "lora_alpha", "eval_steps", "save_steps")
-INTEGERS += ("patience", "seed")  # Gradio numbers arrive as floats
-
-
-def _config(run: str, data: str, val: str | None, values: dict[str, Any]) -> JobConfig:
-    clean = {k: (int(v) if k in INTEGERS and v is not None and float(v) == int(v) else v) for k, v in values.items()}
-    if clean.get("val_fraction") is not None:
-        clean["val_fraction"] = float(clean["val_fraction"])
-    clean["target_modules"] = tuple(m.strip() for m in str(clean.get("target_modules") or "").split(",") if m.strip())
-    return JobConfig(run=(run or "").strip(), data=data, val_data=val or None, **clean)
-
-
-HPARAMS = (
-    "learning_rate",
-    "max_steps",
-    "epochs",
-    "batch_size",
-    "grad_accum",
-    "max_length",
-    "lora_r",
-    "lora_alpha",
-    "lora_dropout",
-    "target_modules",
-    "warmup",
-    "weight_decay",
-    "eval_steps",
-    "save_steps",
-    "patience",
-    "seed",
-    "packing",
-)
-
-
-def validate(ctx: AppContext, tokenizers: _Tokenizers, upload, dataset, val_upload, val_fraction, max_length, seed):
-    """The validation report for the chosen files, and whether training may start."""
-    from workbench.finetune.prepare import prepare_data
-
-    try:
-        data = _dataset_path(upload, dataset)
-        config = JobConfig(
-            run="validation",
-            data=data,
-            val_data=val_upload or None,
-            val_fraction=val_fraction,
-            max_length=int(max_length),
-            seed=int(seed),
-        )
-        prepared = prepare_data(config, ctx.settings, tokenizers.get(ctx))
-    except WorkbenchError as exc:
-        return f"**Not usable:** {exc}", gr.update(interactive=False)
-    text = prepared.summary().replace("\n  ", "\n- ").replace("\n", "  \n")
-    return f"**Validation report**  \n{text}", gr.update(interactive=True)
 
 
 def _figure(curves: dict[str, list[tuple[int, float]]], run: str):
@@ -168,71 +69,6 @@ def _progress_text(status: jobs.RunStatus) -> str:
     if status.error:
         lines.append(f"Error: {status.error}")
     return "  \n".join(lines)
-
-
-def make_train_fn(ctx: AppContext, tokenizers: _Tokenizers):
-    """The function behind the Start button and the "train" API endpoint (it validates the data first)."""
-    from workbench.finetune.prepare import prepare_data
-
-    def train(
-        upload: str | None,
-        dataset: str | None,
-        val_upload: str | None,
-        val_fraction: float,
-        run_name: str,
-        token: str | None,
-        learning_rate: float,
-        max_steps: float,
-        epochs: float,
-        batch_size: float,
-        grad_accum: float,
-        max_length: float,
-        lora_r: float,
-        lora_alpha: float,
-        lora_dropout: float,
-        target_modules: str,
-        warmup: float,
-        weight_decay: float,
-        eval_steps: float,
-        save_steps: float,
-        patience: float,
-        seed: float,
-        packing: str,
-    ):
-        values = {k: v for k, v in locals().items() if k in HPARAMS}
-        try:
-            ctx.settings.check_admin(token)
-            data = _keep_upload(ctx, _dataset_path(upload, dataset))
-            config = _config(run_name, data, _keep_upload(ctx, val_upload), values | {"val_fraction": val_fraction})
-            prepare_data(config, ctx.settings, tokenizers.get(ctx))  # refuse bad data here, not in the job's log
-            jobs.start_training(ctx.settings, config, token=token)
-        except WorkbenchError as exc:
-            raise user_error(exc) from None
-        started = f"Started **{config.run}**: the chart follows its progress."
-        return started, gr.update(choices=_run_names(ctx), value=config.run), _suggest_name()
-
-    return train
-
-
-def make_cancel_fn(ctx: AppContext):
-    """The function behind the Cancel button and the "cancel_training" API endpoint."""
-
-    def cancel(run_name, token):
-        try:
-            stopped = jobs.cancel_training(ctx.settings, (run_name or "").strip(), token=token)
-        except WorkbenchError as exc:
-            raise user_error(exc) from None
-        return f"Cancelling **{run_name}** after its current step." if stopped else f"**{run_name}** is not running."
-
-    return cancel
-
-
-def _run_names(ctx: AppContext) -> list[str]:
-    return [r.run for r in jobs.list_runs(ctx.settings)]
-
-
-def _suggest_name() -> str:
-    return time.strftime("run-%Y%m%d-%H%M%S")
 
 
 def _hyperparameter_inputs() -> list[gr.components.Component]:
@@ -303,7 +139,7 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
     Returns the tab's components and `on_load`, the arguments for `demo.load` that fill the run list and
     the chart and validate the preselected dataset when a page opens.
     """
-    tokenizers = _Tokenizers()
+    tokenizers = Tokenizers()
     shipped = shipped_datasets()
     with gr.Row():
         with gr.Column(scale=2):
@@ -340,6 +176,7 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
             with gr.Row():
                 start = gr.Button("Start training", variant="primary", interactive=False, elem_id="ft-start")
                 cancel = gr.Button("Cancel", variant="stop", elem_id="ft-cancel")
+                resume = gr.Button("Resume", elem_id="ft-resume")
             status = gr.Markdown("", elem_id="ft-status")
         with gr.Column(scale=3):
             runs = gr.Dropdown([], label="Run", elem_id="ft-runs", allow_custom_value=True)
@@ -366,11 +203,12 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
         concurrency_limit=None,
     )
     cancel.click(make_cancel_fn(ctx), [runs, token], [status], api_name="cancel_training", concurrency_limit=None)
+    resume.click(make_resume_fn(ctx), [runs, token], [status], api_name="resume_training", concurrency_limit=None)
 
     seen = gr.State(None)  # what the chart shows, so an unchanged log is not redrawn every tick
 
     def refresh(run: str | None, shown: list | None):
-        names = _run_names(ctx)
+        names = run_names(ctx)
         run = run if run in names else (names[0] if names else None)
         if run is None:
             return gr.update(choices=names, value=None), _figure({"train": [], "val": []}, ""), "No runs yet.", None
@@ -394,7 +232,7 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
     runs.input(**refresh_args)
 
     def load(run, shown, *checked):
-        return (*refresh(run, shown), *check(*checked), _suggest_name())
+        return (*refresh(run, shown), *check(*checked), suggest_name())
 
     on_load = {
         "fn": load,
