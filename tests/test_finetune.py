@@ -99,8 +99,18 @@ def test_real_training_gives_an_adapter_the_chat_engine_uses(engine, wb_settings
     """A few steps of the embedded model on real data: checkpoints, metadata, logs, store, and a changed reply."""
     train = identity_file(tmp_path / "identity.jsonl", 24)
     val = identity_file(tmp_path / "identity_val.jsonl", 4, skip=24)
-    config = JobConfig(run="finetune-real", data=str(train), val_data=str(val), max_steps=4, batch_size=4,
-                       learning_rate=3e-3, max_length=128, save_steps=2, eval_steps=2, warmup=0)  # fmt: skip
+    config = JobConfig(
+        run="finetune-real",
+        data=str(train),
+        val_data=str(val),
+        max_steps=4,
+        batch_size=4,
+        learning_rate=3e-3,
+        max_length=128,
+        save_steps=2,
+        eval_steps=2,
+        warmup=0,
+    )
     summary = run_job(config, wb_settings, progress=False, echo=lambda _: None)
     assert summary["status"] == "finished" and summary["step"] == 4
     assert summary["checkpoints"] == ["finetune-real/checkpoint-2", "finetune-real/checkpoint-4"]
@@ -156,21 +166,51 @@ def test_real_training_gives_an_adapter_the_chat_engine_uses(engine, wb_settings
 
 
 def _train_cmd(name: str, data: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "workbench", "train", "--data", str(data), "--name", name, "--max-length", "128",
-            "--batch-size", "2", "--save-steps", "2", "--eval-steps", "4", "--val-fraction", "0.1", *extra]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "workbench",
+        "train",
+        "--data",
+        str(data),
+        "--name",
+        name,
+        "--max-length",
+        "128",
+        "--batch-size",
+        "2",
+        "--save-steps",
+        "2",
+        "--eval-steps",
+        "4",
+        "--val-fraction",
+        "0.1",
+        *extra,
+    ]
 
 
 def test_resume_after_kill_9_ends_where_an_uninterrupted_run_ends(tiny_settings, tiny_env, tmp_path):
     data = identity_file(tmp_path / "d.jsonl", 60)
     steps = ["--max-steps", "6"]
-    whole = subprocess.run(_train_cmd("whole", data, *steps, "--json", "--quiet"), cwd=ROOT, env=tiny_env,
-                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    whole = subprocess.run(
+        _train_cmd("whole", data, *steps, "--json", "--quiet"),
+        cwd=ROOT,
+        env=tiny_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert whole.returncode == 0, whole.stderr
     expected = json.loads(whole.stdout)
 
     paths = RunPaths.of(tiny_settings, "killed")
-    proc = subprocess.Popen(_train_cmd("killed", data, *steps, "--quiet"), cwd=ROOT, env=tiny_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        _train_cmd("killed", data, *steps, "--quiet"),
+        cwd=ROOT,
+        env=tiny_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 240
     while not paths.checkpoint(2).is_dir() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -221,8 +261,9 @@ def test_a_checkpoint_is_complete_or_invisible(tiny_settings, tmp_path, monkeypa
     from workbench.finetune import checkpoints
 
     data = identity_file(tmp_path / "d.jsonl", 20)
-    config = JobConfig(run="atomic", data=str(data), max_steps=4, max_length=128, batch_size=2, save_steps=2,
-                       val_fraction=0)  # fmt: skip
+    config = JobConfig(
+        run="atomic", data=str(data), max_steps=4, max_length=128, batch_size=2, save_steps=2, val_fraction=0
+    )
     run_job(config, tiny_settings, progress=False, echo=lambda _: None, store=False)
     paths = RunPaths.of(tiny_settings, "atomic")
     for step in (2, 4):  # trainer checkpoints as a kill would leave them (an ended run deletes its own)
@@ -261,8 +302,18 @@ def test_final_adapter_is_the_checkpoint_with_the_lowest_validation_loss(tmp_pat
 def test_early_stopping_ends_a_run_whose_validation_loss_stops_falling(tiny_settings, tmp_path):
     data = identity_file(tmp_path / "d.jsonl", 30)
     # A learning rate too small to move the loss: no evaluation improves on the first one.
-    config = JobConfig(run="stops", data=str(data), max_steps=20, learning_rate=1e-12, max_length=128, batch_size=2,
-                       eval_steps=2, save_steps=2, patience=1, val_fraction=0.1)  # fmt: skip
+    config = JobConfig(
+        run="stops",
+        data=str(data),
+        max_steps=20,
+        learning_rate=1e-12,
+        max_length=128,
+        batch_size=2,
+        eval_steps=2,
+        save_steps=2,
+        patience=1,
+        val_fraction=0.1,
+    )
     summary = run_job(config, tiny_settings, progress=False, echo=lambda _: None, store=False)
     assert summary["status"] == "stopped-early"
     assert summary["step"] == 4 and summary["max_steps"] == 20
@@ -271,8 +322,16 @@ def test_early_stopping_ends_a_run_whose_validation_loss_stops_falling(tiny_sett
 
 def test_suites_run_at_every_save_and_results_reach_the_log(tiny_settings, tmp_path):
     data = identity_file(tmp_path / "d.jsonl", 20)
-    config = JobConfig(run="suited", data=str(data), max_steps=2, max_length=128, batch_size=2, save_steps=1,
-                       val_fraction=0, eval_suites=("identity_heldout_ppl",))  # fmt: skip
+    config = JobConfig(
+        run="suited",
+        data=str(data),
+        max_steps=2,
+        max_length=128,
+        batch_size=2,
+        save_steps=1,
+        val_fraction=0,
+        eval_suites=("identity_heldout_ppl",),
+    )
     run_job(config, tiny_settings, progress=False, echo=lambda _: None)
     suites = [r for r in read_log(tiny_settings.adapters_dir / "suited" / "train_log.jsonl") if r["event"] == "suite"]
     assert [(r["step"], r["checkpoint"]) for r in suites] == [(1, "suited/checkpoint-1"), (2, "suited/checkpoint-2")]

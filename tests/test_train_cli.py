@@ -77,9 +77,34 @@ def test_validate_only_prints_every_problem(cli, tmp_path):
 
 def test_two_process_ddp_run_on_cpu_gives_a_loadable_adapter(tiny_env, tiny_settings, tiny_model_dir, tmp_path):
     data = identity_file(tmp_path / "d.jsonl", 40)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-           "-m", "workbench", "train", "--data", str(data), "--name", "ddp", "--max-steps", "3", "--max-length", "128",
-           "--batch-size", "2", "--save-steps", "3", "--eval-steps", "3", "--quiet", "--json"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "workbench",
+        "train",
+        "--data",
+        str(data),
+        "--name",
+        "ddp",
+        "--max-steps",
+        "3",
+        "--max-length",
+        "128",
+        "--batch-size",
+        "2",
+        "--save-steps",
+        "3",
+        "--eval-steps",
+        "3",
+        "--quiet",
+        "--json",
+    ]
     done = subprocess.run(cmd, cwd=ROOT, env=tiny_env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     (line,) = done.stdout.strip().splitlines()  # only the main process reports
