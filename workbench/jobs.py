@@ -28,7 +28,7 @@ from typing import Any
 from workbench.config import REPO_ROOT, Settings
 from workbench.errors import WorkbenchError
 from workbench.finetune.checkpoints import published_steps
-from workbench.finetune.config import JobConfig, RunPaths
+from workbench.finetune.config import HYPERPARAMETERS, JobConfig, RunPaths
 from workbench.finetune.runlog import END_STATUSES, read_log
 
 ACTIVE = ("preparing", "running")
@@ -89,8 +89,6 @@ def train_command(config: JobConfig, resume: bool = False) -> list[str]:
     cmd = [sys.executable, "-m", "workbench", "train", "--name", config.run, "--quiet"]
     if resume:
         return [*cmd, "--resume"]
-    from workbench.cli.train import HYPERPARAMETERS
-
     cmd += ["--data", config.data]
     if config.val_data:
         cmd += ["--val", config.val_data]

@@ -22,6 +22,31 @@ RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 PACKING = ("auto", "on", "off")
 SCHEDULERS = ("linear", "cosine", "constant")
+
+# flag -> (JobConfig field, type, help): every hyperparameter is a CLI flag (cli/train.py) and a job
+# subprocess argument (jobs.py); its default is JobConfig's.
+HYPERPARAMETERS = {
+    "--learning-rate": ("learning_rate", float, "peak learning rate"),
+    "--batch-size": ("batch_size", int, "sequences (packed rows) per device per step"),
+    "--grad-accum": ("grad_accum", int, "gradient accumulation steps"),
+    "--epochs": ("epochs", float, "passes over the data (when --max-steps is 0)"),
+    "--max-steps": ("max_steps", int, "optimizer steps; 0 = as many as --epochs take"),
+    "--warmup": ("warmup", float, "warmup steps, or a fraction below 1 of all steps"),
+    "--weight-decay": ("weight_decay", float, "AdamW weight decay"),
+    "--scheduler": ("scheduler", str, f"learning-rate schedule: {', '.join(SCHEDULERS)}"),
+    "--lora-r": ("lora_r", int, "LoRA rank"),
+    "--lora-alpha": ("lora_alpha", int, "LoRA alpha (scale = alpha / r)"),
+    "--lora-dropout": ("lora_dropout", float, "LoRA dropout"),
+    "--target-modules": ("target_modules", str, "comma-separated module names, or all-linear"),
+    "--max-length": ("max_length", int, "longest conversation in tokens; longer ones are dropped and reported"),
+    "--packing": ("packing", str, f"pack short conversations into rows: {', '.join(PACKING)}"),
+    "--seed": ("seed", int, "seed for the split, data order and LoRA init"),
+    "--val-fraction": ("val_fraction", float, "share of --data held out for validation when there is no --val"),
+    "--logging-steps": ("logging_steps", int, "log loss, learning rate and tokens/s every N steps"),
+    "--eval-steps": ("eval_steps", int, "validation loss every N steps"),
+    "--save-steps": ("save_steps", int, "checkpoint every N steps"),
+    "--patience": ("patience", int, "stop after N evaluations without a lower validation loss; 0 = off"),
+}
 # `make finetune-demo` and the Fine-tune tab's defaults: the embedded model on the identity data, 2 CPU cores.
 DEMO_SETTINGS = {
     "max_steps": 40,
