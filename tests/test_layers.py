@@ -23,10 +23,21 @@ LAYERS = [
         "agreement",
         "plots",
         "promptsets",
-        "metricviews",
         "leaderboard",
     },
-    {"engine", "evals", "evaluate", "evalstore", "finetune", "compare", "lab", "jobs", "bench", "metricviews"},
+    {
+        "engine",
+        "evals",
+        "evaluate",
+        "evalstore",
+        "finetune",
+        "compare",
+        "lab",
+        "jobs",
+        "bench",
+        "metricviews",
+        "metricviews",
+    },
     {"cli", "gradio_ui", "__main__"},
 ]
 
