@@ -36,7 +36,6 @@ LAYERS = [
         "jobs",
         "bench",
         "metricviews",
-        "metricviews",
     },
     {"cli", "gradio_ui", "__main__"},
 ]
