@@ -1,4 +1,4 @@
-"""The light modules stay light: importing (and using) them in a fresh interpreter pulls in no torch,
+"""Importing a workbench module is cheap: in a fresh interpreter it pulls in no torch,
 transformers, peft, trl, datasets, gradio or streamlit (DESIGN.md: the dashboard starts fast and never holds a
 model it did not ask for). Add a module to LIGHT when it must stay light.
 
@@ -23,6 +23,21 @@ LIGHT = [
     "workbench.ratings",
     "workbench.agreement",
     "workbench.cli",
+    "workbench.engine",
+    "workbench.loading",
+    "workbench.data",
+    "workbench.metrics",
+    "workbench.evals",
+    "workbench.evaluate",
+    "workbench.evalstore",
+    "workbench.fingerprints",
+    "workbench.plots",
+    "workbench.jobs",
+    "workbench.metricviews",
+    "workbench.leaderboard",
+    "workbench.promptsets",
+    "workbench.markup",
+    "workbench.bench",
 ]
 
 
