@@ -1,0 +1,127 @@
+"""Wiring shared by the dashboard pages: settings, the store (opened once), the engine (loaded on first use), errors.
+
+Not a page itself (dashboard.py lists the pages). The store is opened once per process with
+`st.cache_resource` and the shipped prompt sets are loaded into it the first time; the `ChatEngine` is loaded
+only when a page generates text, also once per process. Errors a user can fix (`WorkbenchError`) are shown
+with `st.error` as their one sentence, escaped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import streamlit as st
+
+from workbench.config import Settings
+from workbench.errors import WorkbenchError
+from workbench.markup import plain_markdown
+
+if TYPE_CHECKING:
+    from workbench.engine import ChatEngine
+    from workbench.store import Store
+
+
+def show_error(exc: BaseException | str) -> None:
+    """One sentence in a red box, with nothing in it interpreted as Markdown or HTML."""
+    st.error(plain_markdown(str(exc)), icon=":material/error:")
+
+
+def settings() -> Settings:
+    """Settings from the WORKBENCH_* environment; a bad value stops the page with its sentence."""
+    try:
+        return Settings.from_env()
+    except WorkbenchError as exc:
+        show_error(exc)
+        st.stop()
+        raise
+
+
+@st.cache_resource(show_spinner="Opening the store…")
+def _open_store(url: str, admin_token: str | None) -> Store:
+    from workbench.promptsets import load_shipped
+    from workbench.store import Store
+
+    store = Store(url, admin_token=admin_token)
+    load_shipped(store)
+    return store
+
+
+def store() -> Store:
+    """The store named by the settings, opened once per process (the shipped prompt sets loaded into it)."""
+    s = settings()
+    try:
+        return _open_store(s.db_url, s.admin_token)
+    except WorkbenchError as exc:
+        show_error(exc)
+        st.stop()
+        raise
+
+
+@st.cache_resource(show_spinner="Loading the model (once per dashboard process)…")
+def _load_engine(config: Settings) -> ChatEngine:
+    from workbench.engine import ChatEngine
+
+    return ChatEngine.load(config)
+
+
+def engine() -> ChatEngine:
+    """The chat engine for the configured base model, loaded on first use and kept for the process."""
+    return _load_engine(settings())
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Show a WorkbenchError raised inside the block as one sentence instead of a traceback."""
+    try:
+        yield
+    except WorkbenchError as exc:
+        show_error(exc)
+
+
+def session_id() -> str:
+    """A random id for this browser tab, kept in the URL (`?sid=`) so a reload keeps the same anonymous rater."""
+    import uuid
+
+    from workbench.store.records import check_session
+
+    sid = st.query_params.get("sid")
+    try:
+        if sid and check_session(sid):
+            return sid
+    except WorkbenchError:
+        pass
+    sid = st.session_state.setdefault("sid", uuid.uuid4().hex)
+    st.query_params["sid"] = sid
+    return sid
+
+
+def generation_settings(prefix: str, *, max_new_tokens: int = 128, seed: int = 0):
+    """Generation-setting widgets (in an expander); returns GenerationSettings, or None after showing an error.
+
+    The seed defaults to a fixed value so the same request gives the same output and can be re-shown from
+    the store; -1 asks for a random seed each time.
+    """
+    from workbench.generation import GenerationSettings
+
+    with st.expander("Generation settings", expanded=False):
+        left, right = st.columns(2)
+        temperature = left.slider("Temperature (0 = greedy)", 0.0, 2.0, 0.7, 0.05, key=f"{prefix}-temperature")
+        top_p = right.slider("Top-p", 0.05, 1.0, 0.95, 0.05, key=f"{prefix}-top-p")
+        top_k = left.number_input("Top-k (0 = off)", 0, 500, 50, key=f"{prefix}-top-k")
+        new_tokens = right.number_input("Max new tokens", 1, 2048, max_new_tokens, key=f"{prefix}-max-new-tokens")
+        penalty = left.slider("Repetition penalty", 0.5, 2.0, 1.0, 0.05, key=f"{prefix}-repetition-penalty")
+        seed_value = right.number_input("Seed (-1 = random)", -1, 2**32 - 1, seed, key=f"{prefix}-seed")
+    try:
+        return GenerationSettings(
+            temperature=temperature,
+            top_p=top_p,
+            top_k=int(top_k),
+            max_new_tokens=int(new_tokens),
+            repetition_penalty=penalty,
+            seed=None if seed_value == -1 else int(seed_value),
+        )
+    except WorkbenchError as exc:
+        show_error(exc)
+        return None

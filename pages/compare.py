@@ -1,0 +1,136 @@
+"""Compare page: one prompt, 2 to 4 checkpoints, one set of generation settings, outputs side by side.
+
+Outputs stream into their columns one checkpoint after another and are stored; the same request later is
+shown from the store (and says so). A whole prompt set can be run over the chosen checkpoints with a progress
+bar. Widgets and wiring only: the work is in workbench/compare.py.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import common
+from workbench import compare
+from workbench.errors import WorkbenchError
+from workbench.markup import plain_markdown
+
+TYPED, FROM_SET = "Type a prompt", "A prompt set"
+
+
+def _short(text: str, n: int = 90) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= n else line[: n - 1] + "…"
+
+
+def _pick_prompt(store) -> tuple[str, str | None, int | None]:
+    """The prompt text, its system prompt from a prompt set (if any), and its prompt-set id."""
+    source = st.radio("Prompt", [TYPED, FROM_SET], horizontal=True, key="cmp-source", label_visibility="collapsed")
+    if source == TYPED:
+        text = st.text_area("Prompt", key="cmp-prompt", placeholder="Ask the checkpoints something…", height=100)
+        return text, None, None
+    sets = [s["name"] for s in store.prompt_sets()]
+    if not sets:
+        st.info("The store has no prompt sets yet: `python -m workbench prompts --load` adds the shipped ones.")
+        return "", None, None
+    name = st.selectbox("Prompt set", sets, key="cmp-set")
+    prompts = store.prompts(name)
+    index = st.selectbox(
+        "Prompt", range(len(prompts)), format_func=lambda i: f"{i + 1}. {_short(prompts[i]['text'])}", key="cmp-index"
+    )
+    chosen = prompts[index]
+    st.text(chosen["text"])
+    return chosen["text"], chosen["system_prompt"], chosen["id"]
+
+
+def _show(column, checkpoint: str, record, from_store: bool) -> None:
+    column.markdown(f"#### {plain_markdown(checkpoint)}")
+    column.caption(("From the store · " if from_store else "Generated now · ") + compare.summary(record))
+    column.text(record.output or "(empty reply)")
+
+
+def _run(store, requests: list[compare.Request], reuse: bool) -> list[dict]:
+    """Show each output in its column: from the store, or streamed from the engine and then stored."""
+    columns = st.columns(len(requests))
+    shown = []
+    for column, request in zip(columns, requests, strict=True):
+        found = compare.stored(store, common.settings(), request) if reuse else None
+        if found is None:
+            engine = common.engine()
+            column.markdown(f"#### {plain_markdown(request.checkpoint)}")
+            status, placeholder = column.empty(), column.empty()
+            status.caption("Generating…")
+            reply, text = compare.start(engine, request), ""
+            for chunk in reply:
+                text += chunk
+                placeholder.text(text + " ▌")
+            found = compare.save(store, engine, request, reply)
+            status.caption("Generated now · " + compare.summary(found))
+            placeholder.text(found.output or "(empty reply)")
+            shown.append({"checkpoint": request.checkpoint, "record": found, "from_store": False})
+        else:
+            _show(column, request.checkpoint, found, True)
+            shown.append({"checkpoint": request.checkpoint, "record": found, "from_store": True})
+    return shown
+
+
+def _prompt_set_section(store, chosen: list[str], gen) -> None:
+    st.subheader("Run a whole prompt set")
+    sets = [s["name"] for s in store.prompt_sets()]
+    if not sets:
+        st.caption("No prompt sets in the store.")
+        return
+    left, right = st.columns([3, 1])
+    name = left.selectbox("Prompt set to run", sets, key="cmp-run-set")
+    limit = right.number_input("Prompts (0 = all)", 0, 10_000, 5, key="cmp-run-limit")
+    total = len(store.prompts(name)) if not limit else min(limit, len(store.prompts(name)))
+    st.caption(f"{total} prompts × {len(chosen)} checkpoints, with the settings above; stored outputs are re-used.")
+    if st.button("Run the prompt set", key="cmp-run-go", disabled=not chosen or gen is None):
+        bar = st.progress(0.0, text="Starting…")
+
+        def progress(done: int, total: int, label: str) -> None:
+            bar.progress(done / total, text=f"{done} of {total}: {label}")
+
+        with common.user_errors():
+            counts = compare.run_prompt_set(
+                common.engine(), store, name, chosen, gen, limit=int(limit) or None, progress=progress
+            )
+            st.success(f"Done: {counts['generated']} outputs generated, {counts['from_store']} taken from the store.")
+
+
+def main() -> None:
+    st.title("Compare checkpoints")
+    st.caption("The same prompt to 2 to 4 checkpoints, side by side. Every output is stored for rating.")
+    store, cfg = common.store(), common.settings()
+    try:
+        choices = compare.checkpoint_choices(cfg)
+    except WorkbenchError as exc:
+        common.show_error(exc)
+        return
+    text, set_system, prompt_id = _pick_prompt(store)
+    system = st.text_input("System prompt (optional)", value=set_system or "", key="cmp-system")
+    if len(choices) < 2:
+        st.info(
+            "Only the base model is available: train an adapter (Gradio app, Fine-tune tab) to compare checkpoints."
+        )
+    chosen = st.multiselect(
+        "Checkpoints (2 to 4)", choices, default=choices[:2], max_selections=4, key="cmp-checkpoints"
+    )
+    gen = common.generation_settings("cmp")
+    fresh = st.checkbox("Generate anew even when the store has this output", key="cmp-fresh")
+    if st.button("Compare", type="primary", key="cmp-go", disabled=gen is None):
+        try:
+            chosen = compare.check_checkpoints(chosen)
+            requests = [compare.Request(text, c, gen, system or None, prompt_id) for c in chosen]
+            compare.stored(store, cfg, requests[0])  # refuses an empty prompt before any column is drawn
+            st.session_state["cmp-results"] = _run(store, requests, reuse=not fresh)
+        except WorkbenchError as exc:
+            common.show_error(exc)
+    elif st.session_state.get("cmp-results"):
+        shown = st.session_state["cmp-results"]
+        for column, item in zip(st.columns(len(shown)), shown, strict=True):
+            _show(column, item["checkpoint"], item["record"], item["from_store"])
+    st.divider()
+    _prompt_set_section(store, chosen, gen)
+
+
+main()

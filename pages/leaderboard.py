@@ -1,0 +1,163 @@
+"""Leaderboard page: Bradley-Terry ratings with 95% bootstrap intervals and ranks, win rates, online Elo, Likert
+means, battles per pair, position bias, inter-rater agreement, raters' reasons, and downloads of the exports.
+
+Filters by rater, checkpoint and generation settings apply to everything on the page. Widgets and wiring only:
+the numbers come from workbench/leaderboard.py (over workbench.ratings and workbench.agreement).
+"""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from pages import common
+from workbench import plots
+from workbench.errors import WorkbenchError
+from workbench.leaderboard import filter_options, filter_ratings, standings
+
+BOOTSTRAP, SEED = 1000, 0
+EXPORTS = {
+    "votes": "Pairwise votes",
+    "likert": "Likert scores",
+    "generations": "Generations (every stored output)",
+    "battles": "Battles (FastChat clean-battle form)",
+    "preferences": "Preference pairs (TRL DPO: prompt / chosen / rejected)",
+}
+
+
+def _filters(options: dict[str, list[str]]) -> dict[str, list[str]]:
+    left, middle, right = st.columns(3)
+    return {
+        "raters": left.multiselect("Raters", options["raters"], key="lb-raters", placeholder="All raters"),
+        "checkpoints": middle.multiselect(
+            "Checkpoints", options["checkpoints"], key="lb-checkpoints", placeholder="All checkpoints"
+        ),
+        "settings": right.multiselect(
+            "Generation settings", options["settings"], key="lb-settings", placeholder="All settings"
+        ),
+    }
+
+
+def _pairwise(result) -> None:
+    st.subheader("Bradley-Terry ratings")
+    st.caption(
+        f"Logistic fit on the Elo scale (ties count half, as in FastChat), 95% intervals from {BOOTSTRAP} bootstrap "
+        "resamples; models whose intervals overlap share a rank. Online Elo (K=4) is shown for reference."
+    )
+    st.plotly_chart(plots.leaderboard_chart(result.board), key="lb-chart")
+    board = result.board.round({"rating": 1, "lower": 1, "upper": 1, "elo": 1, "win_rate": 3})
+    st.dataframe(board, hide_index=True, key="lb-board")
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Win rates")
+        st.plotly_chart(plots.win_rate_heatmap(result.matrix, result.counts), key="lb-winrate")
+    with right:
+        st.subheader("Battles per pair")
+        st.plotly_chart(plots.count_heatmap(result.counts), key="lb-counts")
+    st.dataframe(result.matrix.round(3), key="lb-matrix")
+    _bias(result.bias)
+    _agreement("Agreement between raters (pairwise)", result.agreement)
+
+
+def _bias(bias: dict) -> None:
+    st.subheader("Position bias")
+    if not bias["decisive"]:
+        st.caption("No decisive votes yet (only ties and both-bad).")
+        return
+    st.metric("Left output won", f"{bias['rate']:.0%}", border=True, width="content")
+    st.caption(
+        f"The output shown on the left won {bias['left_wins']} of {bias['decisive']} decisive votes (95% Wilson "
+        f"interval {bias['lower']:.0%} to {bias['upper']:.0%}; {bias['ties']} ties or both bad). "
+        "An interval that excludes 50% means raters favour a side."
+    )
+
+
+def _agreement(title: str, summary: dict) -> None:
+    st.subheader(title)
+    if not summary or not summary["items"]:
+        st.caption("No item has ratings from two raters yet.")
+        return
+    alpha = summary["alpha"]
+    st.caption(
+        f"{summary['items']} item{'s' if summary['items'] != 1 else ''} rated by {summary['raters']} raters; "
+        f"Krippendorff's alpha "
+        f"{'n/a' if math.isnan(alpha) else f'{alpha:.3f}'} (1 = perfect agreement, 0 = chance)."
+    )
+    st.dataframe(summary["kappa"].round(3), hide_index=True)
+
+
+def _likert(result) -> None:
+    st.subheader("Likert scores")
+    st.caption(f"Mean score per checkpoint with a 95% bootstrap interval ({BOOTSTRAP} resamples).")
+    st.plotly_chart(plots.likert_chart(result.likert), key="lb-likert-chart")
+    st.dataframe(result.likert.round(3), hide_index=True, key="lb-likert")
+    _agreement("Agreement between raters (scores)", result.likert_agreement)
+
+
+def _reasons(battles, likert) -> None:
+    rows = []
+    if len(battles):
+        for b in battles[battles["reason"].notna()].itertuples():
+            rows.append((b.tstamp, f"{b.judge} on {b.model_a} (left) vs {b.model_b}, {b.winner}: {b.reason}"))
+    if len(likert):
+        for s in likert[likert["comment"].notna()].itertuples():
+            rows.append((s.tstamp, f"{s.rater} gave {s.model} {s.score}: {s.comment}"))
+    if not rows:
+        return
+    st.subheader("Reasons and comments")
+    st.caption("The newest 20, as the raters typed them.")
+    for _, line in sorted(rows, reverse=True)[:20]:
+        st.text(line)
+
+
+def _downloads(store) -> None:
+    st.subheader("Download")
+    left, middle, right = st.columns([2, 1, 2])
+    what = left.selectbox("What", list(EXPORTS), format_func=EXPORTS.get, key="lb-export")
+    fmt = middle.radio("Format", ["jsonl", "csv"], horizontal=True, key="lb-format")
+    token = None
+    if store.admin_token is not None:
+        token = right.text_input("Admin token", type="password", key="lb-token")
+    try:
+        store.check_admin(token)
+    except WorkbenchError as exc:
+        if token:
+            common.show_error(exc)
+        else:
+            st.caption("Exports need the admin token (WORKBENCH_ADMIN_TOKEN is set on this server).")
+        return
+    st.download_button(
+        f"Download {what}.{fmt}",
+        data=lambda: store.export_bytes(what, fmt, token=token),
+        file_name=f"workbench-{what}.{fmt}",
+        mime="text/csv" if fmt == "csv" else "application/jsonl",
+        key="lb-download",
+        icon=":material/download:",
+    )
+
+
+def main() -> None:
+    st.title("Leaderboard")
+    store = common.store()
+    battles, likert = store.battles(), store.likert()
+    chosen = _filters(filter_options(battles, likert))
+    battles, likert = filter_ratings(battles, **chosen), filter_ratings(likert, **chosen)
+    result = standings(battles, likert, bootstrap=BOOTSTRAP, seed=SEED)
+    raters = set(battles["judge"]) | set(likert["rater"])
+    counts = st.columns(3)
+    counts[0].metric("Pairwise votes", result.votes)
+    counts[1].metric("Likert scores", result.scores)
+    counts[2].metric("Raters", len(raters))
+    if not result.votes and not result.scores:
+        st.info("No ratings match yet: rate outputs on the Rate page (or in the Gradio app's Arena tab).")
+    if result.votes:
+        _pairwise(result)
+    if result.scores:
+        _likert(result)
+    _reasons(battles, likert)
+    st.divider()
+    _downloads(store)
+
+
+main()

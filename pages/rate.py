@@ -1,0 +1,164 @@
+"""Rate page: blind pairwise votes (A better / B better / tie / both bad) and 1-5 scores, one item at a time.
+
+The rater gives a name or stays anonymous under a session id kept in the URL. The item being shown lives in
+session state with its idempotency key, and each button sends that key with the vote, so a double click or a
+repeated submission records one vote; names are revealed only after the vote. Every vote is written at once.
+Widgets and wiring only: serving items and recording votes is workbench.store.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import common
+from workbench.errors import WorkbenchError
+from workbench.markup import plain_markdown
+from workbench.store import check_rater
+
+PAIRWISE, LIKERT = "Pairwise: which is better?", "Single output: score 1 to 5"
+CHOICES = (("left", "A is better"), ("right", "B is better"), ("tie", "Tie"), ("bothbad", "Both are bad"))
+SCORES = {1: "1 · bad", 2: "2 · poor", 3: "3 · fair", 4: "4 · good", 5: "5 · excellent"}
+VERDICT = {"left": "A is better", "right": "B is better", "tie": "a tie", "bothbad": "both are bad"}
+
+
+def _rater() -> tuple[str | None, str]:
+    """The rater's name (None when anonymous) and the browser session id; stops the page on a bad name."""
+    sid = common.session_id()
+    name = st.text_input(
+        "Your name (leave empty to rate anonymously)", key="rate-name", max_chars=64, placeholder="e.g. alice"
+    )
+    if not name.strip():
+        st.caption(f"Rating anonymously as session `{sid[:16]}`.")
+        return None, sid
+    try:
+        return check_rater(name), sid
+    except WorkbenchError as exc:
+        common.show_error(exc)
+        st.stop()
+        raise
+
+
+def _record_vote(store, item, choice: str, rater: str | None, sid: str) -> None:
+    """Button callback: write the vote (its key makes a repeat a no-op), remember what to reveal, move on."""
+    reason = st.session_state.get(f"reason-{item.key}")
+    try:
+        store.add_vote(
+            item.a.id,
+            item.b.id,
+            item.winner_for(choice),
+            rater=rater,
+            shown_left=item.shown_left,
+            reason=reason,
+            session=sid,
+            key=item.key,
+        )
+    except WorkbenchError as exc:
+        st.session_state["rate-error"] = str(exc)
+        return
+    st.session_state["rate-revealed"] = (
+        f"Recorded: {VERDICT[choice]}. A was **{plain_markdown(item.left.checkpoint)}**, "
+        f"B was **{plain_markdown(item.right.checkpoint)}**."
+    )
+    st.session_state.pop("rate-pair", None)
+
+
+def _record_score(store, item, rater: str | None, sid: str) -> None:
+    """Button callback for a 1-5 score (same idempotency as a vote)."""
+    score = st.session_state.get(f"score-{item.key}")
+    if score is None:
+        st.session_state["rate-error"] = "Pick a score from 1 to 5 first."
+        return
+    comment = st.session_state.get(f"comment-{item.key}")
+    try:
+        store.add_likert(item.generation.id, int(score), rater=rater, comment=comment, session=sid, key=item.key)
+    except WorkbenchError as exc:
+        st.session_state["rate-error"] = str(exc)
+        return
+    st.session_state["rate-revealed"] = (
+        f"Recorded: {score}. That output was from **{plain_markdown(item.generation.checkpoint)}**."
+    )
+    st.session_state.pop("rate-likert", None)
+
+
+def _current(kind: str, identity: tuple, fetch):
+    """The item this rater is on (kept across reruns), or a new one from the store."""
+    key = f"rate-{kind}"
+    held = st.session_state.get(key)
+    if held is None or held[0] != identity:
+        held = (identity, fetch())
+        st.session_state[key] = held
+    return held[1]
+
+
+def _prompt(record) -> None:
+    if record.system_prompt:
+        st.caption("System prompt")
+        st.text(record.system_prompt)
+    st.caption("Prompt")
+    st.text(record.prompt)
+
+
+def _pairwise(store, rater: str | None, sid: str) -> None:
+    item = _current("pair", (rater, sid), lambda: store.next_pair_for(rater, session=sid))
+    if item is None:
+        st.info("You have rated every pair on offer. Compare more checkpoints on the Compare page to make new pairs.")
+        return
+    _prompt(item.a)
+    left, right = st.columns(2)
+    for column, label, record in ((left, "A", item.left), (right, "B", item.right)):
+        with column.container(border=True):
+            st.markdown(f"**{label}**")
+            st.text(record.output)
+    st.text_input("Why? (optional)", key=f"reason-{item.key}", max_chars=2000)
+    for column, (choice, label) in zip(st.columns(len(CHOICES)), CHOICES, strict=True):
+        column.button(
+            label,
+            key=f"vote-{choice}-{item.key}",
+            on_click=_record_vote,
+            args=(store, item, choice, rater, sid),
+            width="stretch",
+            type="primary" if choice in ("left", "right") else "secondary",
+        )
+
+
+def _likert(store, rater: str | None, sid: str) -> None:
+    item = _current("likert", (rater, sid), lambda: store.next_likert_for(rater, session=sid))
+    if item is None:
+        st.info("You have scored every output on offer.")
+        return
+    _prompt(item.generation)
+    with st.container(border=True):
+        st.text(item.generation.output)
+    st.radio("Score", list(SCORES), format_func=SCORES.get, horizontal=True, index=None, key=f"score-{item.key}")
+    st.text_input("Comment (optional)", key=f"comment-{item.key}", max_chars=2000)
+    st.button(
+        "Submit score", key=f"submit-{item.key}", type="primary", on_click=_record_score, args=(store, item, rater, sid)
+    )
+
+
+def _progress(store, rater: str | None, sid: str) -> None:
+    progress = store.rater_progress(rater, session=sid)
+    left = progress.pairs_left + progress.likert_left
+    total = progress.done + left
+    st.progress(progress.done / total if total else 1.0)
+    st.caption(
+        f"{progress.rater}: {progress.votes} pairwise votes and {progress.likert} scores given; "
+        f"{progress.pairs_left} pairs and {progress.likert_left} outputs left."
+    )
+
+
+def main() -> None:
+    st.title("Rate outputs")
+    st.caption("Outputs are shown without the checkpoint's name; it is revealed after you vote.")
+    store = common.store()
+    rater, sid = _rater()
+    kind = st.radio("What to rate", [PAIRWISE, LIKERT], horizontal=True, key="rate-kind")
+    if "rate-error" in st.session_state:
+        common.show_error(st.session_state.pop("rate-error"))
+    if "rate-revealed" in st.session_state:
+        st.success(st.session_state.pop("rate-revealed"), icon=":material/check:")
+    _progress(store, rater, sid)
+    (_pairwise if kind == PAIRWISE else _likert)(store, rater, sid)
+
+
+main()
