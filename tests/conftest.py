@@ -29,4 +29,5 @@ pytest_plugins = [
     "tests.fixtures.servers",
     "tests.fixtures.postgres",
     "tests.fixtures.finetune",
+    "tests.fixtures.dashboard",
 ]
