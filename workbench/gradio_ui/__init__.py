@@ -9,6 +9,7 @@ from __future__ import annotations
 import gradio as gr
 
 from workbench.config import Settings
+from workbench.gradio_ui.arena import build_arena_tab
 from workbench.gradio_ui.chat import build_chat_tab
 from workbench.gradio_ui.context import AppContext
 from workbench.gradio_ui.finetune import build_finetune_tab
@@ -31,6 +32,8 @@ def build_demo(settings: Settings | None = None, ctx: AppContext | None = None) 
                 chat = build_chat_tab(ctx)
             with gr.Tab("Fine-tune", id="finetune"):
                 finetune = build_finetune_tab(ctx)
+            with gr.Tab("Arena", id="arena"):
+                build_arena_tab(ctx)
         demo.load(**chat.on_load)
         demo.load(**finetune.on_load)
     demo.workbench_context = ctx  # type: ignore[attr-defined]
