@@ -13,19 +13,21 @@ navigation; each page is one file in pages/ (widgets and wiring), and the work i
 
 import streamlit as st
 
+# No page icons: a ":material/...:" icon makes the browser fetch the favicon from Google, and emoji need a font
+# that headless machines often lack.
 PAGES = (
-    ("pages/compare.py", "Compare", ":material/view_column:"),
-    ("pages/metrics.py", "Metrics", ":material/monitoring:"),
-    ("pages/rate.py", "Rate", ":material/thumbs_up_down:"),
-    ("pages/leaderboard.py", "Leaderboard", ":material/leaderboard:"),
-    ("pages/lab.py", "Lab", ":material/science:"),
+    ("pages/compare.py", "Compare"),
+    ("pages/metrics.py", "Metrics"),
+    ("pages/rate.py", "Rate"),
+    ("pages/leaderboard.py", "Leaderboard"),
+    ("pages/lab.py", "Lab"),
 )
 
 
 def main() -> None:
     """Set up the page and run the page the visitor chose."""
-    st.set_page_config(page_title="Workbench dashboard", page_icon=":material/dashboard:", layout="wide")
-    pages = [st.Page(path, title=title, icon=icon, default=i == 0) for i, (path, title, icon) in enumerate(PAGES)]
+    st.set_page_config(page_title="Workbench dashboard", layout="wide")
+    pages = [st.Page(path, title=title, default=i == 0) for i, (path, title) in enumerate(PAGES)]
     st.navigation(pages).run()
 
 

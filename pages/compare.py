@@ -24,7 +24,9 @@ def _short(text: str, n: int = 90) -> str:
 
 def _pick_prompt(store) -> tuple[str, str | None, int | None]:
     """The prompt text, its system prompt from a prompt set (if any), and its prompt-set id."""
-    source = st.radio("Prompt", [TYPED, FROM_SET], horizontal=True, key="cmp-source", label_visibility="collapsed")
+    source = st.radio(
+        "Prompt source", [TYPED, FROM_SET], horizontal=True, key="cmp-source", label_visibility="collapsed"
+    )
     if source == TYPED:
         text = st.text_area("Prompt", key="cmp-prompt", placeholder="Ask the checkpoints something…", height=100)
         return text, None, None

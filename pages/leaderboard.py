@@ -55,7 +55,8 @@ def _pairwise(result) -> None:
     with right:
         st.subheader("Battles per pair")
         st.plotly_chart(plots.count_heatmap(result.counts), key="lb-counts")
-    st.dataframe(result.matrix.round(3), key="lb-matrix")
+    st.caption("Win rate of the row model against the column model (ties count as not won).")
+    st.dataframe(result.matrix.rename_axis("model").round(3), key="lb-matrix")
     _bias(result.bias)
     _agreement("Agreement between raters (pairwise)", result.agreement)
 
@@ -99,7 +100,10 @@ def _reasons(battles, likert) -> None:
     rows = []
     if len(battles):
         for b in battles[battles["reason"].notna()].itertuples():
-            rows.append((b.tstamp, f"{b.judge} on {b.model_a} (left) vs {b.model_b}, {b.winner}: {b.reason}"))
+            verdict = {"model_a": f"{b.model_a} won", "model_b": f"{b.model_b} won", "tie": "a tie"}.get(
+                b.winner, "both bad"
+            )
+            rows.append((b.tstamp, f"{b.judge} on {b.model_a} (left) vs {b.model_b}, {verdict}: {b.reason}"))
     if len(likert):
         for s in likert[likert["comment"].notna()].itertuples():
             rows.append((s.tstamp, f"{s.rater} gave {s.model} {s.score}: {s.comment}"))

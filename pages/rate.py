@@ -91,11 +91,20 @@ def _current(kind: str, identity: tuple, fetch):
 
 
 def _prompt(record) -> None:
+    """The conversation both outputs answer: system prompt, earlier turns, then the prompt."""
     if record.system_prompt:
         st.caption("System prompt")
         st.text(record.system_prompt)
+    earlier = [m for m in record.messages[:-1] if m["role"] != "system"]
+    if earlier:
+        st.caption("Earlier in the conversation")
+        st.text("\n".join(f"{m['role']}: {m['content']}" for m in earlier))
     st.caption("Prompt")
     st.text(record.prompt)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _pairwise(store, rater: str | None, sid: str) -> None:
@@ -142,8 +151,8 @@ def _progress(store, rater: str | None, sid: str) -> None:
     total = progress.done + left
     st.progress(progress.done / total if total else 1.0)
     st.caption(
-        f"{progress.rater}: {progress.votes} pairwise votes and {progress.likert} scores given; "
-        f"{progress.pairs_left} pairs and {progress.likert_left} outputs left."
+        f"{progress.rater}: {_count(progress.votes, 'pairwise vote')} and {_count(progress.likert, 'score')} given; "
+        f"{_count(progress.pairs_left, 'pair')} and {_count(progress.likert_left, 'output')} left."
     )
 
 

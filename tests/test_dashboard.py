@@ -20,6 +20,7 @@ from tests.fixtures.dashboard import CHECKPOINTS, LOSSES, RUN
 from workbench.markup import plain_markdown
 from workbench.store import Store
 
+pytestmark = pytest.mark.slow  # the real model generates on Compare and Lab, and seeds the store
 ROOT = Path(__file__).resolve().parents[1]
 XSS = "<script>alert(1)</script><img src=x onerror=alert(2)> ![pixel](http://example.com/p.png) $x$ :red[hi]"
 
@@ -196,7 +197,7 @@ def test_rate_records_one_vote_hides_names_until_then_and_shows_the_reason_liter
     revealed = at.success[0].value
     assert plain_markdown(item.left.checkpoint) in revealed and plain_markdown(item.right.checkpoint) in revealed
     assert at.session_state["rate-pair"][1].key != item.key  # the next pair
-    assert any(t.startswith("alice: 1 pairwise votes") for t in texts(at))
+    assert any(t.startswith("alice: 1 pairwise vote and 0 scores") for t in texts(at))
     # the leaderboard shows the reason as typed, never as HTML or Markdown
     at.switch_page("pages/leaderboard.py").run()
     assert not at.exception

@@ -63,6 +63,14 @@ def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
         raise ValueError(f"{what} needs the columns {', '.join(columns)}; missing {', '.join(missing)}.")
 
 
+def _step_axis(steps: pd.Series, title: str) -> dict[str, Any]:
+    """An x axis of whole training steps: a tick at each step when there are few, never fractional ticks."""
+    values = sorted({int(s) for s in steps.dropna()})
+    if 0 < len(values) <= 12:
+        return {"title": title, "tickmode": "array", "tickvals": values}
+    return {"title": title, "tickformat": ",d"}
+
+
 def _signatures(frame: pd.DataFrame) -> list[str]:
     if "signature" not in frame.columns:
         return [""] * len(frame)
@@ -105,7 +113,7 @@ def metric_bars(frame: pd.DataFrame, *, title: str = "", base: str | None = None
                 line_dash="dash",
                 line_color="#444",
                 annotation_text=f"base {base_value:.4g}",
-                annotation_position="top left",
+                annotation_position="top right",
             )
     return _layout(fig, title, yaxis_title=_esc(metric), xaxis_title="checkpoint", showlegend=False)
 
@@ -137,7 +145,7 @@ def metric_over_steps(frame: pd.DataFrame, *, title: str = "", metric: str = "va
                 ),
             )
         )
-    return _layout(fig, title, xaxis_title="training step", yaxis_title=_esc(metric))
+    return _layout(fig, title, xaxis=_step_axis(frame["step"], "training step"), yaxis_title=_esc(metric))
 
 
 def loss_frame(curves: Mapping[str, Sequence[tuple[int, float]]]) -> pd.DataFrame:
@@ -172,7 +180,7 @@ def loss_curves(frame: pd.DataFrame, *, title: str = "Loss") -> go.Figure:
                 hovertemplate=f"{name}<br>step %{{x}}: %{{y:.4f}}<extra></extra>",
             )
         )
-    return _layout(fig, title, xaxis_title="step", yaxis_title="loss")
+    return _layout(fig, title, xaxis=_step_axis(frame["step"], "step"), yaxis_title="loss")
 
 
 # --- human ratings ------------------------------------------------------------------------------------------
@@ -273,15 +281,17 @@ def likert_chart(summary: pd.DataFrame, *, title: str = "") -> go.Figure:
 
 
 def next_token_bars(frame: pd.DataFrame, *, title: str = "Next-token probabilities") -> go.Figure:
-    """Horizontal bars of the most likely next tokens (columns `token`, `probability`), most likely on top."""
+    """Horizontal bars of the most likely next tokens (columns `token`, `probability`), most likely on top;
+    with a boolean `kept_by_top_p` column, the tokens top-p sampling would drop are grey."""
     _require(frame, ["token", "probability"], "A next-token chart")
     shown = [_esc(repr(t)) for t in frame["token"]]
+    kept = list(frame["kept_by_top_p"]) if "kept_by_top_p" in frame.columns else [True] * len(frame)
     fig = go.Figure(
         go.Bar(
             x=[float(p) for p in frame["probability"]],
             y=shown,
             orientation="h",
-            marker_color=BAR,
+            marker_color=[BAR if k else BASE_COLOUR for k in kept],
             text=[f"{p:.1%}" for p in frame["probability"]],
             textposition="outside",
             hovertemplate="%{y}: %{x:.2%}<extra></extra>",
