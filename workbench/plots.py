@@ -101,7 +101,8 @@ def metric_bars(frame: pd.DataFrame, *, title: str = "", base: str | None = None
             marker_color=[BASE_COLOUR if n == base else BAR for n in names],
             customdata=_signatures(frame),
             hovertemplate=f"<b>%{{x}}</b><br>{_esc(metric)}: %{{y:.4g}}<br>%{{customdata}}<extra></extra>",
-            text=[f"{v:.4g}" if v is not None else "" for v in values],
+            # the base's value is written on its reference line instead
+            text=[f"{v:.4g}" if v is not None and n != base else "" for v, n in zip(values, names, strict=True)],
             textposition="outside",
         )
     )
@@ -113,7 +114,7 @@ def metric_bars(frame: pd.DataFrame, *, title: str = "", base: str | None = None
                 line_dash="dash",
                 line_color="#444",
                 annotation_text=f"base {base_value:.4g}",
-                annotation_position="top right",
+                annotation_position="top left",
             )
     return _layout(fig, title, yaxis_title=_esc(metric), xaxis_title="checkpoint", showlegend=False)
 

@@ -54,8 +54,8 @@ def test_arena_vote_is_recorded_once_and_reveals_the_names(gradio_app, seeded_pa
     try:
         with pytest.raises(AppError, match="A rater name must be"):
             client.predict("<b>x</b>", api_name="/arena_next")
-        prompt, left, right, status = client.predict("", api_name="/arena_next")
-        assert prompt and left and right and status.startswith("Which answer is better?")
+        prompt, left, right, status, reason = client.predict("", api_name="/arena_next")
+        assert prompt and left and right and status.startswith("Which answer is better?") and reason == ""
         first = client.predict("fluent", "", api_name="/vote_right")
         again = client.predict("fluent", "", api_name="/vote_right")  # a double click: same pair, same key
     finally:

@@ -8,7 +8,7 @@ stores both outputs and serves them. The pair being judged is kept in the sessio
 idempotency key, so a double click or a repeated API call records one vote.
 
 API endpoints (gradio_client keeps the pair in its session between calls):
-    arena_next(rater) -> (prompt, left, right, status)
+    arena_next(rater) -> (prompt, left, right, status, reason)    # reason: "" (the box is emptied)
     vote_left(reason, rater) / vote_right / vote_tie / vote_bothbad -> status (the names revealed)
 `rater` may be empty: the visitor is then anonymous under their session.
 """
@@ -94,10 +94,10 @@ def make_next_fn(arena: Arena):
             raise user_error(exc) from None
         if item is None:
             status = "No pair is left for you to rate. Thank you!"
-            return None, "", "", "", status, *_buttons(False)
+            return None, "", "", "", status, "", *_buttons(False)
         system = f"[system: {item.a.system_prompt}]\n\n" if item.a.system_prompt else ""
         status = "Which answer is better? Names are revealed after your vote."
-        return item, system + item.a.prompt, item.left.output, item.right.output, status, *_buttons(True)
+        return item, system + item.a.prompt, item.left.output, item.right.output, status, "", *_buttons(True)
 
     return show_pair
 
@@ -157,10 +157,10 @@ def build_arena_tab(ctx: AppContext) -> SimpleNamespace:
     show.click(
         make_next_fn(arena),
         [rater],
-        [item, prompt, left, right, status, *buttons],
+        [item, prompt, left, right, status, reason, *buttons],  # the reason box is emptied for the new pair
         api_name="arena_next",
         concurrency_limit=1,  # making a pair runs the model; one at a time
-    ).then(lambda: "", None, [reason], api_visibility="private", queue=False)
+    )
     for button, (choice, _) in zip(buttons, CHOICES, strict=True):
         button.click(
             make_vote_fn(arena, choice),
