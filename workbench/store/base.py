@@ -130,6 +130,18 @@ class StoreBase:
         except IntegrityError:  # a concurrent writer created it first (PostgreSQL): use theirs
             return s.scalar(select(Checkpoint.id).where(Checkpoint.name == name))
 
+    def _insert_for_checkpoint(
+        self, row: Any, checkpoint: str, base_model: str | None, created_at: float | None
+    ) -> int:
+        """Insert a row that belongs to a checkpoint (created on first use); return the row's id."""
+        if created_at is not None:
+            row.created_at = float(created_at)
+        with self._write() as s:
+            row.checkpoint_id = self._checkpoint_id(s, checkpoint, create=True, base_model=base_model)
+            s.add(row)
+            s.flush()
+            return row.id
+
     def checkpoints(self):
         """Every checkpoint as a DataFrame: id, name, base_model, step, path, metadata, created_at, generations."""
         import pandas as pd

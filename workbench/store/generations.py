@@ -113,13 +113,7 @@ class GenerationsMixin:
             meta=dict(metadata) if metadata else None,
             **values,
         )
-        if created_at is not None:
-            row.created_at = float(created_at)
-        with self._write() as s:
-            row.checkpoint_id = self._checkpoint_id(s, checkpoint, create=True, base_model=base_model)
-            s.add(row)
-            s.flush()
-            return row.id
+        return self._insert_for_checkpoint(row, checkpoint, base_model, created_at)
 
     def find_generation(
         self, prompt: Prompt, checkpoint: str, settings: SettingsLike = None, *, system_prompt: str | None = None

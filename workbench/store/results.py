@@ -139,13 +139,7 @@ class ResultsMixin:
             dataset_hash=dataset_hash,
             meta=_json_safe(dict(metadata)) if metadata else None,
         )
-        if created_at is not None:
-            row.created_at = float(created_at)
-        with self._write() as s:
-            row.checkpoint_id = self._checkpoint_id(s, checkpoint, create=True, base_model=base_model)
-            s.add(row)
-            s.flush()
-            return row.id
+        return self._insert_for_checkpoint(row, checkpoint, base_model, created_at)
 
     def add_eval_examples(self, result_id: int, examples: Iterable[Mapping[str, Any]]) -> int:
         """Attach per-example outputs to a result; returns how many were stored.
