@@ -12,7 +12,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "workbench"
 LAYERS = [
-    {"errors", "config", "generation", "markup"},
+    {"errors", "config", "generation", "markup", "jsonl"},
     {"registry", "fingerprints"},
     {
         "loading",

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import WorkbenchError
+from workbench.jsonl import iter_json_lines, read_text
 
 WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
 SCALE, BASE, INIT = 400.0, 10.0, 1000.0
@@ -54,10 +55,7 @@ def load_battles(path: str | Path) -> pd.DataFrame:
     A bad line raises WorkbenchError naming the file and the line (or the record, in a JSON array).
     """
     path = Path(path)
-    if not path.is_file():
-        raise WorkbenchError(f"There is no battle file {str(path)!r}.")
-    text = path.read_text(encoding="utf-8")
-    records = []
+    text = read_text(path, "battle file")
     if text.lstrip().startswith("["):
         try:
             data = json.loads(text)
@@ -65,14 +63,7 @@ def load_battles(path: str | Path) -> pd.DataFrame:
             raise WorkbenchError(f"Line {exc.lineno} of {path.name} is not valid JSON ({exc.msg}).") from None
         records = [_check_record(r, f"Record {i + 1} of {path.name}") for i, r in enumerate(data)]
     else:
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise WorkbenchError(f"Line {number} of {path.name} is not valid JSON ({exc.msg}).") from None
-            records.append(_check_record(record, f"Line {number} of {path.name}"))
+        records = [_check_record(r, f"Line {n} of {path.name}") for n, r in iter_json_lines(path, "battle file")]
     if not records:
         raise WorkbenchError(f"{path.name} has no battles.")
     return pd.DataFrame.from_records(records)

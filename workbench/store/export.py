@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import select
 
 from workbench.errors import WorkbenchError
+from workbench.jsonl import iter_json_lines, read_text
 from workbench.store.frames import LIKERT_COLUMNS, battle_from_vote
 from workbench.store.generations import GENERATION_COLUMNS
 from workbench.store.records import digest
@@ -90,25 +91,14 @@ def write_csv(records: list[Mapping[str, Any]], out: io.TextIOBase, columns: lis
 def read_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, record) from a .jsonl or .csv file; a bad line raises WorkbenchError naming it."""
     path = Path(path)
-    if not path.is_file():
-        raise WorkbenchError(f"There is no file {str(path)!r}.")
-    if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            for record in reader:
-                yield reader.line_num, {k: _csv_value(k, v, reader.line_num) for k, v in record.items()}
+    if path.suffix.lower() != ".csv":
+        yield from iter_json_lines(path)
         return
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise WorkbenchError(f"Line {number} of {path.name} is not valid JSON ({exc.msg}).") from None
-            if not isinstance(record, dict):
-                raise WorkbenchError(f"Line {number} of {path.name} must be a JSON object.")
-            yield number, record
+    read_text(path)  # a missing or non-UTF-8 file: one sentence before the CSV reader starts
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        for record in reader:
+            yield reader.line_num, {k: _csv_value(k, v, reader.line_num) for k, v in record.items()}
 
 
 def _csv_value(key: str, value: str | None, line: int) -> Any:
