@@ -6,6 +6,8 @@ from workbench.errors import WorkbenchError
 from workbench.jsonl import iter_json_lines
 from workbench.ratings import load_battles
 
+BATTLE = b'{"model_a": "x", "model_b": "y", "winner": "model_a"}\n'
+
 
 def test_objects_come_with_their_line_numbers(tmp_path):
     path = tmp_path / "ok.jsonl"
@@ -16,9 +18,9 @@ def test_objects_come_with_their_line_numbers(tmp_path):
 @pytest.mark.parametrize(
     ("content", "needle"),
     [
-        (b'{"a": 1}\n{"a": \n', "Line 2 of bad.jsonl is not valid JSON"),
-        (b'{"a": 1}\n[1, 2]\n', "Line 2 of bad.jsonl must be a JSON object"),
-        (b'{"a": "caf\xe9"}\n', "bad.jsonl is not UTF-8 text"),
+        (BATTLE + b'{"a": \n', "Line 2 of bad.jsonl is not valid JSON"),
+        (BATTLE + b"[1, 2]\n", "Line 2 of bad.jsonl must be a JSON object"),
+        (BATTLE + b'{"a": "caf\xe9"}\n', "bad.jsonl is not UTF-8 text"),
     ],
 )
 def test_bad_files_get_one_sentence(tmp_path, content, needle):
