@@ -147,40 +147,63 @@ def _prepare_tokenizer(tokenizer: Any) -> Any:
     return tokenizer
 
 
+def model_source(base: BaseModel, settings: Settings) -> tuple[str, bool, bool]:
+    """Where transformers loads `base` from: (folder or hub id, local files only, trust remote code).
+
+    A GGUF base is converted on first use and then loaded from its cached safetensors folder.
+    """
+    if base.kind == "gguf":
+        source, local = str(cached_conversion(base, settings)), True
+    else:
+        source, local = base.source, base.kind == "folder"
+    return source, local, base.trust_remote_code or settings.trust_remote_code
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def load_tokenizer(base: BaseModel, settings: Settings) -> Any:
+    """The base model's tokenizer, with a pad token and a chat template, without loading its weights."""
+    from transformers import AutoTokenizer
+
+    if not base.usable:
+        raise WorkbenchError(base.reason)
+    _quiet_transformers()
+    source, local, trust = model_source(base, settings)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local, trust_remote_code=trust)
+    except (OSError, ValueError) as exc:
+        raise WorkbenchError(f"The tokenizer of {base.name!r} could not be loaded: {_first_line(exc)}") from None
+    return _prepare_tokenizer(tokenizer)
+
+
 def load_base(base: BaseModel, settings: Settings) -> LoadedModel:
     """Load `base` onto the chosen device and dtype.
 
     Raises:
         WorkbenchError: The model is missing, offline, or cannot be read, in one sentence.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    if not base.usable:
-        raise WorkbenchError(base.reason)
-    _quiet_transformers()
     started = time.perf_counter()
     device = choose_device(settings)
     dtype = choose_dtype(settings, device)
-    converted = False
-    if base.kind == "gguf":
-        converted = not (settings.base_dir / base.cache_name / "config.json").is_file()
-        source, local = str(cached_conversion(base, settings)), True
-    else:
-        source, local = base.source, base.kind == "folder"
-    trust = base.trust_remote_code or settings.trust_remote_code
+    converted = base.kind == "gguf" and not (settings.base_dir / base.cache_name / "config.json").is_file()
+    tokenizer = load_tokenizer(base, settings)
+    source, local, trust = model_source(base, settings)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local, trust_remote_code=trust)
         model = AutoModelForCausalLM.from_pretrained(
             source, local_files_only=local, trust_remote_code=trust, dtype=dtype
         )
     except (OSError, ValueError) as exc:
         where = "on disk" if local else "on disk or on the hub"
-        raise WorkbenchError(f"Model {base.name!r} could not be loaded {where}: {str(exc).splitlines()[0]}") from None
+        raise WorkbenchError(f"Model {base.name!r} could not be loaded {where}: {_first_line(exc)}") from None
     model.to(device)
     model.eval()
     return LoadedModel(
         model=model,
-        tokenizer=_prepare_tokenizer(tokenizer),
+        tokenizer=tokenizer,
         base=base,
         device=device,
         dtype=dtype,

@@ -12,41 +12,14 @@ from typing import Any
 
 from workbench.config import Settings
 from workbench.data import DatasetReport, Example, read_dataset, split_examples
-from workbench.errors import WorkbenchError
 from workbench.finetune.config import JobConfig
+from workbench.loading import load_tokenizer
 from workbench.registry import BaseModel, resolve_base
 
 
 def job_settings(config: JobConfig, settings: Settings) -> Settings:
     """Settings whose default base model is the job's (so every loader agrees on the base)."""
     return dataclasses.replace(settings, model=config.base_model) if config.base_model else settings
-
-
-def load_tokenizer(base: BaseModel, settings: Settings) -> Any:
-    """The base model's tokenizer with a pad token and a chat template, without loading its weights."""
-    from transformers import AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    from workbench.loading import CHATML_TEMPLATE, cached_conversion
-
-    hf_logging.set_verbosity_error()  # a user asked for a validation report, not loader warnings
-    hf_logging.disable_progress_bar()
-    if base.kind == "gguf":
-        source, local = str(cached_conversion(base, settings)), True
-    else:
-        source, local = base.source, base.kind == "folder"
-    trust = base.trust_remote_code or settings.trust_remote_code
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local, trust_remote_code=trust)
-    except (OSError, ValueError) as exc:
-        raise WorkbenchError(
-            f"The tokenizer of {base.name!r} could not be loaded: {str(exc).splitlines()[0]}"
-        ) from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if not getattr(tokenizer, "chat_template", None):
-        tokenizer.chat_template = CHATML_TEMPLATE  # the same fallback the chat engine uses
-    return tokenizer
 
 
 @dataclass

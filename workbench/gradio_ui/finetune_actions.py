@@ -63,7 +63,7 @@ class Tokenizers:
         self._cache: dict[str, Any] = {}
 
     def get(self, ctx: AppContext) -> Any:
-        from workbench.finetune.prepare import load_tokenizer
+        from workbench.loading import load_tokenizer
         from workbench.registry import resolve_base
 
         base = resolve_base(ctx.settings)
