@@ -12,13 +12,12 @@ import streamlit as st
 
 from pages import common
 from workbench.errors import WorkbenchError
-from workbench.markup import plain_markdown
+from workbench.markup import plain_markdown, vote_receipt
 from workbench.store import check_rater
 
 PAIRWISE, LIKERT = "Pairwise: which is better?", "Single output: score 1 to 5"
 CHOICES = (("left", "A is better"), ("right", "B is better"), ("tie", "Tie"), ("bothbad", "Both are bad"))
 SCORES = {1: "1 · bad", 2: "2 · poor", 3: "3 · fair", 4: "4 · good", 5: "5 · excellent"}
-VERDICT = {"left": "A is better", "right": "B is better", "tie": "a tie", "bothbad": "both are bad"}
 
 
 def _rater() -> tuple[str | None, str]:
@@ -42,23 +41,11 @@ def _record_vote(store, item, choice: str, rater: str | None, sid: str) -> None:
     """Button callback: write the vote (its key makes a repeat a no-op), remember what to reveal, move on."""
     reason = st.session_state.get(f"reason-{item.key}")
     try:
-        store.add_vote(
-            item.a.id,
-            item.b.id,
-            item.winner_for(choice),
-            rater=rater,
-            shown_left=item.shown_left,
-            reason=reason,
-            session=sid,
-            key=item.key,
-        )
+        store.vote_on_pair(item, choice, rater=rater, reason=reason, session=sid)
     except WorkbenchError as exc:
         st.session_state["rate-error"] = str(exc)
         return
-    st.session_state["rate-revealed"] = (
-        f"Recorded: {VERDICT[choice]}. A was **{plain_markdown(item.left.checkpoint)}**, "
-        f"B was **{plain_markdown(item.right.checkpoint)}**."
-    )
+    st.session_state["rate-revealed"] = vote_receipt(choice, item.left.checkpoint, item.right.checkpoint)
     st.session_state.pop("rate-pair", None)
 
 

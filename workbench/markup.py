@@ -22,3 +22,11 @@ def plain_markdown(text: object) -> str:
     """`text` as Markdown that renders as the same literal text (line breaks kept, nothing interpreted)."""
     escaped = _SPECIAL.sub(r"\\\1", str(text))
     return escaped.replace("\r\n", "\n").replace("\n", "  \n")
+
+
+VERDICT = {"left": "A is better", "right": "B is better", "tie": "a tie", "bothbad": "both are bad"}
+
+
+def vote_receipt(choice: str, left: str, right: str) -> str:
+    """What a rater reads after a blind vote: their verdict and the names that were hidden (escaped)."""
+    return f"Recorded: {VERDICT[choice]}. A was **{plain_markdown(left)}**, B was **{plain_markdown(right)}**."

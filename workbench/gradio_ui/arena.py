@@ -24,13 +24,12 @@ import gradio as gr
 from workbench.errors import WorkbenchError
 from workbench.generation import GenerationSettings
 from workbench.gradio_ui.context import AppContext, user_error
-from workbench.markup import plain_markdown
+from workbench.markup import vote_receipt
 
 PROMPT_SET = "vicuna-bench"
 # The settings of pairs made on the fly: a fixed seed, so a prompt's output is made once and re-used.
 ARENA_SETTINGS = GenerationSettings(temperature=0.7, top_p=0.95, top_k=50, max_new_tokens=128, seed=0)
 CHOICES = (("left", "A is better"), ("right", "B is better"), ("tie", "Tie"), ("bothbad", "Both are bad"))
-VERDICT = {"left": "A is better", "right": "B is better", "tie": "a tie", "bothbad": "both are bad"}
 START = "Press **Show a pair** to start. Names are revealed after your vote."
 
 
@@ -110,22 +109,11 @@ def make_vote_fn(arena: Arena, choice: str):
             raise gr.Error("There is no pair to vote on: press Show a pair first.", print_exception=False)
         try:
             name, session = _visitor(rater, request)
-            arena.store().add_vote(
-                item.a.id,
-                item.b.id,
-                item.winner_for(choice),
-                rater=name,
-                shown_left=item.shown_left,
-                reason=reason,
-                session=session,
-                key=item.key,
-            )
+            arena.store().vote_on_pair(item, choice, rater=name, reason=reason, session=session)
         except WorkbenchError as exc:
             raise user_error(exc) from None
-        status = (
-            f"Recorded: {VERDICT[choice]}. A was **{plain_markdown(item.left.checkpoint)}**, "
-            f"B was **{plain_markdown(item.right.checkpoint)}**. Press **Show a pair** for the next one."
-        )
+        status = vote_receipt(choice, item.left.checkpoint, item.right.checkpoint)
+        status += " Press **Show a pair** for the next one."
         return status, *_buttons(False)
 
     return vote

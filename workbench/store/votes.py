@@ -53,6 +53,21 @@ def _text(kind: str, value: str | None) -> str | None:
 class RatingsMixin:
     """add_vote, add_likert, next_pair_for, next_likert_for, rater_progress, delete_vote, delete_rater."""
 
+    def vote_on_pair(
+        self, item: PairItem, choice: str, *, rater: str | None, reason: str | None = None, session: str | None = None
+    ) -> int:
+        """Record a rater's button ("left", "right", "tie", "bothbad") on a served pair, idempotently by its key."""
+        return self.add_vote(
+            item.a.id,
+            item.b.id,
+            item.winner_for(choice),
+            rater=rater,
+            shown_left=item.shown_left,
+            reason=reason,
+            session=session,
+            key=item.key,
+        )
+
     def add_vote(
         self,
         generation_a: int,
