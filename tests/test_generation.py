@@ -2,9 +2,9 @@
 
 import pytest
 
-from workbench.engine import _StopFilter
 from workbench.errors import WorkbenchError
 from workbench.generation import GenerationSettings, ReplyStats, check_messages, conversation, parse_stop
+from workbench.streaming import _StopFilter
 
 
 def test_settings_normalise_ui_values():

@@ -24,6 +24,7 @@ LIGHT = [
     "workbench.agreement",
     "workbench.cli",
     "workbench.engine",
+    "workbench.streaming",
     "workbench.loading",
     "workbench.data",
     "workbench.metrics",

@@ -27,6 +27,7 @@ LAYERS = [
     },
     {
         "engine",
+        "streaming",
         "evals",
         "evaluate",
         "evalstore",

@@ -26,8 +26,9 @@ from workbench.generation import GenerationSettings, conversation
 from workbench.registry import BASE_NAME, list_adapters, resolve_base
 
 if TYPE_CHECKING:
-    from workbench.engine import ChatEngine, Reply
+    from workbench.engine import ChatEngine
     from workbench.store import GenerationRecord, Store
+    from workbench.streaming import Reply
 
 MIN_CHECKPOINTS, MAX_CHECKPOINTS = 2, 4
 

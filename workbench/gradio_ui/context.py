@@ -12,9 +12,10 @@ import threading
 import gradio as gr
 
 from workbench.config import Settings
-from workbench.engine import ChatEngine, Reply
+from workbench.engine import ChatEngine
 from workbench.errors import WorkbenchError
 from workbench.registry import BASE_NAME, Adapter, BaseModel, list_adapters, resolve_base
+from workbench.streaming import Reply
 
 
 class AppContext:
