@@ -209,16 +209,21 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
 
     def refresh(run: str | None, shown: list | None):
         names = run_names(ctx)
-        run = run if run in names else (names[0] if names else None)
+        # A chosen run is never replaced here: a tick that left before Start answered still carries the old
+        # choice, and a run that was just started may not be on disk yet. Only an empty choice is filled.
+        choice = gr.update(choices=names)
+        if not run:
+            run = names[0] if names else None
+            choice = gr.update(choices=names, value=run)
         if run is None:
-            return gr.update(choices=names, value=None), _figure({"train": [], "val": []}, ""), "No runs yet.", None
+            return choice, _figure({"train": [], "val": []}, ""), "No runs yet.", None
         state = jobs.run_status(ctx.settings, run)
         log = ctx.settings.adapters_dir / run / "train_log.jsonl"
         signature = [run, log.stat().st_size if log.is_file() else 0, state.status, names]
         if signature == shown:
             return gr.skip(), gr.skip(), gr.skip(), shown
         curves = jobs.loss_curves(ctx.settings, run)
-        return gr.update(choices=names, value=run), _figure(curves, run), _progress_text(state), signature
+        return choice, _figure(curves, run), _progress_text(state), signature
 
     refresh_args = {
         "fn": refresh,
