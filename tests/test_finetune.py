@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.finetune import ROOT, identity_file
-from workbench.data import file_sha256, read_dataset
+from workbench.data import read_dataset
 from workbench.errors import WorkbenchError
 from workbench.finetune import JobConfig, RunPaths, run_job
 from workbench.finetune.checkpoints import choose_final, publish_checkpoint, resume_point, write_json
 from workbench.finetune.runlog import read_log
 from workbench.finetune.tokenize import IGNORE, encode_conversation
+from workbench.fingerprints import file_sha256
 from workbench.generation import GenerationSettings
 from workbench.registry import inspect_adapter, list_adapters
 

@@ -26,7 +26,6 @@ feeds the trainer (see `split_examples` and `workbench.finetune`).
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.fingerprints import file_sha256
 
 SHAPES = ("pairs", "chat", "alpaca")
 ROLES = ("system", "user", "assistant")
@@ -162,15 +162,6 @@ class DatasetReport:
             "max_length": self.max_length,
             "problems": [{"line": p.line, "kind": p.kind, "reason": p.reason} for p in self.problems],
         }
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _json_items(text: str) -> Iterator[tuple[int, Any]]:
