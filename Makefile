@@ -51,7 +51,7 @@ bench: install
 	$(PY) -m workbench bench
 
 # LoRA on the shipped identity conversations: a few minutes on 2 CPU cores; then the same question to the base
-# model and to the new adapter. Settings = workbench.finetune.config.DEMO_SETTINGS (the Fine-tune tab's defaults).
+# model and to the new adapter. Settings = workbench.training.config.DEMO_SETTINGS (the Fine-tune tab's defaults).
 DEMO_RUN := identity-demo-$(shell date +%Y%m%d-%H%M%S)
 finetune-demo: install
 	$(PY) -m workbench train --data data/fastchat_identity/train.jsonl --name $(DEMO_RUN) --max-steps 40 \

@@ -8,7 +8,7 @@ workbench/config.py); WORKBENCH_MODEL picks a bigger model on a GPU Space.
 
 import os
 
-from workbench.gradio_ui import build_demo
+from workbench.ui.demo import build_demo
 
 demo = build_demo()
 

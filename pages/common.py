@@ -16,10 +16,10 @@ import streamlit as st
 
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
-from workbench.markup import plain_markdown
+from workbench.ui.markup import plain_markdown
 
 if TYPE_CHECKING:
-    from workbench.engine import ChatEngine
+    from workbench.generation.engine import ChatEngine
     from workbench.store import Store
 
 
@@ -40,8 +40,8 @@ def settings() -> Settings:
 
 @st.cache_resource(show_spinner="Opening the store…")
 def _open_store(url: str, admin_token: str | None) -> Store:
-    from workbench.promptsets import load_shipped
     from workbench.store import Store
+    from workbench.studio.promptsets import load_shipped
 
     store = Store(url, admin_token=admin_token)
     load_shipped(store)
@@ -61,7 +61,7 @@ def store() -> Store:
 
 @st.cache_resource(show_spinner="Loading the model (once per dashboard process)…")
 def _load_engine(config: Settings) -> ChatEngine:
-    from workbench.engine import ChatEngine
+    from workbench.generation.engine import ChatEngine
 
     return ChatEngine.load(config)
 
@@ -103,7 +103,7 @@ def generation_settings(prefix: str, *, max_new_tokens: int = 128, seed: int = 0
     The seed defaults to a fixed value so the same request gives the same output and can be re-shown from
     the store; -1 asks for a random seed each time.
     """
-    from workbench.generation import GenerationSettings
+    from workbench.generation.settings import GenerationSettings
 
     with st.expander("Generation settings", expanded=False):
         left, right = st.columns(2)

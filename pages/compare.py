@@ -2,7 +2,7 @@
 
 Outputs stream into their columns one checkpoint after another and are stored; the same request later is
 shown from the store (and says so). A whole prompt set can be run over the chosen checkpoints with a progress
-bar. Widgets and wiring only: the work is in workbench/compare.py.
+bar. Widgets and wiring only: the work is in workbench/studio/compare.py.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import common
-from workbench import compare
 from workbench.errors import WorkbenchError
-from workbench.markup import plain_markdown
+from workbench.studio import compare
+from workbench.ui.markup import plain_markdown
 
 TYPED, FROM_SET = "Type a prompt", "A prompt set"
 

@@ -2,7 +2,7 @@
 
 A small temperature x top-p sweep (the same seeds in every cell) with the outputs and their diversity
 (distinct-n, self-BLEU) per setting, and the model's next-token probabilities for the prompt with what top-p
-keeps. Widgets and wiring only: the work is workbench/lab.py through the ChatEngine.
+keeps. Widgets and wiring only: the work is workbench/studio/lab.py through the ChatEngine.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import common
-from workbench import compare, lab, plots
 from workbench.errors import WorkbenchError
-from workbench.generation import conversation
+from workbench.generation.settings import conversation
+from workbench.studio import compare, lab
+from workbench.ui import plots
 
 TEMPERATURES = [0.0, 0.3, 0.7, 1.0, 1.3, 1.6]
 TOP_PS = [0.3, 0.5, 0.8, 0.9, 0.95, 1.0]

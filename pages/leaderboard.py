@@ -2,7 +2,7 @@
 means, battles per pair, position bias, inter-rater agreement, raters' reasons, and downloads of the exports.
 
 Filters by rater, checkpoint and generation settings apply to everything on the page. Widgets and wiring only:
-the numbers come from workbench/leaderboard.py (over workbench.ratings and workbench.agreement).
+the numbers come from workbench/ratings/leaderboard.py (over workbench.ratings.scoring and workbench.ratings.agreement).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import math
 import streamlit as st
 
 from pages import common
-from workbench import plots
 from workbench.errors import WorkbenchError
-from workbench.leaderboard import filter_options, filter_ratings, standings
+from workbench.ratings.leaderboard import filter_options, filter_ratings, standings
+from workbench.ui import plots
 
 BOOTSTRAP, SEED = 1000, 0
 EXPORTS = {

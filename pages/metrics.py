@@ -3,7 +3,7 @@
 Per checkpoint (bars, the base model as a dashed reference line), over the training steps of a run (one line
 per suite), training and validation loss curves, and the outputs behind a BLEU score, example by example.
 Hover shows each value with its sacrebleu signature. Widgets and wiring only: the shaping is
-workbench/metricviews.py, the figures workbench/plots.py.
+workbench/evaluation/views.py and workbench/training/losses.py, the figures workbench/ui/plots.py.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import common
-from workbench import metricviews as mv
-from workbench import plots
+from workbench.evaluation import views as mv
+from workbench.training import losses
+from workbench.ui import plots
 
 TABLE = ["checkpoint", "step", "value", "signature", "num_examples", "num_tokens"]
 
@@ -57,12 +58,12 @@ def _over_steps(results) -> None:
 
 def _losses(store) -> None:
     st.header("Training and validation loss")
-    runs = mv.loss_runs(store, common.settings())
+    runs = losses.loss_runs(store, common.settings())
     if not runs:
         st.caption("No training runs yet (the Gradio app's Fine-tune tab, or `python -m workbench train`).")
         return
     run = st.selectbox("Training run", runs, key="loss-run")
-    frame = mv.loss_log(store, common.settings(), run)
+    frame = losses.loss_log(store, common.settings(), run)
     st.plotly_chart(plots.loss_curves(frame, title=f"Loss · {run}"), key="loss-chart")
     st.dataframe(frame, hide_index=True, key="loss-table")
 

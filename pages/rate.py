@@ -12,8 +12,8 @@ import streamlit as st
 
 from pages import common
 from workbench.errors import WorkbenchError
-from workbench.markup import plain_markdown, vote_receipt
 from workbench.store import check_rater
+from workbench.ui.markup import plain_markdown, vote_receipt
 
 PAIRWISE, LIKERT = "Pairwise: which is better?", "Single output: score 1 to 5"
 CHOICES = (("left", "A is better"), ("right", "B is better"), ("tie", "Tie"), ("bothbad", "Both are bad"))

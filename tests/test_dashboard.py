@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.dashboard import CHECKPOINTS, LOSSES, RUN
-from workbench.markup import plain_markdown
 from workbench.store import Store
+from workbench.ui.markup import plain_markdown
 
 pytestmark = pytest.mark.slow  # the real model generates on Compare and Lab, and seeds the store
 ROOT = Path(__file__).resolve().parents[1]
@@ -281,7 +281,7 @@ def test_leaderboard_exports_need_the_admin_token_when_set(dash, monkeypatch):
 
 
 def test_lab_sweeps_settings_and_shows_next_token_probabilities(dash):
-    from workbench import lab
+    from workbench.studio import lab
 
     at = on("lab")
     at.selectbox(key="lab-checkpoint").set_value(CHECKPOINTS[1])

@@ -15,30 +15,41 @@ import pytest
 
 HEAVY = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "gradio", "streamlit")
 LIGHT = [
+    "workbench",
     "workbench.config",
     "workbench.errors",
-    "workbench.generation",
+    "workbench.jsonl",
     "workbench.registry",
-    "workbench.store",
-    "workbench.ratings",
-    "workbench.agreement",
-    "workbench.cli",
-    "workbench.engine",
-    "workbench.streaming",
-    "workbench.loading",
-    "workbench.data",
-    "workbench.metrics",
-    "workbench.evals",
-    "workbench.evaluate",
-    "workbench.evalstore",
-    "workbench.fingerprints",
-    "workbench.plots",
-    "workbench.jobs",
-    "workbench.metricviews",
-    "workbench.leaderboard",
-    "workbench.promptsets",
-    "workbench.markup",
     "workbench.bench",
+    "workbench.cli",
+    "workbench.generation",
+    "workbench.generation.settings",
+    "workbench.generation.engine",
+    "workbench.generation.streaming",
+    "workbench.generation.loading",
+    "workbench.store",
+    "workbench.evaluation",
+    "workbench.evaluation.metrics",
+    "workbench.evaluation.suites",
+    "workbench.evaluation.runner",
+    "workbench.evaluation.results",
+    "workbench.evaluation.views",
+    "workbench.evaluation.fingerprints",
+    "workbench.ratings",
+    "workbench.ratings.scoring",
+    "workbench.ratings.agreement",
+    "workbench.ratings.leaderboard",
+    "workbench.training",
+    "workbench.training.data",
+    "workbench.training.jobs",
+    "workbench.training.losses",
+    "workbench.studio",
+    "workbench.studio.compare",
+    "workbench.studio.lab",
+    "workbench.studio.promptsets",
+    "workbench.ui",
+    "workbench.ui.plots",
+    "workbench.ui.markup",
 ]
 
 
@@ -58,7 +69,7 @@ def test_light_module_imports_no_heavy_package(module):
 def test_store_and_ratings_in_use_stay_light(tmp_path):
     code = f"""
 from workbench.store import Store
-from workbench import ratings, agreement
+from workbench.ratings import agreement, scoring
 from workbench.cli import build_parser
 build_parser()
 with Store("sqlite:///{tmp_path / "light.db"}") as s:
@@ -67,8 +78,8 @@ with Store("sqlite:///{tmp_path / "light.db"}") as s:
     s.add_vote(a, b, "a", rater="alice")
     s.add_likert(a, 4, rater="alice")
     battles = s.battles()
-    ratings.leaderboard(battles, bootstrap=10)
-    ratings.likert_summary(s.likert(), bootstrap=10)
+    scoring.leaderboard(battles, bootstrap=10)
+    scoring.likert_summary(s.likert(), bootstrap=10)
     agreement.agreement(agreement.pairwise_labels(battles))
     s.export_bytes("preferences", "csv")
 """

@@ -4,7 +4,7 @@ import pytest
 
 from workbench.errors import WorkbenchError
 from workbench.jsonl import iter_json_lines
-from workbench.ratings import load_battles
+from workbench.ratings.scoring import load_battles
 
 BATTLE = b'{"model_a": "x", "model_b": "y", "winner": "model_a"}\n'
 

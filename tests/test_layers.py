@@ -1,8 +1,11 @@
-"""The dependency direction of DESIGN.md, checked on the source: nothing points upward.
+"""The layout and the dependency direction of DESIGN.md, checked on the source: nothing points upward, nothing
+goes round in a circle.
 
-Every module of `workbench` belongs to a layer; it may import (at the top or inside a function) only
-modules of its own layer or below. The UI packages are leaves, and only `workbench.gradio_ui` imports
-gradio; nothing in `workbench` imports streamlit. A new module must be given a layer here.
+Every top-level module or package of `workbench` belongs to a layer. A module may import (at the top or inside
+a function) modules of its own package and of packages in lower layers, never a package beside it in the same
+layer nor anything above. No two modules import each other, directly or round a longer cycle. Only the Gradio
+modules of `workbench.ui` import gradio (its `plots` and `markup` serve the Streamlit pages too); nothing in
+`workbench` imports streamlit. A new top-level module or package must be given a layer here.
 """
 
 import ast
@@ -12,34 +15,19 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "workbench"
 LAYERS = [
-    {"errors", "config", "generation", "markup", "jsonl"},
-    {"registry", "fingerprints"},
-    {
-        "loading",
-        "data",
-        "metrics",
-        "store",
-        "ratings",
-        "agreement",
-        "plots",
-        "promptsets",
-        "leaderboard",
-    },
-    {
-        "engine",
-        "streaming",
-        "evals",
-        "evaluate",
-        "evalstore",
-        "finetune",
-        "compare",
-        "lab",
-        "jobs",
-        "bench",
-        "metricviews",
-    },
-    {"cli", "gradio_ui", "__main__"},
+    {"errors"},  # the one error type
+    {"config", "jsonl"},  # settings; the one JSON-lines reader
+    {"registry"},  # what exists on disk
+    {"generation"},  # the one way text is generated
+    {"store"},  # the database (it checks generation settings before it keeps them)
+    {"evaluation", "ratings"},  # measuring checkpoints; ranking them from votes
+    {"training", "studio"},  # LoRA jobs (evaluated at each save); the logic behind the dashboard pages
+    {"bench"},  # the benchmark, over all of the above
+    {"ui", "cli"},  # the leaves
+    {"__main__"},  # `python -m workbench` -> cli
 ]
+TOP_MODULES = {"__init__", "__main__", "config", "errors", "registry", "jsonl", "bench"}
+SHARED_UI = {"plots.py", "markup.py", "__init__.py"}  # used by the Streamlit pages: no gradio
 
 
 def layer_of(top: str) -> int:
@@ -49,11 +37,17 @@ def layer_of(top: str) -> int:
     raise AssertionError(f"workbench.{top} has no layer in tests/test_layers.py")
 
 
-def modules():
-    for path in sorted(PACKAGE.rglob("*.py")):
-        rel = path.relative_to(PACKAGE)
-        if rel.parts[0] != "store" or "migrations" not in rel.parts:
-            yield rel
+def modules() -> list[Path]:
+    return [
+        path.relative_to(PACKAGE)
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if not ("store" in path.parts and "migrations" in path.parts)
+    ]
+
+
+def dotted(rel: Path) -> str:
+    parts = ["workbench", *rel.with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def imported(path: Path) -> set[str]:
@@ -63,22 +57,57 @@ def imported(path: Path) -> set[str]:
             names |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
-            if node.module == "workbench":
-                names |= {f"workbench.{a.name}" for a in node.names}
+            names |= {f"{node.module}.{a.name}" for a in node.names}
     return names
 
 
-@pytest.mark.parametrize("rel", list(modules()), ids=str)
-def test_imports_point_down_or_sideways(rel):
+KNOWN = {dotted(rel) for rel in modules()}
+
+
+def workbench_imports(rel: Path) -> set[str]:
+    """The workbench modules `rel` imports (a `from pkg import module` counts as the module)."""
+    return {name for name in imported(PACKAGE / rel) if name in KNOWN and name not in ("workbench", dotted(rel))}
+
+
+def test_top_level_is_packages_and_a_few_shared_modules():
+    plain = {p.stem for p in PACKAGE.glob("*.py")}
+    assert plain == TOP_MODULES, "the top of workbench/ keeps only what everything shares; put the rest in a package"
+    assert len(plain) <= 8
+
+
+@pytest.mark.parametrize("rel", modules(), ids=str)
+def test_imports_point_down(rel):
     top = rel.parts[0].removesuffix(".py")
     if top == "__init__":
         return
     mine = layer_of(top)
+    for name in workbench_imports(rel):
+        other = name.split(".")[1]
+        if other != top:
+            assert layer_of(other) < mine, f"{dotted(rel)} (layer {mine}) imports {name} (layer {layer_of(other)})"
     for name in imported(PACKAGE / rel):
-        if name.startswith("workbench."):
-            other = name.split(".")[1]
-            assert layer_of(other) <= mine, f"workbench.{top} (layer {mine}) imports {name} (layer {layer_of(other)})"
         root = name.split(".")[0]
         if root == "gradio":
-            assert top == "gradio_ui", f"{rel} imports gradio; only workbench/gradio_ui/ may"
+            assert top == "ui" and rel.name not in SHARED_UI, f"{rel} imports gradio; only the Gradio tabs may"
         assert root != "streamlit", f"{rel} imports streamlit; only dashboard.py and pages/ may"
+
+
+def test_no_import_cycles():
+    graph = {dotted(rel): workbench_imports(rel) for rel in modules()}
+    # A package's __init__ that only re-exports is part of its modules' cycle by construction; skip its edges.
+    graph = {m: {n for n in deps if not (n in graph and m.startswith(n + "."))} for m, deps in graph.items()}
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycle = [*path[path.index(nxt) :], nxt] if nxt in path else [node, nxt]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])

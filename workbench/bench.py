@@ -21,7 +21,7 @@ from functools import cached_property
 from typing import Any
 
 from workbench.config import Settings
-from workbench.generation import GenerationSettings
+from workbench.generation.settings import GenerationSettings
 
 STORY = [{"role": "user", "content": "Write a long story about a dragon who learns to cook."}]
 
@@ -64,7 +64,7 @@ class BenchContext:
 
     @cached_property
     def engine(self):
-        from workbench.engine import ChatEngine
+        from workbench.generation.engine import ChatEngine
 
         return ChatEngine.load(self.settings)
 
@@ -113,7 +113,7 @@ def _bare_generate(model: Any, ids: list[int], new_tokens: int) -> Callable[[], 
 
 def case_load(ctx: BenchContext) -> list[Measure]:
     """Cold start (GGUF dequantisation + save) against the cached safetensors load. Target: cached < 2 s."""
-    from workbench.loading import load_base
+    from workbench.generation.loading import load_base
     from workbench.registry import resolve_base
 
     base = resolve_base(ctx.settings)
@@ -164,7 +164,7 @@ def case_generation(ctx: BenchContext, new_tokens: int = 64) -> list[Measure]:
 
 def case_cpu_dtype(ctx: BenchContext, new_tokens: int = 32) -> list[Measure]:
     """Generation speed in bf16 against fp32 on this machine's CPU: decides the CPU default dtype."""
-    from workbench.loading import load_base
+    from workbench.generation.loading import load_base
     from workbench.registry import resolve_base
 
     base = resolve_base(ctx.settings)
@@ -203,7 +203,7 @@ def _perplexity_speed(ctx: BenchContext, model: Any, tokenizer: Any, text: str, 
     """(perplexity, tokens/s through `perplexity_of_text`, tokens/s of a bare forward over the same batches)."""
     import torch
 
-    from workbench.metrics.perplexity import perplexity_of_text, text_windows, tokenize_text
+    from workbench.evaluation.metrics.perplexity import perplexity_of_text, text_windows, tokenize_text
 
     spans = text_windows(tokenize_text(tokenizer, text), window)
     tensors = []
@@ -228,8 +228,8 @@ def _perplexity_speed(ctx: BenchContext, model: Any, tokenizer: Any, text: str, 
 
 def case_perplexity(ctx: BenchContext, window: int = 512, batch: int = 8) -> list[Measure]:
     """Perplexity tokens/s against a bare batched forward pass over the same windows, and bf16 drift from fp32."""
-    from workbench.evals import find_suite
-    from workbench.loading import load_base
+    from workbench.evaluation.suites import find_suite
+    from workbench.generation.loading import load_base
     from workbench.registry import resolve_base
 
     text = find_suite("shakespeare").load_text()

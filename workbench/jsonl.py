@@ -5,7 +5,7 @@
 
 A missing file, a file that is not UTF-8, a line that is not JSON, or a line that is not an object
 raises `WorkbenchError`. Used for battle files (ratings) and store imports; the training-data reader in
-`workbench.data` reports bad lines instead of raising, because it must list every problem at once.
+`workbench.training.data` reports bad lines instead of raising, because it must list every problem at once.
 """
 
 from __future__ import annotations

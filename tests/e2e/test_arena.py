@@ -12,9 +12,9 @@ from __future__ import annotations
 import pytest
 
 from tests.fixtures.dashboard import SEEDED
-from workbench import compare
-from workbench.markup import plain_markdown
 from workbench.store import Store
+from workbench.studio import compare
+from workbench.ui.markup import plain_markdown
 
 pytestmark = pytest.mark.slow
 
@@ -22,8 +22,8 @@ PROMPT = "Name a fruit."
 
 
 def test_arena_makes_a_pair_when_the_store_has_none(dash, monkeypatch):
-    from workbench.gradio_ui import arena as arena_tab
-    from workbench.gradio_ui.context import AppContext
+    from workbench.ui import arena as arena_tab
+    from workbench.ui.context import AppContext
 
     dash.empty()
     monkeypatch.setattr(arena_tab, "ARENA_SETTINGS", SEEDED.replace(max_new_tokens=8))

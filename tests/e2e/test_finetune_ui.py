@@ -17,8 +17,8 @@ import pytest
 
 from tests.fixtures.finetune import identity_file, settings_env
 from tests.fixtures.servers import ROOT, free_port, server_process
-from workbench import jobs
 from workbench.config import Settings
+from workbench.training import jobs
 
 TOKEN = "let-me-train"
 TINY_RUN = {  # the API's hyperparameters for a few seconds of training on the tiny model

@@ -14,7 +14,7 @@ import sys
 
 from workbench.cli.common import add_generation_flags, add_model_flags, generation_from, print_json, settings_from
 from workbench.errors import WorkbenchError
-from workbench.generation import GenerationSettings, Message
+from workbench.generation.settings import GenerationSettings, Message
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -41,7 +41,7 @@ def _stream(engine, messages: list[Message], settings: GenerationSettings, adapt
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.engine import ChatEngine
+    from workbench.generation.engine import ChatEngine
 
     settings = generation_from(args)  # validate flags before the slow model load
     if args.prompt is not None and not args.prompt.strip():

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from workbench.config import Settings
-from workbench.generation import GenerationSettings
+from workbench.generation.settings import GenerationSettings
 
 
 def add_model_flags(parser: argparse.ArgumentParser) -> None:

@@ -57,7 +57,7 @@ class _Bars:
 
 
 def _list(json_out: bool) -> int:
-    from workbench.evals import list_suites
+    from workbench.evaluation.suites import list_suites
 
     suites = list_suites()
     if json_out:
@@ -75,7 +75,7 @@ def _list(json_out: bool) -> int:
 
 
 def _checkpoints(settings, args: argparse.Namespace) -> list[str]:
-    from workbench.evaluate import run_checkpoints
+    from workbench.evaluation.runner import run_checkpoints
     from workbench.registry import BASE_NAME, find_adapter, resolve_base
 
     base = resolve_base(settings)
@@ -92,7 +92,7 @@ def _checkpoints(settings, args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     if args.list:
         return _list(args.json)
-    from workbench.evals import find_suite
+    from workbench.evaluation.suites import find_suite
 
     if not args.suite:
         raise WorkbenchError("Name a suite with --suite (`python -m workbench eval --list` lists them).")
@@ -102,8 +102,8 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     checkpoints = _checkpoints(settings, args)
 
-    from workbench.engine import ChatEngine
-    from workbench.evaluate import run_suites
+    from workbench.evaluation.runner import run_suites
+    from workbench.generation.engine import ChatEngine
 
     engine = ChatEngine.load(settings)
     bars = _Bars()
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bars.close()
     if not args.no_store:
-        from workbench.evalstore import save_results
+        from workbench.evaluation.results import save_results
         from workbench.store import Store
 
         with Store.open(settings) as store:

@@ -30,10 +30,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _battles(args: argparse.Namespace):
-    from workbench import ratings
+    from workbench.ratings import scoring
 
     if args.battles:
-        battles, source = ratings.load_battles(args.battles), args.battles
+        battles, source = scoring.load_battles(args.battles), args.battles
     else:
         from workbench.store import Store
 
@@ -55,13 +55,13 @@ def _clean(value):
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench import ratings
+    from workbench.ratings import scoring
 
     if args.bootstrap < 0:
         raise WorkbenchError(f"--bootstrap must be 0 or more, not {args.bootstrap}.")
     battles, source = _battles(args)
-    board = ratings.leaderboard(battles, bootstrap=args.bootstrap, seed=args.seed, anchor=args.anchor)
-    bias = ratings.position_bias(battles) if len(battles) else None
+    board = scoring.leaderboard(battles, bootstrap=args.bootstrap, seed=args.seed, anchor=args.anchor)
+    bias = scoring.position_bias(battles) if len(battles) else None
     if args.json:
         models = [{k: _clean(v) for k, v in row.items()} for row in board.to_dict("records")]
         bias_out = {k: _clean(v) for k, v in bias.items()} if bias else None

@@ -32,8 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _measure(settings, args: argparse.Namespace, text: str) -> dict[str, Any]:
-    from workbench.engine import ChatEngine
-    from workbench.metrics.perplexity import perplexity_of_text
+    from workbench.evaluation.metrics.perplexity import perplexity_of_text
+    from workbench.generation.engine import ChatEngine
 
     engine = ChatEngine.load(settings)
     with engine.model_for(args.checkpoint) as model:
@@ -50,9 +50,9 @@ def _measure(settings, args: argparse.Namespace, text: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from workbench.errors import WorkbenchError
-    from workbench.fingerprints import file_sha256
-    from workbench.metrics.perplexity import text_windows
-    from workbench.metrics.textfiles import read_text
+    from workbench.evaluation.fingerprints import file_sha256
+    from workbench.evaluation.metrics.perplexity import text_windows
+    from workbench.evaluation.metrics.textfiles import read_text
     from workbench.registry import BASE_NAME, find_adapter, resolve_base
 
     text = read_text(args.text)  # a missing or non-UTF-8 file fails before the model loads

@@ -25,8 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.promptsets import load_shipped
     from workbench.store import Store
+    from workbench.studio.promptsets import load_shipped
 
     with Store.open(Settings.from_env()) as store:
         added = load_shipped(store) if args.load else []

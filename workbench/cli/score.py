@@ -29,14 +29,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workbench.metrics.overlap import (
+    from workbench.evaluation.metrics.overlap import (
         METRICS,
         check_metrics,
         corpus_scores,
         sentence_scores,
         sentence_signature,
     )
-    from workbench.metrics.textfiles import read_lines
+    from workbench.evaluation.metrics.textfiles import read_lines
 
     metrics = check_metrics(args.metric or METRICS)
     hypotheses = read_lines(args.hypotheses)

@@ -20,7 +20,7 @@ from dataclasses import fields
 
 from workbench.cli.common import add_model_flags, print_json, settings_from
 from workbench.errors import WorkbenchError
-from workbench.finetune.config import HYPERPARAMETERS, JobConfig, RunPaths
+from workbench.training.config import HYPERPARAMETERS, JobConfig, RunPaths
 
 DEFAULTS = {f.name: f.default for f in fields(JobConfig)}
 
@@ -63,7 +63,7 @@ def _given(args: argparse.Namespace) -> dict[str, object]:
 
 def job_config(args: argparse.Namespace, settings) -> JobConfig:
     """The job: from the flags, or (with --resume) the run's saved settings."""
-    from workbench.finetune.checkpoints import load_job
+    from workbench.training.checkpoints import load_job
 
     given = _given(args)
     if args.resume:
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         print(text, file=out, flush=True)
 
     if args.validate_only:
-        from workbench.finetune.prepare import prepare_data
+        from workbench.training.prepare import prepare_data
 
         data = prepare_data(config, settings, echo=echo)
         echo(data.summary())
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
                 }
             )
         return 0
-    from workbench.finetune.trainer import run_job
+    from workbench.training.trainer import run_job
 
     cancel = threading.Event()
     _cancel_on_signals(cancel)

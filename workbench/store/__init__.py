@@ -12,7 +12,7 @@ older database is upgraded in place when opened. Torch-free, and light to import
     item = store.next_pair_for("alice")               # blind pair, left/right drawn at random
     store.add_vote(item.a.id, item.b.id, item.winner_for("left"), rater="alice",
                    shown_left=item.shown_left, key=item.key)
-    store.battles()                                   # FastChat clean-battle DataFrame for workbench.ratings
+    store.battles()                                   # FastChat clean-battle DataFrame for workbench.ratings.scoring
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Ratings read back as pandas DataFrames: votes, Likert scores, and battles in FastChat's clean-battle form.
 
 Each row carries the checkpoint names and the generation settings behind the rating, so a UI filters by
-rater, checkpoint or settings on the DataFrame. `battles()` is what `workbench.ratings` ranks: `model_a` is
+rater, checkpoint or settings on the DataFrame. `battles()` is what `workbench.ratings.scoring` ranks: `model_a` is
 the output shown on the left, as in FastChat, where a "leftvote" is a win for model_a.
 """
 

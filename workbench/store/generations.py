@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from workbench.errors import WorkbenchError
-from workbench.generation import FINISH_REASONS, GenerationSettings
+from workbench.generation.settings import FINISH_REASONS, GenerationSettings
 from workbench.store.records import GenerationRecord, digest, normalize_prompt, normalize_settings
 from workbench.store.schema import Checkpoint, Generation, Likert, Vote
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.errors import WorkbenchError
-from workbench.generation import GenerationSettings, check_messages
+from workbench.generation.settings import GenerationSettings, check_messages
 
 RATER_MAX = 64
 _RATER = re.compile(r"^\w[\w .@-]*$")

@@ -2,7 +2,7 @@
 
 Times are UTC epoch seconds (`created_at`, a float): the same on SQLite and PostgreSQL, and what FastChat's
 `tstamp` is. Free-form extras live in JSON columns called `meta` in Python and `metadata` in the database.
-A change here needs a new revision in migrations/versions/; `tests/test_store.py` checks they agree.
+A change here needs a new revision in migrations/versions/; `tests/store/test_store.py` checks they agree.
 """
 
 from __future__ import annotations

@@ -1,0 +1,212 @@
+"""Side-by-side comparison of checkpoints: one prompt, several checkpoints, one set of generation settings.
+
+Every output is stored as a generation (prompt, checkpoint, exact settings, token counts, timing) and the same
+request later is answered from the store instead of the model. The checkpoint names a user picks are "base"
+and adapter names (what the engine takes); in the store the base model is recorded under its own name, as the
+evaluation suites do, so ratings and metrics of one model line up. Torch-free: the engine is passed in.
+
+    request = Request(prompt="Hi!", checkpoint="base", settings=GenerationSettings(seed=0))
+    found = stored(store, settings, request)                  # a GenerationRecord, or None
+    reply = start(engine, request)                            # iterate for text chunks, then:
+    record = save(store, engine, request, reply)
+    run_prompt_set(engine, store, "vicuna-bench", ["base", "run/checkpoint-20"], GenerationSettings(seed=0))
+    ensure_pair(engine, store, "vicuna-bench", ["base", "run"], settings, rng)   # for the Arena
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from workbench.config import Settings
+from workbench.errors import WorkbenchError
+from workbench.generation.settings import GenerationSettings, conversation
+from workbench.registry import BASE_NAME, list_adapters, resolve_base
+
+if TYPE_CHECKING:
+    from workbench.generation.engine import ChatEngine
+    from workbench.generation.streaming import Reply
+    from workbench.store import GenerationRecord, Store
+
+MIN_CHECKPOINTS, MAX_CHECKPOINTS = 2, 4
+
+
+@dataclass(frozen=True)
+class Request:
+    """One output to show: a prompt for one checkpoint under exact settings.
+
+    Attributes:
+        prompt: The user's message.
+        checkpoint: "base" or an adapter name.
+        settings: Generation settings (a fixed seed makes the output reproducible and re-usable).
+        system_prompt: Optional system prompt.
+        prompt_id: The prompt-set prompt it answers, if any.
+    """
+
+    prompt: str
+    checkpoint: str
+    settings: GenerationSettings
+    system_prompt: str | None = None
+    prompt_id: int | None = None
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        """The conversation sent to the model."""
+        return conversation(None, self.prompt, self.system_prompt)
+
+
+def checkpoint_choices(settings: Settings) -> list[str]:
+    """ "base" and every adapter usable with the configured base model (no model is loaded)."""
+    base = resolve_base(settings)
+    return [BASE_NAME] + [a.name for a in list_adapters(settings, base) if a.usable]
+
+
+def check_checkpoints(checkpoints: Sequence[str]) -> list[str]:
+    """The chosen checkpoints, refused unless there are 2 to 4 different ones."""
+    chosen = list(dict.fromkeys(checkpoints))
+    if not MIN_CHECKPOINTS <= len(chosen) <= MAX_CHECKPOINTS:
+        raise WorkbenchError(
+            f"Choose {MIN_CHECKPOINTS} to {MAX_CHECKPOINTS} checkpoints to compare, not {len(chosen)}."
+        )
+    return chosen
+
+
+def store_name(settings: Settings, checkpoint: str) -> str:
+    """The checkpoint's name in the store: the base model's own name for "base", else the adapter name."""
+    return resolve_base(settings).name if checkpoint in ("", BASE_NAME) else checkpoint
+
+
+def stored(store: Store, settings: Settings, request: Request) -> GenerationRecord | None:
+    """The stored output for exactly this request, or None."""
+    if not request.prompt or not request.prompt.strip():
+        raise WorkbenchError("The prompt is empty: type one or pick one from a prompt set.")
+    return store.find_generation(
+        request.prompt, store_name(settings, request.checkpoint), request.settings, system_prompt=request.system_prompt
+    )
+
+
+def start(engine: ChatEngine, request: Request) -> Reply:
+    """Start generating; iterate the returned Reply for text chunks, then `save` it."""
+    return engine.stream(request.messages, request.settings, adapter=request.checkpoint)
+
+
+def save(store: Store, engine: ChatEngine, request: Request, reply: Reply) -> GenerationRecord | None:
+    """Store a reply the caller has iterated to its end; returns its record, or None for a cancelled reply
+    (not stored)."""
+    if reply.stats.finish_reason == "cancelled":
+        return None
+    gid = store.add_generation(
+        store_name(engine.settings, request.checkpoint),
+        request.prompt,
+        reply.text,
+        request.settings,
+        system_prompt=request.system_prompt,
+        stats=reply.stats,
+        prompt_id=request.prompt_id,
+        base_model=engine.base.name,
+        metadata={"source": "compare", "checkpoint": request.checkpoint},
+    )
+    return store.get_generation(gid)
+
+
+def generate(
+    engine: ChatEngine, store: Store, request: Request, *, reuse: bool = True
+) -> tuple[GenerationRecord, bool]:
+    """The output for a request and whether it came from the store (generated and stored otherwise)."""
+    if reuse:
+        found = stored(store, engine.settings, request)
+        if found is not None:
+            return found, True
+    reply = start(engine, request)
+    reply.result()
+    record = save(store, engine, request, reply)
+    if record is None:
+        raise WorkbenchError("The generation was cancelled before it finished.")
+    return record, False
+
+
+Progress = Callable[[int, int, str], None]
+
+
+def run_prompt_set(
+    engine: ChatEngine,
+    store: Store,
+    prompt_set: str,
+    checkpoints: Sequence[str],
+    settings: GenerationSettings,
+    *,
+    system_prompt: str | None = None,
+    limit: int | None = None,
+    progress: Progress | None = None,
+) -> dict[str, int]:
+    """Answer every prompt of a set with every checkpoint (stored outputs are re-used).
+
+    Args:
+        engine: The chat engine.
+        store: The store (read for re-use, written with each new output).
+        prompt_set: The prompt set's name in the store.
+        checkpoints: "base" and/or adapter names.
+        settings: One set of generation settings for all.
+        system_prompt: Optional system prompt for all.
+        limit: Only the first `limit` prompts.
+        progress: Called with (done, total, label) after each output.
+
+    Returns:
+        {"generated": n, "from_store": m}
+    """
+    prompts = store.prompts(prompt_set)[: limit or None]
+    checkpoints = list(dict.fromkeys(checkpoints))
+    if not checkpoints:
+        raise WorkbenchError("Choose at least one checkpoint to run the prompt set on.")
+    total, counts = len(prompts) * len(checkpoints), {"generated": 0, "from_store": 0}
+    for i, prompt in enumerate(prompts):
+        for j, checkpoint in enumerate(checkpoints):
+            request = Request(prompt["text"], checkpoint, settings, system_prompt, prompt_id=prompt["id"])
+            _, from_store = generate(engine, store, request)
+            counts["from_store" if from_store else "generated"] += 1
+            if progress is not None:
+                progress(i * len(checkpoints) + j + 1, total, f"prompt {i + 1} of {len(prompts)} · {checkpoint}")
+    return counts
+
+
+def ensure_pair(
+    engine: ChatEngine,
+    store: Store,
+    prompt_set: str,
+    checkpoints: Sequence[str],
+    settings: GenerationSettings,
+    rng: random.Random | None = None,
+) -> tuple[GenerationRecord, GenerationRecord]:
+    """Make sure one random prompt of the set has an output from two different random checkpoints
+    (generating what the store lacks); returns the two generations. The Arena calls this when it has no
+    pair left to serve."""
+    rng = rng or random.Random()
+    choices = list(dict.fromkeys(checkpoints))
+    if len(choices) < 2:
+        raise WorkbenchError("Pairs need at least two checkpoints: train an adapter first (the Fine-tune tab).")
+    prompts = store.prompts(prompt_set)
+    if not prompts:
+        raise WorkbenchError(f"The prompt set {prompt_set!r} has no prompts.")
+    prompt = rng.choice(prompts)
+    pair = rng.sample(choices, 2)
+    records = [
+        generate(engine, store, Request(prompt["text"], c, settings, prompt["system_prompt"], prompt["id"]))[0]
+        for c in pair
+    ]
+    return records[0], records[1]
+
+
+def summary(record: Any) -> str:
+    """One line about a stored output: tokens, speed, why it stopped, seed."""
+    parts = []
+    if record.new_tokens is not None:
+        parts.append(f"{record.new_tokens} tokens")
+    if record.tokens_per_s:
+        parts.append(f"{record.tokens_per_s:.1f} tok/s")
+    if record.finish_reason:
+        parts.append(f"stopped: {record.finish_reason}")
+    if record.seed is not None:
+        parts.append(f"seed {record.seed}")
+    return " · ".join(parts)

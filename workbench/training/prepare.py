@@ -1,0 +1,99 @@
+"""Before training: the base model's tokenizer, the validated datasets and the train/validation split.
+
+`prepare_data(config, settings)` is what the CLI prints and the UI shows before a run may start: it
+loads only the tokenizer (never the weights), validates the files against `max_length`, and splits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.config import Settings
+from workbench.generation.loading import load_tokenizer
+from workbench.registry import BaseModel, resolve_base
+from workbench.training.config import JobConfig
+from workbench.training.data import DatasetReport, Example, read_dataset, split_examples
+
+
+def job_settings(config: JobConfig, settings: Settings) -> Settings:
+    """Settings whose default base model is the job's (so every loader agrees on the base)."""
+    return dataclasses.replace(settings, model=config.base_model) if config.base_model else settings
+
+
+@dataclass
+class PreparedData:
+    """Validated, split data for a job.
+
+    Attributes:
+        base: The base model the job trains.
+        tokenizer: Its tokenizer.
+        train_report: Validation report of the training file.
+        val_report: Validation report of the validation file (None when split from the training file).
+        train: Training examples.
+        val: Validation examples (empty when the job has no validation).
+    """
+
+    base: BaseModel
+    tokenizer: Any
+    train_report: DatasetReport
+    val_report: DatasetReport | None
+    train: list[Example]
+    val: list[Example]
+
+    def summary(self) -> str:
+        """The validation report a person reads before training: each file's report, then the split."""
+        parts = [self.train_report.summary()]
+        if self.val_report is not None:
+            parts.append(self.val_report.summary())
+        parts.append(f"Training on {len(self.train)} conversations, validating on {len(self.val)}.")
+        return "\n".join(parts)
+
+    def datasets_meta(self, config: JobConfig) -> dict[str, Any]:
+        """Dataset names, SHA-256 and counts for workbench.json."""
+
+        def facts(report: DatasetReport) -> dict[str, Any]:
+            data = report.to_dict()
+            return {k: data[k] for k in ("file", "path", "sha256", "format", "shape", "records", "kept", "dropped")} | {
+                "dropped_by_kind": data["dropped_by_kind"]
+            }
+
+        meta: dict[str, Any] = {"train": facts(self.train_report)}
+        if self.val_report is not None:
+            meta["validation"] = facts(self.val_report)
+        elif self.val:
+            meta["validation"] = {"split_from": "train", "fraction": config.val_fraction, "seed": config.seed}
+        return meta
+
+
+def _usable(report: DatasetReport, echo) -> DatasetReport:
+    if not report.examples and echo is not None:
+        echo(report.summary())
+    report.require_usable()
+    return report
+
+
+def prepare_data(config: JobConfig, settings: Settings, tokenizer: Any = None, echo=None) -> PreparedData:
+    """Resolve the base model, validate the dataset files and split them.
+
+    Args:
+        config: The job (its files, max length, validation fraction and seed are used).
+        settings: Where the base model is found.
+        tokenizer: The base model's tokenizer, when the caller has it already.
+        echo: Given a file's full report before a file without a usable example is refused.
+
+    Raises:
+        WorkbenchError: Unknown base model, a missing or unreadable file, or a file without a usable example.
+    """
+    settings = job_settings(config, settings)
+    base = resolve_base(settings)
+    tokenizer = tokenizer or load_tokenizer(base, settings)
+    train_report = _usable(read_dataset(config.data, tokenizer, config.max_length), echo)
+    val_report = None
+    if config.val_data:
+        val_report = _usable(read_dataset(config.val_data, tokenizer, config.max_length), echo)
+        train, val = list(train_report.examples), list(val_report.examples)
+    else:
+        train, val = split_examples(train_report.examples, config.val_fraction, config.seed)
+    return PreparedData(base, tokenizer, train_report, val_report, train, val)

@@ -1,0 +1,160 @@
+"""The Arena tab: blind pairwise rating for a Space's visitors, written to the same store as the dashboard.
+
+A visitor presses "Show a pair" and sees two outputs for the same prompt from two different checkpoints,
+left/right drawn at random, names hidden; one of four buttons records the vote (with an optional reason)
+and reveals the names. Pairs come from the store's generations (`Store.next_pair_for`); when none is left
+for this visitor, the tab answers a random prompt of the shipped Vicuna-bench set with two checkpoints,
+stores both outputs and serves them. The pair being judged is kept in the session's state with its
+idempotency key, so a double click or a repeated API call records one vote.
+
+API endpoints (gradio_client keeps the pair in its session between calls):
+    arena_next(rater) -> (prompt, left, right, status, reason)    # reason: "" (the box is emptied)
+    vote_left(reason, rater) / vote_right / vote_tie / vote_bothbad -> status (the names revealed)
+`rater` may be empty: the visitor is then anonymous under their session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from types import SimpleNamespace
+
+import gradio as gr
+
+from workbench.errors import WorkbenchError
+from workbench.generation.settings import GenerationSettings
+from workbench.ui.context import AppContext, user_error
+from workbench.ui.markup import vote_receipt
+
+PROMPT_SET = "vicuna-bench"
+# The settings of pairs made on the fly: a fixed seed, so a prompt's output is made once and re-used.
+ARENA_SETTINGS = GenerationSettings(temperature=0.7, top_p=0.95, top_k=50, max_new_tokens=128, seed=0)
+CHOICES = (("left", "A is better"), ("right", "B is better"), ("tie", "Tie"), ("bothbad", "Both are bad"))
+START = "Press **Show a pair** to start. Names are revealed after your vote."
+
+
+class Arena:
+    """The tab's link to the store (opened on first use) and to the engine (only to make a missing pair)."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self._store = None
+        self._lock = threading.Lock()
+
+    def store(self):
+        """The store named by the app's settings, with the shipped prompt sets loaded (opened once)."""
+        with self._lock:
+            if self._store is None:
+                from workbench.store import Store
+                from workbench.studio.promptsets import load_shipped
+
+                self._store = Store.open(self.ctx.settings)
+                load_shipped(self._store, [PROMPT_SET])
+            return self._store
+
+    def next_pair(self, rater: str | None, session: str, *, generate: bool = True):
+        """The next pair for this visitor; makes one with the engine when the store has none left."""
+        store = self.store()
+        item = store.next_pair_for(rater, session=session)
+        if item is None and generate:
+            from workbench.studio.compare import ensure_pair
+
+            checkpoints = self.ctx.checkpoint_choices()
+            for _ in range(3):  # a random prompt may already have a pair this visitor rated
+                ensure_pair(self.ctx.engine(), store, PROMPT_SET, checkpoints, ARENA_SETTINGS)
+                item = store.next_pair_for(rater, session=session)
+                if item is not None:
+                    break
+        return item
+
+
+def _visitor(rater: str | None, request: gr.Request | None) -> tuple[str | None, str]:
+    """The rater's name (None: anonymous) and a valid session id for this browser tab or API client."""
+    from workbench.store import check_rater
+
+    raw = (request.session_hash if request is not None else None) or "anonymous-api"
+    session = hashlib.sha256(raw.encode()).hexdigest()[:32]  # a session hash may hold characters ids do not
+    name = (rater or "").strip()
+    return (check_rater(name) if name else None), session
+
+
+def _buttons(interactive: bool) -> list:
+    return [gr.update(interactive=interactive) for _ in CHOICES]
+
+
+def make_next_fn(arena: Arena):
+    """The function behind "Show a pair" and the arena_next endpoint."""
+
+    def show_pair(rater: str, request: gr.Request = None):
+        try:
+            name, session = _visitor(rater, request)
+            item = arena.next_pair(name, session)
+        except WorkbenchError as exc:
+            raise user_error(exc) from None
+        if item is None:
+            status = "No pair is left for you to rate. Thank you!"
+            return None, "", "", "", status, "", *_buttons(False)
+        system = f"[system: {item.a.system_prompt}]\n\n" if item.a.system_prompt else ""
+        status = "Which answer is better? Names are revealed after your vote."
+        return item, system + item.a.prompt, item.left.output, item.right.output, status, "", *_buttons(True)
+
+    return show_pair
+
+
+def make_vote_fn(arena: Arena, choice: str):
+    """The function behind one vote button and its vote_<choice> endpoint."""
+
+    def vote(item, reason: str, rater: str, request: gr.Request = None):
+        if item is None:
+            raise gr.Error("There is no pair to vote on: press Show a pair first.", print_exception=False)
+        try:
+            name, session = _visitor(rater, request)
+            arena.store().vote_on_pair(item, choice, rater=name, reason=reason, session=session)
+        except WorkbenchError as exc:
+            raise user_error(exc) from None
+        status = vote_receipt(choice, item.left.checkpoint, item.right.checkpoint)
+        status += " Press **Show a pair** for the next one."
+        return status, *_buttons(False)
+
+    return vote
+
+
+def build_arena_tab(ctx: AppContext) -> SimpleNamespace:
+    """Lay out the Arena tab and wire its events (call inside a gr.Blocks / gr.Tab context)."""
+    arena = Arena(ctx)
+    gr.Markdown(
+        "Two answers to the same prompt from two checkpoints, in random order. Pick the better one: "
+        "your vote goes to the leaderboard.",
+        elem_id="arena-intro",
+    )
+    with gr.Row():
+        rater = gr.Textbox(label="Your name (optional)", max_length=64, scale=3, elem_id="arena-rater")
+        show = gr.Button("Show a pair", variant="primary", scale=1, elem_id="arena-next")
+    prompt = gr.Textbox(label="Prompt", interactive=False, lines=2, max_lines=8, elem_id="arena-prompt")
+    with gr.Row(equal_height=True):
+        left = gr.Textbox(label="A", interactive=False, lines=10, max_lines=24, elem_id="arena-left")
+        right = gr.Textbox(label="B", interactive=False, lines=10, max_lines=24, elem_id="arena-right")
+    reason = gr.Textbox(label="Why? (optional)", max_length=2000, elem_id="arena-reason")
+    with gr.Row():
+        buttons = [
+            gr.Button(label, interactive=False, elem_id=f"arena-vote-{choice}", variant="secondary")
+            for choice, label in CHOICES
+        ]
+    status = gr.Markdown(START, elem_id="arena-status")
+    item = gr.State(None)
+    show.click(
+        make_next_fn(arena),
+        [rater],
+        [item, prompt, left, right, status, reason, *buttons],  # the reason box is emptied for the new pair
+        api_name="arena_next",
+        concurrency_limit=1,  # making a pair runs the model; one at a time
+    )
+    for button, (choice, _) in zip(buttons, CHOICES, strict=True):
+        button.click(
+            make_vote_fn(arena, choice),
+            [item, reason, rater],
+            [status, *buttons],
+            api_name=f"vote_{choice}",
+            concurrency_limit=None,
+        )
+    return SimpleNamespace(arena=arena, rater=rater, show=show, left=left, right=right, buttons=buttons, status=status)

@@ -1,0 +1,208 @@
+"""The Chat tab: a streaming chatbot with system prompt, generation settings and a checkpoint selector.
+
+The chat function is also the named API endpoint "chat" (for gradio_client):
+    chat(message, history, system_prompt, checkpoint, temperature, max_new_tokens,
+         top_p, top_k, repetition_penalty, seed, stop) -> (history, stats)
+`history` is a list of {"role", "content"} messages; each streamed update is the whole history with
+the growing reply last, and `stats` is a one-line summary. `seed` -1 or empty means random; `stop` is
+one stop string per line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import gradio as gr
+
+from workbench.errors import WorkbenchError
+from workbench.generation.settings import GenerationSettings, conversation, message_text
+from workbench.registry import BASE_NAME
+from workbench.ui.context import AppContext, session_of, user_error
+
+DEFAULTS = GenerationSettings()
+CHECKPOINT_REFRESH_S = 3.0  # how often an open page looks for adapters that training has written
+
+
+def _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop) -> GenerationSettings:
+    return GenerationSettings(
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,
+        top_p=top_p,
+        top_k=top_k,
+        repetition_penalty=repetition_penalty,
+        seed=None if seed in (None, "", -1) else seed,
+        stop=stop or "",
+    )
+
+
+def make_chat_fn(ctx: AppContext):
+    """The streaming chat function behind the UI and the "chat" API endpoint."""
+
+    def chat(
+        message: str,
+        history: list[dict[str, Any]] | None,
+        system_prompt: str,
+        checkpoint: str,
+        temperature: float,
+        max_new_tokens: float,
+        top_p: float,
+        top_k: float,
+        repetition_penalty: float,
+        seed: float | None,
+        stop: str,
+        request: gr.Request = None,
+    ) -> Iterator[tuple[list[dict[str, Any]], str]]:
+        history = [{"role": m["role"], "content": message_text(m.get("content"))} for m in history or []]
+        try:
+            settings = _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop)
+            messages = conversation(history, message, system_prompt)
+            reply = ctx.engine().stream(messages, settings, adapter=checkpoint or BASE_NAME)
+        except WorkbenchError as exc:
+            raise user_error(exc) from None
+        session = session_of(request)
+        ctx.track(session, reply)
+        history = [*history, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+        try:
+            yield history, "Generating…"
+            for chunk in reply:
+                history[-1]["content"] += chunk
+                yield history, "Generating…"
+        except WorkbenchError as exc:
+            raise user_error(exc) from None
+        finally:
+            reply.cancel_if_running()  # the client went away: free the model
+            ctx.untrack(session, reply)
+        yield history, reply.stats.summary()
+
+    return chat
+
+
+def _take_message(message: str) -> tuple[str, str]:
+    """First step of a send: refuse an empty message (kept in the box), else move it out of the box."""
+    if not message or not message.strip():
+        raise gr.Error("The message is empty: type something to send.", print_exception=False)
+    return "", message
+
+
+def _pop_last_exchange(history: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """Remove the last user message and everything after it; return the rest and that message."""
+    for i in range(len(history) - 1, -1, -1):
+        if history[i]["role"] == "user":
+            return history[:i], message_text(history[i]["content"])
+    raise gr.Error("There is no message to regenerate or undo yet.", print_exception=False)
+
+
+def _checkpoint_update(ctx: AppContext, current: str, known: list[str]):
+    choices = ctx.checkpoint_choices()
+    unusable = [a for a in ctx.adapters() if not a.usable]
+    note = "\n".join(f"- `{a.name}` cannot be used: {a.reason}" for a in unusable)
+    if choices == known:
+        return gr.skip(), gr.skip(), known
+    value = current if current in choices else BASE_NAME
+    return gr.update(choices=choices, value=value), note, choices
+
+
+def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
+    """Lay out the Chat tab and wire its events (call inside a gr.Blocks / gr.Tab context).
+
+    Returns the tab's components, and `on_load`: the arguments for `demo.load` that fill the
+    checkpoint selector when a page opens.
+    """
+    with gr.Row():
+        with gr.Column(scale=3):
+            chatbot = gr.Chatbot(elem_id="chatbot", height=460, label="Conversation", buttons=["copy"])
+            with gr.Row():
+                message = gr.Textbox(
+                    elem_id="msg", placeholder="Type a message and press Enter", show_label=False, scale=5
+                )
+                send = gr.Button("Send", variant="primary", elem_id="send", scale=1, min_width=80)
+            with gr.Row():
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="stop", size="sm")
+                regenerate = gr.Button("Regenerate", elem_id="regenerate", size="sm")
+                undo = gr.Button("Undo", elem_id="undo", size="sm")
+                clear = gr.Button("Clear", elem_id="clear", size="sm")
+            stats = gr.Markdown("", elem_id="stats")
+        with gr.Column(scale=2):
+            # Custom values are allowed so an API client can name an adapter that landed after its session
+            # began; the engine checks the name and answers an unknown one with a clear sentence.
+            checkpoint = gr.Dropdown(
+                [BASE_NAME],
+                value=BASE_NAME,
+                label="Checkpoint",
+                elem_id="checkpoint",
+                info="The base model, or a LoRA adapter trained on it.",
+                allow_custom_value=True,
+            )
+            unusable = gr.Markdown("", elem_id="unusable-adapters")
+            system = gr.Textbox(
+                label="System prompt",
+                lines=3,
+                elem_id="system-prompt",
+                placeholder="Optional: how the assistant should behave.",
+            )
+            temperature = gr.Slider(
+                0,
+                2,
+                value=DEFAULTS.temperature,
+                step=0.05,
+                label="Temperature",
+                info="0 = greedy (always the most likely token)",
+                elem_id="temperature",
+            )
+            max_new_tokens = gr.Slider(
+                1, 2048, value=DEFAULTS.max_new_tokens, step=1, label="Max new tokens", elem_id="max-new-tokens"
+            )
+            with gr.Accordion("Advanced", open=False, elem_id="advanced"):
+                top_p = gr.Slider(0.01, 1, value=DEFAULTS.top_p, step=0.01, label="Top-p", elem_id="top-p")
+                top_k = gr.Slider(0, 200, value=DEFAULTS.top_k, step=1, label="Top-k (0 = off)", elem_id="top-k")
+                repetition_penalty = gr.Slider(
+                    0.5,
+                    2,
+                    value=DEFAULTS.repetition_penalty,
+                    step=0.05,
+                    label="Repetition penalty",
+                    elem_id="repetition-penalty",
+                )
+                seed = gr.Number(-1, precision=0, minimum=-1, label="Seed (-1 = random)", elem_id="seed")
+                stop = gr.Textbox(label="Stop strings (one per line)", lines=2, elem_id="stop-strings")
+    # The message being answered; a hidden Textbox (not a State) so that the API endpoint takes it.
+    pending = gr.Textbox(visible=False)
+    known = gr.State([BASE_NAME])
+    settings_inputs = [system, checkpoint, temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop]
+    chat_fn = make_chat_fn(ctx)
+
+    def restore(text: str) -> str:
+        return text
+
+    # Enter and the Send button do the same; only the first is published as the "chat" API endpoint.
+    for trigger, api in ((message.submit, {"api_name": "chat"}), (send.click, {"api_visibility": "private"})):
+        taken = trigger(_take_message, [message], [message, pending], queue=False, api_visibility="private")
+        taken.success(chat_fn, [pending, chatbot, *settings_inputs], [chatbot, stats], **api).failure(
+            restore, [pending], [message], api_visibility="private"
+        )
+    regenerate.click(_pop_last_exchange, [chatbot], [chatbot, pending], queue=False, api_visibility="private").success(
+        chat_fn, [pending, chatbot, *settings_inputs], [chatbot, stats], api_visibility="private"
+    )
+    undo.click(_pop_last_exchange, [chatbot], [chatbot, message], queue=False, api_visibility="private")
+    clear.click(lambda: ([], ""), None, [chatbot, stats], queue=False, api_visibility="private")
+
+    def stop_reply(request: gr.Request) -> None:
+        ctx.cancel(session_of(request))
+
+    stop_btn.click(stop_reply, None, None, queue=False, api_name="stop")
+
+    def refresh(current: str, seen: list[str]):
+        return _checkpoint_update(ctx, current, seen)
+
+    refresh_args = {
+        "fn": refresh,
+        "inputs": [checkpoint, known],
+        "outputs": [checkpoint, unusable, known],
+        "api_visibility": "private",
+        "show_progress": "hidden",
+    }
+    gr.Timer(CHECKPOINT_REFRESH_S).tick(**refresh_args)
+    checkpoint.focus(**refresh_args)
+    return SimpleNamespace(chatbot=chatbot, message=message, stats=stats, checkpoint=checkpoint, on_load=refresh_args)

@@ -1,0 +1,207 @@
+"""What the Fine-tune tab's buttons do: validate the chosen data, start, cancel and resume training jobs.
+
+Each `make_*_fn` returns the function behind a button, which is also a named API endpoint (see
+`workbench.ui.finetune` for the signatures). Bad input becomes a gr.Error with one sentence; the
+admin token is checked in every function that starts or stops a job, so the API is guarded like the page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from workbench.config import REPO_ROOT
+from workbench.errors import WorkbenchError
+from workbench.training import jobs
+from workbench.training.config import JobConfig
+from workbench.ui.context import AppContext, user_error
+
+DATA_DIR = REPO_ROOT / "data"
+
+
+def shipped_datasets() -> list[str]:
+    """Training files shipped under data/ (held-out files excluded), relative to the repository."""
+    files = sorted(p for ext in ("*.jsonl", "*.json", "*.csv") for p in DATA_DIR.glob(f"*/{ext}"))
+    return [str(p.relative_to(REPO_ROOT)) for p in files if "heldout" not in p.name]
+
+
+def _dataset_path(upload: str | None, dataset: str | None) -> str:
+    if upload:
+        return upload
+    if not dataset:
+        raise WorkbenchError("Upload a dataset file or pick one of the shipped datasets.")
+    path = (REPO_ROOT / dataset).resolve()
+    if DATA_DIR.resolve() not in path.parents:
+        raise WorkbenchError(f"{dataset!r} is not one of the shipped datasets.")
+    return str(path)
+
+
+def _keep_upload(ctx: AppContext, path: str | None) -> str | None:
+    """Copy an uploaded file out of Gradio's cache into var/datasets/ (the job reads it for hours)."""
+    if not path or DATA_DIR.resolve() in Path(path).resolve().parents:
+        return path
+    source = Path(path)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+    target = ctx.settings.var_dir / "datasets" / digest / source.name  # the run records the file's own name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        shutil.copyfile(source, target)
+    return str(target)
+
+
+class Tokenizers:
+    """The served base model's tokenizer, loaded once per app (validation needs it; the model it does not)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cache: dict[str, Any] = {}
+
+    def get(self, ctx: AppContext) -> Any:
+        from workbench.generation.loading import load_tokenizer
+        from workbench.registry import resolve_base
+
+        base = resolve_base(ctx.settings)
+        with self._lock:
+            if base.name not in self._cache:
+                self._cache[base.name] = load_tokenizer(base, ctx.settings)
+            return self._cache[base.name]
+
+
+INTEGERS = ("max_steps", "batch_size", "grad_accum", "max_length", "lora_r", "lora_alpha", "eval_steps", "save_steps")
+INTEGERS += ("patience", "seed")  # Gradio numbers arrive as floats
+
+
+def _config(run: str, data: str, val: str | None, values: dict[str, Any]) -> JobConfig:
+    clean = {k: (int(v) if k in INTEGERS and v is not None and float(v) == int(v) else v) for k, v in values.items()}
+    if clean.get("val_fraction") is not None:
+        clean["val_fraction"] = float(clean["val_fraction"])
+    clean["target_modules"] = tuple(m.strip() for m in str(clean.get("target_modules") or "").split(",") if m.strip())
+    return JobConfig(run=(run or "").strip(), data=data, val_data=val or None, **clean)
+
+
+HPARAMS = (
+    "learning_rate",
+    "max_steps",
+    "epochs",
+    "batch_size",
+    "grad_accum",
+    "max_length",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "target_modules",
+    "warmup",
+    "weight_decay",
+    "eval_steps",
+    "save_steps",
+    "patience",
+    "seed",
+    "packing",
+)
+
+
+def validate(ctx: AppContext, tokenizers: Tokenizers, upload, dataset, val_upload, val_fraction, max_length, seed):
+    """The validation report for the chosen files, and whether training may start."""
+    from workbench.training.prepare import prepare_data
+
+    try:
+        data = _dataset_path(upload, dataset)
+        config = JobConfig(
+            run="validation",
+            data=data,
+            val_data=val_upload or None,
+            val_fraction=val_fraction,
+            max_length=int(max_length),
+            seed=int(seed),
+        )
+        prepared = prepare_data(config, ctx.settings, tokenizers.get(ctx))
+    except WorkbenchError as exc:
+        return f"**Not usable:** {exc}", gr.update(interactive=False)
+    text = prepared.summary().replace("\n  ", "\n- ").replace("\n", "  \n")
+    return f"**Validation report**  \n{text}", gr.update(interactive=True)
+
+
+def make_train_fn(ctx: AppContext, tokenizers: Tokenizers):
+    """The function behind the Start button and the "train" API endpoint (it validates the data first)."""
+    from workbench.training.prepare import prepare_data
+
+    def train(
+        upload: str | None,
+        dataset: str | None,
+        val_upload: str | None,
+        val_fraction: float,
+        run_name: str,
+        token: str | None,
+        learning_rate: float,
+        max_steps: float,
+        epochs: float,
+        batch_size: float,
+        grad_accum: float,
+        max_length: float,
+        lora_r: float,
+        lora_alpha: float,
+        lora_dropout: float,
+        target_modules: str,
+        warmup: float,
+        weight_decay: float,
+        eval_steps: float,
+        save_steps: float,
+        patience: float,
+        seed: float,
+        packing: str,
+    ):
+        values = {k: v for k, v in locals().items() if k in HPARAMS}
+        try:
+            ctx.settings.check_admin(token)
+            data = _keep_upload(ctx, _dataset_path(upload, dataset))
+            config = _config(run_name, data, _keep_upload(ctx, val_upload), values | {"val_fraction": val_fraction})
+            prepare_data(config, ctx.settings, tokenizers.get(ctx))  # refuse bad data here, not in the job's log
+            jobs.start_training(ctx.settings, config, token=token)
+        except WorkbenchError as exc:
+            raise user_error(exc) from None
+        started = f"Started **{config.run}**: the chart follows its progress."
+        return started, gr.update(choices=run_names(ctx), value=config.run), suggest_name()
+
+    return train
+
+
+def make_cancel_fn(ctx: AppContext):
+    """The function behind the Cancel button and the "cancel_training" API endpoint."""
+
+    def cancel(run_name, token):
+        try:
+            stopped = jobs.cancel_training(ctx.settings, (run_name or "").strip(), token=token)
+        except WorkbenchError as exc:
+            raise user_error(exc) from None
+        return f"Cancelling **{run_name}** after its current step." if stopped else f"**{run_name}** is not running."
+
+    return cancel
+
+
+def make_resume_fn(ctx: AppContext):
+    """The function behind the Resume button and the "resume_training" API endpoint."""
+
+    def resume(run_name, token):
+        try:
+            jobs.resume_training(ctx.settings, (run_name or "").strip(), token=token)
+        except WorkbenchError as exc:
+            raise user_error(exc) from None
+        return f"Resuming **{run_name}** from its last complete checkpoint."
+
+    return resume
+
+
+def run_names(ctx: AppContext) -> list[str]:
+    """Runs to show, newest first."""
+    return [r.run for r in jobs.list_runs(ctx.settings)]
+
+
+def suggest_name() -> str:
+    """A fresh run name from the time of day."""
+    return time.strftime("run-%Y%m%d-%H%M%S")
