@@ -1,7 +1,9 @@
 """Leaderboard page: Bradley-Terry ratings with 95% bootstrap intervals and ranks, win rates, online Elo, Likert
 means, battles per pair, position bias, inter-rater agreement, raters' reasons, and downloads of the exports.
 
-Filters by rater, checkpoint and generation settings apply to everything on the page. Widgets and wiring only:
+Filters by rater, checkpoint, generation settings and backend (what made the outputs: transformers, llama.cpp, or
+"unknown" for outputs stored before backends were recorded; a vote counts when both its outputs match) apply to
+everything on the page. Widgets and wiring only:
 the numbers come from workbench/ratings/leaderboard.py (over workbench.ratings.scoring and workbench.ratings.agreement).
 """
 
@@ -27,14 +29,21 @@ EXPORTS = {
 
 
 def _filters(options: dict[str, list[str]]) -> dict[str, list[str]]:
-    left, middle, right = st.columns(3)
+    raters, checkpoints, settings, backends = st.columns([2, 2, 3, 2])
     return {
-        "raters": left.multiselect("Raters", options["raters"], key="lb-raters", placeholder="All raters"),
-        "checkpoints": middle.multiselect(
+        "raters": raters.multiselect("Raters", options["raters"], key="lb-raters", placeholder="All raters"),
+        "checkpoints": checkpoints.multiselect(
             "Checkpoints", options["checkpoints"], key="lb-checkpoints", placeholder="All checkpoints"
         ),
-        "settings": right.multiselect(
+        "settings": settings.multiselect(
             "Generation settings", options["settings"], key="lb-settings", placeholder="All settings"
+        ),
+        "backends": backends.multiselect(
+            "Backends",
+            options["backends"],
+            key="lb-backends",
+            placeholder="All backends",
+            help="What generated the outputs; a vote counts when both of its outputs come from a chosen backend.",
         ),
     }
 

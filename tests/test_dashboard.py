@@ -3,7 +3,8 @@
 Run: .venv/bin/python -m pytest -q tests/test_dashboard.py
 Compare shows one column per checkpoint, streams and stores real outputs and re-shows them from the store, and
 runs a prompt set; Metrics draws the stored suite results (figure data = store rows); Rate records one vote or
-score per item with names hidden until the vote; Leaderboard's numbers match a hand-computed case; a reason with
+score per item with names hidden until the vote; Leaderboard's numbers match a hand-computed case and its backend
+filter keeps the votes whose both outputs a chosen backend made; a reason with
 HTML/Markdown in it is shown literally; Lab sweeps settings and shows next-token probabilities. The browser
 versions (screenshots) are in tests/e2e/test_dashboard_browser.py.
 """
@@ -265,6 +266,35 @@ def test_leaderboard_numbers_match_a_hand_computed_case(dash):
     at.multiselect(key="lb-raters").set_value(["r2"]).run()
     assert [m.value for m in at.metric][:1] == ["1"]
     assert at.get("download_button")
+
+
+def test_leaderboard_filters_by_the_backend_that_made_the_outputs(dash):
+    dash.empty()
+    with Store(dash.settings.db_url) as store:
+        made = {
+            (ck, backend): store.add_generation(ck, "Hi?", f"{ck} via {backend}", None, stats={"backend": backend})
+            for ck in ("X", "Y")
+            for backend in ("llamacpp", "transformers", "")
+        }
+        for _ in range(3):  # Y wins on llama.cpp
+            store.add_vote(made["X", "llamacpp"], made["Y", "llamacpp"], "b", rater="r1")
+        store.add_vote(made["X", "transformers"], made["Y", "transformers"], "a", rater="r1")
+        store.add_vote(made["X", "llamacpp"], made["Y", "transformers"], "tie", rater="r1")  # mixed backends
+        store.add_vote(made["X", ""], made["Y", ""], "a", rater="r1")  # backend not recorded
+        store.add_likert(made["X", "transformers"], 4, rater="r1")
+        store.add_likert(made["Y", ""], 2, rater="r1")
+    at = on("leaderboard")
+    backends = at.multiselect(key="lb-backends")
+    assert list(backends.options) == ["llamacpp", "transformers", "unknown"]
+    assert [m.value for m in at.metric][:2] == ["6", "2"]
+    backends.set_value(["llamacpp"]).run()
+    assert not at.exception and [m.value for m in at.metric][:2] == ["3", "0"]
+    board = frame_with(at, "rating").set_index("model")
+    assert board.loc["Y", "wins"] == 3 and board.loc["X", "losses"] == 3
+    at.multiselect(key="lb-backends").set_value(["llamacpp", "transformers"]).run()
+    assert [m.value for m in at.metric][:2] == ["5", "1"]  # the mixed vote counts once both are chosen
+    at.multiselect(key="lb-backends").set_value(["unknown"]).run()
+    assert [m.value for m in at.metric][:2] == ["1", "1"]
 
 
 def test_leaderboard_exports_need_the_admin_token_when_set(dash, monkeypatch):

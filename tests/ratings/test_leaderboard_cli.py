@@ -1,6 +1,8 @@
 """`python -m workbench leaderboard`, `export` and `import` as a user runs them (subprocesses, a real store).
 
 Run: .venv/bin/python -m pytest -q tests/ratings/test_leaderboard_cli.py
+Covers FastChat battle files, the store's votes (SQLite and PostgreSQL), `--rater` and `--backend` filters (the
+JSON output names the backends the standings cover), bad files, exports, imports and the admin token.
 """
 
 from __future__ import annotations
@@ -77,6 +79,10 @@ def test_leaderboard_ranks_a_fastchat_battle_file(tmp_path, env):
     first = next(line for line in lines if "strong" in line)
     assert f"{models[0]['rating']:.1f}" in first and "13-3-2" in first
     assert "Left output won" in table.stdout
+    assert result["backends"] == ["unknown"] and "backends: unknown" in table.stdout  # no backend columns
+
+    refused = run_cli(["leaderboard", "--battles", str(path), "--backend", "llamacpp"], env)
+    assert refused.returncode == 2 and "--backend cannot filter them" in refused.stderr
 
 
 def test_leaderboard_bad_battle_line_is_one_sentence_and_exit_2(tmp_path, env):
@@ -110,6 +116,7 @@ def test_leaderboard_export_import_from_the_store(tmp_path, env, monkeypatch, ca
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert [m["model"] for m in result["models"]] == ["tuned", "base"] and result["battles"] == 6
+    assert result["backends"] == ["unknown"]  # stored without stats: no backend recorded
     out = tmp_path / "votes.csv"
     done = run_cli(["export", "--what", "votes", "--out", str(out)], env)
     assert done.returncode == 0, done.stderr
@@ -130,6 +137,46 @@ def test_leaderboard_export_import_from_the_store(tmp_path, env, monkeypatch, ca
     code, stdout, _ = in_process(["leaderboard", "--bootstrap", "50", "--json"], other, monkeypatch, capsys)
     again = json.loads(stdout)
     assert [m["model"] for m in again["models"]] == ["tuned", "base"] and again["battles"] == 6
+
+
+def test_leaderboard_filters_by_backend(tmp_path, monkeypatch, capsys):
+    home = tmp_path / "home"
+    with Store(f"sqlite:///{home / 'var' / 'workbench.db'}") as store:
+        made = {
+            (ck, backend): store.add_generation(ck, "Hi?", f"{ck} via {backend}", None, stats={"backend": backend})
+            for ck in ("base", "tuned")
+            for backend in ("llamacpp", "transformers")
+        }
+        for _ in range(3):  # tuned wins on llama.cpp
+            store.add_vote(made["base", "llamacpp"], made["tuned", "llamacpp"], "b", rater="alice")
+        for _ in range(2):  # base wins on transformers
+            store.add_vote(made["base", "transformers"], made["tuned", "transformers"], "a", rater="alice")
+        store.add_vote(made["base", "llamacpp"], made["tuned", "transformers"], "tie", rater="alice")  # mixed
+        old = {ck: store.add_generation(ck, "Hi?", f"{ck} from before", None) for ck in ("base", "tuned")}
+        store.add_vote(old["base"], old["tuned"], "a", rater="alice")
+
+    def board(*args: str) -> dict:
+        code, out, err = in_process(["leaderboard", "--bootstrap", "20", "--json", *args], home, monkeypatch, capsys)
+        assert code == 0, err
+        return json.loads(out)
+
+    everything = board()
+    assert everything["battles"] == 7 and everything["backends"] == ["llamacpp", "transformers", "unknown"]
+    llama = board("--backend", "llamacpp")
+    assert llama["battles"] == 3 and llama["backends"] == ["llamacpp"]
+    assert [m["model"] for m in llama["models"]] == ["tuned", "base"]
+    hf = board("--backend", "transformers")
+    assert hf["battles"] == 2 and [m["model"] for m in hf["models"]] == ["base", "tuned"]
+    both = board("--backend", "llamacpp", "--backend", "transformers")  # repeatable; the mixed battle counts
+    assert both["battles"] == 6 and both["backends"] == ["llamacpp", "transformers"]
+    assert board("--backend", "unknown")["battles"] == 1
+    none = board("--backend", "vllm")
+    assert none["battles"] == 0 and none["backends"] == [] and none["models"] == []
+
+    code, out, _ = in_process(["leaderboard", "--bootstrap", "0", "--backend", "llamacpp"], home, monkeypatch, capsys)
+    assert code == 0 and "3 battles, 0 bootstrap rounds; backends: llamacpp." in out
+    code, out, _ = in_process(["leaderboard", "--backend", "vllm"], home, monkeypatch, capsys)
+    assert code == 0 and "No pairwise votes" in out and "match the filters" in out
 
 
 def test_export_needs_the_admin_token_when_set(tmp_path, env):

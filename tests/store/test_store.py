@@ -1,14 +1,17 @@
 """Tests of workbench.store on SQLite and on a real PostgreSQL (tests/fixtures/postgres.py starts one).
 
 Run: .venv/bin/python -m pytest -q tests/store/test_store.py
-Covers generations and re-finding them, votes and Likert scores with idempotency keys, refusal of bad input,
-serving items to raters, evaluation results and training logs, the admin token, export/import round trips,
-schema migrations (an old database upgraded in place) and that the migrations match the ORM schema.
+Covers generations and re-finding them, the backend that made each one (stored, in every ratings frame on the
+right side, exported and imported, NULL when unknown), votes and Likert scores with idempotency keys, refusal of bad
+input, serving items to raters, evaluation results and training logs, the admin token, export/import round trips
+(and files from before backends were recorded), schema migrations (old databases at revisions 0001 and 0002
+upgraded in place) and that the migrations match the ORM schema.
 The many-raters concurrency tests are in tests/store/test_store_concurrency.py.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 import sqlite3
@@ -29,6 +32,11 @@ SETTINGS = GenerationSettings(temperature=0.7, top_p=0.9, seed=11)
 def store(db_url):
     with Store(db_url) as s:
         yield s
+
+
+def cells(frame, columns: list[str]) -> list[list]:
+    """The frame's rows as lists, a missing value as None (pandas shows a missing text value as NaN)."""
+    return [[None if v is None or v != v else v for v in row] for row in frame[columns].values.tolist()]
 
 
 def seed_arena(store: Store, checkpoints=("base", "ck-100", "ck-200"), prompts=("Hi?", "Name a colour.")) -> dict:
@@ -61,6 +69,96 @@ def test_generation_is_stored_with_settings_and_stats_and_found_again(store):
     frame = store.generations(checkpoint="ck-1")
     assert list(frame["id"]) == [gid] and frame.loc[0, "temperature"] == 0.7 and frame.loc[0, "seed"] == 11
     assert store.checkpoints().set_index("name").loc["ck-1", "generations"] == 1
+
+
+def test_backend_is_stored_from_the_stats_and_unknown_is_null(store):
+    made = {
+        "llamacpp": ReplyStats(model="smol", adapter=None, new_tokens=2, backend="llamacpp"),
+        "transformers": {"new_tokens": 2, "backend": "transformers"},
+        "empty": ReplyStats(model="smol", adapter=None, new_tokens=2),  # backend "" = unknown
+        "none": None,
+    }
+    ids = {
+        name: store.add_generation(f"ck-{name}", "Hi?", "Hello", SETTINGS, stats=stats) for name, stats in made.items()
+    }
+    assert store.get_generation(ids["llamacpp"]).backend == "llamacpp"
+    assert store.find_generation("Hi?", "ck-transformers", SETTINGS).backend == "transformers"
+    assert store.get_generation(ids["empty"]).backend is None and store.get_generation(ids["none"]).backend is None
+    frame = store.generations()
+    assert cells(frame, ["checkpoint", "backend"]) == [
+        ["ck-llamacpp", "llamacpp"],
+        ["ck-transformers", "transformers"],
+        ["ck-empty", None],
+        ["ck-none", None],
+    ]
+    with store.engine.connect() as conn:  # unknown is NULL in the database, not ""
+        assert conn.execute(text("SELECT COUNT(*) FROM generations WHERE backend IS NULL")).scalar() == 2
+    with pytest.raises(WorkbenchError, match="backend name"):
+        store.add_generation("ck-x", "Hi?", "Hello", SETTINGS, stats={"backend": "x" * 33})
+    with pytest.raises(WorkbenchError, match="backend name"):
+        store.add_generation("ck-x", "Hi?", "Hello", SETTINGS, stats={"backend": 3})
+
+
+def test_ratings_frames_carry_each_outputs_backend_on_its_side(store):
+    llama = store.add_generation("base", "Hi?", "base answer", SETTINGS, stats={"backend": "llamacpp"})
+    hf = store.add_generation("tuned", "Hi?", "tuned answer", SETTINGS, stats={"backend": "transformers"})
+    old = store.add_generation("older", "Hi?", "older answer", SETTINGS)
+    store.add_vote(llama, hf, "a", rater="alice", shown_left="b")  # transformers' output shown left
+    store.add_vote(llama, old, "b", rater="bob", shown_left="a")
+    store.add_likert(hf, 4, rater="carol")
+    store.add_likert(old, 2, rater="carol")
+    votes = store.votes()
+    assert list(votes.columns[-2:]) == ["backend_a", "backend_b"]
+    assert cells(votes, ["model_a", "backend_a", "model_b", "backend_b"]) == [
+        ["base", "llamacpp", "tuned", "transformers"],
+        ["base", "llamacpp", "older", None],
+    ]
+    battles = store.battles()
+    fastchat = ["question_id", "model_a", "model_b", "winner", "judge", "conversation_a", "conversation_b", "turn"]
+    assert list(battles.columns[: len(fastchat)]) == fastchat
+    assert list(battles.columns[-2:]) == ["backend_a", "backend_b"]
+    # model_a is the left output, and its backend goes with it
+    assert cells(battles, ["model_a", "backend_a", "model_b", "backend_b", "winner"]) == [
+        ["tuned", "transformers", "base", "llamacpp", "model_b"],
+        ["base", "llamacpp", "older", None, "model_b"],
+    ]
+    likert = store.likert()
+    assert cells(likert, ["model", "backend"]) == [["tuned", "transformers"], ["older", None]]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_backends_survive_export_and_old_exports_without_them_import(store, tmp_path, fmt):
+    a = store.add_generation("base", "Hi?", "base answer", SETTINGS, stats={"backend": "llamacpp"})
+    b = store.add_generation("tuned", "Hi?", "tuned answer", SETTINGS)
+    store.add_vote(a, b, "b", rater="alice")
+    store.add_likert(a, 3, rater="alice")
+    for what in ("generations", "votes", "likert", "battles"):
+        store.export(what, fmt, tmp_path / f"{what}.{fmt}")
+    votes_file = (tmp_path / f"votes.{fmt}").read_text()
+    assert "llamacpp" in votes_file and "llamacpp" in (tmp_path / f"battles.{fmt}").read_text()
+    with Store(f"sqlite:///{tmp_path / 'copy.db'}") as copy:
+        assert copy.import_file("generations", tmp_path / f"generations.{fmt}") == 2
+        assert copy.import_file("votes", tmp_path / f"votes.{fmt}") == 1
+        assert cells(copy.votes(), ["backend_a", "backend_b"]) == [["llamacpp", None]]
+        # the unknown backend went out as null / an empty cell (not pandas' NaN) and came back as unknown
+        assert cells(copy.generations(), ["checkpoint", "backend"]) == [["base", "llamacpp"], ["tuned", None]]
+    # a generations file written before backends were recorded has no backend field or column
+    old = tmp_path / f"old.{fmt}"
+    if fmt == "jsonl":
+        lines = [json.loads(line) for line in (tmp_path / "generations.jsonl").read_text().splitlines()]
+        assert all("backend" in line for line in lines)
+        old.write_text("".join(json.dumps({k: v for k, v in line.items() if k != "backend"}) + "\n" for line in lines))
+    else:
+        with open(tmp_path / "generations.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        columns = [c for c in rows[0] if c != "backend"]
+        with open(old, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+    with Store(f"sqlite:///{tmp_path / 'older.db'}") as older:
+        assert older.import_file("generations", old) == 2
+        assert cells(older.generations(), ["backend"]) == [[None], [None]]
 
 
 def test_seed_picked_by_engine_is_recorded_but_request_matches(store):
@@ -376,6 +474,39 @@ def test_old_database_is_upgraded_in_place_with_rows_kept(db_url):
         ]
         store.add_training_log("new-table", 1, loss=1.0)  # a table the upgrade added
         assert len(store.training_logs("new-table")) == 1
+
+
+def test_database_at_0002_gains_the_backend_column_and_old_rows_read_as_unknown(db_url):
+    from sqlalchemy import inspect
+
+    engine = store_db.make_engine(db_url)
+    store_db.migrate(engine, "0002")  # a database made before backends were recorded
+    assert "backend" not in {c["name"] for c in inspect(engine).get_columns("generations")}
+    with engine.begin() as conn:  # no explicit ids: PostgreSQL's sequences must stay in step for later inserts
+        conn.execute(text("INSERT INTO checkpoints (name, created_at) VALUES ('old-ck', 1.0)"))
+        conn.execute(
+            text(
+                "INSERT INTO generations (uid, checkpoint_id, prompt, messages, prompt_hash, settings, settings_hash,"
+                " output, created_at) SELECT 'u1', id, 'Hi', :msgs, 'h', '{}', 's', 'Hello', 1.0 FROM checkpoints"
+            ),
+            {"msgs": json.dumps([{"role": "user", "content": "Hi"}])},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO likert (generation_id, score, rater, created_at) SELECT id, 4, 'bob', 2.0 FROM generations"
+            )
+        )
+    engine.dispose()
+    with Store(db_url) as store:  # opening upgrades
+        assert store_db.current_revision(store.engine) == store_db.head_revision()
+        column = {c["name"]: c for c in inspect(store.engine).get_columns("generations")}["backend"]
+        assert column["nullable"] and column["type"].length == 32
+        old = store.get_generation(int(store.generations()["id"].iloc[0]))
+        assert (old.uid, old.output, old.backend) == ("u1", "Hello", None)
+        assert cells(store.generations(), ["backend"]) == [[None]]
+        assert cells(store.likert(), ["rater", "score", "backend"]) == [["bob", 4, None]]
+        new = store.add_generation("old-ck", "Hi again", "Hey", None, stats={"backend": "llamacpp"})
+        assert store.get_generation(new).backend == "llamacpp"
 
 
 def test_default_store_is_sqlite_under_home_var_in_wal_mode(tmp_path):

@@ -3,9 +3,12 @@
     python -m workbench leaderboard                                  # from the store's pairwise votes
     python -m workbench leaderboard --battles clean_battle.json      # a FastChat clean-battle JSON or JSONL file
     python -m workbench leaderboard --bootstrap 1000 --seed 0 --json # one JSON object
+    python -m workbench leaderboard --backend llamacpp               # only outputs llama.cpp made, on both sides
 
-Prints each model's rating, interval, rank (interval-aware), online Elo and vote counts, and the position
-bias (how often the left output won). A bad battle file is reported with its line number (exit code 2).
+Prints each model's rating, interval, rank (interval-aware), online Elo and vote counts, the backends behind the
+votes counted ("unknown" for outputs stored before backends were recorded) and the position bias (how often the
+left output won). `--backend` (repeatable) keeps the battles whose both outputs were made by one of the named
+backends, as the Leaderboard page's filter does. A bad battle file is reported with its line number (exit code 2).
 """
 
 from __future__ import annotations
@@ -25,6 +28,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
     p.add_argument("--anchor", metavar="MODEL", help="put this model at 1000 (default: the mean is 1000)")
     p.add_argument("--rater", help="only this rater's votes (store) or judge's battles (file)")
+    p.add_argument(
+        "--backend",
+        action="append",
+        metavar="NAME",
+        help="only battles whose both outputs this backend made (transformers, llamacpp, or unknown); repeatable",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
@@ -45,6 +54,12 @@ def _battles(args: argparse.Namespace):
         if "judge" not in battles.columns:
             raise WorkbenchError("These battles have no judge column, so --rater cannot filter them.")
         battles = battles[battles["judge"] == args.rater]
+    if args.backend:
+        from workbench.ratings.leaderboard import filter_ratings
+
+        if not {"backend_a", "backend_b"} <= set(battles.columns):
+            raise WorkbenchError("These battles have no backend_a/backend_b columns, so --backend cannot filter them.")
+        battles = filter_ratings(battles, backends=args.backend)
     return battles, source
 
 
@@ -56,22 +71,24 @@ def _clean(value):
 
 def run(args: argparse.Namespace) -> int:
     from workbench.ratings import scoring
+    from workbench.ratings.leaderboard import backends_of
 
     if args.bootstrap < 0:
         raise WorkbenchError(f"--bootstrap must be 0 or more, not {args.bootstrap}.")
     battles, source = _battles(args)
     board = scoring.leaderboard(battles, bootstrap=args.bootstrap, seed=args.seed, anchor=args.anchor)
     bias = scoring.position_bias(battles) if len(battles) else None
+    covered = backends_of(battles)
     if args.json:
         models = [{k: _clean(v) for k, v in row.items()} for row in board.to_dict("records")]
         bias_out = {k: _clean(v) for k, v in bias.items()} if bias else None
         meta = {"source": source, "battles": len(battles), "bootstrap": args.bootstrap, "seed": args.seed}
-        print_json({**meta, "models": models, "position_bias": bias_out})
+        print_json({**meta, "backends": covered, "models": models, "position_bias": bias_out})
         return 0
     if board.empty:
-        print(f"No pairwise votes in {source} yet.")
+        print(f"No pairwise votes in {source} {'match the filters' if args.rater or args.backend else 'yet'}.")
         return 0
-    _print_table(board, len(battles), args.bootstrap)
+    _print_table(board, len(battles), args.bootstrap, covered)
     if bias and bias["decisive"]:
         print(
             f"\nLeft output won {bias['left_wins']} of {bias['decisive']} decisive votes ({bias['rate']:.0%},"
@@ -80,10 +97,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_table(board, n_battles: int, bootstrap: int) -> None:
+def _print_table(board, n_battles: int, bootstrap: int, backends: list[str]) -> None:
     width = max(5, *(len(m) for m in board["model"]))
     interval = "95% interval" if bootstrap else "(no bootstrap)"
-    print(f"{n_battles} battles, {bootstrap} bootstrap rounds.\n")
+    print(f"{n_battles} battles, {bootstrap} bootstrap rounds; backends: {', '.join(backends)}.\n")
     print(f"{'rank':>4}  {'model':<{width}}  {'rating':>7}  {interval:^17}  {'votes':>5}  {'W-L-T':>11}  {'elo':>6}")
     for r in board.itertuples():
         record = f"{r.wins}-{r.losses}-{r.ties}"

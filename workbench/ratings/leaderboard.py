@@ -4,12 +4,14 @@ Pure pandas over `Store.battles()` and `Store.likert()`, with the maths from `wo
 `workbench.ratings.agreement`. Torch-free.
 
     battles, likert = store.battles(), store.likert()
-    options = filter_options(battles, likert)                      # raters, checkpoints, settings labels
+    options = filter_options(battles, likert)          # raters, checkpoints, settings labels, backends
     board = standings(filter_ratings(battles, raters=["alice"]), filter_ratings(likert, raters=["alice"]))
     board.board; board.matrix; board.counts; board.bias; board.likert; board.agreement
 
 A rating's settings label is `workbench.store.settings_label` of the generation settings behind it (for a vote
-between outputs made with different settings, both labels joined with " | ").
+between outputs made with different settings, both labels joined with " | "). Its backends are those that made
+its outputs (`backend_a`/`backend_b` of a battle, `backend` of a Likert score), "unknown" where none was recorded
+(ratings of outputs stored before backends were, or battles from a file without backend columns).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import pandas as pd
 
 from workbench.ratings import agreement, scoring
 from workbench.store import settings_label
+
+UNKNOWN_BACKEND = "unknown"  # the filter's name for outputs whose backend was not recorded
 
 
 @dataclass
@@ -65,6 +69,32 @@ def settings_labels(frame: pd.DataFrame) -> pd.Series:
     return a.where(a == b, a + " | " + b)
 
 
+def _backend_labels(column: pd.Series) -> pd.Series:
+    return column.where(column.notna() & (column != ""), UNKNOWN_BACKEND).astype(object)
+
+
+def _backend_columns(frame: pd.DataFrame) -> list[pd.Series]:
+    """One series per side of a battle (backend_a, backend_b), or the one of a Likert frame (backend)."""
+    names = ["backend"] if "model" in frame.columns else ["backend_a", "backend_b"]
+    unknown = pd.Series(UNKNOWN_BACKEND, index=frame.index, dtype=object)
+    return [_backend_labels(frame[n]) if n in frame.columns else unknown for n in names]
+
+
+def backends_of(frame: pd.DataFrame) -> list[str]:
+    """The backends behind a battles or Likert frame's ratings, sorted; "unknown" where none was recorded.
+
+    Args:
+        frame: `Store.battles()` (both sides count) or `Store.likert()`, filtered or not; any FastChat battle
+            frame without backend columns counts as "unknown".
+
+    Returns:
+        The distinct backend names, e.g. ["llamacpp", "transformers", "unknown"]; [] for an empty frame.
+    """
+    if frame.empty:
+        return []
+    return sorted(set().union(*(set(column) for column in _backend_columns(frame))))
+
+
 def _models(frame: pd.DataFrame) -> set[str]:
     if frame.empty:
         return set()
@@ -78,11 +108,21 @@ def _raters(frame: pd.DataFrame) -> set[str]:
 
 
 def filter_options(battles: pd.DataFrame, likert: pd.DataFrame) -> dict[str, list[str]]:
-    """What the filters can offer: raters, checkpoints and settings labels present in the ratings, sorted."""
+    """What the filters can offer: raters, checkpoints, settings labels and backends present in the ratings.
+
+    Args:
+        battles: `Store.battles()`.
+        likert: `Store.likert()`.
+
+    Returns:
+        {"raters", "checkpoints", "settings", "backends"}, each a sorted list; outputs with no recorded backend
+        appear as "unknown" among the backends.
+    """
     return {
         "raters": sorted(_raters(battles) | _raters(likert)),
         "checkpoints": sorted(_models(battles) | _models(likert)),
         "settings": sorted(set(settings_labels(battles)) | set(settings_labels(likert))),
+        "backends": sorted(set(backends_of(battles)) | set(backends_of(likert))),
     }
 
 
@@ -92,9 +132,21 @@ def filter_ratings(
     raters: Iterable[str] | None = None,
     checkpoints: Iterable[str] | None = None,
     settings: Iterable[str] | None = None,
+    backends: Iterable[str] | None = None,
 ) -> pd.DataFrame:
-    """Battles or Likert scores limited to the given raters, checkpoints (both sides of a battle) and settings
-    labels; None (or empty) means no limit on that field."""
+    """Battles or Likert scores limited to the given raters, checkpoints, settings labels and backends.
+
+    Args:
+        frame: `Store.battles()` or `Store.likert()` (or a FastChat battle frame).
+        raters: Keep ratings by these raters (a battle's judge).
+        checkpoints: Keep battles whose both models, and Likert scores whose model, are among these.
+        settings: Keep ratings whose settings label (see `settings_labels`) is among these.
+        backends: Keep battles whose both outputs, and Likert scores whose output, were made by one of these
+            backends; "unknown" stands for outputs with no recorded backend.
+
+    Returns:
+        The rows kept, re-indexed from 0. None (or empty) means no limit on that field.
+    """
     if frame.empty:
         return frame
     keep = pd.Series(True, index=frame.index)
@@ -108,6 +160,10 @@ def filter_ratings(
             keep &= frame["model_a"].isin(names) & frame["model_b"].isin(names)
     if settings:
         keep &= settings_labels(frame).isin(list(settings))
+    if backends:
+        names = list(backends)
+        for column in _backend_columns(frame):
+            keep &= column.isin(names)
     return frame[keep].reset_index(drop=True)
 
 

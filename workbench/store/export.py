@@ -1,15 +1,16 @@
 """Export and import of the store's ratings and generations, as JSONL or CSV.
 
 What can be exported (`EXPORTS`):
-    generations  every stored output with its prompt, checkpoint, settings and stats
-    votes        pairwise votes, pointing at generations by uid
-    likert       1-5 scores, pointing at generations by uid
+    generations  every stored output with its prompt, checkpoint, settings, stats and backend
+    votes        pairwise votes, pointing at generations by uid (with their checkpoints and backends)
+    likert       1-5 scores, pointing at generations by uid (with its checkpoint and backend)
     battles      votes in FastChat's clean-battle form (model_a, model_b, winner, judge, tstamp, conversations)
     preferences  decisive votes as TRL DPO pairs in conversational form: prompt / chosen / rejected messages
 
 generations, votes and likert can be imported back (`IMPORTS`), into the same or another store: rows are
-matched by generation uid and rating key, so importing a file twice adds nothing the second time. In CSV,
-lists and objects are JSON text. Exporting, importing and deleting need the admin token when one is set.
+matched by generation uid and rating key, so importing a file twice adds nothing the second time. A
+generations file from before backends were recorded (no `backend` column) imports with the backend unknown. In
+CSV, lists and objects are JSON text. Exporting, importing and deleting need the admin token when one is set.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ VOTE_EXPORT = [
     "key",
     "tstamp",
     "prompt",
+    "backend_a",
+    "backend_b",
 ]
 LIKERT_EXPORT = [
     c for c in LIKERT_COLUMNS if c not in ("generation_id", "prompt_hash", "messages", "output", "settings")
@@ -118,11 +121,11 @@ class ExportMixin:
     def export_records(self, what: str, *, token: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
         """The rows of one export (see EXPORTS) and its column order (admin)."""
         self.check_admin(token)
+        # From the rows, not the DataFrames: pandas turns a missing text value into NaN, which is not JSON.
         if what == "generations":
-            frame = self.generations()
-            return [{c: r[c] for c in GENERATION_EXPORT} for r in frame.to_dict("records")], GENERATION_EXPORT
+            return [{c: r[c] for c in GENERATION_EXPORT} for r in self._generation_rows()], GENERATION_EXPORT
         if what == "likert":
-            return [{c: r[c] for c in LIKERT_EXPORT} for r in self.likert().to_dict("records")], LIKERT_EXPORT
+            return [{c: r[c] for c in LIKERT_EXPORT} for r in self._likert_rows()], LIKERT_EXPORT
         if what in ("votes", "battles", "preferences"):
             rows = self._vote_rows()
             if what == "votes":
@@ -185,7 +188,7 @@ class ExportMixin:
     def _import_generation(self, r: Mapping[str, Any]) -> int:
         if self._uid_map([r["uid"]]):
             return 0
-        stats = {k: r.get(k) for k in ("prompt_tokens", "new_tokens", "finish_reason", "seed")}
+        stats = {k: r.get(k) for k in ("prompt_tokens", "new_tokens", "finish_reason", "seed", "backend")}
         stats.update({k: float(r[k]) for k in ("ttft_s", "tokens_per_s", "total_s") if r.get(k) is not None})
         stats.update({k: int(float(stats[k])) for k in ("prompt_tokens", "new_tokens", "seed") if stats[k] is not None})
         self.add_generation(

@@ -1,8 +1,9 @@
 """Ratings read back as pandas DataFrames: votes, Likert scores, and battles in FastChat's clean-battle form.
 
-Each row carries the checkpoint names and the generation settings behind the rating, so a UI filters by
-rater, checkpoint or settings on the DataFrame. `battles()` is what `workbench.ratings.scoring` ranks: `model_a` is
-the output shown on the left, as in FastChat, where a "leftvote" is a win for model_a.
+Each row carries the checkpoint names, the generation settings and the backends ("transformers", "llamacpp"; None
+when unknown) behind the rating, so a UI filters by rater, checkpoint, settings or backend on the DataFrame.
+`battles()` is what `workbench.ratings.scoring` ranks: `model_a` is the output shown on the left, as in FastChat,
+where a "leftvote" is a win for model_a; the columns beyond FastChat's (settings, backends) follow the same sides.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ VOTE_COLUMNS = [
     "settings_a",
     "settings_b",
     "same_settings",
+    "backend_a",
+    "backend_b",
 ]
 LIKERT_COLUMNS = [
     "id",
@@ -54,6 +57,7 @@ LIKERT_COLUMNS = [
     "messages",
     "output",
     "settings",
+    "backend",
 ]
 BATTLE_COLUMNS = [
     "question_id",
@@ -70,6 +74,8 @@ BATTLE_COLUMNS = [
     "settings_a",
     "settings_b",
     "reason",
+    "backend_a",
+    "backend_b",
 ]
 FASTCHAT_WINNER = {"tie": "tie", "bothbad": "tie (bothbad)"}
 
@@ -98,6 +104,8 @@ def _vote_row(v: Vote, ga: Generation, name_a: str, gb: Generation, name_b: str)
         "settings_a": ga.settings,
         "settings_b": gb.settings,
         "same_settings": ga.settings_hash == gb.settings_hash,
+        "backend_a": ga.backend,
+        "backend_b": gb.backend,
     }
 
 
@@ -127,6 +135,8 @@ def battle_from_vote(row: dict[str, Any]) -> dict[str, Any]:
         "settings_a": row[f"settings_{left}"],
         "settings_b": row[f"settings_{right}"],
         "reason": row["reason"],
+        "backend_a": row[f"backend_{left}"],
+        "backend_b": row[f"backend_{right}"],
     }
 
 
@@ -153,7 +163,8 @@ class FramesMixin:
         """Every pairwise vote, oldest first, as a DataFrame (columns: VOTE_COLUMNS).
 
         `winner` is "a", "b", "tie" or "bothbad" about generations a and b; `model_a`/`model_b` are their
-        checkpoints; `shown_left` says which was on the left; settings_a/settings_b are dicts.
+        checkpoints; `shown_left` says which was on the left; settings_a/settings_b are dicts;
+        backend_a/backend_b are the backends that made them (None or NaN when unknown).
         """
         import pandas as pd
 
@@ -163,16 +174,21 @@ class FramesMixin:
         """Every vote in FastChat's clean-battle form, oldest first (columns: BATTLE_COLUMNS).
 
         winner is model_a, model_b, tie or "tie (bothbad)"; model_a is the output shown on the left; judge is
-        the rater; conversation_a/b are the prompt plus each answer, as OpenAI-style messages.
+        the rater; conversation_a/b are the prompt plus each answer, as OpenAI-style messages. After FastChat's
+        columns: vote_id, settings_a/b, reason and backend_a/b (None or NaN when unknown), on model_a/b's sides.
         """
         import pandas as pd
 
         return pd.DataFrame([battle_from_vote(r) for r in self._vote_rows(rater)], columns=BATTLE_COLUMNS)
 
     def likert(self, *, rater: str | None = None):
-        """Every Likert score, oldest first, as a DataFrame (columns: LIKERT_COLUMNS); `model` is the checkpoint."""
+        """Every Likert score, oldest first, as a DataFrame (columns: LIKERT_COLUMNS); `model` is the checkpoint,
+        `backend` the backend that made the output (None or NaN when unknown)."""
         import pandas as pd
 
+        return pd.DataFrame(self._likert_rows(rater), columns=LIKERT_COLUMNS)
+
+    def _likert_rows(self, rater: str | None = None) -> list[dict[str, Any]]:
         query = (
             select(Likert, Generation, Checkpoint.name)
             .join(Generation, Generation.id == Likert.generation_id)
@@ -182,7 +198,7 @@ class FramesMixin:
         if rater is not None:
             query = query.where(Likert.rater == rater)
         with self._read() as s:
-            rows = [
+            return [
                 {
                     "id": lk.id,
                     "generation_id": g.id,
@@ -199,7 +215,7 @@ class FramesMixin:
                     "messages": g.messages,
                     "output": g.output,
                     "settings": g.settings,
+                    "backend": g.backend,
                 }
                 for lk, g, name in s.execute(query)
             ]
-        return pd.DataFrame(rows, columns=LIKERT_COLUMNS)

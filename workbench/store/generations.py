@@ -1,7 +1,9 @@
 """Generations in the store: record a model output with its prompt, checkpoint, settings and stats; find it again.
 
 A generation is identified for re-use by (prompt with system prompt, checkpoint, requested settings): the
-dashboard asks `find_generation` before generating, and shows the stored output when there is one.
+dashboard asks `find_generation` before generating, and shows the stored output when there is one. Each row
+also records the backend that made it (from `ReplyStats.backend`; NULL when unknown), so every rating of it is
+tied to its exact producer.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from sqlalchemy import delete, select
 
 from workbench.errors import WorkbenchError
 from workbench.generation.settings import FINISH_REASONS, GenerationSettings
-from workbench.store.records import GenerationRecord, digest, normalize_prompt, normalize_settings
+from workbench.store.records import GenerationRecord, check_backend, digest, normalize_prompt, normalize_settings
 from workbench.store.schema import Checkpoint, Generation, Likert, Vote
 
-_STATS = ("prompt_tokens", "new_tokens", "ttft_s", "tokens_per_s", "total_s", "finish_reason", "seed")
+_STATS = ("prompt_tokens", "new_tokens", "ttft_s", "tokens_per_s", "total_s", "finish_reason", "seed", "backend")
 Prompt = str | Sequence[Mapping[str, Any]]
 SettingsLike = GenerationSettings | Mapping[str, Any] | None
 
@@ -44,6 +46,7 @@ def to_record(g: Generation, checkpoint: str) -> GenerationRecord:
         prompt_id=g.prompt_id,
         created_at=g.created_at,
         meta=dict(g.meta or {}),
+        backend=g.backend,
     )
 
 
@@ -55,6 +58,7 @@ def _stats_dict(stats: Any) -> dict[str, Any]:
     if not isinstance(stats, Mapping):
         raise WorkbenchError("Reply stats must be a ReplyStats or a mapping.")
     out = {k: stats.get(k) for k in _STATS if stats.get(k) is not None}
+    out["backend"] = check_backend(out.get("backend"))  # "" (unknown) is stored as NULL
     if out.get("finish_reason") not in (None, *FINISH_REASONS):
         raise WorkbenchError(f"Finish reason must be one of {', '.join(FINISH_REASONS)}, not {out['finish_reason']!r}.")
     return out
@@ -86,7 +90,8 @@ class GenerationsMixin:
             output: The reply text.
             settings: The generation settings as requested (GenerationSettings or a dict of its fields).
             system_prompt: System prompt, unless the conversation starts with one.
-            stats: `ReplyStats` (or a dict): token counts, timing, finish reason and the seed actually used.
+            stats: `ReplyStats` (or a dict): token counts, timing, finish reason, the seed actually used and
+                the backend that generated it ("" or absent: unknown, stored as NULL).
             prompt_id: The prompt-set prompt it answers, if any.
             base_model: Recorded on the checkpoint when the checkpoint is created here.
             metadata: Anything else worth keeping (JSON).
@@ -149,10 +154,15 @@ class GenerationsMixin:
         return to_record(*found)
 
     def generations(self, *, checkpoint: str | None = None, prompt_set: str | None = None):
-        """Generations as a DataFrame, one row each: ids, checkpoint, prompt, messages, settings (dict and
-        one column per setting), output, token counts, timing, finish reason, created_at."""
+        """Generations as a DataFrame, one row each (columns: GENERATION_COLUMNS): ids, checkpoint, prompt,
+        messages, settings (dict and one column per setting), output, token counts, timing, finish reason,
+        created_at and backend (None or NaN when unknown)."""
         import pandas as pd
 
+        return pd.DataFrame(self._generation_rows(checkpoint, prompt_set), columns=GENERATION_COLUMNS)
+
+    def _generation_rows(self, checkpoint: str | None = None, prompt_set: str | None = None) -> list[dict[str, Any]]:
+        # Plain dicts with None where a value is missing (exports need that; pandas would make it NaN).
         from workbench.store.schema import Prompt as PromptRow
         from workbench.store.schema import PromptSet
 
@@ -166,8 +176,7 @@ class GenerationsMixin:
                 .where(PromptSet.name == prompt_set)
             )
         with self._read() as s:
-            rows = [generation_row(g, name) for g, name in s.execute(query.order_by(Generation.id))]
-        return pd.DataFrame(rows, columns=GENERATION_COLUMNS)
+            return [generation_row(g, name) for g, name in s.execute(query.order_by(Generation.id))]
 
     def delete_generation(self, generation_id: int, *, token: str | None = None) -> None:
         """Delete a generation and the ratings that point at it (admin)."""
@@ -208,6 +217,7 @@ GENERATION_COLUMNS = [
     "finish_reason",
     "metadata",
     "created_at",
+    "backend",
 ]
 
 

@@ -21,11 +21,16 @@ RATER_MAX = 64
 _RATER = re.compile(r"^\w[\w .@-]*$")
 _KEY = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
 CHOICES = {"left": None, "right": None, "tie": "tie", "bothbad": "bothbad"}
+BACKEND_MAX = 32
 
 
 @dataclass(frozen=True)
 class GenerationRecord:
-    """A stored generation, as the UIs show it."""
+    """A stored generation, as the UIs show it.
+
+    `backend` is what generated it ("transformers", "llamacpp"), or None when unknown. The blind rating
+    screens never show it.
+    """
 
     id: int
     uid: str
@@ -45,6 +50,7 @@ class GenerationRecord:
     prompt_id: int | None = None
     created_at: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
+    backend: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,19 @@ def check_key(key: str | None) -> str | None:
     if not isinstance(key, str) or not _KEY.match(key):
         raise WorkbenchError("An idempotency key must be 8 to 64 letters, digits or . _ : - characters.")
     return key
+
+
+def check_backend(backend: str | None) -> str | None:
+    """The name of the backend that made a generation, stripped, or None when unknown (None or "").
+
+    Raises:
+        WorkbenchError: When it is not text or longer than 32 characters.
+    """
+    if backend is None:
+        return None
+    if not isinstance(backend, str) or len(backend.strip()) > BACKEND_MAX:
+        raise WorkbenchError(f"A backend name must be text of at most {BACKEND_MAX} characters, not {backend!r}.")
+    return backend.strip() or None
 
 
 def check_name(kind: str, name: str | None, limit: int = 200) -> str:

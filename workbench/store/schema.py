@@ -82,7 +82,8 @@ class Generation(Base):
     """One model output for one prompt under exact generation settings.
 
     `settings` is the request as given (seed None when none was asked for) and `settings_hash` its
-    fingerprint, which `find_generation` matches; the `seed` column is the seed actually used.
+    fingerprint, which `find_generation` matches; the `seed` column is the seed actually used. `backend` is
+    what generated it ("transformers", "llamacpp"; NULL when unknown, as for rows older than revision 0003).
     """
 
     __tablename__ = "generations"
@@ -112,6 +113,7 @@ class Generation(Base):
     finish_reason: Mapped[str | None] = mapped_column(String(16))
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
     created_at: Mapped[float] = mapped_column(Float, default=now)
+    backend: Mapped[str | None] = mapped_column(String(32))
 
 
 class Vote(Base):
