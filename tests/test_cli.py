@@ -22,6 +22,8 @@ def test_chat_prompt_json_answers_paris(wb_env):
             "chat",
             "--prompt",
             "What is the capital of France?",
+            "--system",
+            "Answer in one sentence.",
             "--temperature",
             "0",
             "--max-new-tokens",
@@ -40,7 +42,7 @@ def test_chat_prompt_json_answers_paris(wb_env):
 @pytest.mark.slow
 def test_chat_repl_keeps_the_conversation(wb_env):
     done = subprocess.run(
-        [sys.executable, "-m", "workbench", "chat", "--temperature", "0", "--max-new-tokens", "16"],
+        [sys.executable, "-m", "workbench", "chat", "--system", "Answer in one sentence.", "--temperature", "0"],
         input="What is the capital of France?\n/quit\n",
         env=wb_env,
         capture_output=True,
@@ -83,7 +85,7 @@ def test_models_lists_bases_and_adapters_as_json(wb_env, tmp_path):
     done = run_cli(["models", "--json"], env, timeout=60)
     assert done.returncode == 0, done.stderr
     listing = json.loads(done.stdout)
-    assert listing["base"] == "SmolLM2-135M-Instruct"
+    assert listing["base"] == "SmolLM2-135M-Instruct" and listing["backend"] == "llamacpp"  # GGUF, no GPU
     assert any(b["selected"] and b["usable"] for b in listing["bases"])
     assert listing["adapters"] == [
         {

@@ -36,6 +36,10 @@ def test_from_env_reads_variables_only_when_called(tmp_path):
         ({"WORKBENCH_DEVICE": "tpu"}, "Device must be one of"),
         ({"WORKBENCH_DTYPE": "int4"}, "Dtype must be one of"),
         ({"WORKBENCH_TRUST_REMOTE_CODE": "maybe"}, "WORKBENCH_TRUST_REMOTE_CODE must be 1 or 0"),
+        ({"WORKBENCH_BACKEND": "vllm"}, "Backend must be one of auto, transformers, llamacpp"),
+        ({"WORKBENCH_SLOTS": "many"}, r"Slots \(WORKBENCH_SLOTS\) must be a whole number"),
+        ({"WORKBENCH_SLOTS": "0"}, "must be between 1 and 64"),
+        ({"WORKBENCH_CONTEXT": "-5"}, r"Context \(WORKBENCH_CONTEXT\) must be between 0"),
     ],
 )
 def test_bad_settings_get_one_sentence(env, needle):
@@ -51,3 +55,11 @@ def test_admin_token_is_required_only_when_set(tmp_path):
         with pytest.raises(WorkbenchError, match="admin token"):
             guarded.check_admin(wrong)
     assert "s3cret" not in repr(guarded)
+
+
+def test_settings_travel_to_a_child_process_without_the_admin_token(tmp_path):
+    s = Settings(home=tmp_path, model="m", backend="llamacpp", slots=2, context=1024, admin_token="s3cret")
+    env = s.to_env()
+    assert "WORKBENCH_ADMIN_TOKEN" not in env and "s3cret" not in str(env)
+    assert Settings.from_env(env, admin_token="s3cret") == s
+    assert (Settings(home=tmp_path).backend, Settings(home=tmp_path).slots) == ("auto", 4)

@@ -12,6 +12,10 @@ Environment variables:
     WORKBENCH_MODEL           base model: a registry name, a local folder or a Hugging Face hub id
     WORKBENCH_DEVICE          auto | cpu | cuda | cuda:N | mps
     WORKBENCH_DTYPE           auto | float32 | bfloat16 | float16
+    WORKBENCH_BACKEND         auto | transformers | llamacpp: what generates text (auto: llama.cpp for a GGUF
+                              base without a GPU, transformers otherwise)
+    WORKBENCH_SLOTS           requests llama.cpp serves at once (default 4)
+    WORKBENCH_CONTEXT         tokens per request on llama.cpp (default: the model's, at most 4096)
     WORKBENCH_TRUST_REMOTE_CODE   1 to allow a hub model's own code to run (off by default)
     WORKBENCH_ADMIN_TOKEN     when set, starting jobs and exporting or deleting data need this token
 """
@@ -28,6 +32,11 @@ from workbench.errors import WorkbenchError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+BACKENDS = ("auto", "transformers", "llamacpp")
+# Four slots measured best on 2 cores (bare llama.cpp: 124 tok/s alone, 160 with 4 requests, 179 with 8) while
+# keeping each request's share of the machine; every slot holds its own KV cache.
+DEFAULT_SLOTS = 4
+MAX_SLOTS = 64
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -39,6 +48,16 @@ def _flag(name: str, value: str) -> bool:
     if low in _FALSE:
         return False
     raise WorkbenchError(f"{name} must be 1 or 0, not {value!r}.")
+
+
+def _whole(name: str, value: object, low: int, high: int) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise WorkbenchError(f"{name} must be a whole number, not {value!r}.") from None
+    if not low <= number <= high:
+        raise WorkbenchError(f"{name} must be between {low} and {high}, not {number}.")
+    return number
 
 
 @dataclass(frozen=True)
@@ -55,6 +74,10 @@ class Settings:
         dtype: "auto" picks bfloat16 on CUDA and float32 on CPU; or name one.
         trust_remote_code: Let a hub model run its own Python code. Off unless the user opts in.
         admin_token: When set, starting jobs, exporting and deleting data require it.
+        backend: What generates text: "transformers", "llamacpp", or "auto" (llama.cpp for a GGUF base model
+            when no GPU is present, transformers otherwise).
+        slots: How many requests the llama.cpp backend serves at once (continuous batching), 1 to 64.
+        context: Tokens (prompt plus reply) per request on llama.cpp; 0 means the model's own, at most 4096.
     """
 
     home: Path = REPO_ROOT
@@ -66,6 +89,9 @@ class Settings:
     dtype: str = "auto"
     trust_remote_code: bool = False
     admin_token: str | None = field(default=None, repr=False)
+    backend: str = "auto"
+    slots: int = DEFAULT_SLOTS
+    context: int = 0
 
     def __post_init__(self) -> None:
         home = Path(self.home).expanduser().resolve()
@@ -84,6 +110,10 @@ class Settings:
             object.__setattr__(self, "model", None)
         if self.admin_token is not None and not self.admin_token.strip():
             object.__setattr__(self, "admin_token", None)
+        if self.backend not in BACKENDS:
+            raise WorkbenchError(f"Backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}.")
+        object.__setattr__(self, "slots", _whole("Slots (WORKBENCH_SLOTS)", self.slots, 1, MAX_SLOTS))
+        object.__setattr__(self, "context", _whole("Context (WORKBENCH_CONTEXT)", self.context, 0, 1 << 20))
 
     @property
     def base_dir(self) -> Path:
@@ -109,6 +139,25 @@ class Settings:
         if not token or not hmac.compare_digest(token.encode(), self.admin_token.encode()):
             raise WorkbenchError("This action needs the admin token (WORKBENCH_ADMIN_TOKEN is set on this server).")
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as WORKBENCH_* variables for a child process (`from_env` reads them back). The admin
+        token is left out: a child that needs it is given it on purpose."""
+        env = {
+            "WORKBENCH_HOME": str(self.home),
+            "WORKBENCH_MODELS_DIR": str(self.models_dir),
+            "WORKBENCH_ADAPTERS_DIR": str(self.adapters_dir),
+            "WORKBENCH_DB_URL": str(self.db_url),
+            "WORKBENCH_DEVICE": self.device,
+            "WORKBENCH_DTYPE": self.dtype,
+            "WORKBENCH_TRUST_REMOTE_CODE": "1" if self.trust_remote_code else "0",
+            "WORKBENCH_BACKEND": self.backend,
+            "WORKBENCH_SLOTS": str(self.slots),
+            "WORKBENCH_CONTEXT": str(self.context),
+        }
+        if self.model:
+            env["WORKBENCH_MODEL"] = self.model
+        return env
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Build settings from environment variables; keyword arguments win over the environment."""
@@ -125,6 +174,9 @@ class Settings:
             ("device", "WORKBENCH_DEVICE"),
             ("dtype", "WORKBENCH_DTYPE"),
             ("admin_token", "WORKBENCH_ADMIN_TOKEN"),
+            ("backend", "WORKBENCH_BACKEND"),
+            ("slots", "WORKBENCH_SLOTS"),
+            ("context", "WORKBENCH_CONTEXT"),
         ):
             if env.get(name):
                 values[key] = env[name].strip()

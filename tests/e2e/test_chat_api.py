@@ -105,13 +105,13 @@ def test_bad_requests_get_one_sentence(client, kwargs, needle):
 
 def test_two_clients_at_once_get_their_own_replies(gradio_app):
     clients = [Client(gradio_app.url, verbose=False) for _ in range(2)]
-    prompts = [(QUESTION, 0.0, None), (STORY, 1.2, 99)]
-    alone = [call(clients[0], p, temperature=t, seed=s).result(timeout=120)[0] for p, t, s in prompts]
+    prompts = [(QUESTION, "Answer in one sentence.", 0.0, None), (STORY, "", 1.2, 99)]
+    alone = [call(clients[0], p, system=y, temperature=t, seed=s).result(timeout=120)[0] for p, y, t, s in prompts]
     together = [None, None]
 
     def run(i):
-        p, t, s = prompts[i]
-        together[i] = call(clients[i], p, temperature=t, seed=s).result(timeout=120)[0]
+        p, y, t, s = prompts[i]
+        together[i] = call(clients[i], p, system=y, temperature=t, seed=s).result(timeout=120)[0]
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
     for t in threads:

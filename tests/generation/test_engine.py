@@ -16,7 +16,12 @@ from workbench.generation.engine import ChatEngine
 from workbench.generation.settings import GenerationSettings
 from workbench.registry import EMBEDDED_NAME
 
-FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
+# A small model has near-ties on an open question ("The" 0.152 vs "L" 0.140 for the first token here), so two
+# correct backends can part; a system prompt asking for one sentence makes the fact the clear answer.
+FRANCE = [
+    {"role": "system", "content": "Answer in one sentence."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
 OPEN = [{"role": "user", "content": "Write a short story about a dragon."}]
 
 

@@ -2,7 +2,8 @@
 
 Each subcommand is one module here with `add_parser(subparsers)` (its flags) and `run(args) -> int`.
 A `WorkbenchError` is printed as one sentence on stderr with exit code 2; nothing else is caught.
-Adding a command is adding a module and its name to COMMANDS.
+Adding a command is adding a module and its name to COMMANDS; a dashed command name is the module name with
+underscores (`export-adapter` -> `export_adapter.py`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from workbench.errors import WorkbenchError
 
 COMMANDS = ("chat", "models", "bench", "leaderboard", "export", "import", "score", "perplexity", "eval", "train")
-COMMANDS += ("prompts",)
+COMMANDS += ("prompts", "export-adapter")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m workbench", description="Workbench for chat language models.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"workbench.cli.{name}")
+        module = importlib.import_module(f"workbench.cli.{name.replace('-', '_')}")
         module.add_parser(sub).set_defaults(handler=module.run)
     return parser
 

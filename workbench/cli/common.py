@@ -12,17 +12,20 @@ from workbench.generation.settings import GenerationSettings
 
 
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
-    """--model / --device / --dtype, overriding WORKBENCH_MODEL, WORKBENCH_DEVICE, WORKBENCH_DTYPE."""
+    """--model / --device / --dtype / --backend / --slots, overriding the WORKBENCH_ variables of the same names."""
     parser.add_argument("--model", help="base model: registry name, folder, .gguf file or hub id (default: embedded)")
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     parser.add_argument("--dtype", help="auto, float32, bfloat16 or float16 (default: auto)")
+    parser.add_argument(
+        "--backend", help="auto, transformers or llamacpp (default: auto: llama.cpp for a GGUF model on the CPU)"
+    )
+    parser.add_argument("--slots", help="requests llama.cpp generates at once (default: 4)")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Settings from the environment, with the model flags applied."""
-    return Settings.from_env(
-        model=getattr(args, "model", None), device=getattr(args, "device", None), dtype=getattr(args, "dtype", None)
-    )
+    flags = ("model", "device", "dtype", "backend", "slots")
+    return Settings.from_env(**{name: getattr(args, name, None) for name in flags})
 
 
 def add_generation_flags(parser: argparse.ArgumentParser) -> None:

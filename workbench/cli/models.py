@@ -1,7 +1,7 @@
 """`python -m workbench models`: base models and adapters on disk, with status (no model is loaded).
 
 python -m workbench models          # a table
-python -m workbench models --json   # {"bases": [...], "adapters": [...]}
+python -m workbench models --json   # {"base", "backend", "bases": [...], "adapters": [...]}
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import asdict
 
 from workbench.cli.common import add_model_flags, print_json, settings_from
 from workbench.errors import WorkbenchError
+from workbench.generation.backends import choose_backend
 from workbench.registry import list_adapters, list_bases, resolve_base
 
 
@@ -29,10 +30,12 @@ def run(args: argparse.Namespace) -> int:
         current = None  # still list everything; each entry says why it is unusable
     bases = list_bases(settings)
     adapters = list_adapters(settings, current)
+    backend = choose_backend(settings, current) if current else None
     if args.json:
         print_json(
             {
                 "base": current.name if current else None,
+                "backend": backend,
                 "bases": [asdict(b) | {"selected": current is not None and b.name == current.name} for b in bases],
                 "adapters": [
                     {k: v for k, v in asdict(a).items() if k != "meta"} | {"path": str(a.path)} for a in adapters
@@ -40,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
             }
         )
         return 0
+    if backend:
+        print(f"Backend: {backend} (WORKBENCH_BACKEND={settings.backend})")
     print("Base models:")
     for b in bases:
         mark = "*" if current and b.name == current.name else " "

@@ -5,66 +5,96 @@ Usage:
     reply = engine.stream([{"role": "user", "content": "Hi"}], GenerationSettings(temperature=0))
     for chunk in reply:          # text as it is produced
         print(chunk, end="")
-    reply.stats                  # prompt/new tokens, time to first token, tokens/s, finish reason
+    reply.stats                  # prompt/new tokens, time to first token, tokens/s, finish reason, backend
     reply.cancel()               # from any thread: generation stops after the current token
+    engine.generate_many([(messages, settings, "my-run"), ...])   # many requests, generated together
 
-The model's own chat template formats the conversation; the oldest turns (never the system prompt)
-are dropped when it would not fit the context window. One base model stays in memory; LoRA adapters
-are loaded next to it with peft's multi-adapter support and chosen per request. Requests run one at
-a time on the model (a lock), so concurrent callers never share adapter state, seeds or text.
+The engine does what must mean the same everywhere: it checks messages and settings, applies the model's own
+chat template, drops the oldest turns (never the system prompt) when the conversation would not fit the
+context window, picks the seed and resolves the adapter. A backend (`workbench.generation.backends`) generates:
+llama.cpp in process for a GGUF model on the CPU (several requests at once), transformers otherwise. Perplexity
+and token probabilities always come from the transformers model (`model_for`), loaded on first use when the
+backend is llama.cpp.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import itertools
 import random
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
-from workbench.generation.loading import LoadedModel, attach_adapter, load_base
+from workbench.generation.backends import choose_backend, load_backend
+from workbench.generation.backends.base import Backend, Job
 from workbench.generation.settings import GenerationSettings, Message, ReplyStats, check_messages
-from workbench.generation.streaming import Reply, TimedStreamer
-from workbench.registry import BASE_NAME, Adapter, find_adapter, list_adapters, resolve_base
+from workbench.generation.streaming import Reply
+from workbench.registry import BASE_NAME, Adapter, BaseModel, find_adapter, list_adapters, resolve_base
 
-MAX_LOADED_ADAPTERS = 8  # LoRA weights are small, but a long session should not grow without bound
+Request = tuple[Sequence[Message], GenerationSettings | None, str | None]  # messages, settings, adapter
 
 
 class ChatEngine:
     """Generates chat replies from one base model, with or without a LoRA adapter per request."""
 
-    def __init__(self, loaded: LoadedModel, settings: Settings) -> None:
-        self.loaded = loaded
+    def __init__(self, backend: Backend, settings: Settings) -> None:
+        self.backend = backend
         self.settings = settings
-        self.base = loaded.base
-        self.tokenizer = loaded.tokenizer
-        self._model = loaded.model
-        self._lock = threading.Lock()  # one generation (and adapter switch) at a time on the model
-        self._token_lock = threading.Lock()  # the Rust tokenizer is not safe for concurrent calls
-        self._adapters: OrderedDict[str, tuple[str, int]] = OrderedDict()  # name -> (peft key, mtime)
-        self._keys = itertools.count()
-        eos = loaded.model.generation_config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        if self.tokenizer.eos_token_id is not None:
-            eos_ids.add(self.tokenizer.eos_token_id)
-        self._eos_ids = eos_ids
+        self.base: BaseModel = backend.base
+        self.tokenizer = backend.tokenizer
+        self._token_lock = backend.token_lock  # the Rust tokenizer is not safe for concurrent calls
+        self._reference: Any = backend if backend.name == "transformers" else None
+        self._reference_lock = threading.Lock()
 
     @classmethod
-    def load(cls, settings: Settings | None = None, base_name: str | None = None) -> ChatEngine:
-        """Load the configured base model (the embedded one by default) and return an engine."""
+    def load(cls, settings: Settings | None = None, base_name: str | None = None, backend: str | None = None):
+        """Load the configured base model (the embedded one by default) on the chosen backend.
+
+        Args:
+            settings: Workbench settings (WORKBENCH_* from the environment when None).
+            base_name: A base model other than the configured one.
+            backend: "transformers" or "llamacpp" instead of the settings' choice.
+        """
         settings = settings or Settings.from_env()
-        return cls(load_base(resolve_base(settings, base_name), settings), settings)
+        base = resolve_base(settings, base_name)
+        return cls(load_backend(choose_backend(settings, base, backend), base, settings), settings)
+
+    @property
+    def backend_name(self) -> str:
+        """The backend that generates: "transformers" or "llamacpp"."""
+        return self.backend.name
 
     @property
     def context_window(self) -> int:
-        """Most tokens (prompt plus reply) the model accepts."""
-        return self.loaded.context_window
+        """Most tokens (prompt plus reply) one request may use."""
+        return self.backend.context_window
+
+    @property
+    def slots(self) -> int:
+        """How many requests the backend generates at once."""
+        return self.backend.slots
+
+    def reference(self) -> Any:
+        """The transformers backend on the same base (this engine's backend when it is transformers, else
+        loaded on first call): the reference for perplexity, token probabilities and teacher-forced scoring."""
+        with self._reference_lock:
+            if self._reference is None:
+                self._reference = load_backend("transformers", self.base, self.settings)
+            return self._reference
+
+    @property
+    def loaded(self) -> Any:
+        """The transformers model in memory (`LoadedModel`: model, device, dtype), loaded on first use."""
+        return self.reference().loaded
+
+    def close(self) -> None:
+        """Free the backend (and the reference model)."""
+        self.backend.close()
+        if self._reference is not None and self._reference is not self.backend:
+            self._reference.close()
 
     def adapters(self) -> list[Adapter]:
         """Every adapter on disk, with usable=False and a reason for those this base cannot use."""
@@ -76,24 +106,19 @@ class ChatEngine:
 
     @contextlib.contextmanager
     def model_for(self, adapter: str | None = None) -> Iterator[Any]:
-        """The model with `adapter` active (None or "base": no adapter), for direct use such as perplexity.
+        """The transformers model with `adapter` active (None or "base": no adapter), for direct use such as
+        perplexity.
 
-        The engine's lock is held until the `with` block ends, so no generation or adapter switch
+        The model's lock is held until the `with` block ends, so no generation or adapter switch on it
         interleaves. Raises WorkbenchError for an unknown or unusable adapter, before taking the lock.
         """
-        chosen = None if adapter in (None, "", BASE_NAME) else find_adapter(self.settings, adapter, self.base)
-        with self._lock, self._active(chosen) as model:
+        chosen = self.resolve_adapter(adapter)
+        with self.reference().model_for(chosen) as model:
             yield model
 
-    @contextlib.contextmanager
-    def _active(self, adapter: Adapter | None) -> Iterator[Any]:
-        """With the lock held: the model with `adapter` active, or with every adapter off for the base."""
-        model = self._select(adapter)
-        if adapter is None and model is not self.loaded.model:  # a PeftModel: switch its adapters off
-            with model.disable_adapter():
-                yield model
-        else:
-            yield model
+    def resolve_adapter(self, name: str | None) -> Adapter | None:
+        """The adapter called `name` (checked: exists, usable, trained for this base); None for "base"."""
+        return None if name in (None, "", BASE_NAME) else find_adapter(self.settings, name, self.base)
 
     def next_token_probabilities(
         self, messages: Sequence[Message], adapter: str | None = None, *, k: int = 10, temperature: float = 1.0
@@ -111,7 +136,7 @@ class ChatEngine:
             raise WorkbenchError(f"The temperature must be above 0 for probabilities, not {temperature:g}.")
         ids, _ = self.fit(check_messages(messages), 1)
         with self.model_for(adapter) as model, torch.no_grad():
-            inputs = torch.tensor([ids], device=self.loaded.device)
+            inputs = torch.tensor([ids], device=model.device)
             logits = model(input_ids=inputs, attention_mask=torch.ones_like(inputs)).logits[0, -1].float()
             top = torch.topk(torch.softmax(logits / temperature, dim=-1), k)
         with self._token_lock:
@@ -155,6 +180,25 @@ class ChatEngine:
             while len(turns) > 1 and turns[0]["role"] != "user":  # a conversation restarts on a user turn
                 turns, trimmed = turns[1:], trimmed + 1
 
+    def _job(self, messages: Sequence[Message], settings: GenerationSettings | None, adapter: str | None) -> Job:
+        """Check a request and make its job (nothing starts); raises WorkbenchError with one sentence."""
+        started = time.perf_counter()
+        settings = settings or GenerationSettings()
+        clean = check_messages(messages)
+        chosen = self.resolve_adapter(adapter)
+        prompt_ids, trimmed = self.fit(clean, settings.max_new_tokens)
+        seed = settings.seed if settings.seed is not None else random.randrange(2**31)
+        stats = ReplyStats(
+            model=self.base.name,
+            adapter=chosen.name if chosen else None,
+            prompt_tokens=len(prompt_ids),
+            trimmed_turns=trimmed,
+            seed=seed,
+            settings=settings.replace(seed=seed).to_dict(),
+            backend=self.backend.name,
+        )
+        return Job(prompt_ids, settings, seed, chosen, Reply(stats, settings.stop, started))
+
     def stream(
         self,
         messages: Sequence[Message],
@@ -172,27 +216,9 @@ class ChatEngine:
             WorkbenchError: Bad messages or settings, an unknown or unusable adapter, or a prompt
                 that does not fit the context window. Nothing has started when this is raised.
         """
-        started = time.perf_counter()
-        settings = settings or GenerationSettings()
-        clean = check_messages(messages)
-        chosen = None if adapter in (None, "", BASE_NAME) else find_adapter(self.settings, adapter, self.base)
-        prompt_ids, trimmed = self.fit(clean, settings.max_new_tokens)
-        seed = settings.seed if settings.seed is not None else random.randrange(2**31)
-        stats = ReplyStats(
-            model=self.base.name,
-            adapter=chosen.name if chosen else None,
-            prompt_tokens=len(prompt_ids),
-            trimmed_turns=trimmed,
-            seed=seed,
-            settings=settings.replace(seed=seed).to_dict(),
-        )
-        reply = Reply(stats, settings.stop, started)
-        reply._streamer = TimedStreamer(self.tokenizer, reply)
-        reply._thread = threading.Thread(
-            target=self._generate, args=(reply, prompt_ids, settings, seed, chosen), daemon=True
-        )
-        reply._thread.start()
-        return reply
+        job = self._job(messages, settings, adapter)
+        self.backend.submit(job)
+        return job.reply
 
     def generate(
         self, messages: Sequence[Message], settings: GenerationSettings | None = None, adapter: str | None = None
@@ -200,96 +226,30 @@ class ChatEngine:
         """Generate a whole reply; returns its text and stats."""
         return self.stream(messages, settings, adapter).result()
 
-    def _generate(
-        self, reply: Reply, prompt_ids: list[int], settings: GenerationSettings, seed: int, adapter: Adapter | None
-    ) -> None:
-        import torch
+    def start_many(self, requests: Sequence[Request]) -> list[Reply]:
+        """Start many replies together (llama.cpp's slots, or transformers batches for greedy requests) and
+        return their Replies at once, in order. Every request is checked before any starts."""
+        jobs = [self._job(messages, settings, adapter) for messages, settings, adapter in requests]
+        threading.Thread(target=self.backend.run_many, args=(jobs,), daemon=True, name="workbench-many").start()
+        return [job.reply for job in jobs]
 
+    def generate_many(
+        self, requests: Sequence[Request], progress: Callable[[int, int], None] | None = None
+    ) -> list[tuple[str, ReplyStats]]:
+        """Generate many replies together; (text, stats) per request, in order.
+
+        Greedy replies are the same as one at a time on the same backend. `progress(done, total)` is called as
+        replies finish, in order. If a reply fails, the others are cancelled and its error is raised.
+        """
+        replies = self.start_many(requests)
+        results = []
         try:
-            with self._lock:
-                reply.generation_started = time.perf_counter()
-                reply.stats.queued_s = reply.generation_started - reply._started
-                if reply.cancelled.is_set():
-                    return
-                inputs = torch.tensor([prompt_ids], device=self.loaded.device)
-                kwargs = self._generate_kwargs(settings, reply)
-                with self._active(adapter) as model:
-                    torch.manual_seed(seed)
-                    output = model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs), **kwargs)
-                reply.output_ids = output[0, len(prompt_ids) :].tolist()
-        except Exception as exc:  # reported to the consumer by Reply.__iter__
-            reply.error = exc
-        finally:
-            self._finish(reply, settings)
-            reply._streamer.end()
-
-    def _generate_kwargs(self, settings: GenerationSettings, reply: Reply) -> dict[str, Any]:
-        from transformers import StoppingCriteria, StoppingCriteriaList
-
-        class Cancelled(StoppingCriteria):
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                import torch
-
-                return torch.full((input_ids.shape[0],), reply.cancelled.is_set(), dtype=torch.bool)
-
-        config = copy.deepcopy(self.loaded.model.generation_config)
-        sampling = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-        if not settings.greedy:
-            sampling = {
-                "do_sample": True,
-                "temperature": settings.temperature,
-                "top_p": settings.top_p,
-                "top_k": settings.top_k or None,
-            }
-        config.update(
-            max_new_tokens=settings.max_new_tokens,
-            repetition_penalty=settings.repetition_penalty,
-            pad_token_id=self.tokenizer.pad_token_id,
-            stop_strings=list(settings.stop) or None,
-            **sampling,
-        )
-        return {
-            "generation_config": config,
-            "streamer": reply._streamer,
-            "stopping_criteria": StoppingCriteriaList([Cancelled()]),
-            "tokenizer": self.tokenizer,
-        }
-
-    def _finish(self, reply: Reply, settings: GenerationSettings) -> None:
-        stats, now = reply.stats, time.perf_counter()
-        stats.new_tokens = len(reply.output_ids)
-        stats.total_s = now - reply._started
-        if reply.first_token_at is not None:
-            stats.ttft_s = reply.first_token_at - reply._started
-        if reply.generation_started is not None and stats.new_tokens:
-            stats.tokens_per_s = stats.new_tokens / max(now - reply.generation_started, 1e-9)
-        text = self.tokenizer.decode(reply.output_ids, skip_special_tokens=True)
-        if any(stop in text for stop in settings.stop):
-            stats.finish_reason = "stop"
-        elif reply.output_ids and reply.output_ids[-1] in self._eos_ids:
-            stats.finish_reason = "eos"
-        elif reply.cancelled.is_set() and stats.new_tokens < settings.max_new_tokens:
-            stats.finish_reason = "cancelled"
-        else:
-            stats.finish_reason = "length"
-
-    def _select(self, adapter: Adapter | None) -> Any:
-        """Make `adapter` the active one (loading it if new or changed on disk); return the model to call."""
-        if adapter is None:
-            return self._model
-        mtime = (adapter.path / "adapter_model.safetensors").stat().st_mtime_ns
-        known = self._adapters.get(adapter.name)
-        if known and known[1] != mtime:  # retrained or resumed since it was loaded
-            self._model.delete_adapter(known[0])
-            del self._adapters[adapter.name]
-            known = None
-        if known is None:
-            if len(self._adapters) >= MAX_LOADED_ADAPTERS:
-                _, (old_key, _) = self._adapters.popitem(last=False)
-                self._model.delete_adapter(old_key)
-            key = f"adapter_{next(self._keys)}"
-            self._model = attach_adapter(self._model, adapter, key)
-            self._adapters[adapter.name] = (key, mtime)
-        self._adapters.move_to_end(adapter.name)
-        self._model.set_adapter(self._adapters[adapter.name][0])
-        return self._model
+            for reply in replies:
+                results.append(reply.result())
+                if progress is not None:
+                    progress(len(results), len(replies))
+        except BaseException:
+            for reply in replies:
+                reply.cancel()
+            raise
+        return results

@@ -202,6 +202,7 @@ class ReplyStats:
         trimmed_turns: Oldest messages dropped to fit the context window (never the system prompt).
         seed: The seed used (the given one, or the one picked).
         settings: The generation settings, as a dict.
+        backend: What generated it: "transformers" or "llamacpp".
     """
 
     model: str
@@ -216,6 +217,7 @@ class ReplyStats:
     trimmed_turns: int = 0
     seed: int | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    backend: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -226,11 +228,12 @@ class ReplyStats:
         parts = [
             f"{self.new_tokens} token{'' if self.new_tokens == 1 else 's'}",
             f"{self.tokens_per_s:.1f} tok/s",
-            f"first token {self.ttft_s:.2f} s" if self.ttft_s is not None else "no token",
+            f"first token {self.ttft_s:.2f} s" if self.ttft_s is not None else "",
             f"prompt {self.prompt_tokens} tokens",
             f"stopped: {self.finish_reason}",
             f"seed {self.seed}",
+            self.backend,
         ]
         if self.trimmed_turns:
             parts.append(f"{self.trimmed_turns} oldest messages trimmed to fit the context window")
-        return " · ".join(parts)
+        return " · ".join(p for p in parts if p)

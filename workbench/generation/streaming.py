@@ -1,28 +1,27 @@
-"""A reply being generated: the iterator a caller reads text from, and the streamer generation writes to.
+"""A reply being generated: what a caller reads text from, and what a backend writes tokens into.
 
-`ChatEngine.stream()` returns a `Reply`; `generate()` runs in a background thread and hands tokens to a
-`TimedStreamer`, which records timing and passes decoded text on; the `Reply` filters out stop strings
-and yields what the user sees. Cancelling sets an event that the engine's stopping criterion reads after
-every token.
+`ChatEngine.stream()` returns a `Reply` at once; a backend generates in the background and calls
+`count_tokens()` for each new token, `push()` with text as it is decoded, and `close()` once, after it has
+filled in the stats. `push()` holds back text that could be the start of a stop string and tells the backend
+to stop when a stop string appeared or the reply was cancelled, so stop strings and cancel mean the same on
+every backend. The caller iterates the Reply for the visible text; `cancel()` works from any thread.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.generation.settings import ReplyStats
 
+_END = object()
+
 
 class _StopFilter:
-    """Holds back streamed text that could be the start of a stop string, and cuts at a stop string.
-
-    transformers' `stop_strings` ends generation at the right token but the token text still reaches
-    the streamer; this keeps the stop string (and any prefix of it) out of what the user sees.
-    """
+    """Holds back streamed text that could be the start of a stop string, and cuts at a stop string."""
 
     def __init__(self, stops: Sequence[str]) -> None:
         self.stops = tuple(stops)
@@ -52,11 +51,11 @@ class _StopFilter:
 
 
 class Reply:
-    """A reply being generated in a background thread. Iterate it for text chunks.
+    """A reply being generated in the background. Iterate it for text chunks.
 
-    After iteration ends, `text` holds the whole reply and `stats` its `ReplyStats`. `cancel()` may
-    be called from any thread; closing the iterator early cancels too, so an abandoned request never
-    keeps the model busy.
+    After iteration ends, `text` holds the whole reply and `stats` its `ReplyStats`. `cancel()` may be
+    called from any thread; closing the iterator early cancels too, so an abandoned request never keeps a
+    model slot busy.
     """
 
     def __init__(self, stats: ReplyStats, stops: Sequence[str], started: float) -> None:
@@ -64,14 +63,15 @@ class Reply:
         self.text = ""
         self.cancelled = threading.Event()
         self.error: BaseException | None = None
-        self.output_ids: list[int] = []
         self.first_token_at: float | None = None
-        self.tokens_streamed = 0  # new tokens handed to the streamer so far (the reply's progress)
+        self.tokens_streamed = 0  # new tokens generated so far (the reply's progress)
         self.generation_started: float | None = None
         self._started = started
         self._filter = _StopFilter(stops)
-        self._streamer: Any = None
-        self._thread: threading.Thread | None = None
+        self._chunks: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = threading.Event()
+
+    # --- the caller's side ---------------------------------------------------------------------------------
 
     def cancel(self) -> None:
         """Stop generating after the current token."""
@@ -79,25 +79,19 @@ class Reply:
 
     def __iter__(self) -> Iterator[str]:
         try:
-            for chunk in self._streamer:
-                visible = self._filter.feed(chunk)
-                if visible:
-                    self.text += visible
-                    yield visible
-            rest = self._filter.flush()
-            if rest:
-                self.text += rest
-                yield rest
+            while (chunk := self._chunks.get()) is not _END:
+                self.text += chunk
+                yield chunk
         finally:
             self.cancel_if_running()
         if self.error is not None:
             raise WorkbenchError(f"Generation failed: {self.error}") from self.error
 
     def cancel_if_running(self) -> None:
-        """Cancel and wait for the generation thread (used when the consumer stops early)."""
-        if self._thread is not None and self._thread.is_alive():
+        """Cancel and wait until the backend has let go of the reply (used when the consumer stops early)."""
+        if not self._closed.is_set():
             self.cancel()
-            self._thread.join()
+            self._closed.wait()
 
     def result(self) -> tuple[str, ReplyStats]:
         """Consume the whole reply and return its text and stats."""
@@ -105,34 +99,69 @@ class Reply:
             pass
         return self.text, self.stats
 
+    @property
+    def done(self) -> bool:
+        """True once the backend has finished with this reply (its stats are final)."""
+        return self._closed.is_set()
 
-class TimedStreamer:
-    """Wraps transformers' TextIteratorStreamer to record when the first new token arrived.
+    # --- the backend's side --------------------------------------------------------------------------------
 
-    `generate` only calls `put` and `end` on a streamer; `end` is idempotent here because the engine
-    also ends the stream itself when generation fails before transformers could.
-    """
+    @property
+    def stop_hit(self) -> bool:
+        """True once a stop string appeared in the text."""
+        return self._filter.hit
 
-    def __init__(self, tokenizer: Any, reply: Reply) -> None:
-        from transformers import TextIteratorStreamer
+    def should_stop(self) -> bool:
+        """True when the backend should stop generating: cancelled, or a stop string appeared."""
+        return self.cancelled.is_set() or self._filter.hit
 
-        self._inner = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-        self._reply = reply
-        self._prompt_seen = False
-        self._ended = False
+    def begin(self) -> None:
+        """The backend starts generating this reply (the time before this was spent waiting)."""
+        self.generation_started = time.perf_counter()
+        self.stats.queued_s = self.generation_started - self._started
 
-    def put(self, value: Any) -> None:
-        if self._prompt_seen:
-            if self._reply.first_token_at is None:
-                self._reply.first_token_at = time.perf_counter()
-            self._reply.tokens_streamed += value.numel()
-        self._prompt_seen = True
-        self._inner.put(value)
+    def count_tokens(self, n: int = 1) -> None:
+        """`n` new tokens were generated."""
+        if n and self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        self.tokens_streamed += n
 
-    def end(self) -> None:
-        if not self._ended:
-            self._ended = True
-            self._inner.end()
+    def push(self, text: str) -> bool:
+        """Hand over newly decoded text; returns True when generation should stop (see `should_stop`)."""
+        visible = self._filter.feed(text)
+        if visible:
+            self._chunks.put(visible)
+        return self.should_stop()
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._inner)
+    def finish_stats(self, new_tokens: int, finish_reason: str) -> None:
+        """Fill in the timing stats of a reply that made `new_tokens` tokens and ended for `finish_reason`."""
+        stats, now = self.stats, time.perf_counter()
+        stats.new_tokens = new_tokens
+        stats.total_s = now - self._started
+        if self.first_token_at is not None:
+            stats.ttft_s = self.first_token_at - self._started
+        if self.generation_started is not None and new_tokens:
+            stats.tokens_per_s = new_tokens / max(now - self.generation_started, 1e-9)
+        stats.finish_reason = finish_reason
+
+    def close(self, error: BaseException | None = None) -> None:
+        """No more text: release the caller (once). Call after the stats are final."""
+        if self._closed.is_set():
+            return
+        rest = self._filter.flush()
+        if rest:
+            self._chunks.put(rest)
+        self.error = error
+        self._closed.set()
+        self._chunks.put(_END)
+
+
+def finish_reason(reply: Reply, new_tokens: int, max_new_tokens: int, ended_on_eos: bool) -> str:
+    """Why a reply ended, the same way on every backend: a stop string, end of sequence, cancel, or length."""
+    if reply.stop_hit:
+        return "stop"
+    if ended_on_eos:
+        return "eos"
+    if reply.cancelled.is_set() and new_tokens < max_new_tokens:
+        return "cancelled"
+    return "length"

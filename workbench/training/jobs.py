@@ -106,19 +106,7 @@ def train_command(config: JobConfig, resume: bool = False) -> list[str]:
 
 def _child_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
-    env.update(
-        WORKBENCH_HOME=str(settings.home),
-        WORKBENCH_MODELS_DIR=str(settings.models_dir),
-        WORKBENCH_ADAPTERS_DIR=str(settings.adapters_dir),
-        WORKBENCH_DB_URL=str(settings.db_url),
-        WORKBENCH_DEVICE=settings.device,
-        WORKBENCH_DTYPE=settings.dtype,
-        WORKBENCH_TRUST_REMOTE_CODE="1" if settings.trust_remote_code else "0",
-        PYTHONUNBUFFERED="1",
-    )
-    if settings.model:
-        env["WORKBENCH_MODEL"] = settings.model
-    return env
+    return {**env, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
 
 
 def start_training(

@@ -1,0 +1,70 @@
+"""The contract between the ChatEngine and what generates text: one `Job` per reply, a `Backend` that runs them.
+
+The engine does everything that must mean the same on every backend (validating messages and settings,
+applying the chat template, trimming old turns, choosing the seed, resolving the adapter) and hands the
+backend a `Job`: prompt token ids, settings, seed, adapter and the `Reply` to write into. A backend generates
+in the background, reports tokens and text through the Reply (which applies stop strings and cancel), fills
+in the stats and closes the Reply. Backends are chosen by name (`workbench.generation.backends.BACKENDS`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from workbench.generation.settings import GenerationSettings
+from workbench.generation.streaming import Reply
+from workbench.registry import Adapter, BaseModel
+
+
+@dataclass
+class Job:
+    """One reply to generate.
+
+    Attributes:
+        prompt_ids: The prompt in the base model's chat template, already trimmed to fit.
+        settings: Sampling settings (validated).
+        seed: The seed to sample with (chosen by the engine when the settings have none).
+        adapter: The LoRA adapter to apply, or None for the base model.
+        reply: Where tokens, text and stats go.
+    """
+
+    prompt_ids: list[int]
+    settings: GenerationSettings
+    seed: int
+    adapter: Adapter | None
+    reply: Reply
+
+
+class Backend(Protocol):
+    """What a generation backend provides. See `transformers.TransformersBackend` and `llamacpp.LlamaCppBackend`.
+
+    Attributes:
+        name: The backend's name, recorded with every reply ("transformers", "llamacpp").
+        base: The base model it serves.
+        tokenizer: The base model's transformers tokenizer (chat template, token counts).
+        context_window: Most tokens (prompt plus reply) one request may use.
+        slots: How many requests it generates at once.
+        token_lock: Held around every use of the tokenizer (the Rust tokenizer is not safe for concurrent calls).
+    """
+
+    name: str
+    base: BaseModel
+    tokenizer: Any
+    context_window: int
+    slots: int
+    token_lock: threading.Lock
+
+    def submit(self, job: Job) -> None:
+        """Start generating `job` in the background and return at once; the job's Reply is closed when done."""
+        ...
+
+    def run_many(self, jobs: Sequence[Job]) -> None:
+        """Generate every job, together where the backend can, and return when all are closed."""
+        ...
+
+    def close(self) -> None:
+        """Free what the backend holds (models, servers)."""
+        ...
