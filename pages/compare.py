@@ -1,8 +1,8 @@
 """Compare page: one prompt, 2 to 4 checkpoints, one set of generation settings, outputs side by side.
 
-Outputs stream into their columns one checkpoint after another and are stored; the same request later is
-shown from the store (and says so). A whole prompt set can be run over the chosen checkpoints with a progress
-bar. Widgets and wiring only: the work is in workbench/studio/compare.py.
+Outputs are generated for all columns at once, stream into their columns one after another and are stored;
+the same request later is shown from the store (and says so). A whole prompt set can be run over the chosen
+checkpoints with a progress bar. Widgets and wiring only: the work is in workbench/studio/compare.py.
 """
 
 from __future__ import annotations
@@ -51,27 +51,30 @@ def _show(column, checkpoint: str, record, from_store: bool) -> None:
 
 
 def _run(store, requests: list[compare.Request], reuse: bool) -> list[dict]:
-    """Show each output in its column: from the store, or streamed from the engine and then stored."""
+    """Show each output in its column: from the store, or generated now (all columns at once, each streamed
+    into its column in turn) and then stored."""
     columns = st.columns(len(requests))
+    found = [compare.stored(store, common.settings(), r) if reuse else None for r in requests]
+    missing = [r for r, f in zip(requests, found, strict=True) if f is None]
+    engine = common.engine() if missing else None
+    replies = iter(engine.start_many([(r.messages, r.settings, r.checkpoint) for r in missing]) if missing else [])
     shown = []
-    for column, request in zip(columns, requests, strict=True):
-        found = compare.stored(store, common.settings(), request) if reuse else None
-        if found is None:
-            engine = common.engine()
-            column.markdown(f"#### {plain_markdown(request.checkpoint)}")
-            status, placeholder = column.empty(), column.empty()
-            status.caption("Generating…")
-            reply, text = compare.start(engine, request), ""
-            for chunk in reply:
-                text += chunk
-                placeholder.text(text + " ▌")
-            found = compare.save(store, engine, request, reply)
-            status.caption("Generated now · " + compare.summary(found))
-            placeholder.text(found.output or "(empty reply)")
-            shown.append({"checkpoint": request.checkpoint, "record": found, "from_store": False})
-        else:
-            _show(column, request.checkpoint, found, True)
-            shown.append({"checkpoint": request.checkpoint, "record": found, "from_store": True})
+    for column, request, record in zip(columns, requests, found, strict=True):
+        if record is not None:
+            _show(column, request.checkpoint, record, True)
+            shown.append({"checkpoint": request.checkpoint, "record": record, "from_store": True})
+            continue
+        column.markdown(f"#### {plain_markdown(request.checkpoint)}")
+        status, placeholder = column.empty(), column.empty()
+        status.caption("Generating…")
+        reply, text = next(replies), ""
+        for chunk in reply:
+            text += chunk
+            placeholder.text(text + " ▌")
+        record = compare.save(store, engine, request, reply)
+        status.caption("Generated now · " + compare.summary(record))
+        placeholder.text(record.output or "(empty reply)")
+        shown.append({"checkpoint": request.checkpoint, "record": record, "from_store": False})
     return shown
 
 

@@ -252,7 +252,7 @@ def test_shipped_suites_run_on_the_embedded_model_and_are_stored_reproducibly(en
     row = rows.iloc[0]
     assert row.checkpoint == engine.base.name and row.signature == bleu.signature
     assert row.model_hash == bleu.model_hash and row.dataset_hash == sha256(suites[3].data)
-    assert row.settings["seed"] == 0 and row.metadata["dtype"] == "float32"
+    assert row.settings["seed"] == 0 and row.metadata["backend"] == engine.backend_name
     examples = store.eval_examples(int(row.id))
     assert list(examples.hypothesis) == [e["hypothesis"] for e in bleu.examples]
     generations = store.generations(checkpoint=engine.base.name)

@@ -74,15 +74,21 @@ class _Run:
             "base_model": engine.base.name,
             "base_sha256": base_hash,
             "adapter_sha256": adapter_hash,
-            "dtype": str(engine.loaded.dtype).removeprefix("torch."),
-            "device": str(engine.loaded.device),
             "data_file": suite.data.name,
             "suite_sha256": file_sha256(suite.spec) if suite.spec else None,
         }
 
     def result(self, metric: str, value: float, **fields: Any) -> EvalResult:
-        details = {**self.details, **fields.pop("details", {})}
+        details = {**self.details, **self.computed_by(metric), **fields.pop("details", {})}
         return EvalResult(**self.common, metric=metric, value=value, details=details, **fields)
+
+    def computed_by(self, metric: str) -> dict[str, Any]:
+        """What computed a metric: the backend that generated (BLEU, chrF), or the transformers model's dtype and
+        device (perplexities, always on the transformers reference)."""
+        if metric in ("bleu", "chrf"):
+            return {"backend": self.engine.backend_name}
+        loaded = self.engine.loaded
+        return {"dtype": str(loaded.dtype).removeprefix("torch."), "device": str(loaded.device)}
 
     def text_perplexity(self) -> list[EvalResult]:
         from workbench.evaluation.metrics.perplexity import perplexity_of_text, text_windows, tokenize_text
@@ -136,12 +142,13 @@ class _Run:
         wants_ppl = "response_perplexity" in suite.metrics
         extra = sum(len(ex.references) for ex in examples) if wants_ppl else 0
         self.progress.start(f"{suite.name} @ {self.checkpoint}", len(examples) + extra)
-        outputs, stats = [], []
-        for ex in examples:
-            text, reply = self.engine.generate(ex.prompt, suite.generation, adapter=self.checkpoint)
-            outputs.append(text)
-            stats.append(reply.to_dict())
-            self.progress.update(1)
+        # Submitted together: llama.cpp decodes them in its slots, transformers in greedy batches.
+        replies = self.engine.generate_many(
+            [(ex.prompt, suite.generation, self.checkpoint) for ex in examples],
+            progress=lambda done, total: self.progress.update(1),
+        )
+        outputs = [text for text, _ in replies]
+        stats = [reply.to_dict() for _, reply in replies]
         overlap = [m for m in suite.metrics if m != "response_perplexity"]
         sentences = sentence_scores(outputs, streams, overlap) if overlap else []
         generated = sum(s["new_tokens"] for s in stats)

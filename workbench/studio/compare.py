@@ -7,8 +7,8 @@ evaluation suites do, so ratings and metrics of one model line up. Torch-free: t
 
     request = Request(prompt="Hi!", checkpoint="base", settings=GenerationSettings(seed=0))
     found = stored(store, settings, request)                  # a GenerationRecord, or None
-    reply = start(engine, request)                            # iterate for text chunks, then:
-    record = save(store, engine, request, reply)
+    reply, = engine.start_many([(request.messages, request.settings, request.checkpoint)])
+    record = save(store, engine, request, reply)              # after iterating the reply's text
     run_prompt_set(engine, store, "vicuna-bench", ["base", "run/checkpoint-20"], GenerationSettings(seed=0))
     ensure_pair(engine, store, "vicuna-bench", ["base", "run"], settings, rng)   # for the Arena
 """
@@ -16,7 +16,7 @@ evaluation suites do, so ratings and metrics of one model line up. Torch-free: t
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -87,11 +87,6 @@ def stored(store: Store, settings: Settings, request: Request) -> GenerationReco
     )
 
 
-def start(engine: ChatEngine, request: Request) -> Reply:
-    """Start generating; iterate the returned Reply for text chunks, then `save` it."""
-    return engine.stream(request.messages, request.settings, adapter=request.checkpoint)
-
-
 def save(store: Store, engine: ChatEngine, request: Request, reply: Reply) -> GenerationRecord | None:
     """Store a reply the caller has iterated to its end; returns its record, or None for a cancelled reply
     (not stored)."""
@@ -119,7 +114,7 @@ def generate(
         found = stored(store, engine.settings, request)
         if found is not None:
             return found, True
-    reply = start(engine, request)
+    reply = engine.stream(request.messages, request.settings, adapter=request.checkpoint)
     reply.result()
     record = save(store, engine, request, reply)
     if record is None:
@@ -160,15 +155,46 @@ def run_prompt_set(
     checkpoints = list(dict.fromkeys(checkpoints))
     if not checkpoints:
         raise WorkbenchError("Choose at least one checkpoint to run the prompt set on.")
-    total, counts = len(prompts) * len(checkpoints), {"generated": 0, "from_store": 0}
-    for i, prompt in enumerate(prompts):
-        for j, checkpoint in enumerate(checkpoints):
-            request = Request(prompt["text"], checkpoint, settings, system_prompt, prompt_id=prompt["id"])
-            _, from_store = generate(engine, store, request)
-            counts["from_store" if from_store else "generated"] += 1
-            if progress is not None:
-                progress(i * len(checkpoints) + j + 1, total, f"prompt {i + 1} of {len(prompts)} · {checkpoint}")
+    requests = [
+        (i, Request(prompt["text"], checkpoint, settings, system_prompt, prompt_id=prompt["id"]))
+        for i, prompt in enumerate(prompts)
+        for checkpoint in checkpoints
+    ]
+    total, counts = len(requests), {"generated": 0, "from_store": 0}
+
+    def tick(i: int, request: Request) -> None:
+        if progress is not None:
+            done = counts["generated"] + counts["from_store"]
+            progress(done, total, f"prompt {i + 1} of {len(prompts)} · {request.checkpoint}")
+
+    missing = []
+    for i, request in requests:
+        if stored(store, engine.settings, request) is None:
+            missing.append((i, request))
+        else:
+            counts["from_store"] += 1
+            tick(i, request)
+    for (i, request), _ in zip(missing, generate_together(engine, store, [r for _, r in missing]), strict=True):
+        counts["generated"] += 1
+        tick(i, request)
     return counts
+
+
+def generate_together(engine: ChatEngine, store: Store, requests: Sequence[Request]) -> Iterator[GenerationRecord]:
+    """Generate every request at once (the backend's slots or batches) and store each output as it finishes,
+    in order; yields the stored records. A cancelled output is not stored and raises; when one fails or the
+    caller stops early, the rest are cancelled."""
+    replies = engine.start_many([(r.messages, r.settings, r.checkpoint) for r in requests])
+    try:
+        for request, reply in zip(requests, replies, strict=True):
+            reply.result()
+            record = save(store, engine, request, reply)
+            if record is None:
+                raise WorkbenchError("The generation was cancelled before it finished.")
+            yield record
+    finally:
+        for reply in replies:
+            reply.cancel()  # a no-op for the finished ones
 
 
 def ensure_pair(
@@ -190,11 +216,12 @@ def ensure_pair(
     if not prompts:
         raise WorkbenchError(f"The prompt set {prompt_set!r} has no prompts.")
     prompt = rng.choice(prompts)
-    pair = rng.sample(choices, 2)
-    records = [
-        generate(engine, store, Request(prompt["text"], c, settings, prompt["system_prompt"], prompt["id"]))[0]
-        for c in pair
+    requests = [
+        Request(prompt["text"], c, settings, prompt["system_prompt"], prompt["id"]) for c in rng.sample(choices, 2)
     ]
+    found = [stored(store, engine.settings, r) for r in requests]
+    made = iter(generate_together(engine, store, [r for r, f in zip(requests, found, strict=True) if f is None]))
+    records = [f if f is not None else next(made) for f in found]  # the two sides are generated together
     return records[0], records[1]
 
 

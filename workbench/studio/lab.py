@@ -58,15 +58,16 @@ def sweep(
     total = len(settings) * samples
     if total > MAX_RUNS:
         raise WorkbenchError(f"The sweep would make {total} generations; keep it at {MAX_RUNS} or fewer.")
-    rows = []
-    for cell in settings:
-        for i in range(samples):
-            text, stats = engine.generate(
-                messages, cell.replace(max_new_tokens=max_new_tokens, seed=seed + i), adapter=checkpoint
-            )
-            rows.append([cell.temperature, cell.top_p, i, seed + i, text, stats.new_tokens, stats.finish_reason])
-            if progress is not None:
-                progress(len(rows), total)
+    cells = [(cell, i) for cell in settings for i in range(samples)]
+    # Every cell at once: llama.cpp samples them side by side in its slots, each with its own seed.
+    replies = engine.generate_many(
+        [(messages, cell.replace(max_new_tokens=max_new_tokens, seed=seed + i), checkpoint) for cell, i in cells],
+        progress=progress,
+    )
+    rows = [
+        [cell.temperature, cell.top_p, i, seed + i, text, stats.new_tokens, stats.finish_reason]
+        for (cell, i), (text, stats) in zip(cells, replies, strict=True)
+    ]
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 
 

@@ -10,6 +10,7 @@ one stop string per line.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -23,6 +24,9 @@ from workbench.ui.context import AppContext, session_of, user_error
 
 DEFAULTS = GenerationSettings()
 CHECKPOINT_REFRESH_S = 3.0  # how often an open page looks for adapters that training has written
+# How often a growing reply is sent to the page. Each update costs the app's CPU (the whole history goes through
+# Gradio's queue), which a small machine takes from generation: 20 a second reads as smooth streaming.
+STREAM_EVERY_S = 0.05
 
 
 def _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop) -> GenerationSettings:
@@ -66,9 +70,12 @@ def make_chat_fn(ctx: AppContext):
         history = [*history, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
         try:
             yield history, "Generating…"
+            sent = time.monotonic()
             for chunk in reply:
                 history[-1]["content"] += chunk
-                yield history, "Generating…"
+                if time.monotonic() - sent >= STREAM_EVERY_S:
+                    sent = time.monotonic()
+                    yield history, "Generating…"
         except WorkbenchError as exc:
             raise user_error(exc) from None
         finally:
@@ -176,14 +183,17 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
     def restore(text: str) -> str:
         return text
 
+    # Every way of generating shares one queue lane as wide as the backend's slots: llama.cpp decodes that many
+    # visitors' replies together (the transformers backend takes them one at a time behind its lock).
+    lane = {"concurrency_id": "generate", "concurrency_limit": ctx.settings.slots}
     # Enter and the Send button do the same; only the first is published as the "chat" API endpoint.
     for trigger, api in ((message.submit, {"api_name": "chat"}), (send.click, {"api_visibility": "private"})):
         taken = trigger(_take_message, [message], [message, pending], queue=False, api_visibility="private")
-        taken.success(chat_fn, [pending, chatbot, *settings_inputs], [chatbot, stats], **api).failure(
+        taken.success(chat_fn, [pending, chatbot, *settings_inputs], [chatbot, stats], **api, **lane).failure(
             restore, [pending], [message], api_visibility="private"
         )
     regenerate.click(_pop_last_exchange, [chatbot], [chatbot, pending], queue=False, api_visibility="private").success(
-        chat_fn, [pending, chatbot, *settings_inputs], [chatbot, stats], api_visibility="private"
+        chat_fn, [pending, chatbot, *settings_inputs], [chatbot, stats], api_visibility="private", **lane
     )
     undo.click(_pop_last_exchange, [chatbot], [chatbot, message], queue=False, api_visibility="private")
     clear.click(lambda: ([], ""), None, [chatbot, stats], queue=False, api_visibility="private")
