@@ -26,7 +26,7 @@ LAYERS = [
     {"ui", "cli"},  # the leaves
     {"__main__"},  # `python -m workbench` -> cli
 ]
-TOP_MODULES = {"__init__", "__main__", "config", "errors", "registry", "jsonl", "bench"}
+TOP_MODULES = {"__init__", "__main__", "config", "errors", "registry", "jsonl"}
 SHARED_UI = {"plots.py", "markup.py", "__init__.py"}  # used by the Streamlit pages: no gradio
 
 
