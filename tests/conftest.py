@@ -30,4 +30,5 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.finetune",
     "tests.fixtures.dashboard",
+    "tests.fixtures.remote",
 ]
