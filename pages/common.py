@@ -19,7 +19,7 @@ from workbench.errors import WorkbenchError
 from workbench.ui.markup import plain_markdown
 
 if TYPE_CHECKING:
-    from workbench.generation.engine import ChatEngine
+    from workbench.generation.router import Router
     from workbench.store import Store
 
 
@@ -59,16 +59,17 @@ def store() -> Store:
         raise
 
 
-@st.cache_resource(show_spinner="Loading the model (once per dashboard process)…")
-def _load_engine(config: Settings) -> ChatEngine:
-    from workbench.generation.engine import ChatEngine
+@st.cache_resource
+def _router(config: Settings) -> Router:
+    from workbench.generation.router import Router
 
-    return ChatEngine.load(config)
+    return Router(config)  # each model loads on its first request and stays for the process
 
 
-def engine() -> ChatEngine:
-    """The chat engine for the configured base model, loaded on first use and kept for the process."""
-    return _load_engine(settings())
+def engine() -> Router:
+    """What generates for every page: the configured model ("base" and its adapters) and the remote models of
+    registry.yaml ("remote:NAME"), each loaded on first use and kept for the process."""
+    return _router(settings())
 
 
 @contextlib.contextmanager

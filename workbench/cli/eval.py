@@ -4,6 +4,7 @@
     python -m workbench eval --suite shakespeare --suite identity_heldout --checkpoint base \\
         --checkpoint my-run/checkpoint-200 --json
     python -m workbench eval --suite identity_heldout_ppl --all-checkpoints my-run   # base + every checkpoint
+    python -m workbench eval --suite self_instruct_user --checkpoint base --checkpoint remote:gpt4o-mini
     python -m workbench eval --suite self_instruct_user --limit 0          # all examples, not the suite's limit
 
 Results go to the store (`WORKBENCH_DB_URL`, SQLite under var/ by default) unless --no-store: one row per
@@ -22,7 +23,7 @@ from workbench.errors import WorkbenchError
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="run evaluation suites on checkpoints and store the results")
     p.add_argument("--suite", action="append", default=[], help="suite name (or spec file); repeat for several")
-    p.add_argument("--checkpoint", action="append", default=[], help='"base" or an adapter name; repeat')
+    p.add_argument("--checkpoint", action="append", default=[], help='"base", an adapter name, or remote:NAME; repeat')
     p.add_argument(
         "--all-checkpoints", action="append", default=[], metavar="RUN", help="base and every checkpoint of RUN"
     )
@@ -76,6 +77,7 @@ def _list(json_out: bool) -> int:
 
 def _checkpoints(settings, args: argparse.Namespace) -> list[str]:
     from workbench.evaluation.runner import run_checkpoints
+    from workbench.generation.router import REMOTE, choices
     from workbench.registry import BASE_NAME, find_adapter, resolve_base
 
     base = resolve_base(settings)
@@ -83,8 +85,13 @@ def _checkpoints(settings, args: argparse.Namespace) -> list[str]:
     for run in args.all_checkpoints:
         names += run_checkpoints(settings, run, base)
     names = list(dict.fromkeys(names or [BASE_NAME]))
+    known = choices(settings)
     for name in names:
-        if name != BASE_NAME:
+        if name.startswith(REMOTE) and name not in known:
+            raise WorkbenchError(
+                f"There is no usable remote checkpoint {name!r}; `python -m workbench models` lists them."
+            )
+        if name != BASE_NAME and not name.startswith(REMOTE):
             find_adapter(settings, name, base)  # an unknown or broken adapter fails before the model loads
     return names
 
@@ -103,9 +110,9 @@ def run(args: argparse.Namespace) -> int:
     checkpoints = _checkpoints(settings, args)
 
     from workbench.evaluation.runner import run_suites
-    from workbench.generation.engine import ChatEngine
+    from workbench.generation.router import Router
 
-    engine = ChatEngine.load(settings)
+    engine = Router(settings)  # the configured model, and the remote models named "remote:NAME"
     bars = _Bars()
     try:
         results = run_suites(engine, suites, checkpoints, limit=args.limit, progress=bars)

@@ -2,6 +2,9 @@
 
 python -m workbench models          # a table
 python -m workbench models --json   # {"base", "backend", "bases": [...], "adapters": [...]}
+
+A remote model (registry.yaml, `backend: openai`) is asked for its model list, so each says whether its
+server answers, what it serves, or why not.
 """
 
 from __future__ import annotations
@@ -22,6 +25,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+def _remote_status(base, settings) -> dict:
+    """Whether a remote model's server answers and what it serves (a key that is not set: say so, send nothing)."""
+    if not base.usable:
+        return {"reachable": False, "error": base.reason}
+    from workbench.generation.backends.openai import OpenAIBackend
+
+    return OpenAIBackend.load(base, settings).status()
+
+
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     try:
@@ -31,12 +43,18 @@ def run(args: argparse.Namespace) -> int:
     bases = list_bases(settings)
     adapters = list_adapters(settings, current)
     backend = choose_backend(settings, current) if current else None
+    status = {b.name: _remote_status(b, settings) for b in bases if b.kind == "remote"}
     if args.json:
         print_json(
             {
                 "base": current.name if current else None,
                 "backend": backend,
-                "bases": [asdict(b) | {"selected": current is not None and b.name == current.name} for b in bases],
+                "bases": [
+                    asdict(b)
+                    | {"selected": current is not None and b.name == current.name}
+                    | ({"status": status[b.name]} if b.name in status else {})
+                    for b in bases
+                ],
                 "adapters": [
                     {k: v for k, v in asdict(a).items() if k != "meta"} | {"path": str(a.path)} for a in adapters
                 ],
@@ -48,9 +66,12 @@ def run(args: argparse.Namespace) -> int:
     print("Base models:")
     for b in bases:
         mark = "*" if current and b.name == current.name else " "
-        status = "ok" if b.usable else "unusable"
+        state = "ok" if b.usable else "unusable"
         note = f"  ({b.reason})" if b.reason else ""
-        print(f" {mark} {b.name:<32} {b.kind:<6} {status}{note}")
+        if b.name in status:
+            s = status[b.name]
+            note += f"  {b.source}: " + (f"serves {', '.join(s['models'])}" if s.get("reachable") else s["error"])
+        print(f" {mark} {b.name:<32} {b.kind:<6} {state}{note}")
     print(f"Adapters in {settings.adapters_dir}:" if adapters else f"No adapters in {settings.adapters_dir}.")
     for a in adapters:
         status = "ok" if a.usable else f"unusable: {a.reason}"

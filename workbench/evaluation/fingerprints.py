@@ -53,7 +53,10 @@ def _hub_folder(repo_id: str) -> Path | None:
 
 
 def base_sha256(base: BaseModel) -> str | None:
-    """The base model's weights: the GGUF file itself, or the weight files of its folder (hub: its cached copy)."""
+    """The base model's weights: the GGUF file itself, or the weight files of its folder (hub: its cached copy);
+    None for a remote model, whose weights are not here."""
+    if base.kind == "remote":
+        return None
     if base.kind == "gguf":
         return file_sha256(base.source)
     folder = Path(base.source) if base.kind == "folder" else _hub_folder(base.source)
@@ -63,7 +66,7 @@ def base_sha256(base: BaseModel) -> str | None:
 def model_sha256(base: BaseModel, adapter: Adapter | None = None) -> tuple[str | None, str | None, str | None]:
     """(combined, base, adapter) hashes: combined is the base hash alone, or SHA-256 of "base+adapter"."""
     base_hash = base_sha256(base)
-    if adapter is None:
+    if adapter is None or base.kind == "remote":
         return base_hash, base_hash, None
     adapter_hash = file_sha256(adapter.path / ADAPTER_WEIGHTS)
     combined = hashlib.sha256(f"{base_hash}+{adapter_hash}".encode()).hexdigest()

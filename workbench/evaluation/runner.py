@@ -26,11 +26,12 @@ from workbench.errors import WorkbenchError
 from workbench.evaluation.fingerprints import file_sha256, model_sha256
 from workbench.evaluation.results import EvalResult, save_results
 from workbench.evaluation.suites import Example, Suite, find_suite
-from workbench.registry import BASE_NAME, find_adapter, list_adapters
+from workbench.registry import BASE_NAME, list_adapters
 
 if TYPE_CHECKING:
     from workbench.evaluation.metrics.perplexity import Perplexity
     from workbench.generation.engine import ChatEngine
+    from workbench.generation.router import Router
 
 
 class Progress(Protocol):
@@ -56,22 +57,24 @@ def _prompt_text(messages: Sequence[dict[str, str]]) -> str:
 class _Run:
     """One suite on one checkpoint: the shared facts of its results, and the three kinds of work."""
 
-    def __init__(self, engine: ChatEngine, suite: Suite, checkpoint: str, progress: Progress) -> None:
-        self.engine, self.suite, self.checkpoint, self.progress = engine, suite, checkpoint, progress
-        adapter = None if checkpoint in ("", BASE_NAME) else find_adapter(engine.settings, checkpoint, engine.base)
-        combined, base_hash, adapter_hash = model_sha256(engine.base, adapter)
+    def __init__(self, engine: ChatEngine | Router, suite: Suite, checkpoint: str, progress: Progress) -> None:
+        # A Router picks the engine of the checkpoint's model ("remote:NAME" is a remote model's).
+        target, local = engine.route(checkpoint)
+        self.engine, self.suite, self.checkpoint, self.progress = target, suite, local, progress
+        adapter = target.resolve_adapter(local)
+        combined, base_hash, adapter_hash = model_sha256(target.base, adapter)
         self.common: dict[str, Any] = {
             "suite": suite.name,
             "kind": suite.kind,
             "checkpoint": checkpoint or BASE_NAME,
-            "stored_as": engine.base.name if adapter is None else adapter.name,
+            "stored_as": engine.store_name(checkpoint or BASE_NAME),
             "step": adapter.step if adapter else None,
             "model_hash": combined,
             "dataset_hash": file_sha256(suite.data),
             "created_at": time.time(),
         }
         self.details: dict[str, Any] = {
-            "base_model": engine.base.name,
+            "base_model": target.base.name,
             "base_sha256": base_hash,
             "adapter_sha256": adapter_hash,
             "data_file": suite.data.name,
@@ -210,7 +213,7 @@ def _ppl_examples(examples: Sequence[Example], ppl: Perplexity) -> list[dict[str
 
 
 def run_suite(
-    engine: ChatEngine,
+    engine: ChatEngine | Router,
     suite: Suite | str,
     checkpoint: str,
     *,
@@ -220,9 +223,9 @@ def run_suite(
     """Evaluate one checkpoint on one suite; returns one result per metric (nothing is stored).
 
     Args:
-        engine: The engine holding the base model.
+        engine: The engine holding the base model, or a Router across models.
         suite: A `Suite` or a suite name from `evals/`.
-        checkpoint: "base" or an adapter name.
+        checkpoint: "base", an adapter name, or a remote model's "remote:NAME[/ADAPTER]" (with a Router).
         limit: Examples to use (None: the suite's own limit; 0: all).
         progress: Told about the work as it is done.
     """
@@ -237,7 +240,7 @@ def run_suite(
 
 
 def run_suites(
-    engine: ChatEngine,
+    engine: ChatEngine | Router,
     suites: Sequence[Suite | str],
     checkpoints: Sequence[str],
     *,

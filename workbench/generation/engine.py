@@ -31,7 +31,7 @@ from workbench.errors import WorkbenchError
 from workbench.generation.backends import choose_backend, load_backend
 from workbench.generation.backends.base import Backend, Job
 from workbench.generation.settings import GenerationSettings, Message, ReplyStats, check_messages
-from workbench.generation.streaming import Reply
+from workbench.generation.streaming import Reply, collect
 from workbench.registry import BASE_NAME, Adapter, BaseModel, find_adapter, list_adapters, resolve_base
 
 Request = tuple[Sequence[Message], GenerationSettings | None, str | None]  # messages, settings, adapter
@@ -80,6 +80,11 @@ class ChatEngine:
     def reference(self) -> Any:
         """The transformers backend on the same base (this engine's backend when it is transformers, else
         loaded on first call): the reference for perplexity, token probabilities and teacher-forced scoring."""
+        if self.base.kind == "remote":
+            raise WorkbenchError(
+                f"{self.base.name} is served by {self.base.source}, which sends log-probabilities only for the "
+                "tokens it generates: perplexity needs the model's weights, so it is not offered for remote models."
+            )
         with self._reference_lock:
             if self._reference is None:
                 self._reference = load_backend("transformers", self.base, self.settings)
@@ -128,12 +133,17 @@ class ChatEngine:
         Probabilities are the softmax of the logits divided by `temperature` over the whole vocabulary (before
         top-k/top-p filtering), with `adapter` active; computed under the engine's lock like a generation.
         """
-        import torch
-
         if not 1 <= k <= 100:
             raise WorkbenchError(f"k must be between 1 and 100, not {k}.")
         if not temperature > 0:
             raise WorkbenchError(f"The temperature must be above 0 for probabilities, not {temperature:g}.")
+        if self.base.kind == "remote":  # the server's top log-probabilities, as far as it gives them
+            chosen = self.resolve_adapter(adapter)
+            return self.backend.next_token_probabilities(
+                check_messages(messages), chosen.name if chosen else None, k, temperature
+            )
+        import torch
+
         ids, _ = self.fit(check_messages(messages), 1)
         with self.model_for(adapter) as model, torch.no_grad():
             inputs = torch.tensor([ids], device=model.device)
@@ -186,7 +196,8 @@ class ChatEngine:
         settings = settings or GenerationSettings()
         clean = check_messages(messages)
         chosen = self.resolve_adapter(adapter)
-        prompt_ids, trimmed = self.fit(clean, settings.max_new_tokens)
+        # A remote server applies its own chat template and refuses what does not fit; the rest count here.
+        prompt_ids, trimmed = self.fit(clean, settings.max_new_tokens) if self.tokenizer is not None else ([], 0)
         seed = settings.seed if settings.seed is not None else random.randrange(2**31)
         stats = ReplyStats(
             model=self.base.name,
@@ -197,7 +208,7 @@ class ChatEngine:
             settings=settings.replace(seed=seed).to_dict(),
             backend=self.backend.name,
         )
-        return Job(prompt_ids, settings, seed, chosen, Reply(stats, settings.stop, started))
+        return Job(prompt_ids, settings, seed, chosen, Reply(stats, settings.stop, started), clean)
 
     def stream(
         self,
@@ -241,15 +252,18 @@ class ChatEngine:
         Greedy replies are the same as one at a time on the same backend. `progress(done, total)` is called as
         replies finish, in order. If a reply fails, the others are cancelled and its error is raised.
         """
-        replies = self.start_many(requests)
-        results = []
-        try:
-            for reply in replies:
-                results.append(reply.result())
-                if progress is not None:
-                    progress(len(results), len(replies))
-        except BaseException:
-            for reply in replies:
-                reply.cancel()
-            raise
-        return results
+        return collect(self.start_many(requests), progress)
+
+    # --- what a Router also answers (workbench.generation.router), so callers take either ------------------
+
+    def route(self, checkpoint: str | None) -> tuple[ChatEngine, str]:
+        """This engine and the checkpoint (a Router picks among engines)."""
+        return self, checkpoint or BASE_NAME
+
+    def store_name(self, checkpoint: str) -> str:
+        """The checkpoint's name in the store: the base model's own name for "base", else the adapter name."""
+        return self.base.name if checkpoint in ("", BASE_NAME) else checkpoint
+
+    def base_name(self, checkpoint: str) -> str:
+        """The base model every checkpoint of this engine belongs to."""
+        return self.base.name

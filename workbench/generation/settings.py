@@ -202,7 +202,9 @@ class ReplyStats:
         trimmed_turns: Oldest messages dropped to fit the context window (never the system prompt).
         seed: The seed used (the given one, or the one picked).
         settings: The generation settings, as a dict.
-        backend: What generated it: "transformers" or "llamacpp".
+        backend: What generated it: "transformers", "llamacpp" or "openai" (a remote model).
+        details: What a backend adds: for a remote model the server URL, its model name, the settings sent,
+            the usage it reported and the settings it does not take ("not_applied").
     """
 
     model: str
@@ -218,6 +220,7 @@ class ReplyStats:
     seed: int | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     backend: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -236,4 +239,6 @@ class ReplyStats:
         ]
         if self.trimmed_turns:
             parts.append(f"{self.trimmed_turns} oldest messages trimmed to fit the context window")
+        if self.details.get("not_applied"):
+            parts.append(f"not applied by the server: {', '.join(self.details['not_applied'])}")
         return " · ".join(p for p in parts if p)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from workbench.errors import WorkbenchError
 from workbench.generation.settings import ReplyStats
@@ -84,6 +84,8 @@ class Reply:
                 yield chunk
         finally:
             self.cancel_if_running()
+        if isinstance(self.error, WorkbenchError):  # already one sentence for people
+            raise WorkbenchError(str(self.error)) from self.error
         if self.error is not None:
             raise WorkbenchError(f"Generation failed: {self.error}") from self.error
 
@@ -154,6 +156,22 @@ class Reply:
         self.error = error
         self._closed.set()
         self._chunks.put(_END)
+
+
+def collect(replies: list[Reply], progress: Callable[[int, int], None] | None = None) -> list[tuple[str, ReplyStats]]:
+    """Each reply's (text, stats), in order, waiting for each; `progress(done, total)` after each one. If one
+    fails, the others are cancelled and its error is raised."""
+    results = []
+    try:
+        for reply in replies:
+            results.append(reply.result())
+            if progress is not None:
+                progress(len(results), len(replies))
+    except BaseException:
+        for reply in replies:
+            reply.cancel()
+        raise
+    return results
 
 
 def finish_reason(reply: Reply, new_tokens: int, max_new_tokens: int, ended_on_eos: bool) -> str:

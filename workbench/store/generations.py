@@ -64,6 +64,11 @@ def _stats_dict(stats: Any) -> dict[str, Any]:
     return out
 
 
+def _server_details(stats: Any) -> dict[str, Any]:
+    details = getattr(stats, "details", None) if not isinstance(stats, Mapping) else stats.get("details")
+    return dict(details) if isinstance(details, Mapping) and details else {}
+
+
 class GenerationsMixin:
     """add_generation, find_generation, get_generation, generations, delete_generation."""
 
@@ -104,6 +109,9 @@ class GenerationsMixin:
         request = normalize_settings(settings)
         values = _stats_dict(stats)
         values.setdefault("seed", request.get("seed"))
+        server = _server_details(stats)
+        if server:  # a remote model's URL, model name, settings sent and usage (never a key)
+            metadata = {**(metadata or {}), "server": server}
         row = Generation(
             uid=uid or uuid.uuid4().hex,
             prompt_id=prompt_id,

@@ -3,7 +3,8 @@
 Every output is stored as a generation (prompt, checkpoint, exact settings, token counts, timing) and the same
 request later is answered from the store instead of the model. The checkpoint names a user picks are "base"
 and adapter names (what the engine takes); in the store the base model is recorded under its own name, as the
-evaluation suites do, so ratings and metrics of one model line up. Torch-free: the engine is passed in.
+evaluation suites do, so ratings and metrics of one model line up; a remote model ("remote:NAME") is recorded
+under its registry name. Torch-free: the engine (a ChatEngine, or a Router across models) is passed in.
 
     request = Request(prompt="Hi!", checkpoint="base", settings=GenerationSettings(seed=0))
     found = stored(store, settings, request)                  # a GenerationRecord, or None
@@ -22,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
+from workbench.generation import router
 from workbench.generation.settings import GenerationSettings, conversation
-from workbench.registry import BASE_NAME, list_adapters, resolve_base
 
 if TYPE_CHECKING:
     from workbench.generation.engine import ChatEngine
+    from workbench.generation.router import Router
     from workbench.generation.streaming import Reply
     from workbench.store import GenerationRecord, Store
 
@@ -58,9 +60,9 @@ class Request:
 
 
 def checkpoint_choices(settings: Settings) -> list[str]:
-    """ "base" and every adapter usable with the configured base model (no model is loaded)."""
-    base = resolve_base(settings)
-    return [BASE_NAME] + [a.name for a in list_adapters(settings, base) if a.usable]
+    """ "base", every adapter usable with the configured base model, and each remote model of registry.yaml
+    with its adapters ("remote:NAME[/ADAPTER]"); no model is loaded."""
+    return router.choices(settings)
 
 
 def check_checkpoints(checkpoints: Sequence[str]) -> list[str]:
@@ -74,8 +76,9 @@ def check_checkpoints(checkpoints: Sequence[str]) -> list[str]:
 
 
 def store_name(settings: Settings, checkpoint: str) -> str:
-    """The checkpoint's name in the store: the base model's own name for "base", else the adapter name."""
-    return resolve_base(settings).name if checkpoint in ("", BASE_NAME) else checkpoint
+    """The checkpoint's name in the store: the base model's own name for "base", "NAME" or "NAME/ADAPTER" for a
+    remote model, else the adapter name."""
+    return router.store_name(settings, checkpoint)
 
 
 def stored(store: Store, settings: Settings, request: Request) -> GenerationRecord | None:
@@ -87,27 +90,27 @@ def stored(store: Store, settings: Settings, request: Request) -> GenerationReco
     )
 
 
-def save(store: Store, engine: ChatEngine, request: Request, reply: Reply) -> GenerationRecord | None:
+def save(store: Store, engine: ChatEngine | Router, request: Request, reply: Reply) -> GenerationRecord | None:
     """Store a reply the caller has iterated to its end; returns its record, or None for a cancelled reply
     (not stored)."""
     if reply.stats.finish_reason == "cancelled":
         return None
     gid = store.add_generation(
-        store_name(engine.settings, request.checkpoint),
+        engine.store_name(request.checkpoint),
         request.prompt,
         reply.text,
         request.settings,
         system_prompt=request.system_prompt,
         stats=reply.stats,
         prompt_id=request.prompt_id,
-        base_model=engine.base.name,
+        base_model=engine.base_name(request.checkpoint),
         metadata={"source": "compare", "checkpoint": request.checkpoint},
     )
     return store.get_generation(gid)
 
 
 def generate(
-    engine: ChatEngine, store: Store, request: Request, *, reuse: bool = True
+    engine: ChatEngine | Router, store: Store, request: Request, *, reuse: bool = True
 ) -> tuple[GenerationRecord, bool]:
     """The output for a request and whether it came from the store (generated and stored otherwise)."""
     if reuse:
@@ -126,7 +129,7 @@ Progress = Callable[[int, int, str], None]
 
 
 def run_prompt_set(
-    engine: ChatEngine,
+    engine: ChatEngine | Router,
     store: Store,
     prompt_set: str,
     checkpoints: Sequence[str],
@@ -180,7 +183,9 @@ def run_prompt_set(
     return counts
 
 
-def generate_together(engine: ChatEngine, store: Store, requests: Sequence[Request]) -> Iterator[GenerationRecord]:
+def generate_together(
+    engine: ChatEngine | Router, store: Store, requests: Sequence[Request]
+) -> Iterator[GenerationRecord]:
     """Generate every request at once (the backend's slots or batches) and store each output as it finishes,
     in order; yields the stored records. A cancelled output is not stored and raises; when one fails or the
     caller stops early, the rest are cancelled."""
@@ -198,7 +203,7 @@ def generate_together(engine: ChatEngine, store: Store, requests: Sequence[Reque
 
 
 def ensure_pair(
-    engine: ChatEngine,
+    engine: ChatEngine | Router,
     store: Store,
     prompt_set: str,
     checkpoints: Sequence[str],

@@ -61,7 +61,7 @@ class Arena:
 
             checkpoints = self.ctx.checkpoint_choices()
             for _ in range(3):  # a random prompt may already have a pair this visitor rated
-                ensure_pair(self.ctx.engine(), store, PROMPT_SET, checkpoints, ARENA_SETTINGS)
+                ensure_pair(self.ctx.router(), store, PROMPT_SET, checkpoints, ARENA_SETTINGS)
                 item = store.next_pair_for(rater, session=session)
                 if item is not None:
                     break

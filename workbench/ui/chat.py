@@ -62,7 +62,7 @@ def make_chat_fn(ctx: AppContext):
         try:
             settings = _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop)
             messages = conversation(history, message, system_prompt)
-            reply = ctx.engine().stream(messages, settings, adapter=checkpoint or BASE_NAME)
+            reply = ctx.router().stream(messages, settings, adapter=checkpoint or BASE_NAME)
         except WorkbenchError as exc:
             raise user_error(exc) from None
         session = session_of(request)

@@ -14,6 +14,7 @@ import gradio as gr
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.generation.engine import ChatEngine
+from workbench.generation.router import Router, choices
 from workbench.generation.streaming import Reply
 from workbench.registry import BASE_NAME, Adapter, BaseModel, list_adapters, resolve_base
 
@@ -24,6 +25,7 @@ class AppContext:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self._engine: ChatEngine | None = None
+        self._router = Router(self.settings, main=self.engine)
         self._load_error: WorkbenchError | None = None
         self._engine_lock = threading.Lock()
         self._replies: dict[str, Reply] = {}
@@ -43,6 +45,10 @@ class AppContext:
                 self._engine = ChatEngine.load(self.settings)
             return self._engine
 
+    def router(self) -> Router:
+        """What generates for a checkpoint name: the main engine, or a remote model's ("remote:NAME")."""
+        return self._router
+
     def warm_up(self) -> threading.Thread:
         """Start loading the model in the background, so the first message does not wait for it."""
 
@@ -61,8 +67,11 @@ class AppContext:
         return list_adapters(self.settings, self.base())
 
     def checkpoint_choices(self) -> list[str]:
-        """ "base" and every usable adapter, for the checkpoint selectors."""
-        return [BASE_NAME] + [a.name for a in self.adapters() if a.usable]
+        """ "base", every usable adapter and each remote model ("remote:NAME[/ADAPTER]"), for the selectors."""
+        try:
+            return choices(self.settings)
+        except WorkbenchError:  # the configured model is unusable: the page says so on the first message
+            return [BASE_NAME]
 
     def track(self, session: str, reply: Reply) -> None:
         """Remember the reply a browser session is streaming, so its Stop button can cancel it."""

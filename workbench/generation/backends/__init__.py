@@ -4,10 +4,11 @@
   token probabilities and training.
 - `llamacpp`: llama.cpp in process on a GGUF model; several requests at once, LoRA per request. The default
   for a GGUF base model without a GPU (the embedded model included).
+- `openai`: a remote model on any OpenAI-compatible server (registry.yaml's `backend: openai` entries).
 
 `WORKBENCH_BACKEND=auto|transformers|llamacpp` chooses; `auto` is llama.cpp for a GGUF base when no GPU is
-present, transformers otherwise. A backend module is imported only when it is chosen. A new backend (an
-OpenAI-compatible server, say) is a module with a class that has `load(base, settings)` and the `Backend`
+present, transformers otherwise; a remote model always uses `openai`. A backend module is imported only when
+it is chosen. A new backend is a module with a class that has `load(base, settings)` and the `Backend`
 methods of `base.py`, and a line in BACKENDS.
 """
 
@@ -23,6 +24,7 @@ from workbench.registry import BaseModel
 BACKENDS = {
     "transformers": "workbench.generation.backends.transformers:TransformersBackend",
     "llamacpp": "workbench.generation.backends.llamacpp:LlamaCppBackend",
+    "openai": "workbench.generation.backends.openai:OpenAIBackend",
 }
 
 
@@ -35,11 +37,17 @@ def _has_gpu() -> bool:
 def choose_backend(settings: Settings, base: BaseModel, wanted: str | None = None) -> str:
     """The backend to serve `base`: `wanted`, else the settings' choice, resolving "auto"."""
     name = wanted or settings.backend
+    if base.kind == "remote":
+        if wanted not in (None, "openai"):
+            raise WorkbenchError(f"{base.name!r} is a remote model: it runs on its server, not on {wanted}.")
+        return "openai"
+    if name == "openai":
+        raise WorkbenchError(f"The openai backend serves remote models from registry.yaml, and {base.name!r} is local.")
     if name == "auto":
         on_gpu = settings.device.startswith("cuda") or (settings.device == "auto" and _has_gpu())
         return "llamacpp" if base.kind == "gguf" and not on_gpu else "transformers"
     if name not in BACKENDS:
-        raise WorkbenchError(f"Backend must be one of auto, {', '.join(BACKENDS)}, not {name!r}.")
+        raise WorkbenchError(f"Backend must be one of auto, transformers, llamacpp, not {name!r}.")
     return name
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from workbench.generation.settings import GenerationSettings
+from workbench.generation.settings import GenerationSettings, Message
 from workbench.generation.streaming import Reply
 from workbench.registry import Adapter, BaseModel
 
@@ -24,11 +24,13 @@ class Job:
     """One reply to generate.
 
     Attributes:
-        prompt_ids: The prompt in the base model's chat template, already trimmed to fit.
+        prompt_ids: The prompt in the base model's chat template, already trimmed to fit (empty for a backend
+            without a local tokenizer, which sends `messages`).
         settings: Sampling settings (validated).
         seed: The seed to sample with (chosen by the engine when the settings have none).
         adapter: The LoRA adapter to apply, or None for the base model.
         reply: Where tokens, text and stats go.
+        messages: The checked conversation the prompt was made from.
     """
 
     prompt_ids: list[int]
@@ -36,6 +38,7 @@ class Job:
     seed: int
     adapter: Adapter | None
     reply: Reply
+    messages: list[Message] = field(default_factory=list)
 
 
 class Backend(Protocol):
@@ -44,8 +47,9 @@ class Backend(Protocol):
     Attributes:
         name: The backend's name, recorded with every reply ("transformers", "llamacpp").
         base: The base model it serves.
-        tokenizer: The base model's transformers tokenizer (chat template, token counts).
-        context_window: Most tokens (prompt plus reply) one request may use.
+        tokenizer: The base model's transformers tokenizer (chat template, token counts), or None when the
+            backend's server applies the chat template itself (remote models).
+        context_window: Most tokens (prompt plus reply) one request may use; 0 when only the server knows.
         slots: How many requests it generates at once.
         token_lock: Held around every use of the tokenizer (the Rust tokenizer is not safe for concurrent calls).
     """
