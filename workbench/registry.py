@@ -45,6 +45,7 @@ BASE_NAME = "base"  # what a request names to get the base model without an adap
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 RUN_META = "workbench.json"
+CHAT_TEMPLATE_FILE = "chat_template.jinja"  # beside an adapter trained on a base model: the template it learned
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 

@@ -30,6 +30,7 @@ from workbench.evaluation.metrics import (
     text_windows,
 )
 from workbench.evaluation.metrics.overlap import sentence_signature
+from workbench.evaluation.metrics.perplexity import Span
 from workbench.evaluation.suites import EVALS_DIR, read_examples
 
 SACREBLEU = str(Path(sys.executable).parent / "sacrebleu")
@@ -310,3 +311,19 @@ def test_distinct_n_and_self_bleu():
     assert self_bleu(varied) < 20
     with pytest.raises(WorkbenchError, match="at least two"):
         self_bleu(["alone"])
+
+
+def test_windows_start_with_bos_for_a_model_that_adds_it():
+    """With BOS every window is BOS + up to window-1 text tokens, and every text token is predicted once (the
+    first of each window from BOS); BOS is never predicted."""
+    ids = list(range(10, 1010))
+    spans = text_windows(ids, 128, bos=1)
+    assert all(s.ids[0] == 1 and s.first == 1 and len(s.ids) <= 128 for s in spans)
+    assert [t for s in spans for t in s.ids[s.first :]] == ids  # every text token, the first included
+    for stride in (32, 100, 127):
+        chunks = text_windows(ids, 128, stride, bos=1)
+        assert all(s.ids[0] == 1 and len(s.ids) <= 128 for s in chunks)
+        assert [s.ids[i] for s in chunks for i in range(s.first, len(s.ids))] == ids, stride
+    assert text_windows([7], 8, bos=1) == [Span((1, 7), 1)]  # one token is enough with BOS
+    with pytest.raises(WorkbenchError, match=r"between 1 and the window less its BOS \(7\)"):
+        text_windows(ids, 8, 8, bos=1)

@@ -137,9 +137,9 @@ def _perplexity_speed(ctx: BenchContext, model: Any, tokenizer: Any, text: str, 
     """(perplexity, tokens/s through `perplexity_of_text`, tokens/s of a bare forward over the same batches)."""
     import torch
 
-    from workbench.evaluation.metrics.perplexity import perplexity_of_text, text_windows, tokenize_text
+    from workbench.evaluation.metrics.perplexity import bos_token, perplexity_of_text, text_windows, tokenize_text
 
-    spans = text_windows(tokenize_text(tokenizer, text), window)
+    spans = text_windows(tokenize_text(tokenizer, text), window, bos=bos_token(tokenizer))
     tensors = []
     for at in range(0, len(spans), batch):  # the same right-padded batches, built outside the timed loop
         rows = spans[at : at + batch]

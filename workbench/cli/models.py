@@ -4,7 +4,9 @@ python -m workbench models          # a table
 python -m workbench models --json   # {"base", "backend", "bases": [...], "adapters": [...]}
 
 A remote model (registry.yaml, `backend: openai`) is asked for its model list, so each says whether its
-server answers, what it serves, or why not.
+server answers, what it serves, or why not. Each usable base also says what it is (`info`): family, context
+window, chat template ("own", "none" for a base model served in completion mode, "server"), and whether its
+texts start with BOS.
 """
 
 from __future__ import annotations
@@ -34,6 +36,16 @@ def _remote_status(base, settings) -> dict:
     return OpenAIBackend.load(base, settings).status()
 
 
+def _info(base, settings) -> dict:
+    """Family, context window, chat template (own, none, or the server's) and BOS convention, from the files."""
+    from workbench.generation.modelinfo import model_info
+
+    try:
+        return model_info(base, settings).to_dict()
+    except (OSError, ValueError) as exc:  # an unreadable file: say so, list the rest
+        return {"error": f"{base.source} cannot be read ({exc})."}
+
+
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     try:
@@ -53,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
                     asdict(b)
                     | {"selected": current is not None and b.name == current.name}
                     | ({"status": status[b.name]} if b.name in status else {})
+                    | ({"info": _info(b, settings)} if b.usable else {})
                     for b in bases
                 ],
                 "adapters": [

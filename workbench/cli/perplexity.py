@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         f"{out['model']} [{out['checkpoint']}] on {args.text}: perplexity {out['perplexity']:.4f}, "
         f"mean NLL {out['mean_nll']:.5f} nats, {out['bits_per_byte']:.4f} bits/byte, "
         f"{out['predicted_tokens']} predicted tokens in {out['sequences']} windows of {out['window']} "
-        f"(stride {out['stride']}), {out['tokens_per_s']:.0f} tokens/s, {out['dtype']} on {out['device']}"
+        f"(stride {out['stride']}{', each starting with BOS' if out.get('bos') else ''}), "
+        f"{out['tokens_per_s']:.0f} tokens/s, {out['dtype']} on {out['device']}"
     )
     if "drift" in out:
         print(

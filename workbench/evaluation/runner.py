@@ -94,10 +94,10 @@ class _Run:
         return {"dtype": str(loaded.dtype).removeprefix("torch."), "device": str(loaded.device)}
 
     def text_perplexity(self) -> list[EvalResult]:
-        from workbench.evaluation.metrics.perplexity import perplexity_of_text, text_windows, tokenize_text
+        from workbench.evaluation.metrics.perplexity import bos_token, perplexity_of_text, text_windows, tokenize_text
 
-        suite, text = self.suite, self.suite.load_text()
-        windows = len(text_windows(tokenize_text(self.engine.tokenizer, text), suite.window, suite.stride))
+        suite, text, tokenizer = self.suite, self.suite.load_text(), self.engine.tokenizer
+        windows = len(text_windows(tokenize_text(tokenizer, text), suite.window, suite.stride, bos_token(tokenizer)))
         self.progress.start(f"{suite.name} @ {self.checkpoint}", windows)
         with self.engine.model_for(self.checkpoint) as model:
             ppl = perplexity_of_text(

@@ -11,10 +11,12 @@ Usage:
 
 The engine does what must mean the same everywhere: it checks messages and settings, applies the model's own
 chat template, drops the oldest turns (never the system prompt) when the conversation would not fit the
-context window, picks the seed and resolves the adapter. A backend (`workbench.generation.backends`) generates:
-llama.cpp in process for a GGUF model on the CPU (several requests at once), transformers otherwise. Perplexity
-and token probabilities always come from the transformers model (`model_for`), loaded on first use when the
-backend is llama.cpp.
+context window, picks the seed and resolves the adapter. A base model without a chat template is served in
+completion mode: it continues the messages' text instead of a template it never saw (an adapter trained on it
+declares the template it learned, and requests with that adapter use it). A backend
+(`workbench.generation.backends`) generates: llama.cpp in process for a GGUF model on the CPU (several requests
+at once), transformers otherwise, a remote server for a remote model. Perplexity and token probabilities come
+from the transformers model (`model_for`), loaded on first use when the backend is llama.cpp.
 """
 
 from __future__ import annotations
@@ -32,9 +34,23 @@ from workbench.generation.backends import choose_backend, load_backend
 from workbench.generation.backends.base import Backend, Job
 from workbench.generation.settings import GenerationSettings, Message, ReplyStats, check_messages
 from workbench.generation.streaming import Reply, collect
-from workbench.registry import BASE_NAME, Adapter, BaseModel, find_adapter, list_adapters, resolve_base
+from workbench.registry import (
+    BASE_NAME,
+    CHAT_TEMPLATE_FILE,
+    Adapter,
+    BaseModel,
+    find_adapter,
+    list_adapters,
+    resolve_base,
+)
 
 Request = tuple[Sequence[Message], GenerationSettings | None, str | None]  # messages, settings, adapter
+
+
+def completion_text(messages: Sequence[Message]) -> str:
+    """A conversation as the plain text a base model continues (completion mode): the messages' contents,
+    one paragraph each."""
+    return "\n\n".join(m["content"] for m in messages if m["content"])
 
 
 class ChatEngine:
@@ -144,7 +160,7 @@ class ChatEngine:
             )
         import torch
 
-        ids, _ = self.fit(check_messages(messages), 1)
+        ids, _ = self.fit(check_messages(messages), 1, self.resolve_adapter(adapter))
         with self.model_for(adapter) as model, torch.no_grad():
             inputs = torch.tensor([ids], device=model.device)
             logits = model(input_ids=inputs, attention_mask=torch.ones_like(inputs)).logits[0, -1].float()
@@ -155,15 +171,29 @@ class ChatEngine:
                 for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
             ]
 
-    def encode(self, messages: Sequence[Message]) -> list[int]:
-        """Token ids of a conversation in the model's chat template, ending with the assistant cue."""
+    def template_for(self, adapter: Adapter | None = None) -> str | None:
+        """The chat template a request uses: the one an adapter was trained with when it declares one (a base
+        model taught to chat), else the model's own; None for a base model, which is served in completion
+        mode (it continues the text)."""
+        if adapter is not None and (adapter.path / CHAT_TEMPLATE_FILE).is_file():
+            return (adapter.path / CHAT_TEMPLATE_FILE).read_text(encoding="utf-8")
+        return getattr(self.tokenizer, "chat_template", None) or None
+
+    def encode(self, messages: Sequence[Message], adapter: Adapter | None = None) -> list[int]:
+        """Token ids of a conversation in the chat template (ending with the assistant cue); in completion mode
+        the messages' text, as the model starts a text (with BOS when it adds one)."""
+        template = self.template_for(adapter)
         with self._token_lock:
+            if template is None:
+                return list(self.tokenizer(completion_text(messages))["input_ids"])
             encoded = self.tokenizer.apply_chat_template(
-                list(messages), add_generation_prompt=True, tokenize=True, return_dict=True
+                list(messages), chat_template=template, add_generation_prompt=True, tokenize=True, return_dict=True
             )
         return list(encoded["input_ids"])
 
-    def fit(self, messages: Sequence[Message], max_new_tokens: int) -> tuple[list[int], int]:
+    def fit(
+        self, messages: Sequence[Message], max_new_tokens: int, adapter: Adapter | None = None
+    ) -> tuple[list[int], int]:
         """Prompt ids that leave room for `max_new_tokens`, dropping the oldest turns if needed.
 
         Returns the ids and how many messages were dropped. The system prompt and the last user
@@ -178,7 +208,7 @@ class ChatEngine:
         turns = list(messages[len(system) :])
         trimmed = 0
         while True:
-            ids = self.encode(system + turns)
+            ids = self.encode(system + turns, adapter)
             if len(ids) + max_new_tokens <= window:
                 return ids, trimmed
             if len(turns) == 1:
@@ -197,7 +227,10 @@ class ChatEngine:
         clean = check_messages(messages)
         chosen = self.resolve_adapter(adapter)
         # A remote server applies its own chat template and refuses what does not fit; the rest count here.
-        prompt_ids, trimmed = self.fit(clean, settings.max_new_tokens) if self.tokenizer is not None else ([], 0)
+        if self.tokenizer is not None:
+            prompt_ids, trimmed = self.fit(clean, settings.max_new_tokens, chosen)
+        else:
+            prompt_ids, trimmed = [], 0
         seed = settings.seed if settings.seed is not None else random.randrange(2**31)
         stats = ReplyStats(
             model=self.base.name,
@@ -207,6 +240,7 @@ class ChatEngine:
             seed=seed,
             settings=settings.replace(seed=seed).to_dict(),
             backend=self.backend.name,
+            completion=self.tokenizer is not None and self.template_for(chosen) is None,
         )
         return Job(prompt_ids, settings, seed, chosen, Reply(stats, settings.stop, started), clean)
 

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -31,12 +32,27 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Used when a tokenizer ships without a chat template (base models): plain ChatML, which is what most
-# small instruct models use, so the engine can still format a conversation.
+# The template training declares when it teaches a base model (one without a chat template) to chat: plain
+# ChatML, what most small instruct models use. It is saved beside the adapter (CHAT_TEMPLATE_FILE) and the
+# chat uses it with that adapter; the base model itself is never given a template it never saw.
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+DECLARED_TEMPLATES = {"chatml": CHATML_TEMPLATE}
+
+
+def declared_template(name: str) -> str:
+    """The text of a template training may declare: "chatml", or a `.jinja` file's path."""
+    if name in DECLARED_TEMPLATES:
+        return DECLARED_TEMPLATES[name]
+    path = Path(name).expanduser()
+    if path.suffix != ".jinja" or not path.is_file():
+        raise WorkbenchError(f"The chat template must be 'chatml' or a .jinja file, and {name!r} is neither.")
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkbenchError(f"{path} cannot be read as UTF-8 ({exc}).") from None
 
 
 @dataclass
@@ -111,6 +127,7 @@ def _convert_gguf(base: BaseModel, target: Path) -> None:
     gguf = Path(base.source)
     log.info("converting %s to safetensors under %s (first start only)", gguf.name, target)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    flags = _carry_gguf_flags(tokenizer, gguf)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # transformers marks a GGUF-loaded model as quantized and refuses to save it; the weights are
     # already dequantized to plain tensors, so clearing the flag saves an ordinary checkpoint.
@@ -124,6 +141,7 @@ def _convert_gguf(base: BaseModel, target: Path) -> None:
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        _record_flags(tmp, flags)
         # If another process finished the same conversion first, the rename fails and theirs stands.
         with contextlib.suppress(OSError):
             os.rename(tmp, target)
@@ -143,8 +161,35 @@ def _prepare_tokenizer(tokenizer: Any) -> Any:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if not getattr(tokenizer, "chat_template", None):
-        tokenizer.chat_template = CHATML_TEMPLATE
+        tokenizer.chat_template = None  # a base model: the engine serves it in completion mode
     return tokenizer
+
+
+def _carry_gguf_flags(tokenizer: Any, gguf: Path) -> dict[str, bool]:
+    """Make the converted tokenizer start and end texts as the GGUF says (`tokenizer.ggml.add_bos_token` and
+    `add_eos_token`); returns the flags to record in tokenizer_config.json. A GGUF that says nothing keeps
+    what the tokenizer does."""
+    from workbench.generation.modelinfo import gguf_tokenizer
+
+    flags = gguf_tokenizer(gguf)
+    wanted = {k: v for k, v in (("add_bos_token", flags.add_bos), ("add_eos_token", flags.add_eos)) if v is not None}
+    for name, value in wanted.items():
+        setattr(tokenizer, name, bool(value))
+    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+    if flags.add_bos is not None and bool(ids and ids[0] == tokenizer.bos_token_id) != bool(flags.add_bos):
+        raise WorkbenchError(
+            f"The tokenizer converted from {gguf.name} does not {'add' if flags.add_bos else 'leave out'} BOS as "
+            "the file says; perplexity and training would be measured wrong, so the conversion stops here."
+        )
+    return {name: bool(value) for name, value in wanted.items()}
+
+
+def _record_flags(folder: Path, flags: dict[str, bool]) -> None:
+    # transformers does not always write these flags back; the cached folder keeps what the GGUF said.
+    config_file = folder / "tokenizer_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config.update(flags)
+    config_file.write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
 def model_source(base: BaseModel, settings: Settings) -> tuple[str, bool, bool]:

@@ -205,6 +205,7 @@ class ReplyStats:
         backend: What generated it: "transformers", "llamacpp" or "openai" (a remote model).
         details: What a backend adds: for a remote model the server URL, its model name, the settings sent,
             the usage it reported and the settings it does not take ("not_applied").
+        completion: True when a base model without a chat template continued the text (completion mode).
     """
 
     model: str
@@ -221,6 +222,7 @@ class ReplyStats:
     settings: dict[str, Any] = field(default_factory=dict)
     backend: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    completion: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -239,6 +241,8 @@ class ReplyStats:
         ]
         if self.trimmed_turns:
             parts.append(f"{self.trimmed_turns} oldest messages trimmed to fit the context window")
+        if self.completion:
+            parts.append("completion mode (the model has no chat template)")
         if self.details.get("not_applied"):
             parts.append(f"not applied by the server: {', '.join(self.details['not_applied'])}")
         return " · ".join(p for p in parts if p)

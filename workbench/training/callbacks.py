@@ -56,6 +56,7 @@ class RunContext:
         on_checkpoint: Called with (step, published folder) after a checkpoint lands (suites, store).
         on_log: Called with each train/eval record (the store's training log).
         progress: Draw a tqdm bar on stderr.
+        chat_template: The template declared for a base model without one, saved beside every adapter.
     """
 
     paths: RunPaths
@@ -67,6 +68,7 @@ class RunContext:
     on_checkpoint: Callable[[int, Path], None] | None = None
     on_log: Callable[[dict[str, Any]], None] | None = None
     progress: bool = True
+    chat_template: str | None = None
     start_info: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
 
@@ -165,7 +167,7 @@ class RunCallback(TrainerCallback):
         step = state.global_step
         source = Path(args.output_dir) / f"checkpoint-{step}"
         meta = self.ctx.checkpoint_meta(step, state.max_steps, _finite(state.epoch), state.log_history)
-        folder = publish_checkpoint(self.ctx.paths, step, source, self.ctx.base_name, meta)
+        folder = publish_checkpoint(self.ctx.paths, step, source, self.ctx.base_name, meta, self.ctx.chat_template)
         self.ctx.log.write(
             "checkpoint",
             step=step,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
-from workbench.registry import ADAPTER_CONFIG, ADAPTER_WEIGHTS, RUN_META, inspect_adapter
+from workbench.registry import ADAPTER_CONFIG, ADAPTER_WEIGHTS, CHAT_TEMPLATE_FILE, RUN_META, inspect_adapter
 from workbench.training.config import RunPaths
 from workbench.training.runlog import read_log
 
@@ -44,8 +44,11 @@ def _adapter_config(source: Path, base_name: str) -> dict[str, Any]:
     return config
 
 
-def publish_checkpoint(paths: RunPaths, step: int, source: Path, base_name: str, meta: dict[str, Any]) -> Path:
-    """Copy the adapter of trainer checkpoint `source` to `<run>/checkpoint-<step>/` with its workbench.json.
+def publish_checkpoint(
+    paths: RunPaths, step: int, source: Path, base_name: str, meta: dict[str, Any], chat_template: str | None = None
+) -> Path:
+    """Copy the adapter of trainer checkpoint `source` to `<run>/checkpoint-<step>/` with its workbench.json
+    (and the chat template the run declared for a base model, when it did).
 
     Returns the published folder. Publishing a step that is already published leaves it as it is.
     """
@@ -58,6 +61,8 @@ def publish_checkpoint(paths: RunPaths, step: int, source: Path, base_name: str,
     shutil.copyfile(source / ADAPTER_WEIGHTS, tmp / ADAPTER_WEIGHTS)
     write_json(tmp / ADAPTER_CONFIG, _adapter_config(source, base_name))
     write_json(tmp / RUN_META, meta)
+    if chat_template is not None:
+        (tmp / CHAT_TEMPLATE_FILE).write_text(chat_template, encoding="utf-8")
     os.rename(tmp, target)
     return target
 
@@ -70,9 +75,11 @@ def publish_final(paths: RunPaths, source: Path, meta: dict[str, Any]) -> None:
     list `<run>` or lists it as unusable, never as a usable half-written adapter.
     """
     run = paths.run_dir
-    for name in (RUN_META, ADAPTER_CONFIG, ADAPTER_WEIGHTS):
+    for name in (RUN_META, CHAT_TEMPLATE_FILE, ADAPTER_CONFIG, ADAPTER_WEIGHTS):
         if name == RUN_META:
             write_json(run / RUN_META, meta)
+            continue
+        if not (source / name).is_file():  # only a base model's run declares a chat template
             continue
         tmp = run / f".{name}.tmp"
         shutil.copyfile(source / name, tmp)

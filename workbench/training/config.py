@@ -46,6 +46,11 @@ HYPERPARAMETERS = {
     "--eval-steps": ("eval_steps", int, "validation loss every N steps"),
     "--save-steps": ("save_steps", int, "checkpoint every N steps"),
     "--patience": ("patience", int, "stop after N evaluations without a lower validation loss; 0 = off"),
+    "--chat-template": (
+        "chat_template",
+        str,
+        "for a base model without one: the chat template to declare, chatml or a .jinja file",
+    ),
 }
 # `make finetune-demo` and the Fine-tune tab's defaults: the embedded model on the identity data, 2 CPU cores.
 DEMO_SETTINGS = {
@@ -96,6 +101,9 @@ class JobConfig:
         patience: Stop after this many evaluations without a lower validation loss (0: never stop early).
         gradient_checkpointing: Trade compute for memory (useful for big models on a GPU).
         eval_suites: Evaluation suites (evals/<name>.yaml) to run on every checkpoint.
+        chat_template: The chat template to declare when the base model has none (a base model taught to
+            chat): "chatml" or a `.jinja` file. It is saved beside every adapter of the run, and the chat uses
+            it with them. A model with its own template always trains with its own.
     """
 
     run: str
@@ -124,6 +132,7 @@ class JobConfig:
     patience: int = 0
     gradient_checkpointing: bool = False
     eval_suites: tuple[str, ...] = ()
+    chat_template: str = "chatml"
 
     def __post_init__(self) -> None:
         if not isinstance(self.run, str) or not RUN_NAME.match(self.run) or self.run == BASE_NAME:

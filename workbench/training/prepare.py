@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.config import Settings
-from workbench.generation.loading import load_tokenizer
+from workbench.generation.loading import declared_template, load_tokenizer
 from workbench.registry import BaseModel, resolve_base
 from workbench.training.config import JobConfig
 from workbench.training.data import DatasetReport, Example, read_dataset, split_examples
@@ -33,6 +33,8 @@ class PreparedData:
         val_report: Validation report of the validation file (None when split from the training file).
         train: Training examples.
         val: Validation examples (empty when the job has no validation).
+        declared_template: The chat template the job declared for a base model without one (its text), or
+            None when the model has its own.
     """
 
     base: BaseModel
@@ -41,6 +43,7 @@ class PreparedData:
     val_report: DatasetReport | None
     train: list[Example]
     val: list[Example]
+    declared_template: str | None = None
 
     def summary(self) -> str:
         """The validation report a person reads before training: each file's report, then the split."""
@@ -48,6 +51,8 @@ class PreparedData:
         if self.val_report is not None:
             parts.append(self.val_report.summary())
         parts.append(f"Training on {len(self.train)} conversations, validating on {len(self.val)}.")
+        if self.declared_template is not None:
+            parts.append(f"{self.base.name} has no chat template: the run declares one and saves it with each adapter.")
         return "\n".join(parts)
 
     def datasets_meta(self, config: JobConfig) -> dict[str, Any]:
@@ -89,6 +94,10 @@ def prepare_data(config: JobConfig, settings: Settings, tokenizer: Any = None, e
     settings = job_settings(config, settings)
     base = resolve_base(settings)
     tokenizer = tokenizer or load_tokenizer(base, settings)
+    declared = None
+    if not getattr(tokenizer, "chat_template", None):  # a base model learns the template the run declares
+        declared = declared_template(config.chat_template)
+        tokenizer.chat_template = declared
     train_report = _usable(read_dataset(config.data, tokenizer, config.max_length), echo)
     val_report = None
     if config.val_data:
@@ -96,4 +105,4 @@ def prepare_data(config: JobConfig, settings: Settings, tokenizer: Any = None, e
         train, val = list(train_report.examples), list(val_report.examples)
     else:
         train, val = split_examples(train_report.examples, config.val_fraction, config.seed)
-    return PreparedData(base, tokenizer, train_report, val_report, train, val)
+    return PreparedData(base, tokenizer, train_report, val_report, train, val, declared)

@@ -159,7 +159,7 @@ def _republish_resume_point(ctx: RunContext, folder, max_steps: int | None) -> N
         return
     state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
     meta = ctx.checkpoint_meta(step, max_steps or state.get("max_steps"), state.get("epoch"), state["log_history"])
-    publish_checkpoint(ctx.paths, step, folder, ctx.base_name, meta)
+    publish_checkpoint(ctx.paths, step, folder, ctx.base_name, meta, ctx.chat_template)
 
 
 def _wall_offset(log_file, step: int) -> float:
@@ -281,7 +281,10 @@ def _train(config, settings, data, job, paths, log, dist, resume, progress, canc
             "base_model": data.base.name,
             "datasets": job["datasets"],
             "hyperparameters": job["config"],
+            # What the chat template of the adapters is: the model's own, or the one this run declared.
+            "chat_template": "own" if data.declared_template is None else f"declared ({config.chat_template})",
         },
+        chat_template=data.declared_template,
         log=log,
         wall_offset=_wall_offset(paths.log_file, step) if resume else 0.0,
         cancel=cancel or threading.Event(),

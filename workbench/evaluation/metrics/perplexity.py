@@ -5,10 +5,18 @@ consecutive non-overlapping windows of `window` tokens (the last one may be shor
 token of a window from the tokens before it in the same window. A window of n tokens contributes n-1
 predictions; the mean negative log-likelihood (NLL) is averaged over all predictions of all windows.
 
+Models whose tokenizer starts every text with BOS (Gemma, Llama 2 and 3, Mistral...) saw no text without it
+in training, so for them every window starts as the model starts a text: BOS, then up to `window - 1` text
+tokens, all of them predicted (the first from BOS alone); BOS itself is never predicted. A window then
+contributes as many predictions as it has text tokens. (lm-evaluation-harness fixed the same pit for Gemma
+by starting every rolling window with the model's prefix token.) The result says whether BOS was used.
+
 Text, sliding-window method (`stride=S`, as in the Hugging Face perplexity guide): windows of `window`
 tokens start every S tokens; each window predicts only the tokens no earlier window predicted, with the
 tokens before them in the window as left context. Every token but the first is predicted once, with at
 least `window - S` tokens of context once the text is long enough. `stride == window` is the default method.
+With BOS, each chunk is BOS plus `window - 1` text tokens, chunks start every S text tokens (S at most
+`window - 1`), and every text token is predicted once.
 
 Responses: each example is a conversation and a reference reply. The conversation is rendered with the
 model's chat template and the assistant cue; the reply's tokens (up to and including the end-of-turn
@@ -62,8 +70,9 @@ class Perplexity:
         tokens_per_s: input_tokens / seconds.
         bytes: UTF-8 bytes of the text scored (text perplexity; the references for responses).
         bits_per_byte: total_nll in bits / bytes, comparable across tokenizers.
-        window: Window length in tokens (text perplexity).
-        stride: Stride in tokens (text perplexity; equals window for the default method).
+        window: Window length in tokens (text perplexity), BOS included when it is used.
+        stride: Stride in tokens (text perplexity; equals window for the default method, window - 1 with BOS).
+        bos: True when every window started with the model's BOS token (see the module docstring).
         per_sequence: (total_nll, predicted_tokens) of each window or example, in input order.
     """
 
@@ -79,6 +88,7 @@ class Perplexity:
     bits_per_byte: float | None = None
     window: int | None = None
     stride: int | None = None
+    bos: bool = False
     per_sequence: list[tuple[float, int]] = field(default_factory=list, repr=False)
 
     def to_dict(self, per_sequence: bool = False) -> dict[str, Any]:
@@ -89,35 +99,53 @@ class Perplexity:
         return data
 
 
-def text_windows(ids: Sequence[int], window: int, stride: int | None = None) -> list[Span]:
+def text_windows(ids: Sequence[int], window: int, stride: int | None = None, bos: int | None = None) -> list[Span]:
     """Cut token ids into the spans the text methods score (see the module docstring).
 
     Args:
-        ids: The whole text's token ids.
-        window: Most tokens per window, >= 2.
-        stride: None (or `window`) for consecutive non-overlapping windows; else 1 <= stride <= window.
+        ids: The whole text's token ids (no special tokens).
+        window: Most tokens per window, >= 2 (BOS included when given).
+        stride: None (or the window's text length) for consecutive non-overlapping windows; else
+            1 <= stride <= the window's text length (`window`, or `window - 1` with BOS).
+        bos: The BOS token id to start every window with, or None for a model that adds none.
     """
     if window < 2:
         raise WorkbenchError(f"The window must be at least 2 tokens, not {window}.")
-    stride = window if stride is None else stride
-    if not 1 <= stride <= window:
-        raise WorkbenchError(f"The stride must be between 1 and the window ({window}), not {stride}.")
+    text_len = window - 1 if bos is not None else window
+    stride = text_len if stride is None else stride
+    if not 1 <= stride <= text_len:
+        room = f"the window ({window})" if bos is None else f"the window less its BOS ({text_len})"
+        raise WorkbenchError(f"The stride must be between 1 and {room}, not {stride}.")
     n = len(ids)
-    if n < 2:
+    least = 1 if bos is not None else 2
+    if n < least:
         raise WorkbenchError(
-            f"The text has {n} token{'s' if n != 1 else ''}; perplexity needs at least 2 (one to predict from)."
+            f"The text has {n} token{'s' if n != 1 else ''}; perplexity needs at least {least}"
+            + (" (one to predict from)." if least == 2 else ".")
         )
+    prefix = (bos,) if bos is not None else ()
+    # A window's first text token is predicted from BOS when there is one; without, it is context only.
+    lead = 0 if bos is not None else 1
+    done = 0  # text tokens [0, done) are predicted already
     spans: list[Span] = []
-    done = 0  # tokens [0, done) are predicted already (or are the unpredictable first token)
     for begin in range(0, n, stride):
-        end = min(begin + window, n)
-        first = max(done, begin + 1)
+        end = min(begin + text_len, n)
+        first = max(done, begin + lead)
         if end > first:
-            spans.append(Span(tuple(ids[begin:end]), first - begin))
+            spans.append(Span(prefix + tuple(ids[begin:end]), first - begin + len(prefix)))
         done = end
         if end == n:
             break
     return spans
+
+
+def bos_token(tokenizer: Any) -> int | None:
+    """The BOS id when the tokenizer starts every text with it (what the model saw in training), else None."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None:
+        return None
+    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return int(bos) if ids and ids[0] == bos else None
 
 
 def tokenize_text(tokenizer: Any, text: str) -> list[int]:
@@ -255,9 +283,19 @@ def perplexity_of_text(
     limit = context_window(model)
     if limit and window > limit:
         raise WorkbenchError(f"The window of {window} tokens is longer than this model's context of {limit}.")
-    spans = text_windows(tokenize_text(tokenizer, text), window, stride)
+    bos = bos_token(tokenizer)
+    spans = text_windows(tokenize_text(tokenizer, text), window, stride, bos)
     nll, seconds = score_spans(model, spans, pad_id=_pad_id(tokenizer), batch_size=batch_size, progress=progress)
-    return summarize(spans, nll, seconds, n_bytes=len(text.encode("utf-8")), window=window, stride=stride or window)
+    text_len = window - 1 if bos is not None else window
+    return summarize(
+        spans,
+        nll,
+        seconds,
+        n_bytes=len(text.encode("utf-8")),
+        window=window,
+        stride=stride or text_len,
+        bos=bos is not None,
+    )
 
 
 def _end_of_turn(tokenizer: Any) -> set[int]:
@@ -319,6 +357,11 @@ def response_perplexity(
     """
     if not examples:
         raise WorkbenchError("There are no examples to score.")
+    if not getattr(tokenizer, "chat_template", None):
+        raise WorkbenchError(
+            "This model has no chat template (a base model), so a reply cannot be told apart from its prompt: "
+            "response perplexity is for chat models; measure a base model with text perplexity."
+        )
     spans = [response_span(tokenizer, prompt, response) for prompt, response in examples]
     limit = context_window(model)
     for i, span in enumerate(spans):
