@@ -9,6 +9,8 @@ correct backends can part at a near-tie in free-running greedy text.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -211,3 +213,21 @@ def test_llamacpp_cancel_and_stop_strings_work_per_request(engine):
 
 def test_the_embedded_model_is_a_gguf():
     assert embedded_base().kind == "gguf"
+
+
+@pytest.mark.slow
+def test_a_server_dropped_right_after_it_starts_does_not_hang_the_process(tmp_path):
+    # xllamacpp's constructor returns before its loop runs; a server destroyed in that gap used to wait for
+    # the loop forever (a CLI error right after loading hung at exit about one time in six).
+    script = (
+        "from workbench.config import Settings\n"
+        "from workbench.generation.backends.llamacpp import LlamaCppBackend\n"
+        "from workbench.registry import embedded_base\n"
+        "backend = LlamaCppBackend.load(embedded_base(), Settings.from_env())\n"
+        "for _ in range(12):\n"
+        "    backend._start([])\n"
+        "print('done')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "done"

@@ -31,6 +31,7 @@ from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.generation.backends.base import Job
 from workbench.generation.loading import load_tokenizer
+from workbench.generation.modelinfo import gguf_context_length
 from workbench.generation.settings import GenerationSettings
 from workbench.generation.streaming import Reply, finish_reason
 from workbench.registry import Adapter, BaseModel
@@ -42,19 +43,6 @@ DEFAULT_CONTEXT = 4096  # tokens per slot unless WORKBENCH_CONTEXT says otherwis
 SAMPLERS = ["penalties", "temperature", "top_k", "top_p"]
 
 
-def _gguf_context_length(path: str) -> int:
-    """The context length a GGUF model was trained with (`<arch>.context_length`), 0 when it does not say."""
-    from gguf import GGUFReader
-
-    reader = GGUFReader(path)
-    arch = reader.fields.get("general.architecture")
-    if arch is None:
-        return 0
-    name = bytes(arch.parts[arch.data[0]]).decode()
-    field = reader.fields.get(f"{name}.context_length")
-    return int(field.parts[field.data[0]][0]) if field is not None else 0
-
-
 def _xllamacpp() -> Any:
     try:
         import xllamacpp
@@ -64,6 +52,17 @@ def _xllamacpp() -> Any:
             "or set WORKBENCH_BACKEND=transformers."
         ) from None
     return xllamacpp
+
+
+def _ready(server: Any) -> Any:
+    """Wait until a new server's generation loop runs, with one tiny request through it.
+
+    xllamacpp's constructor returns before the loop has started, and a server destroyed in that gap waits
+    for its loop forever (its stop flag is set before the loop sets it running): a command that failed right
+    after loading the model hung at exit about one time in six.
+    """
+    server.handle_completions({"prompt": [0], "n_predict": 1, "id_slot": 0, "cache_prompt": False}, lambda _: False)
+    return server
 
 
 def request_body(job: Job, context: int) -> dict[str, Any]:
@@ -187,7 +186,7 @@ class LlamaCppBackend:
                 "set WORKBENCH_BACKEND=transformers, or point WORKBENCH_MODEL at a .gguf file."
             )
         _xllamacpp()
-        trained = _gguf_context_length(base.source)
+        trained = gguf_context_length(base.source)
         context = settings.context or min(trained or DEFAULT_CONTEXT, DEFAULT_CONTEXT)
         return cls(base, settings, load_tokenizer(base, settings), context)
 
@@ -207,7 +206,7 @@ class LlamaCppBackend:
             params.lora_adapters = [xl.CommonAdapterLoraInfo(path, 0.0) for path, _ in loras]
             params.lora_init_without_apply = True
         try:
-            return _Loaded(xl.Server(params), loras, self.slots)
+            return _Loaded(_ready(xl.Server(params)), loras, self.slots)
         except Exception as exc:  # llama.cpp reports a bad model or adapter file as an exception
             raise WorkbenchError(f"llama.cpp could not load {self.base.name!r}: {exc}") from None
 
