@@ -77,6 +77,30 @@ def test_chat_streams_with_non_default_settings(client):
     assert len(history2) == 4 and text(history2[0]) == QUESTION
 
 
+def test_the_short_call_answers_with_every_setting_defaulted(client):
+    params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/chat"]["parameters"]
+    assert [p["parameter_name"] for p in params if not p["parameter_has_default"]] == ["message"]
+    history, stats = client.predict(QUESTION, api_name="/chat")
+    assert [m["role"] for m in history] == ["user", "assistant"]
+    assert text(history[-1]).strip() and "tok/s" in stats
+    # The README's full call names every input.
+    full, stats = client.predict(
+        message="And of Italy?",
+        history=history,
+        system_prompt="Answer in one sentence.",
+        checkpoint="base",
+        temperature=0.0,
+        max_new_tokens=16,
+        top_p=0.95,
+        top_k=50,
+        repetition_penalty=1.0,
+        seed=-1,
+        stop="",
+        api_name="/chat",
+    )
+    assert len(full) == 4 and text(full[2]) == "And of Italy?" and "stopped:" in stats
+
+
 def test_stop_endpoint_cancels_the_running_reply(client):
     job = call(client, STORY, temperature=0.8, max_new_tokens=400, seed=1)
     for update in job:

@@ -143,7 +143,9 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
                 allow_custom_value=True,
             )
             unusable = gr.Markdown("", elem_id="unusable-adapters")
+            # value="" (not None) gives the API parameter a default, so `/chat` can be called with the message alone.
             system = gr.Textbox(
+                "",
                 label="System prompt",
                 lines=3,
                 elem_id="system-prompt",
@@ -173,7 +175,7 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
                     elem_id="repetition-penalty",
                 )
                 seed = gr.Number(-1, precision=0, minimum=-1, label="Seed (-1 = random)", elem_id="seed")
-                stop = gr.Textbox(label="Stop strings (one per line)", lines=2, elem_id="stop-strings")
+                stop = gr.Textbox("", label="Stop strings (one per line)", lines=2, elem_id="stop-strings")
     # The message being answered; a hidden Textbox (not a State) so that the API endpoint takes it.
     pending = gr.Textbox(visible=False)
     known = gr.State([BASE_NAME])
