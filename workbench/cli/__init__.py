@@ -17,6 +17,7 @@ from workbench.errors import WorkbenchError
 
 COMMANDS = ("chat", "models", "bench", "leaderboard", "export", "import", "score", "perplexity", "eval", "train")
 COMMANDS += ("prompts", "export-adapter")
+COMMANDS += ("presets",)
 
 
 def build_parser() -> argparse.ArgumentParser:

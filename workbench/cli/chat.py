@@ -43,7 +43,7 @@ def _stream(engine, messages: list[Message], settings: GenerationSettings, adapt
 def run(args: argparse.Namespace) -> int:
     from workbench.generation.engine import ChatEngine
 
-    settings = generation_from(args)  # validate flags before the slow model load
+    settings = generation_from(args, checkpoint=args.adapter)  # validate flags before the slow model load
     if args.prompt is not None and not args.prompt.strip():
         raise WorkbenchError("The prompt is empty: pass some text with --prompt.")
     engine = ChatEngine.load(settings_from(args))

@@ -29,29 +29,40 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def add_generation_flags(parser: argparse.ArgumentParser) -> None:
-    """Every GenerationSettings field as a flag."""
+    """--preset and every GenerationSettings field as a flag. A flag left out is None, so that
+    `generation_from` can tell it from a value typed on purpose."""
     d = GenerationSettings()
     g = parser.add_argument_group("generation")
-    g.add_argument("--temperature", type=float, default=d.temperature, help="0 means greedy (default: %(default)s)")
-    g.add_argument("--top-p", type=float, default=d.top_p, help="nucleus mass in (0, 1] (default: %(default)s)")
-    g.add_argument("--top-k", type=int, default=d.top_k, help="0 disables (default: %(default)s)")
-    g.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="(default: %(default)s)")
-    g.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty, help="(default: %(default)s)")
+    g.add_argument("--preset", help="named settings from `presets`; the flags below override its values")
+    g.add_argument("--temperature", type=float, help=f"0 means greedy (default: {d.temperature})")
+    g.add_argument("--top-p", type=float, help=f"nucleus mass in (0, 1] (default: {d.top_p})")
+    g.add_argument("--top-k", type=int, help=f"0 disables (default: {d.top_k})")
+    g.add_argument("--max-new-tokens", type=int, help=f"(default: {d.max_new_tokens})")
+    g.add_argument("--repetition-penalty", type=float, help=f"(default: {d.repetition_penalty})")
     g.add_argument("--seed", type=int, default=None, help="random seed (default: a new one per reply)")
-    g.add_argument("--stop", action="append", default=[], help="stop string; repeat for several")
+    g.add_argument("--stop", action="append", default=None, help="stop string; repeat for several")
 
 
-def generation_from(args: argparse.Namespace) -> GenerationSettings:
-    """GenerationSettings from the generation flags (validated)."""
-    return GenerationSettings(
-        temperature=args.temperature,
-        top_p=args.top_p,
-        top_k=args.top_k,
-        max_new_tokens=args.max_new_tokens,
-        repetition_penalty=args.repetition_penalty,
-        seed=args.seed,
-        stop=tuple(args.stop),
-    )
+_FLAGS = ("temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty", "seed", "stop")
+
+
+def generation_from(
+    args: argparse.Namespace, settings: Settings | None = None, checkpoint: str | None = None
+) -> GenerationSettings:
+    """GenerationSettings from the generation flags (validated). Each layer overrides the one before: the
+    defaults, the settings saved with `checkpoint` (its generation_config.json), --preset, the flags typed."""
+    from workbench.generation import presets
+
+    gen = GenerationSettings()
+    preset = getattr(args, "preset", None)
+    if settings is None and (preset or checkpoint):
+        settings = settings_from(args)
+    if checkpoint:
+        gen = presets.checkpoint_default(settings, checkpoint) or gen
+    if preset:
+        gen = presets.preset(settings, preset)
+    typed = {name: getattr(args, name, None) for name in _FLAGS}
+    return gen.replace(**{name: value for name, value in typed.items() if value is not None})
 
 
 def print_json(data: Any) -> None:
