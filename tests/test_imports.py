@@ -21,6 +21,8 @@ LIGHT = [
     "workbench.jsonl",
     "workbench.registry",
     "workbench.remote",
+    "workbench.safety.names",
+    "workbench.safety.redact",
     "workbench.bench",
     "workbench.bench.model",
     "workbench.bench.serving",

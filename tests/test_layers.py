@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "workbench"
 LAYERS = [
     {"errors"},  # the one error type
     {"config", "jsonl"},  # settings; the one JSON-lines reader
+    {"safety"},  # names that reach the file system; secrets kept out of what is written or shown
     {"remote"},  # remote models' registry entries
     {"registry"},  # what exists on disk (and on the servers registry.yaml names)
     {"generation"},  # the one way text is generated

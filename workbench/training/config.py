@@ -17,6 +17,7 @@ from typing import Any
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.registry import BASE_NAME
+from workbench.safety.names import check_name, inside
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -234,6 +235,10 @@ class RunPaths:
 
     @classmethod
     def of(cls, settings: Settings, run: str) -> RunPaths:
+        """The run's paths; a run name that is not a plain name or leads outside the adapters folder (`..`, an
+        absolute path, a dot-folder, a symlink out) is refused with one sentence."""
+        run = check_name(run, "run")
+        inside(settings.adapters_dir, run, "run", folder="the adapters folder")
         return cls(settings.adapters_dir / run)
 
     @property

@@ -27,8 +27,11 @@ from typing import Any
 
 from workbench.config import REPO_ROOT, Settings
 from workbench.errors import WorkbenchError
+from workbench.safety.names import PART
 from workbench.training.checkpoints import published_steps
 from workbench.training.config import HYPERPARAMETERS, JobConfig, RunPaths
+from workbench.training.procs import alive as process_alive
+from workbench.training.procs import signal_job, start_time
 from workbench.training.runlog import END_STATUSES, read_log
 
 ACTIVE = ("preparing", "running")
@@ -55,6 +58,7 @@ class RunStatus:
         adapter: The final adapter's name once the run ended with one.
         error: The failure's sentence, for a failed run.
         pid: The training process, while it runs.
+        pid_start: Its start time (see `workbench.training.procs`), so a reused pid is never taken for it.
     """
 
     run: str
@@ -71,6 +75,7 @@ class RunStatus:
     adapter: str | None = None
     error: str | None = None
     pid: int | None = None
+    pid_start: str | None = None
 
     @property
     def active(self) -> bool:
@@ -143,7 +148,9 @@ def start_training(
         _PROCS[key] = proc
         # Reap the child when it exits, so it never lingers as a zombie that looks alive to other readers.
         threading.Thread(target=proc.wait, name=f"reap-{config.run}", daemon=True).start()
-        info = {"run": config.run, "pid": proc.pid, "started": time.time(), "resume": resume}
+        # The start time beside the pid: after a restart the pid may name another process (see procs.py).
+        info = {"run": config.run, "pid": proc.pid, "pid_start": start_time(proc.pid), "started": time.time()}
+        info["resume"] = resume
         (jobs / f"{config.run}.json").write_text(json.dumps(info), encoding="utf-8")
     return proc
 
@@ -157,23 +164,18 @@ def resume_training(settings: Settings, run: str, *, token: str | None = None) -
     from workbench.training.checkpoints import load_job
 
     settings.check_admin(token)
-    config = JobConfig.from_dict(load_job(RunPaths.of(settings, run))["config"])
+    paths = RunPaths.of(settings, run)
+    config = JobConfig.from_dict(load_job(paths)["config"])
+    if config.run != paths.run:
+        raise WorkbenchError(f"Run {paths.run!r} has a job.json for another run ({config.run!r}).")
     return start_training(settings, config, token=token, resume=True)
 
 
-def _pid_alive(settings: Settings, run: str, pid: int | None) -> bool:
+def _pid_alive(settings: Settings, run: str, pid: int | None, pid_start: str | None) -> bool:
     proc = _PROCS.get((str(settings.adapters_dir), run))
     if proc is not None and (pid is None or proc.pid == pid):
         return proc.poll() is None
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(pid, pid_start)
 
 
 def _job_info(settings: Settings, run: str) -> dict[str, Any]:
@@ -195,16 +197,17 @@ def _last_error(settings: Settings, run: str) -> str | None:
 def run_status(settings: Settings, run: str) -> RunStatus:
     """The run's state from its log, its process and its job output ("unknown" when nothing is known)."""
     paths = RunPaths.of(settings, run)
+    run = paths.run
     records = read_log(paths.log_file)
     info = _job_info(settings, run)
     # The newest process we know of: the one the UI started, or a later one that logged its pid (CLI, resume).
-    pid = info.get("pid")
+    pid, pid_start = info.get("pid"), info.get("pid_start")
     logged = [r for r in records if r["event"] in ("prepare", "start") and r.get("pid")]
     if logged and logged[-1]["time"] >= info.get("started", 0):
-        pid = logged[-1]["pid"]
-    alive = _pid_alive(settings, run, pid)
+        pid, pid_start = logged[-1]["pid"], logged[-1].get("pid_start")
+    alive = _pid_alive(settings, run, pid, pid_start)
     status = _status(records, alive, info.get("started"))
-    result = RunStatus(run=run, status=status, pid=pid if alive else None)
+    result = RunStatus(run=run, status=status, pid=pid if alive else None, pid_start=pid_start if alive else None)
     result.checkpoints = [f"{run}/checkpoint-{s}" for s in published_steps(paths)]
     _fill_progress(result, records)
     if status == "failed":
@@ -253,14 +256,15 @@ def _fill_progress(result: RunStatus, records: list[dict[str, Any]]) -> None:
 
 def loss_curves(settings: Settings, run: str) -> dict[str, list[tuple[int, float]]]:
     """(step, loss) points of the train and validation loss so far, for a chart."""
-    records = read_log(RunPaths.of(settings, run).log_file)
+    records = read_log(RunPaths.of(settings, run).log_file)  # the name is checked before any file is read
     train = [(r["step"], r["train_loss"]) for r in records if r["event"] == "log" and r.get("train_loss") is not None]
     val = [(r["step"], r["val_loss"]) for r in records if r["event"] == "eval" and r.get("val_loss") is not None]
     return {"train": train, "val": val}
 
 
 def cancel_training(settings: Settings, run: str, *, token: str | None = None) -> bool:
-    """Ask a running job to stop after its current step (SIGTERM); returns whether one was running.
+    """Ask a running job to stop after its current step (SIGTERM to its process group); returns whether one was
+    running.
 
     Raises:
         WorkbenchError: Wrong admin token.
@@ -269,11 +273,8 @@ def cancel_training(settings: Settings, run: str, *, token: str | None = None) -
     status = run_status(settings, run)
     if not status.active or status.pid is None:
         return False
-    try:
-        os.kill(status.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    return True
+    # The job was started in its own session, so its group holds every process of it (launcher, DDP workers).
+    return signal_job(status.pid, status.pid_start, signal.SIGTERM, leader=_job_info(settings, status.run).get("pid"))
 
 
 def list_runs(settings: Settings) -> list[RunStatus]:
@@ -283,10 +284,11 @@ def list_runs(settings: Settings) -> list[RunStatus]:
     if root.is_dir():
         for folder in root.iterdir():
             log = folder / "train_log.jsonl"
-            if not folder.name.startswith(".") and log.is_file():
+            if not folder.name.startswith(".") and not folder.is_symlink() and log.is_file():
                 names[folder.name] = log.stat().st_mtime
     jobs = _jobs_dir(settings)
     if jobs.is_dir():
         for info in jobs.glob("*.json"):
             names.setdefault(info.stem, info.stat().st_mtime)
-    return [run_status(settings, n) for n in sorted(names, key=names.get, reverse=True)]
+    usable = [n for n in names if PART.match(n)]  # a folder someone made by hand with another name is not a run
+    return [run_status(settings, n) for n in sorted(usable, key=names.get, reverse=True)]

@@ -11,7 +11,6 @@ folder layout, and `checkpoints.py` for how kills and resumes are made safe.
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import threading
 import warnings
@@ -35,6 +34,7 @@ from workbench.training.checkpoints import (
 from workbench.training.config import JobConfig, RunPaths
 from workbench.training.hooks import RunHooks, check_suites
 from workbench.training.prepare import PreparedData, job_settings, prepare_data
+from workbench.training.procs import identity
 from workbench.training.runlog import RunLog, read_log
 from workbench.training.tokenize import encode_examples, packing_pays
 
@@ -294,7 +294,7 @@ def _train(config, settings, data, job, paths, log, dist, resume, progress, canc
     )
     log.write(
         "prepare",
-        pid=os.getpid(),
+        **identity(),  # pid and its start time: a reused pid is never taken for this run (procs.py)
         resumed_from=step or None,
         train=data.train_report.to_dict(),
         validation=data.val_report.to_dict() if data.val_report else None,
@@ -310,7 +310,7 @@ def _train(config, settings, data, job, paths, log, dist, resume, progress, canc
     if main and folder is not None:
         _republish_resume_point(ctx, folder, None)
     ctx.start_info = {
-        "pid": os.getpid(),
+        **identity(),
         "resumed_from": step or None,
         "packing": facts["packing"],
         "device": facts["device"],

@@ -18,6 +18,7 @@ import gradio as gr
 
 from workbench.config import REPO_ROOT
 from workbench.errors import WorkbenchError
+from workbench.safety.names import within
 from workbench.training import jobs
 from workbench.training.config import JobConfig
 from workbench.ui.context import AppContext, user_error
@@ -31,15 +32,27 @@ def shipped_datasets() -> list[str]:
     return [str(p.relative_to(REPO_ROOT)) for p in files if "heldout" not in p.name]
 
 
-def _dataset_path(upload: str | None, dataset: str | None) -> str:
+def _upload_path(ctx: AppContext, upload: str) -> str:
+    """An uploaded file's path, only where the app keeps uploads (Gradio's upload folder, var/datasets/): a direct
+    API call cannot name another server file."""
+    from gradio.utils import get_upload_folder
+
+    for root in (Path(get_upload_folder()), ctx.settings.var_dir / "datasets"):
+        try:
+            return str(within(root, upload, "upload"))
+        except WorkbenchError:
+            continue
+    raise WorkbenchError(f"{Path(str(upload)).name!r} is not a file this app received; upload it again.")
+
+
+def _dataset_path(ctx: AppContext, upload: str | None, dataset: str | None) -> str:
     if upload:
-        return upload
+        return _upload_path(ctx, upload)
     if not dataset:
         raise WorkbenchError("Upload a dataset file or pick one of the shipped datasets.")
-    path = (REPO_ROOT / dataset).resolve()
-    if DATA_DIR.resolve() not in path.parents:
+    if not isinstance(dataset, str) or dataset not in shipped_datasets():
         raise WorkbenchError(f"{dataset!r} is not one of the shipped datasets.")
-    return str(path)
+    return str(within(DATA_DIR, REPO_ROOT / dataset, "dataset", folder="the shipped data folder"))
 
 
 def _keep_upload(ctx: AppContext, path: str | None) -> str | None:
@@ -111,11 +124,11 @@ def validate(ctx: AppContext, tokenizers: Tokenizers, upload, dataset, val_uploa
     from workbench.training.prepare import prepare_data
 
     try:
-        data = _dataset_path(upload, dataset)
+        data = _dataset_path(ctx, upload, dataset)
         config = JobConfig(
             run="validation",
             data=data,
-            val_data=val_upload or None,
+            val_data=_upload_path(ctx, val_upload) if val_upload else None,
             val_fraction=val_fraction,
             max_length=int(max_length),
             seed=int(seed),
@@ -159,8 +172,9 @@ def make_train_fn(ctx: AppContext, tokenizers: Tokenizers):
         values = {k: v for k, v in locals().items() if k in HPARAMS}
         try:
             ctx.settings.check_admin(token)
-            data = _keep_upload(ctx, _dataset_path(upload, dataset))
-            config = _config(run_name, data, _keep_upload(ctx, val_upload), values | {"val_fraction": val_fraction})
+            data = _keep_upload(ctx, _dataset_path(ctx, upload, dataset))
+            val = _keep_upload(ctx, _upload_path(ctx, val_upload) if val_upload else None)
+            config = _config(run_name, data, val, values | {"val_fraction": val_fraction})
             prepare_data(config, ctx.settings, tokenizers.get(ctx))  # refuse bad data here, not in the job's log
             jobs.start_training(ctx.settings, config, token=token)
         except WorkbenchError as exc:
