@@ -9,7 +9,11 @@ Pure pandas over `Store.battles()` and `Store.likert()`, with the maths from `wo
     board.board; board.matrix; board.counts; board.bias; board.likert; board.agreement
 
 A rating's settings label is `workbench.store.settings_label` of the generation settings behind it (for a vote
-between outputs made with different settings, both labels joined with " | "). Its backends are those that made
+between outputs made with different settings, both labels joined with " | "). Every function here also takes the
+store's tallies (`Store.vote_tallies()`, votes counted in the database, with an `n` column) and its slim vote
+sequence (`Store.vote_sequence()`), which name settings by their label already; `standings(tally, likert,
+sequence=...)` gives what `standings(battles, likert)` gives. `contestants(frame, by)` ranks checkpoints, settings,
+or each checkpoint under each settings (`by="checkpoint" | "settings" | "both"`). Its backends are those that made
 its outputs (`backend_a`/`backend_b` of a battle, `backend` of a Likert score), "unknown" where none was recorded
 (ratings of outputs stored before backends were, or battles from a file without backend columns).
 """
@@ -22,10 +26,12 @@ from typing import Any
 
 import pandas as pd
 
+from workbench.errors import WorkbenchError
 from workbench.ratings import agreement, scoring
 from workbench.store import settings_label
 
 UNKNOWN_BACKEND = "unknown"  # the filter's name for outputs whose backend was not recorded
+BY = ("checkpoint", "settings", "both")  # what a leaderboard ranks
 
 
 @dataclass
@@ -56,6 +62,8 @@ class Standings:
 
 
 def _label(settings: Any) -> str:
+    if isinstance(settings, str):  # a tally or sequence from the store names settings by their label already
+        return settings
     return settings_label(settings) if isinstance(settings, dict) else "unknown settings"
 
 
@@ -167,16 +175,55 @@ def filter_ratings(
     return frame[keep].reset_index(drop=True)
 
 
-def standings(battles: pd.DataFrame, likert: pd.DataFrame, *, bootstrap: int = 1000, seed: int | None = 0) -> Standings:
-    """Leaderboard, win rates, counts, position bias, Likert means and rater agreement for these ratings."""
-    result = Standings(votes=len(battles), scores=len(likert), board=scoring.leaderboard(battles, bootstrap=0))
-    if len(battles):
-        result.board = scoring.leaderboard(battles, bootstrap=bootstrap, seed=seed)
+def contestants(frame: pd.DataFrame, by: str = "checkpoint") -> pd.DataFrame:
+    """Battles (or a tally or sequence) with model_a/model_b naming what is ranked.
+
+    Args:
+        frame: `Store.battles()`, `Store.vote_tallies()`, `Store.vote_sequence()`, or a FastChat battle frame.
+        by: "checkpoint" (as stored), "settings" (the settings label of each side) or "both"
+            ("checkpoint · settings label").
+
+    Returns:
+        A copy with model_a/model_b renamed; battles between two equal contestants (same settings when ranking
+        settings, same checkpoint when ranking checkpoints) say nothing about the ranking and are left out.
+    """
+    if by not in BY:
+        raise WorkbenchError(f"A leaderboard ranks by {', '.join(BY)}, not {by!r}.")
+    if by != "checkpoint" and len(frame) and not {"settings_a", "settings_b"} <= set(frame.columns):
+        raise WorkbenchError("These battles have no settings_a/settings_b columns, so they cannot rank settings.")
+    out = frame.copy()
+    if len(frame) and by != "checkpoint":
+        for side in ("a", "b"):
+            label = frame[f"settings_{side}"].map(_label)
+            out[f"model_{side}"] = label if by == "settings" else frame[f"model_{side}"] + " · " + label
+    return out[out["model_a"] != out["model_b"]].reset_index(drop=True) if len(out) else out
+
+
+def standings(
+    battles: pd.DataFrame,
+    likert: pd.DataFrame,
+    *,
+    bootstrap: int = 1000,
+    seed: int | None = 0,
+    sequence: pd.DataFrame | None = None,
+) -> Standings:
+    """Leaderboard, win rates, counts, position bias, Likert means and rater agreement for these ratings.
+
+    `battles` may be a tally (with `n`); then `sequence` (the same votes one by one, in order, as
+    `Store.vote_sequence()` filtered alike) gives the online Elo and the agreement between raters.
+    """
+    n_votes = int(scoring.weights(battles).sum())
+    result = Standings(votes=n_votes, scores=len(likert), board=scoring.leaderboard(battles, bootstrap=0))
+    if n_votes:
+        ordered = sequence if "n" in battles.columns else battles
+        elo = scoring.online_elo(ordered) if ordered is not None and len(ordered) else None
+        result.board = scoring.leaderboard(battles, bootstrap=bootstrap, seed=seed, elo=elo)
         order = list(result.board["model"])
         result.matrix = scoring.win_rate_matrix(battles, order=order)
         result.counts = scoring.battle_counts(battles, order=order)
         result.bias = scoring.position_bias(battles)
-        result.agreement = agreement.agreement(agreement.pairwise_labels(battles))
+        if ordered is not None and len(ordered):
+            result.agreement = agreement.agreement(agreement.pairwise_labels(ordered))
     if len(likert):
         result.likert = scoring.likert_summary(likert, bootstrap=bootstrap, seed=seed)
         result.likert_agreement = agreement.agreement(agreement.likert_labels(likert), level="interval")

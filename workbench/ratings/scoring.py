@@ -3,6 +3,9 @@
 Battles are a DataFrame in FastChat's clean-battle form: `model_a`, `model_b`, `winner` in model_a | model_b |
 tie | "tie (bothbad)" (model_a is the output shown on the left), optionally `judge` and `tstamp`. The store's
 `Store.battles()` returns exactly that and `load_battles(path)` reads FastChat's own JSON or JSONL files.
+A battles frame may also be a tally: an `n` column says how many identical battles each row stands for (the
+store's `vote_tallies()`, counted in the database); every function here weighs rows by it and gives exactly what
+the battles one by one would give, except online Elo, which needs the votes in order (`leaderboard(elo=...)`).
 
     board = leaderboard(battles, bootstrap=1000, seed=0)    # rating, 95% interval, rank, online Elo, counts
     win_rate_matrix(battles); battle_counts(battles); position_bias(battles)
@@ -76,6 +79,8 @@ def check_battles(battles: pd.DataFrame) -> pd.DataFrame:
         raise WorkbenchError(
             f"Battles need the columns model_a, model_b and winner; missing {', '.join(sorted(missing))}."
         )
+    if "n" in battles.columns and (battles["n"] < 0).any():
+        raise WorkbenchError("A tally's counts (column n) must be 0 or more.")
     bad = ~battles["winner"].isin(WINNERS)
     if bad.any():
         raise WorkbenchError(
@@ -89,14 +94,27 @@ def check_battles(battles: pd.DataFrame) -> pd.DataFrame:
 # --- Bradley-Terry --------------------------------------------------------------------------------------------
 
 
+def weights(battles: pd.DataFrame) -> np.ndarray:
+    """How many battles each row stands for: its `n` in a tally, else 1."""
+    if "n" in battles.columns:
+        return battles["n"].to_numpy(dtype=np.int64)
+    return np.ones(len(battles), dtype=np.int64)
+
+
 def _matchups(battles: pd.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """Models, and the unique (a, b, outcome) rows with their counts: what the likelihood needs."""
+    """Models, and the unique (a, b, outcome) rows with their counts: what the likelihood needs.
+
+    The same arrays, in the same (sorted) order, whether the battles come one by one or as a tally, so the
+    fit and a seeded bootstrap agree exactly between the two.
+    """
     models = sorted(pd.unique(battles[["model_a", "model_b"]].to_numpy().ravel()).tolist())
     index = {m: i for i, m in enumerate(models)}
     outcome = np.select([battles["winner"] == "model_a", battles["winner"] == "model_b"], [2, 0], default=1)
     rows = np.column_stack([battles["model_a"].map(index), battles["model_b"].map(index), outcome]).astype(np.int64)
-    unique, counts = np.unique(rows, axis=0, return_counts=True)
-    return models, unique[:, :2], unique[:, 2] / 2.0, counts.astype(np.float64)
+    unique, inverse = np.unique(rows, axis=0, return_inverse=True)
+    counts = np.bincount(inverse.ravel(), weights=weights(battles), minlength=len(unique))
+    keep = counts > 0
+    return models, unique[keep, :2], unique[keep, 2] / 2.0, counts[keep].astype(np.float64)
 
 
 def _fit(pairs: np.ndarray, y: np.ndarray, weights: np.ndarray, n_models: int, l2: float) -> np.ndarray:
@@ -197,15 +215,21 @@ def bootstrap_bradley_terry(
 def online_elo(battles: pd.DataFrame, *, k: float = 4.0, init: float = INIT) -> pd.Series:
     """FastChat's online Elo (K=4, scale 400, base 10) over the battles in time order, best first.
 
-    Order-dependent, so shown for reference beside Bradley-Terry.
+    Order-dependent, so shown for reference beside Bradley-Terry; a tally (with `n`) has no order and is refused.
     """
-    rating: dict[str, float] = {}
-    for a, b, winner in check_battles(battles)[["model_a", "model_b", "winner"]].itertuples(index=False):
-        ra, rb = rating.get(a, init), rating.get(b, init)
+    if "n" in battles.columns:
+        raise ValueError("Online Elo needs the battles in order, not a tally.")
+    battles = check_battles(battles)
+    # Integer codes and plain lists: the loop is inherently sequential, so keep each step cheap.
+    codes, models = pd.factorize(battles[["model_a", "model_b"]].to_numpy().ravel())
+    score = np.select([battles["winner"] == "model_a", battles["winner"] == "model_b"], [1.0, 0.0], default=0.5)
+    ratings = [init] * len(models)
+    for ia, ib, score_a in zip(codes[0::2].tolist(), codes[1::2].tolist(), score.tolist(), strict=True):
+        ra, rb = ratings[ia], ratings[ib]
         expected_a = 1 / (1 + BASE ** ((rb - ra) / SCALE))
-        score_a = 1.0 if winner == "model_a" else 0.0 if winner == "model_b" else 0.5
-        rating[a] = ra + k * (score_a - expected_a)
-        rating[b] = rb + k * ((1 - score_a) - (1 - expected_a))
+        ratings[ia] = ra + k * (score_a - expected_a)
+        ratings[ib] = rb + k * ((1 - score_a) - (1 - expected_a))
+    rating = dict(zip(models.tolist(), ratings, strict=True))
     return pd.Series(rating, dtype=float).sort_values(ascending=False)
 
 
@@ -219,15 +243,16 @@ def ranks_from_intervals(lower: pd.Series, upper: pd.Series) -> pd.Series:
 def record_counts(battles: pd.DataFrame) -> pd.DataFrame:
     """Per model: battles, wins, losses, ties (both-bad included in ties)."""
     battles = check_battles(battles)
+    n = weights(battles)
     rows = []
     for side, other in (("model_a", "model_b"), ("model_b", "model_a")):
         rows.append(
             pd.DataFrame(
                 {
                     "model": battles[side],
-                    "wins": battles["winner"] == side,
-                    "losses": battles["winner"] == other,
-                    "ties": battles["winner"].isin(["tie", "tie (bothbad)"]),
+                    "wins": (battles["winner"] == side) * n,
+                    "losses": (battles["winner"] == other) * n,
+                    "ties": battles["winner"].isin(["tie", "tie (bothbad)"]) * n,
                 }
             )
         )
@@ -237,12 +262,19 @@ def record_counts(battles: pd.DataFrame) -> pd.DataFrame:
 
 
 def leaderboard(
-    battles: pd.DataFrame, *, bootstrap: int = 1000, seed: int | None = 0, anchor: str | None = None, l2: float = 1e-4
+    battles: pd.DataFrame,
+    *,
+    bootstrap: int = 1000,
+    seed: int | None = 0,
+    anchor: str | None = None,
+    l2: float = 1e-4,
+    elo: pd.Series | None = None,
 ) -> pd.DataFrame:
     """The leaderboard, best first: model, rating (Bradley-Terry), lower/upper (95% bootstrap interval),
     rank (interval-aware), elo (online, for reference), battles, wins, losses, ties, win_rate.
 
     With `bootstrap=0` there are no intervals: lower and upper equal the rating and ranks follow the order.
+    `elo` gives the online Elo column (a tally has no order to compute it from; NaN when not given).
     """
     battles = check_battles(battles)
     columns = ["model", "rating", "lower", "upper", "rank", "elo", "battles", "wins", "losses", "ties", "win_rate"]
@@ -257,7 +289,7 @@ def leaderboard(
     else:
         board["lower"] = board["upper"] = board["rating"]
     board["rank"] = ranks_from_intervals(board["lower"], board["upper"])
-    board["elo"] = online_elo(battles)
+    board["elo"] = elo if elo is not None else online_elo(battles) if "n" not in battles.columns else math.nan
     board = board.join(record_counts(battles))
     board["win_rate"] = (board["wins"] + 0.5 * board["ties"]) / board["battles"]
     return board.rename_axis("model").reset_index()[columns]
@@ -270,8 +302,13 @@ def win_rate_matrix(battles: pd.DataFrame, order: list[str] | None = None) -> pd
     """Fraction of battles the row model won against the column model (ties count as not won), as FastChat
     computes it; NaN where two models never met. `order` defaults to the average win rate, best first."""
     battles = check_battles(battles)
-    a_wins = pd.crosstab(battles["model_a"], battles["model_b"], values=battles["winner"] == "model_a", aggfunc="sum")
-    b_wins = pd.crosstab(battles["model_a"], battles["model_b"], values=battles["winner"] == "model_b", aggfunc="sum")
+    n = weights(battles)
+    a_wins = pd.crosstab(
+        battles["model_a"], battles["model_b"], values=(battles["winner"] == "model_a") * n, aggfunc="sum"
+    )
+    b_wins = pd.crosstab(
+        battles["model_a"], battles["model_b"], values=(battles["winner"] == "model_b") * n, aggfunc="sum"
+    )
     models = sorted(set(battles["model_a"]) | set(battles["model_b"]))
     a_wins = a_wins.reindex(index=models, columns=models).fillna(0)
     b_wins = b_wins.reindex(index=models, columns=models).fillna(0)
@@ -287,7 +324,8 @@ def battle_counts(battles: pd.DataFrame, order: list[str] | None = None) -> pd.D
     """Symmetric table of how many battles each pair of models had."""
     battles = check_battles(battles)
     models = sorted(set(battles["model_a"]) | set(battles["model_b"]))
-    table = pd.crosstab(battles["model_a"], battles["model_b"]).reindex(index=models, columns=models).fillna(0)
+    table = pd.crosstab(battles["model_a"], battles["model_b"], values=weights(battles), aggfunc="sum")
+    table = table.reindex(index=models, columns=models).fillna(0)
     table = (table + table.T).astype(int)
     return table.loc[order, order] if order is not None else table
 
@@ -309,13 +347,14 @@ def position_bias(battles: pd.DataFrame) -> dict[str, float]:
     lower, upper.
     """
     battles = check_battles(battles)
-    left = int((battles["winner"] == "model_a").sum())
-    decisive = int(battles["winner"].isin(["model_a", "model_b"]).sum())
+    n = weights(battles)
+    left = int(((battles["winner"] == "model_a") * n).sum())
+    decisive = int((battles["winner"].isin(["model_a", "model_b"]) * n).sum())
     lower, upper = wilson_interval(left, decisive)
     return {
         "left_wins": left,
         "decisive": decisive,
-        "ties": len(battles) - decisive,
+        "ties": int(n.sum()) - decisive,
         "rate": left / decisive if decisive else math.nan,
         "lower": lower,
         "upper": upper,

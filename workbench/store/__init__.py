@@ -31,6 +31,7 @@ from workbench.store.records import (
     settings_label,
 )
 from workbench.store.results import ResultsMixin
+from workbench.store.tallies import TalliesMixin
 from workbench.store.votes import RatingsMixin
 
 __all__ = [
@@ -45,5 +46,5 @@ __all__ = [
 ]
 
 
-class Store(GenerationsMixin, RatingsMixin, FramesMixin, ResultsMixin, ExportMixin, StoreBase):
+class Store(GenerationsMixin, RatingsMixin, FramesMixin, TalliesMixin, ResultsMixin, ExportMixin, StoreBase):
     """The workbench's database. See the module docstring; each mixin's docstring lists its methods."""

@@ -1,0 +1,122 @@
+"""The store's ratings read once per change and the leaderboard computed once per selection: what keeps the
+Leaderboard page fast at 100,000 votes.
+
+    snap = snapshot(store)                  # re-read only when store.ratings_mark() moved (a vote added/deleted)
+    view = ranked(snap, by="settings", raters=["alice"], bootstrap=1000, seed=0)
+    view.standings.board; view.sequence (the votes counted, one slim row each); view.likert
+
+`snapshot` holds the votes counted in the database (`Store.vote_tallies()`, a few thousand rows whatever the
+number of votes), the slim vote sequence (online Elo, agreement, which votes have reasons) and the Likert scores,
+keyed on the ratings' high-water mark, so a rerun reads one row from the database. `ranked` filters and groups
+them and caches the standings per (mark, selection): Bradley-Terry and its bootstrap run on pair counts, never on
+rows. Both caches live in this process (a Streamlit server serves every visitor from it) and are thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from workbench.ratings.leaderboard import Standings, contestants, filter_options, filter_ratings, standings
+
+_LOCK = threading.Lock()
+_SNAPSHOTS: dict[str, Snapshot] = {}
+_VIEWS: OrderedDict[tuple, View] = OrderedDict()
+VIEWS_KEPT = 32  # selections remembered per process (each a few tables of model-by-model size)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The ratings of one store at one high-water mark.
+
+    Attributes:
+        url: The store's URL.
+        mark: `Store.ratings_mark()` when read.
+        tallies: `Store.vote_tallies()`.
+        sequence: `Store.vote_sequence()`.
+        likert: `Store.likert()`.
+    """
+
+    url: str
+    mark: tuple[int, ...]
+    tallies: pd.DataFrame
+    sequence: pd.DataFrame
+    likert: pd.DataFrame
+
+    def options(self) -> dict[str, list[str]]:
+        """What the filters can offer (see `filter_options`)."""
+        return filter_options(self.tallies, self.likert)
+
+    @property
+    def settings(self) -> dict[str, dict[str, Any]]:
+        """Settings label -> the settings dict behind it."""
+        return dict(self.tallies.attrs.get("settings", {}))
+
+
+@dataclass(frozen=True)
+class View:
+    """A selection's standings with the votes and scores behind them (read-only: shared between reruns)."""
+
+    standings: Standings
+    sequence: pd.DataFrame
+    likert: pd.DataFrame
+
+
+def snapshot(store) -> Snapshot:
+    """The store's ratings, re-read only when a vote or score was added or deleted since the last call."""
+    mark = tuple(store.ratings_mark())
+    with _LOCK:
+        found = _SNAPSHOTS.get(store.url)
+    if found is not None and found.mark == mark:
+        return found
+    # Read outside the lock: two visitors may both read once after a vote, which is cheaper than queueing.
+    fresh = Snapshot(store.url, mark, store.vote_tallies(), store.vote_sequence(), store.likert())
+    with _LOCK:
+        _SNAPSHOTS[store.url] = fresh
+    return fresh
+
+
+def _key(values: Iterable[str] | None) -> tuple[str, ...]:
+    return tuple(sorted(str(v) for v in values)) if values else ()
+
+
+def ranked(
+    snap: Snapshot,
+    *,
+    by: str = "checkpoint",
+    raters: Iterable[str] | None = None,
+    checkpoints: Iterable[str] | None = None,
+    settings: Iterable[str] | None = None,
+    backends: Iterable[str] | None = None,
+    bootstrap: int = 1000,
+    seed: int | None = 0,
+) -> View:
+    """Standings of the snapshot's ratings for this selection, computed once per (mark, selection).
+
+    Args:
+        snap: From `snapshot(store)`.
+        by: "checkpoint", "settings" or "both" (see `contestants`).
+        raters, checkpoints, settings, backends: The filters of `filter_ratings` (None or empty: no limit).
+        bootstrap: Bootstrap rounds for the intervals.
+        seed: Bootstrap seed.
+    """
+    chosen = {"raters": raters, "checkpoints": checkpoints, "settings": settings, "backends": backends}
+    key = (snap.url, snap.mark, by, bootstrap, seed, *(_key(v) for v in chosen.values()))
+    with _LOCK:
+        if key in _VIEWS:
+            _VIEWS.move_to_end(key)
+            return _VIEWS[key]
+    tallies = contestants(filter_ratings(snap.tallies, **chosen), by)
+    sequence = contestants(filter_ratings(snap.sequence, **chosen), by)
+    likert = filter_ratings(snap.likert, **chosen)
+    view = View(standings(tallies, likert, bootstrap=bootstrap, seed=seed, sequence=sequence), sequence, likert)
+    with _LOCK:
+        _VIEWS[key] = view
+        while len(_VIEWS) > VIEWS_KEPT:
+            _VIEWS.popitem(last=False)
+    return view
