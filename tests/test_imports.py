@@ -63,6 +63,8 @@ LIGHT = [
     "workbench.studio",
     "workbench.studio.compare",
     "workbench.studio.lab",
+    "workbench.studio.sweep",
+    "workbench.cli.sweep",
     "workbench.studio.promptsets",
     "workbench.ui",
     "workbench.ui.plots",

@@ -17,7 +17,7 @@ from workbench.errors import WorkbenchError
 
 COMMANDS = ("chat", "models", "bench", "leaderboard", "export", "import", "score", "perplexity", "eval", "train")
 COMMANDS += ("prompts", "export-adapter")
-COMMANDS += ("presets",)
+COMMANDS += ("presets", "sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:

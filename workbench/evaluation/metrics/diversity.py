@@ -4,6 +4,7 @@ Both work on sacrebleu's 13a tokenisation, the one BLEU uses, so numbers line up
 
     distinct_n(outputs, 2)   # unique bigrams / all bigrams over the set, 0..1 (higher = more varied)
     self_bleu(outputs)       # mean sentence BLEU of each output against all the others, 0..100 (lower = more varied)
+    repetition_rate(output)  # rep-3 of one output: share of its 3-grams that repeat an earlier one, 0..1
 """
 
 from __future__ import annotations
@@ -54,3 +55,15 @@ def self_bleu(texts: Sequence[str]) -> float:
         bleu.sentence_score(text, [t for j, t in enumerate(texts) if j != i]).score for i, text in enumerate(texts)
     ]
     return float(sum(scores) / len(scores))
+
+
+def repetition_rate(text: str, n: int = 3) -> float:
+    """rep-n (Welleck et al., 2019) of one text: 1 - unique n-grams / all n-grams; 0.0 when it has none.
+
+    A model stuck in a loop scores near 1; varied prose near 0.
+    """
+    if n < 1:
+        raise WorkbenchError(f"The n-gram order must be at least 1, not {n}.")
+    tokens = _tokens(text)
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    return 1 - len(set(grams)) / len(grams) if grams else 0.0
