@@ -1,8 +1,10 @@
-"""Lab page: how generation settings change the outputs for one prompt on one checkpoint.
+"""Lab page: tune generation settings on one screen. A prompt (typed, or a suite example with references), the
+setting being tuned (a preset, the sliders, save it as a preset or with the checkpoint), a sweep over any one or
+two settings and several checkpoints with a heatmap per measure, which setting raters preferred, each token of a
+reply coloured by its probability with the alternatives on hover, and the first token's distribution.
 
-A small temperature x top-p sweep (the same seeds in every cell) with the outputs and their diversity
-(distinct-n, self-BLEU) per setting, and the model's next-token probabilities for the prompt with what top-p
-keeps. Widgets and wiring only: the work is workbench/studio/lab.py through the ChatEngine.
+Widgets and wiring only: the work is workbench/studio/sweep.py and lab.py (through the ChatEngine), presets are
+workbench/generation/presets.py, the token view is workbench/ui/tokenview.py.
 """
 
 from __future__ import annotations
@@ -11,96 +13,289 @@ import streamlit as st
 
 from pages import common
 from workbench.errors import WorkbenchError
-from workbench.generation.settings import conversation
-from workbench.studio import compare, lab
-from workbench.ui import plots
+from workbench.generation import presets
+from workbench.generation.settings import GenerationSettings, conversation
+from workbench.generation.tokenprobs import mean_logprob
+from workbench.studio import compare, lab, sweep
+from workbench.ui import plots, tokenview
 
-TEMPERATURES = [0.0, 0.3, 0.7, 1.0, 1.3, 1.6]
-TOP_PS = [0.3, 0.5, 0.8, 0.9, 0.95, 1.0]
+AXIS_VALUES = {
+    "temperature": [0.0, 0.3, 0.7, 1.0, 1.3, 1.6],
+    "top_p": [0.3, 0.5, 0.8, 0.9, 0.95, 1.0],
+    "top_k": [0, 1, 5, 20, 50, 100],
+    "repetition_penalty": [1.0, 1.1, 1.2, 1.3, 1.5],
+}
+FIRST_VALUES = {"temperature": [0.3, 1.0], "top_p": [0.5, 1.0], "top_k": [5, 50], "repetition_penalty": [1.0, 1.3]}
+METRIC_LABELS = {
+    "distinct_2": "distinct-2 (higher = more varied)",
+    "distinct_1": "distinct-1 (higher = more varied)",
+    "self_bleu": "self-BLEU (lower = more varied)",
+    "repetition": "repetition, rep-3 (lower = fewer loops)",
+    "mean_logprob": "mean token log-prob (higher = likelier text)",
+    "mean_tokens": "mean length in tokens",
+    "bleu": "BLEU against the references",
+    "chrf": "chrF against the references",
+}
+SLIDERS = {"temperature": "lab-temperature", "top_p": "lab-top-p", "top_k": "lab-top-k"}
+SLIDERS["repetition_penalty"] = "lab-repetition-penalty"
+NO_SECOND = "(none)"
 
 
-def _sweep(checkpoint: str, messages) -> None:
-    st.header("Sweep")
-    left, middle = st.columns(2)
-    temps = left.multiselect("Temperatures", TEMPERATURES, default=[0.3, 1.0], key="lab-temps")
-    top_ps = middle.multiselect("Top-p values", TOP_PS, default=[0.5, 1.0], key="lab-top-ps")
-    left, middle = st.columns(2)
-    samples = left.number_input("Samples per setting", 1, 10, 3, key="lab-samples")
-    new_tokens = middle.number_input("Max new tokens", 1, 512, 32, key="lab-max-new-tokens")
-    st.caption(f"{len(temps) * len(top_ps) * samples} generations; top-k is off so top-p alone truncates.")
-    if st.button("Run the sweep", type="primary", key="lab-go"):
-        bar = st.progress(0.0, text="Generating…")
+def _apply(gen: GenerationSettings) -> None:
+    """Put a setting into the sliders (a callback: it runs before the widgets are drawn again)."""
+    for name, key in SLIDERS.items():
+        st.session_state[key] = getattr(gen, name)
+    st.session_state["lab-base"] = gen
+
+
+def _on_preset() -> None:
+    try:
+        _apply(presets.preset(common.settings(), st.session_state["lab-preset"]))
+    except WorkbenchError as exc:
+        st.session_state["lab-note"] = str(exc)
+
+
+def _on_checkpoint() -> None:
+    """A checkpoint saved with its own setting brings it into the sliders."""
+    checkpoint = st.session_state["lab-checkpoint"]
+    try:
+        saved = presets.checkpoint_default(common.settings(), checkpoint)
+    except WorkbenchError as exc:
+        st.session_state["lab-note"] = str(exc)
+        return
+    if saved is not None:
+        _apply(saved)
+        st.session_state["lab-note"] = f"Loaded the setting saved with {checkpoint}."
+
+
+def _prompt():
+    """(messages, references) from a typed prompt or a suite example; None (after a message) when empty."""
+    source = st.radio("Prompt from", ["typed", "an evaluation suite"], horizontal=True, key="lab-source")
+    if source == "typed":
+        text = st.text_area("Prompt", "Write one sentence about the sea.", key="lab-prompt", height=80)
+        if not text.strip():
+            common.show_error("The prompt is empty: type one.")
+            return None
+        return conversation(None, text), []
+    from workbench.evaluation.suites import list_suites
+
+    names = [s.name for s in list_suites() if s.kind == "generation"]
+    left, right = st.columns([3, 1])
+    suite = left.selectbox("Suite", names, key="lab-suite")
+    example = right.number_input("Example", 0, 10_000, 0, key="lab-example")
+    try:
+        messages, references = sweep.suite_prompt(suite, int(example))
+    except WorkbenchError as exc:
+        common.show_error(exc)
+        return None
+    st.text(messages[-1]["content"])
+    st.caption(f"{len(references)} reference(s): BLEU and chrF per cell are measured against them.")
+    return messages, references
+
+
+def _setting(checkpoint: str) -> GenerationSettings:
+    """The setting being tuned: preset, sliders, and saving it."""
+    st.header("The setting")
+    st.session_state.setdefault("lab-base", GenerationSettings())
+    for name, key in SLIDERS.items():
+        st.session_state.setdefault(key, getattr(st.session_state["lab-base"], name))
+    names = list(presets.presets(common.settings()))
+    st.selectbox(
+        "Preset", names, index=None, placeholder="Start from a preset…", key="lab-preset", on_change=_on_preset
+    )
+    cols = st.columns(4)
+    cols[0].slider("Temperature", 0.0, 2.0, step=0.05, key="lab-temperature")
+    cols[1].slider("Top-p", 0.05, 1.0, step=0.01, key="lab-top-p")
+    cols[2].number_input("Top-k (0 = off)", 0, 500, key="lab-top-k")
+    cols[3].slider("Repetition penalty", 0.5, 2.0, step=0.05, key="lab-repetition-penalty")
+    if st.session_state.get("lab-note"):
+        st.caption(st.session_state.pop("lab-note"))
+    gen = st.session_state["lab-base"].replace(**{name: st.session_state[key] for name, key in SLIDERS.items()})
+    _save(checkpoint, gen)
+    return gen
+
+
+def _save(checkpoint: str, gen: GenerationSettings) -> None:
+    left, middle, right = st.columns([2, 1, 2])
+    name = left.text_input("Preset name", key="lab-preset-name", placeholder="my-demo")
+    cfg = common.settings()
+    if middle.button("Save as preset", key="lab-save-preset"):
         try:
-            outputs = lab.sweep(
-                common.engine(),
-                messages,
-                checkpoint,
-                temps,
-                top_ps,
-                samples=int(samples),
-                max_new_tokens=int(new_tokens),
-                progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total}"),
-            )
-            st.session_state["lab-result"] = (checkpoint, messages, outputs, lab.diversity(outputs))
+            cfg.check_admin(None)
+            presets.save_preset(cfg, name, gen)
+            st.success(f"Saved preset {name.strip()!r}.")
         except WorkbenchError as exc:
             common.show_error(exc)
-        bar.empty()
-    held = st.session_state.get("lab-result")
-    if held is None or held[:2] != (checkpoint, messages):
+    is_adapter = checkpoint != "base" and not checkpoint.startswith("remote:")
+    if right.button(f"Save with {checkpoint}", key="lab-save-checkpoint", disabled=not is_adapter):
+        try:
+            cfg.check_admin(None)
+            path = presets.save_to_checkpoint(cfg, checkpoint, gen)
+            st.success(f"Saved as {path.name} in {checkpoint}: its default whenever it is chosen.")
+        except WorkbenchError as exc:
+            common.show_error(exc)
+
+
+def _axes() -> dict[str, list[float]]:
+    cols = st.columns(4)
+    first = cols[0].selectbox("First axis", sweep.AXES, key="lab-axis-1", format_func=sweep.AXIS_LABELS.get)
+    axes = {first: cols[1].multiselect("Values", AXIS_VALUES[first], FIRST_VALUES[first], key=f"lab-values-{first}")}
+    others = [NO_SECOND] + [a for a in sweep.AXES if a != first]
+    second = cols[2].selectbox(
+        "Second axis",
+        others,
+        index=others.index("top_p") if "top_p" in others else 1,
+        key="lab-axis-2",
+        format_func=lambda a: sweep.AXIS_LABELS.get(a, a),
+    )
+    if second != NO_SECOND:
+        values = FIRST_VALUES[second]
+        axes[second] = cols[3].multiselect("Values", AXIS_VALUES[second], values, key=f"lab-values-{second}")
+    return axes
+
+
+def _run_sweep(choices, checkpoint, messages, references, gen) -> None:
+    axes = _axes()
+    left, middle, right = st.columns([2, 1, 1])
+    checkpoints = left.multiselect("Checkpoints", choices, default=[checkpoint], key="lab-sweep-checkpoints")
+    samples = middle.number_input("Samples per setting", 1, 10, 3, key="lab-samples")
+    new_tokens = right.number_input("Max new tokens", 1, 512, 32, key="lab-max-new-tokens")
+    logprob = st.checkbox("Measure the mean token log-probability (transformers reference)", True, key="lab-logprob")
+    cells = len(checkpoints) * int(samples)
+    for values in axes.values():
+        cells *= len(values)
+    st.caption(f"{cells} generations (at most {sweep.MAX_RUNS}).")
+    if not st.button("Run the sweep", type="primary", key="lab-go"):
         return
-    outputs, table = held[2:]
-    left, right = st.columns(2)
-    left.plotly_chart(plots.sweep_heatmap(table, "distinct_2", title="distinct-2 (higher = more varied)"), key="lab-d2")
-    if table["self_bleu"].notna().any():
-        right.plotly_chart(
-            plots.sweep_heatmap(table, "self_bleu", title="self-BLEU (lower = more varied)"), key="lab-sb"
+    bar = st.progress(0.0, text="Generating…")
+    try:
+        engine = common.engine()
+        outputs = sweep.run(
+            engine,
+            messages,
+            checkpoints,
+            axes,
+            samples=int(samples),
+            max_new_tokens=int(new_tokens),
+            base=gen,
+            progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total}"),
         )
-    st.dataframe(table.round(3), hide_index=True, key="lab-diversity")
-    for (temperature, top_p), cell in outputs.groupby(["temperature", "top_p"]):
-        with st.expander(f"temperature {temperature:g} · top-p {top_p:g}"):
+        scorer = (lambda text, ckpt: mean_logprob(engine, messages, text, ckpt)) if logprob else None
+        table = sweep.measure(outputs, references, scorer)
+        st.session_state["lab-result"] = (messages, outputs, table)
+    except WorkbenchError as exc:
+        common.show_error(exc)
+    bar.empty()
+
+
+def _show_sweep(messages) -> None:
+    held = st.session_state.get("lab-result")
+    if held is None or held[0] != messages:
+        return
+    _, outputs, table = held
+    axes = sweep.axes_of(outputs)
+    metrics = [m for m in METRIC_LABELS if m in table and table[m].notna().any()]
+    metric = st.selectbox("Measure", metrics, format_func=METRIC_LABELS.get, key="lab-metric")
+    checkpoints = list(dict.fromkeys(table["checkpoint"]))
+    for column, name in zip(st.columns(min(len(checkpoints), 2)) * len(checkpoints), checkpoints, strict=False):
+        part = table[table["checkpoint"] == name]
+        title = METRIC_LABELS[metric] + (f" · {name}" if len(checkpoints) > 1 else "")
+        x = axes[1] if len(axes) > 1 else None
+        fig = plots.sweep_heatmap(part, metric, title=title, y=axes[0], x=x, labels=sweep.AXIS_LABELS)
+        column.plotly_chart(fig, key=f"lab-heat-{name}")
+    st.dataframe(table.round(3), hide_index=True, key="lab-measures")
+    for key, cell in outputs.groupby(["checkpoint", *axes], sort=True):
+        label = " · ".join([key[0]] + [f"{sweep.AXIS_LABELS[a]} {v:g}" for a, v in zip(axes, key[1:], strict=True)])
+        with st.expander(label):
             for row in cell.itertuples():
                 st.caption(f"seed {row.seed} · {row.new_tokens} tokens · stopped: {row.finish_reason}")
                 st.text(row.output or "(empty)")
 
 
-def _next_tokens(checkpoint: str, messages) -> None:
-    st.header("Next-token probabilities")
+def _preference() -> None:
+    """Which setting raters preferred (issue 12, part 1): the chart of preference against the swept setting lands
+    here, between the sweep and the token view, from the votes on settings-only pairs."""
+
+
+def _token_view(checkpoint: str, messages, gen: GenerationSettings) -> None:
+    st.header("Token view")
+    st.caption(
+        "One reply at this setting; each token coloured by the model's probability for it. Hover a token for the "
+        "top alternatives and which of them this temperature, top-p and top-k would cut."
+    )
     left, middle, right = st.columns(3)
-    temperature = left.slider("Temperature", 0.0, 2.0, 1.0, 0.05, key="lab-nt-temperature")
-    top_p = middle.slider("Top-p", 0.05, 1.0, 0.9, 0.05, key="lab-nt-top-p")
-    k = right.number_input("Tokens to show", 1, 50, 10, key="lab-nt-k")
+    colour_by = left.radio("Colour by", tokenview.COLOUR_BY, horizontal=True, key="lab-tv-colour")
+    k = middle.number_input("Alternatives", 1, 20, 5, key="lab-tv-k")
+    seed = right.number_input("Seed", 0, 2**31 - 1, 0, key="lab-tv-seed")
+    new_tokens = int(st.session_state.get("lab-max-new-tokens", 32))
+    if st.button("Generate a reply and show its tokens", key="lab-tv-go"):
+        try:
+            chosen = gen.replace(seed=int(seed), max_new_tokens=new_tokens)
+            text, rows = lab.reply_tokens(common.engine(), messages, checkpoint, chosen, k=int(k))
+            st.session_state["lab-tokens"] = (checkpoint, messages, text, gen, int(k), rows)
+        except WorkbenchError as exc:
+            common.show_error(exc)
+    held = st.session_state.get("lab-tokens")
+    if held is None or held[:2] != (checkpoint, messages):
+        return
+    text, scored, held_k, rows = held[2:]
+    if (scored, held_k) != (gen, int(k)):  # the sliders moved: the same reply, read under the new setting
+        try:
+            rows = lab.score_reply(common.engine(), messages, checkpoint, text, gen, k=int(k))
+            st.session_state["lab-tokens"] = (checkpoint, messages, text, gen, int(k), rows)
+        except WorkbenchError as exc:
+            common.show_error(exc)
+            return
+    st.html(tokenview.token_html(rows, colour_by))
+    st.caption(tokenview.summary(rows))
+    with st.expander("Every token"):
+        st.dataframe(tokenview.token_table(rows).round(4), hide_index=True, key="lab-tv-table")
+
+
+def _next_tokens(checkpoint: str, messages, gen: GenerationSettings) -> None:
+    st.header("First token")
+    k = st.number_input("Tokens to show", 1, 50, 10, key="lab-nt-k")
     if st.button("Show the first token's distribution", key="lab-nt-go"):
         try:
+            temperature = gen.temperature
             frame = lab.next_tokens(
-                common.engine(), messages, checkpoint, k=int(k), temperature=temperature, top_p=top_p
+                common.engine(), messages, checkpoint, k=int(k), temperature=temperature, top_p=gen.top_p
             )
-            st.session_state["lab-next"] = (checkpoint, messages, top_p, frame)
+            st.session_state["lab-next"] = (checkpoint, messages, gen.top_p, frame)
         except WorkbenchError as exc:
             common.show_error(exc)
     held = st.session_state.get("lab-next")
-    if held is not None and held[:3] == (checkpoint, messages, top_p):
+    if held is not None and held[:3] == (checkpoint, messages, gen.top_p):
         frame = held[3]
         st.plotly_chart(plots.next_token_bars(frame), key="lab-nt-chart")
-        st.caption(f"{int(frame['kept_by_top_p'].sum())} of these {len(frame)} tokens survive top-p {top_p:g}.")
+        st.caption(f"{int(frame['kept_by_top_p'].sum())} of these {len(frame)} tokens survive top-p {gen.top_p:g}.")
         st.dataframe(frame.round(4), hide_index=True, key="lab-nt-table")
 
 
 def main() -> None:
     st.title("Generation lab")
-    st.caption("One prompt, one checkpoint: see what temperature and top-p do.")
+    st.caption(
+        "How a prompt's answers change across two settings, why (the token distributions), and saving the one "
+        "you chose."
+    )
     try:
         choices = compare.checkpoint_choices(common.settings())
     except WorkbenchError as exc:
         common.show_error(exc)
         return
-    checkpoint = st.selectbox("Checkpoint", choices, key="lab-checkpoint")
-    prompt = st.text_area("Prompt", "Write one sentence about the sea.", key="lab-prompt", height=80)
-    if not prompt.strip():
-        common.show_error("The prompt is empty: type one.")
+    checkpoint = st.selectbox("Checkpoint", choices, key="lab-checkpoint", on_change=_on_checkpoint)
+    prompt = _prompt()
+    if prompt is None:
         return
-    messages = conversation(None, prompt)
-    _sweep(checkpoint, messages)
-    _next_tokens(checkpoint, messages)
+    messages, references = prompt
+    gen = _setting(checkpoint)
+    st.header("Sweep")
+    st.caption("Settings not swept come from the setting above; sample i of every cell uses seed i.")
+    _run_sweep(choices, checkpoint, messages, references, gen)
+    _show_sweep(messages)
+    _preference()
+    _token_view(checkpoint, messages, gen)
+    _next_tokens(checkpoint, messages, gen)
 
 
 main()

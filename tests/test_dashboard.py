@@ -5,7 +5,8 @@ Compare shows one column per checkpoint, streams and stores real outputs and re-
 runs a prompt set; Metrics draws the stored suite results (figure data = store rows); Rate records one vote or
 score per item with names hidden until the vote; Leaderboard's numbers match a hand-computed case and its backend
 filter keeps the votes whose both outputs a chosen backend made; a reason with
-HTML/Markdown in it is shown literally; Lab sweeps settings and shows next-token probabilities. The browser
+HTML/Markdown in it is shown literally; Lab sweeps two settings, shows a reply's tokens and saves the
+setting with the checkpoint. The browser
 versions (screenshots) are in tests/e2e/test_dashboard_browser.py.
 """
 
@@ -310,29 +311,62 @@ def test_leaderboard_exports_need_the_admin_token_when_set(dash, monkeypatch):
 # --- Lab ----------------------------------------------------------------------------------------------------
 
 
-def test_lab_sweeps_settings_and_shows_next_token_probabilities(dash):
-    from workbench.studio import lab
+def test_lab_sweeps_two_axes_shows_tokens_and_saves_the_setting_with_the_checkpoint(dash, monkeypatch):
+    from transformers import GenerationConfig
 
+    from workbench.generation import presets
+    from workbench.studio import sweep
+
+    monkeypatch.setenv("WORKBENCH_ADMIN_OPEN", "1")  # AppTest listens on no address; saving is an admin action
+    adapter = CHECKPOINTS[1]
     at = on("lab")
-    at.selectbox(key="lab-checkpoint").set_value(CHECKPOINTS[1])
-    at.multiselect(key="lab-temps").set_value([1.0])
-    at.multiselect(key="lab-top-ps").set_value([0.5, 1.0])
+    at.selectbox(key="lab-checkpoint").set_value(adapter).run()
+    at.selectbox(key="lab-preset").set_value("precise").run()
+    assert at.slider(key="lab-temperature").value == 0.2 and at.number_input(key="lab-top-k").value == 40
+    at.selectbox(key="lab-axis-1").set_value("top_k").run()
+    at.multiselect(key="lab-values-top_k").set_value([1, 50])
+    at.selectbox(key="lab-axis-2").set_value("temperature").run()
+    at.multiselect(key="lab-values-temperature").set_value([1.3])
     at.number_input(key="lab-samples").set_value(2)
     at.number_input(key="lab-max-new-tokens").set_value(6)
     at.button(key="lab-go").click().run()
-    assert not at.exception and not at.error
-    _, _, outputs, _ = at.session_state["lab-result"]
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    _, outputs, _ = at.session_state["lab-result"]
     assert len(outputs) == 4 and list(outputs["seed"]) == [0, 1, 0, 1]
+    greedy = outputs[outputs["top_k"] == 1]["output"]
+    assert greedy.iloc[0] == greedy.iloc[1]  # top-k 1 is greedy at any temperature and seed
     shown = frame_with(at, "distinct_2")
-    assert list(shown["distinct_2"]) == pytest.approx(list(lab.diversity(outputs)["distinct_2"]), abs=1e-3)
-    assert chart(at, "distinct-2 (higher = more varied)")["data"][0]["type"] == "heatmap"
-    at.slider(key="lab-nt-temperature").set_value(1.0)
+    assert list(shown["distinct_2"]) == pytest.approx(list(sweep.measure(outputs)["distinct_2"]), abs=1e-3)
+    assert shown["mean_logprob"].notna().all()
+    heat = chart(at, "distinct-2 (higher = more varied)")
+    assert heat["data"][0]["type"] == "heatmap" and heat["layout"]["yaxis"]["title"]["text"] == "top-k"
+
+    at.button(key="lab-tv-go").click().run()
+    assert not at.exception and not at.error
+    rows = at.session_state["lab-tokens"][-1]
+    assert rows and all(0 < r["probability"] <= 1 and len(r["alternatives"]) == 5 for r in rows)
+    assert any("wb-token" in h.proto.body for h in at.get("html"))
+    at.number_input(key="lab-top-k").set_value(1).run()  # the same reply, read under top-k 1
+    rows = at.session_state["lab-tokens"][-1]
+    assert all((r["cut"] == "top-k") == (r["rank"] > 0) for r in rows)
+
+    folder = dash.settings.adapters_dir / adapter
+    try:
+        at.button(key="lab-save-checkpoint").click().run()
+        assert not at.error and "generation_config.json" in at.success[0].value
+        config = GenerationConfig.from_pretrained(folder)
+        assert (config.temperature, config.top_p, config.top_k) == (0.2, 0.9, 1)
+        fresh = on("lab")
+        fresh.selectbox(key="lab-checkpoint").set_value(adapter).run()  # the saved setting is its default
+        assert fresh.number_input(key="lab-top-k").value == 1 and fresh.slider(key="lab-temperature").value == 0.2
+    finally:
+        (folder / presets.GENERATION_CONFIG).unlink(missing_ok=True)
+
     at.button(key="lab-nt-go").click().run()
     bars = chart(at, "Next-token probabilities")["data"][0]
     messages = [{"role": "user", "content": "Write one sentence about the sea."}]
-    direct = dash.engine.next_token_probabilities(messages, CHECKPOINTS[1], k=10)
+    direct = dash.engine.next_token_probabilities(messages, adapter, k=10, temperature=0.2)
     assert bars["x"] == pytest.approx([p for _, _, p in direct], rel=1e-4)
-    assert bars["x"] == sorted(bars["x"], reverse=True) and sum(bars["x"]) <= 1.0 + 1e-6
 
 
 # --- the prompts command ------------------------------------------------------------------------------------

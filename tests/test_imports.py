@@ -68,6 +68,7 @@ LIGHT = [
     "workbench.studio.promptsets",
     "workbench.ui",
     "workbench.ui.plots",
+    "workbench.ui.tokenview",
     "workbench.ui.markup",
 ]
 

@@ -219,3 +219,13 @@ def test_plots_stays_light():
         "workbench.studio.promptsets",
     ]
     assert heavy_after(f"import {', '.join(modules)}") == []
+
+
+def test_sweep_heatmap_on_any_axes_and_one_axis():
+    sweep = pd.DataFrame({"top_k": [5, 5, 50, 50], "repetition_penalty": [1.0, 1.3] * 2, "rep": [0.4, 0.1, 0.5, 0.2]})
+    fig = plots.sweep_heatmap(sweep, "rep", y="top_k", x="repetition_penalty", labels={"top_k": "top-k"})
+    heat = fig.data[0]
+    assert list(heat.y) == ["5", "50"] and list(heat.x) == ["1", "1.3"]
+    assert [list(r) for r in heat.z] == [[0.4, 0.1], [0.5, 0.2]] and fig.layout.yaxis.title.text == "top-k"
+    one = plots.sweep_heatmap(sweep, "rep", y="top_k", x=None).data[0]
+    assert list(one.y) == ["5", "50"] and [list(r) for r in one.z] == [[pytest.approx(0.25)], [pytest.approx(0.35)]]

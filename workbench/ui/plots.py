@@ -291,19 +291,28 @@ def next_token_bars(frame: pd.DataFrame, *, title: str = "Next-token probabiliti
     return _layout(fig, title, xaxis_title="probability", xaxis_tickformat=".0%", showlegend=False)
 
 
-def sweep_heatmap(frame: pd.DataFrame, value: str, *, title: str = "") -> go.Figure:
-    """Heatmap of one measure (e.g. distinct-2) over a temperature x top-p grid (columns `temperature`, `top_p`
-    and `value`)."""
-    _require(frame, ["temperature", "top_p", value], "A sweep heatmap")
-    grid = frame.pivot_table(index="temperature", columns="top_p", values=value, aggfunc="mean").sort_index()
+def sweep_heatmap(
+    frame: pd.DataFrame,
+    value: str,
+    *,
+    title: str = "",
+    y: str = "temperature",
+    x: str | None = "top_p",
+    labels: dict[str, str] | None = None,
+) -> go.Figure:
+    """Heatmap of one measure (e.g. distinct-2) over a sweep's grid: `y` down, `x` across (None: a one-axis sweep,
+    one column). Columns: `y`, `x` when given, and `value`; `labels` names the axes (default: their columns)."""
+    labels = labels or {}
+    _require(frame, [y, value] + ([x] if x else []), "A sweep heatmap")
+    data = frame if x else frame.assign(_all=value)
+    column = x or "_all"
+    grid = data.pivot_table(index=y, columns=column, values=value, aggfunc="mean").sort_index()
     grid.index = [f"{t:g}" for t in grid.index]
-    grid.columns = [f"{p:g}" for p in grid.columns]
+    grid.columns = [f"{p:g}" if x else "" for p in grid.columns]
     text = [["" if pd.isna(v) else f"{v:.3g}" for v in row] for row in grid.to_numpy(dtype=float)]
-    fig = go.Figure(
-        _heatmap(
-            grid, text, f"temperature %{{y}}, top-p %{{x}}<br>{_esc(value)}: %{{z:.3g}}<extra></extra>", "Viridis", None
-        )
-    )
-    fig.update_yaxes(title="temperature", type="category")
-    fig.update_xaxes(title="top-p", type="category")
+    name_y, name_x = _esc(labels.get(y, y)), _esc(labels.get(x, x)) if x else ""
+    where = f"{name_y} %{{y}}" + (f", {name_x} %{{x}}" if x else "")
+    fig = go.Figure(_heatmap(grid, text, f"{where}<br>{_esc(value)}: %{{z:.3g}}<extra></extra>", "Viridis", None))
+    fig.update_yaxes(title=labels.get(y, y), type="category")
+    fig.update_xaxes(title=labels.get(x, x) if x else "", type="category")
     return _layout(fig, title)
