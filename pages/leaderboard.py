@@ -3,19 +3,21 @@ means, battles per pair, position bias, inter-rater agreement, raters' reasons, 
 
 Filters by rater, checkpoint, generation settings and backend (what made the outputs: transformers, llama.cpp, or
 "unknown" for outputs stored before backends were recorded; a vote counts when both its outputs match) apply to
-everything on the page. Widgets and wiring only:
-the numbers come from workbench/ratings/leaderboard.py (over workbench.ratings.scoring and workbench.ratings.agreement).
+everything on the page; "Rank" chooses the contestants: checkpoints, generation settings, or each checkpoint under
+each settings. Widgets and wiring only: the numbers come from workbench/ratings/snapshot.py (votes counted in the
+database, re-read only when a vote arrives, standings cached per selection) over workbench/ratings/leaderboard.py.
 """
 
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import streamlit as st
 
 from pages import common
 from workbench.errors import WorkbenchError
-from workbench.ratings.leaderboard import filter_options, filter_ratings, standings
+from workbench.ratings.snapshot import ranked, snapshot
 from workbench.ui import plots
 
 BOOTSTRAP, SEED = 1000, 0
@@ -105,10 +107,28 @@ def _likert(result) -> None:
     _agreement("Agreement between raters (scores)", result.likert_agreement)
 
 
-def _reasons(battles, likert) -> None:
+RANK_BY = {"checkpoint": "Checkpoints", "settings": "Generation settings", "both": "Checkpoint + settings"}
+
+
+def _rank_by() -> str:
+    chosen = st.segmented_control(
+        "Rank",
+        list(RANK_BY),
+        format_func=RANK_BY.get,
+        default="checkpoint",
+        key="lb-by",
+        help="What the ratings rank: checkpoints, the generation settings (pairs that differ only in settings "
+        "count here), or each checkpoint under each settings. Votes between two equal contestants are left out.",
+    )
+    return chosen or "checkpoint"
+
+
+def _reasons(store, sequence, likert) -> None:
     rows = []
-    if len(battles):
-        for b in battles[battles["reason"].notna()].itertuples():
+    if len(sequence):
+        newest = sequence.loc[sequence["has_reason"], "vote_id"].tail(20).tolist()
+        for b in store.vote_reasons(newest):
+            b = SimpleNamespace(**b)
             verdict = {"model_a": f"{b.model_a} won", "model_b": f"{b.model_b} won", "tie": "a tie"}.get(
                 b.winner, "both bad"
             )
@@ -153,11 +173,12 @@ def _downloads(store) -> None:
 def main() -> None:
     st.title("Leaderboard")
     store = common.store()
-    battles, likert = store.battles(), store.likert()
-    chosen = _filters(filter_options(battles, likert))
-    battles, likert = filter_ratings(battles, **chosen), filter_ratings(likert, **chosen)
-    result = standings(battles, likert, bootstrap=BOOTSTRAP, seed=SEED)
-    raters = set(battles["judge"]) | set(likert["rater"])
+    snap = snapshot(store)
+    by = _rank_by()
+    chosen = _filters(snap.options())
+    view = ranked(snap, by=by, bootstrap=BOOTSTRAP, seed=SEED, **chosen)
+    result, likert = view.standings, view.likert
+    raters = set(view.sequence["judge"]) | set(likert["rater"])
     counts = st.columns(3)
     counts[0].metric("Pairwise votes", result.votes)
     counts[1].metric("Likert scores", result.scores)
@@ -168,7 +189,7 @@ def main() -> None:
         _pairwise(result)
     if result.scores:
         _likert(result)
-    _reasons(battles, likert)
+    _reasons(store, view.sequence, likert)
     st.divider()
     _downloads(store)
 
