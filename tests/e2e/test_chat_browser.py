@@ -53,3 +53,24 @@ def test_stop_button_stops_generation(page, gradio_app, artifacts):
     page.locator("#advanced").click()  # show the advanced settings in the screenshot
     expect(page.locator("#top-p")).to_be_visible()
     page.screenshot(path=artifacts / "chat_stopped.png", full_page=True)
+
+
+def test_preset_fills_the_sliders_and_the_token_view_reads_the_last_reply(page, gradio_app, artifacts):
+    page.goto(gradio_app.url, wait_until="domcontentloaded")
+    box = page.locator("#msg textarea")
+    expect(box).to_be_editable()
+    page.locator("#preset input").click()
+    page.get_by_role("option", name="precise").click()
+    expect(page.locator("#temperature input[type=number]")).to_have_value("0.2")
+    set_slider(page, "max-new-tokens", 12)
+    box.fill("What is the capital of France?")
+    box.press("Enter")
+    expect(page.locator("#stats")).to_contain_text("stopped:")
+    page.locator("#token-view").click()
+    page.locator("#show-tokens").click()
+    spans = page.locator("#token-html .wb-token")
+    expect(spans.first).to_be_visible(timeout=120_000)
+    reply = page.locator('#chatbot [data-testid="bot"]').last.inner_text()
+    assert "".join(spans.all_inner_texts()).replace("↵", "").strip() in reply.replace("\n", "")
+    assert "top alternatives" in spans.first.get_attribute("title")
+    page.screenshot(path=artifacts / "chat_tokens.png", full_page=True)

@@ -20,6 +20,7 @@ import gradio as gr
 from workbench.errors import WorkbenchError
 from workbench.generation.settings import GenerationSettings, conversation, message_text
 from workbench.registry import BASE_NAME
+from workbench.ui import chat_tuning
 from workbench.ui.context import AppContext, session_of, user_error
 
 DEFAULTS = GenerationSettings()
@@ -131,6 +132,7 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
                 undo = gr.Button("Undo", elem_id="undo", size="sm")
                 clear = gr.Button("Clear", elem_id="clear", size="sm")
             stats = gr.Markdown("", elem_id="stats")
+            tokens = chat_tuning.token_view_layout()
         with gr.Column(scale=2):
             # Custom values are allowed so an API client can name an adapter that landed after its session
             # began; the engine checks the name and answers an unknown one with a clear sentence.
@@ -143,6 +145,7 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
                 allow_custom_value=True,
             )
             unusable = gr.Markdown("", elem_id="unusable-adapters")
+            preset = chat_tuning.preset_picker(ctx)
             # value="" (not None) gives the API parameter a default, so `/chat` can be called with the message alone.
             system = gr.Textbox(
                 "",
@@ -188,6 +191,16 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
     # Every way of generating shares one queue lane as wide as the backend's slots: llama.cpp decodes that many
     # visitors' replies together (the transformers backend takes them one at a time behind its lock).
     lane = {"concurrency_id": "generate", "concurrency_limit": ctx.settings.slots}
+    sliders = SimpleNamespace(
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,
+        top_p=top_p,
+        top_k=top_k,
+        repetition_penalty=repetition_penalty,
+        stop=stop,
+    )
+    chat_tuning.wire_presets(ctx, preset, checkpoint, sliders)
+    chat_tuning.wire_token_view(ctx, tokens, chatbot, system, checkpoint, temperature, top_p, top_k, lane)
     # Enter and the Send button do the same; only the first is published as the "chat" API endpoint.
     for trigger, api in ((message.submit, {"api_name": "chat"}), (send.click, {"api_visibility": "private"})):
         taken = trigger(_take_message, [message], [message, pending], queue=False, api_visibility="private")

@@ -1,0 +1,128 @@
+"""The Chat tab's tuning aids: a preset picker (and a checkpoint's saved setting loaded when it is chosen), and an
+optional token view of the last reply (each token coloured by its probability, alternatives on hover).
+
+Used by workbench/ui/chat.py in two steps, layout then wiring, because the wiring needs components that the tab
+creates later:
+
+    preset = preset_picker(ctx)                      # in the settings column
+    tokens = token_view_layout()                     # under the conversation
+    wire_presets(ctx, preset, checkpoint, sliders)   # sliders: a namespace of the six setting components
+    wire_token_view(ctx, tokens, chatbot, system, checkpoint, temperature, top_p, top_k, lane)
+
+The token view reads the reply with one teacher-forced pass of the transformers reference (loaded on first use);
+its events are private (not API endpoints) and check their own inputs.
+"""
+
+from __future__ import annotations
+
+import html
+from types import SimpleNamespace
+from typing import Any
+
+import gradio as gr
+
+from workbench.errors import WorkbenchError
+from workbench.generation import presets
+from workbench.generation.settings import GenerationSettings, conversation, message_text
+from workbench.registry import BASE_NAME
+from workbench.ui.context import AppContext, user_error
+
+SLIDERS = ("temperature", "max_new_tokens", "top_p", "top_k", "repetition_penalty", "stop")
+
+
+def preset_picker(ctx: AppContext) -> gr.Dropdown:
+    """The preset dropdown (shipped presets and the user's own, as on disk when the page was built)."""
+    try:
+        names = list(presets.presets(ctx.settings))
+    except WorkbenchError:  # a broken presets.json must not take the chat down: the shipped ones still work
+        names = list(presets.SHIPPED)
+    return gr.Dropdown(
+        names,
+        value=None,
+        label="Preset",
+        elem_id="preset",
+        info="Fills the settings below; a checkpoint saved with its own setting brings it when chosen.",
+    )
+
+
+def _values(gen: GenerationSettings) -> list[Any]:
+    return [gen.temperature, gen.max_new_tokens, gen.top_p, gen.top_k, gen.repetition_penalty, "\n".join(gen.stop)]
+
+
+def wire_presets(ctx: AppContext, preset: gr.Dropdown, checkpoint: gr.Dropdown, sliders: SimpleNamespace) -> None:
+    """Choosing a preset fills the sliders; choosing a checkpoint with a saved setting fills them with it."""
+    outputs = [getattr(sliders, name) for name in SLIDERS]
+
+    def apply_preset(name: str | None):
+        if not name:
+            return [gr.skip()] * len(outputs)
+        try:
+            return _values(presets.preset(ctx.settings, name))
+        except WorkbenchError as exc:
+            raise user_error(exc) from None
+
+    def apply_checkpoint(name: str | None):
+        try:
+            saved = presets.checkpoint_default(ctx.settings, name or BASE_NAME)
+        except WorkbenchError:  # an unknown name: the chat itself answers it with its sentence
+            saved = None
+        if saved is None:
+            return [gr.skip()] * (len(outputs) + 1)
+        return [*_values(saved), gr.update(value=None)]
+
+    preset.change(apply_preset, [preset], outputs, queue=False, api_visibility="private")
+    checkpoint.change(apply_checkpoint, [checkpoint], [*outputs, preset], queue=False, api_visibility="private")
+
+
+def token_view_layout() -> SimpleNamespace:
+    """The collapsed token view: colour choice, a button, and the coloured reply."""
+    with gr.Accordion("Token probabilities of the last reply", open=False, elem_id="token-view"):
+        with gr.Row():
+            colour = gr.Radio(
+                ["probability", "entropy"], value="probability", label="Colour by", elem_id="token-colour"
+            )
+            show = gr.Button("Show token probabilities", elem_id="show-tokens", size="sm")
+        view = gr.HTML("", elem_id="token-html")
+    return SimpleNamespace(colour=colour, show=show, view=view)
+
+
+def last_exchange(history: Any, system_prompt: str | None) -> tuple[list[dict[str, str]], str]:
+    """(the messages that led to the last reply, that reply) from a chat history; one sentence when there is none."""
+    if not isinstance(history, list) or not all(isinstance(m, dict) and "role" in m for m in history):
+        raise WorkbenchError("The history must be a list of messages, each with a role and a content.")
+    turns = [{"role": m["role"], "content": message_text(m.get("content"))} for m in history]
+    if not turns or turns[-1]["role"] != "assistant" or not turns[-1]["content"].strip():
+        raise WorkbenchError("There is no reply to read yet: send a message first.")
+    users = [i for i, t in enumerate(turns[:-1]) if t["role"] == "user"]
+    if not users:
+        raise WorkbenchError("The last reply has no message before it.")
+    last = users[-1]
+    return conversation(turns[:last], turns[last]["content"], system_prompt), turns[-1]["content"]
+
+
+def wire_token_view(
+    ctx: AppContext, tokens: SimpleNamespace, chatbot, system, checkpoint, temperature, top_p, top_k, lane: dict
+) -> None:
+    """The button reads the last reply's tokens under the current temperature, top-p and top-k."""
+    from workbench.generation.tokenprobs import token_probabilities
+    from workbench.ui.tokenview import summary, token_html
+
+    def show(history, system_prompt, name, t, p, k, colour_by):
+        try:
+            settings = GenerationSettings(temperature=t, top_p=p, top_k=k)
+            messages, reply = last_exchange(history, system_prompt)
+            rows = token_probabilities(
+                ctx.router(),
+                messages,
+                message_text(reply),
+                name or BASE_NAME,
+                temperature=settings.temperature,
+                top_p=settings.top_p,
+                top_k=settings.top_k,
+            )
+            return token_html(rows, colour_by) + f"<p style='font-size:0.85em'>{html.escape(summary(rows))}</p>"
+        except WorkbenchError as exc:
+            raise user_error(exc) from None
+
+    inputs = [chatbot, system, checkpoint, temperature, top_p, top_k, tokens.colour]
+    tokens.show.click(show, inputs, [tokens.view], api_visibility="private", **lane)
