@@ -98,6 +98,43 @@ def session_id() -> str:
     return sid
 
 
+def _apply_preset(prefix: str) -> None:
+    """Fill the setting widgets from the chosen preset (a callback: it runs before they are drawn again)."""
+    from workbench.generation import presets
+
+    name = st.session_state.get(f"{prefix}-preset")
+    if not name:
+        return
+    try:
+        gen = presets.preset(settings(), name)
+    except WorkbenchError as exc:
+        show_error(exc)
+        return
+    for field, key in (("temperature", "temperature"), ("top_p", "top-p"), ("top_k", "top-k")):
+        st.session_state[f"{prefix}-{key}"] = getattr(gen, field)
+    st.session_state[f"{prefix}-repetition-penalty"] = gen.repetition_penalty
+    st.session_state[f"{prefix}-max-new-tokens"] = gen.max_new_tokens
+
+
+def _preset_picker(prefix: str) -> None:
+    from workbench.generation import presets
+
+    try:
+        names = list(presets.presets(settings()))
+    except WorkbenchError as exc:
+        show_error(exc)
+        names = list(presets.SHIPPED)
+    st.selectbox(
+        "Preset",
+        names,
+        index=None,
+        placeholder="Start from a preset…",
+        key=f"{prefix}-preset",
+        on_change=_apply_preset,
+        args=(prefix,),
+    )
+
+
 def generation_settings(prefix: str, *, max_new_tokens: int = 128, seed: int = 0):
     """Generation-setting widgets (in an expander); returns GenerationSettings, or None after showing an error.
 
@@ -107,9 +144,10 @@ def generation_settings(prefix: str, *, max_new_tokens: int = 128, seed: int = 0
     from workbench.generation.settings import GenerationSettings
 
     with st.expander("Generation settings", expanded=False):
+        _preset_picker(prefix)
         left, right = st.columns(2)
         temperature = left.slider("Temperature (0 = greedy)", 0.0, 2.0, 0.7, 0.05, key=f"{prefix}-temperature")
-        top_p = right.slider("Top-p", 0.05, 1.0, 0.95, 0.05, key=f"{prefix}-top-p")
+        top_p = right.slider("Top-p", 0.05, 1.0, 0.95, 0.01, key=f"{prefix}-top-p")
         top_k = left.number_input("Top-k (0 = off)", 0, 500, 50, key=f"{prefix}-top-k")
         new_tokens = right.number_input("Max new tokens", 1, 2048, max_new_tokens, key=f"{prefix}-max-new-tokens")
         penalty = left.slider("Repetition penalty", 0.5, 2.0, 1.0, 0.05, key=f"{prefix}-repetition-penalty")

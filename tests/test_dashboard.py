@@ -369,6 +369,14 @@ def test_lab_sweeps_two_axes_shows_tokens_and_saves_the_setting_with_the_checkpo
     assert bars["x"] == pytest.approx([p for _, _, p in direct], rel=1e-4)
 
 
+def test_compare_preset_fills_the_generation_settings(dash):
+    at = on("compare")
+    at.selectbox(key="cmp-preset").set_value("creative").run()
+    assert not at.exception
+    assert (at.slider(key="cmp-temperature").value, at.slider(key="cmp-top-p").value) == (1.1, 0.98)
+    assert at.number_input(key="cmp-top-k").value == 0 and at.slider(key="cmp-repetition-penalty").value == 1.05
+
+
 # --- the prompts command ------------------------------------------------------------------------------------
 
 
