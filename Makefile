@@ -49,7 +49,7 @@ format: install-dev
 	$(PY) -m ruff check --fix .
 
 dashboard: install
-	$(PY) -m streamlit run dashboard.py
+	$(PY) -m streamlit run dashboard.py --server.address 127.0.0.1
 
 bench: install
 	$(PY) -m workbench bench

@@ -28,10 +28,24 @@ def show_error(exc: BaseException | str) -> None:
     st.error(plain_markdown(str(exc)), icon=":material/error:")
 
 
+def _listen_address() -> str:
+    """Where this Streamlit server listens: its `server.address` option, all interfaces when unset."""
+    return st.get_option("server.address") or "0.0.0.0"
+
+
+def client() -> str:
+    """The visitor's address (behind the Space's proxy when there is one), for per-visitor limits."""
+    from workbench.access import client_address
+
+    proxies = settings().trusted_proxies
+    return client_address(st.context.ip_address, dict(st.context.headers), proxies)
+
+
 def settings() -> Settings:
-    """Settings from the WORKBENCH_* environment; a bad value stops the page with its sentence."""
+    """Settings from the WORKBENCH_* environment (admin actions decided by where the dashboard listens);
+    a bad value stops the page with its sentence."""
     try:
-        return Settings.from_env()
+        return Settings.from_env(host=_listen_address())
     except WorkbenchError as exc:
         show_error(exc)
         st.stop()
@@ -39,11 +53,11 @@ def settings() -> Settings:
 
 
 @st.cache_resource(show_spinner="Opening the store…")
-def _open_store(url: str, admin_token: str | None) -> Store:
+def _open_store(url: str, admin_token: str | None, admin_open: bool) -> Store:
     from workbench.store import Store
     from workbench.studio.promptsets import load_shipped
 
-    store = Store(url, admin_token=admin_token)
+    store = Store(url, admin_token=admin_token, admin_open=admin_open)
     load_shipped(store)
     return store
 
@@ -52,7 +66,7 @@ def store() -> Store:
     """The store named by the settings, opened once per process (the shipped prompt sets loaded into it)."""
     s = settings()
     try:
-        return _open_store(s.db_url, s.admin_token)
+        return _open_store(s.db_url, s.admin_token, s.admin_without_token)
     except WorkbenchError as exc:
         show_error(exc)
         st.stop()
@@ -82,20 +96,26 @@ def user_errors() -> Iterator[None]:
 
 
 def session_id() -> str:
-    """A random id for this browser tab, kept in the URL (`?sid=`) so a reload keeps the same anonymous rater."""
-    import uuid
+    """The anonymous voter id of this visitor: from their address as our proxy saw it, so a reload, a new tab or
+    an edited URL cannot make a second voter (ballots count once per voter and pair)."""
+    import hashlib
 
-    from workbench.store.records import check_session
+    return hashlib.sha256(f"workbench-voter:{client()}".encode()).hexdigest()[:32]
 
-    sid = st.query_params.get("sid")
-    try:
-        if sid and check_session(sid):
-            return sid
-    except WorkbenchError:
-        pass
-    sid = st.session_state.setdefault("sid", uuid.uuid4().hex)
-    st.query_params["sid"] = sid
-    return sid
+
+@st.cache_resource
+def _vote_limit(config: Settings):
+    from workbench.ui.limits import vote_limit
+
+    return vote_limit(config)
+
+
+def take_vote() -> None:
+    """Count one vote against this visitor's hourly limit (not on the owner's own dashboard); raises
+    WorkbenchError past it."""
+    config = settings()
+    if not config.admin_without_token:
+        _vote_limit(config).take(session_id())
 
 
 def _apply_preset(prefix: str) -> None:

@@ -153,10 +153,12 @@ def _downloads(store) -> None:
     if store.admin_token is not None:
         token = right.text_input("Admin token", type="password", key="lb-token")
     try:
-        store.check_admin(token)
+        store.check_admin(token, common.client())
     except WorkbenchError as exc:
         if token:
             common.show_error(exc)
+        elif store.admin_token is None:
+            st.caption(str(exc))
         else:
             st.caption("Exports need the admin token (WORKBENCH_ADMIN_TOKEN is set on this server).")
         return

@@ -1,6 +1,7 @@
 """Rate page: blind pairwise votes (A better / B better / tie / both bad) and 1-5 scores, one item at a time.
 
-The rater gives a name or stays anonymous under a session id kept in the URL. The item being shown lives in
+The rater gives a name (on the owner's own dashboard, which listens on loopback) or is anonymous under an id
+made from their address; ballots count once per rater and pair. The item being shown lives in
 session state with its idempotency key, and each button sends that key with the vote, so a double click or a
 repeated submission records one vote; names are revealed only after the vote. Every vote is written at once.
 Widgets and wiring only: serving items and recording votes is workbench.store.
@@ -16,6 +17,7 @@ from workbench.store import check_rater
 from workbench.ui.markup import plain_markdown, vote_receipt
 
 PAIRWISE, LIKERT = "Pairwise: which is better?", "Single output: score 1 to 5"
+SETTINGS_PAIR = "Pairwise: same checkpoint, two generation settings"  # which setting people prefer
 CHOICES = (("left", "A is better"), ("right", "B is better"), ("tie", "Tie"), ("bothbad", "Both are bad"))
 SCORES = {1: "1 · bad", 2: "2 · poor", 3: "3 · fair", 4: "4 · good", 5: "5 · excellent"}
 
@@ -23,11 +25,14 @@ SCORES = {1: "1 · bad", 2: "2 · poor", 3: "3 · fair", 4: "4 · good", 5: "5 �
 def _rater() -> tuple[str | None, str]:
     """The rater's name (None when anonymous) and the browser session id; stops the page on a bad name."""
     sid = common.session_id()
+    if not common.settings().admin_without_token:  # on a public dashboard anyone could type any name
+        st.caption(f"Rating anonymously as visitor `{sid[:16]}`.")
+        return None, sid
     name = st.text_input(
         "Your name (leave empty to rate anonymously)", key="rate-name", max_chars=64, placeholder="e.g. alice"
     )
     if not name.strip():
-        st.caption(f"Rating anonymously as session `{sid[:16]}`.")
+        st.caption(f"Rating anonymously as visitor `{sid[:16]}`.")
         return None, sid
     try:
         return check_rater(name), sid
@@ -41,11 +46,12 @@ def _record_vote(store, item, choice: str, rater: str | None, sid: str) -> None:
     """Button callback: write the vote (its key makes a repeat a no-op), remember what to reveal, move on."""
     reason = st.session_state.get(f"reason-{item.key}")
     try:
-        store.vote_on_pair(item, choice, rater=rater, reason=reason, session=sid)
+        common.take_vote()
+        kept = store.kept_choice(item, store.vote_on_pair(item, choice, rater=rater, reason=reason, session=sid))
     except WorkbenchError as exc:
         st.session_state["rate-error"] = str(exc)
         return
-    st.session_state["rate-revealed"] = vote_receipt(choice, item.left.checkpoint, item.right.checkpoint)
+    st.session_state["rate-revealed"] = vote_receipt(kept, item.left.checkpoint, item.right.checkpoint)
     st.session_state.pop("rate-pair", None)
 
 
@@ -57,6 +63,7 @@ def _record_score(store, item, rater: str | None, sid: str) -> None:
         return
     comment = st.session_state.get(f"comment-{item.key}")
     try:
+        common.take_vote()
         store.add_likert(item.generation.id, int(score), rater=rater, comment=comment, session=sid, key=item.key)
     except WorkbenchError as exc:
         st.session_state["rate-error"] = str(exc)
@@ -94,10 +101,15 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _pairwise(store, rater: str | None, sid: str) -> None:
-    item = _current("pair", (rater, sid), lambda: store.next_pair_for(rater, session=sid))
+def _pairwise(store, rater: str | None, sid: str, differ: str = "checkpoint") -> None:
+    item = _current("pair", (rater, sid, differ), lambda: store.next_pair_for(rater, session=sid, differ=differ))
     if item is None:
-        st.info("You have rated every pair on offer. Compare more checkpoints on the Compare page to make new pairs.")
+        st.info(
+            "You have rated every pair on offer. Compare more checkpoints on the Compare page to make new pairs."
+            if differ == "checkpoint"
+            else "You have rated every settings pair on offer. Outputs of one checkpoint for the same prompt under "
+            "other settings (Compare with other settings, or the Arena's settings pairs) make new ones."
+        )
         return
     _prompt(item.a)
     left, right = st.columns(2)
@@ -148,13 +160,16 @@ def main() -> None:
     st.caption("Outputs are shown without the checkpoint's name; it is revealed after you vote.")
     store = common.store()
     rater, sid = _rater()
-    kind = st.radio("What to rate", [PAIRWISE, LIKERT], horizontal=True, key="rate-kind")
+    kind = st.radio("What to rate", [PAIRWISE, SETTINGS_PAIR, LIKERT], horizontal=True, key="rate-kind")
     if "rate-error" in st.session_state:
         common.show_error(st.session_state.pop("rate-error"))
     if "rate-revealed" in st.session_state:
         st.success(st.session_state.pop("rate-revealed"), icon=":material/check:")
     _progress(store, rater, sid)
-    (_pairwise if kind == PAIRWISE else _likert)(store, rater, sid)
+    if kind == LIKERT:
+        _likert(store, rater, sid)
+    else:
+        _pairwise(store, rater, sid, "settings" if kind == SETTINGS_PAIR else "checkpoint")
 
 
 main()

@@ -277,8 +277,8 @@ def test_leaderboard_filters_by_the_backend_that_made_the_outputs(dash):
             for ck in ("X", "Y")
             for backend in ("llamacpp", "transformers", "")
         }
-        for _ in range(3):  # Y wins on llama.cpp
-            store.add_vote(made["X", "llamacpp"], made["Y", "llamacpp"], "b", rater="r1")
+        for rater in ("r1", "r2", "r3"):  # Y wins on llama.cpp (one ballot per rater and pair)
+            store.add_vote(made["X", "llamacpp"], made["Y", "llamacpp"], "b", rater=rater)
         store.add_vote(made["X", "transformers"], made["Y", "transformers"], "a", rater="r1")
         store.add_vote(made["X", "llamacpp"], made["Y", "transformers"], "tie", rater="r1")  # mixed backends
         store.add_vote(made["X", ""], made["Y", ""], "a", rater="r1")  # backend not recorded

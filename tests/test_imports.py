@@ -19,6 +19,7 @@ LIGHT = [
     "workbench.config",
     "workbench.errors",
     "workbench.jsonl",
+    "workbench.access",
     "workbench.registry",
     "workbench.remote",
     "workbench.safety.names",
@@ -70,6 +71,7 @@ LIGHT = [
     "workbench.ui.plots",
     "workbench.ui.tokenview",
     "workbench.ui.markup",
+    "workbench.ui.limits",
 ]
 
 

@@ -16,6 +16,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "workbench"
 LAYERS = [
     {"errors"},  # the one error type
+    {"access"},  # who may do what: the admin check, client addresses
     {"config", "jsonl"},  # settings; the one JSON-lines reader
     {"safety"},  # names that reach the file system; secrets kept out of what is written or shown
     {"remote"},  # remote models' registry entries
@@ -28,7 +29,7 @@ LAYERS = [
     {"ui", "cli"},  # the leaves
     {"__main__"},  # `python -m workbench` -> cli
 ]
-TOP_MODULES = {"__init__", "__main__", "config", "errors", "registry", "remote", "jsonl"}
+TOP_MODULES = {"__init__", "__main__", "access", "config", "errors", "registry", "remote", "jsonl"}
 SHARED_UI = {"plots.py", "markup.py", "__init__.py"}  # used by the Streamlit pages: no gradio
 
 

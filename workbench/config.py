@@ -19,7 +19,18 @@ Environment variables:
     WORKBENCH_REMOTE_RETRIES  retries of a remote model's request after 429, 5xx or a timeout (default 2)
     WORKBENCH_REMOTE_TIMEOUT  seconds a remote model may take to answer, per attempt (default 60)
     WORKBENCH_TRUST_REMOTE_CODE   1 to allow a hub model's own code to run (off by default)
-    WORKBENCH_ADMIN_TOKEN     when set, starting jobs and exporting or deleting data need this token
+    WORKBENCH_ADMIN_TOKEN     when set, admin actions (training, uploads, exports, imports, deletions) need it
+    WORKBENCH_ADMIN_OPEN      auto | 1 | 0: without a token, admin actions are open when the app listens on
+                              loopback (auto), always (1, an explicit opt-out) or never (0)
+    GRADIO_SERVER_NAME        where the app listens (default 127.0.0.1; a Space sets 0.0.0.0)
+    WORKBENCH_TRUSTED_PROXIES reverse proxies in front of the app whose X-Forwarded-For is believed (default 1
+                              on a Hugging Face Space, else 0); per-visitor limits key on the address they saw
+    WORKBENCH_RATE_LIMIT      replies a visitor may ask for per minute (default 20; 0 = no limit)
+    WORKBENCH_VOTE_LIMIT      votes a visitor may cast per hour (default 120; 0 = no limit)
+    WORKBENCH_QUEUE_SIZE      requests waiting in the app's queue before new ones are turned away (default 64)
+    WORKBENCH_VISITOR_MAX_NEW_TOKENS  the most new tokens a visitor may ask for (default 1024)
+    SPACE_ID                  set by Hugging Face Spaces: the store defaults to /data (persistent storage) when
+                              the Space has it, and the app warns when votes would not survive a restart
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workbench.access import LOCAL, admin_allowed, check_admin, is_loopback
 from workbench.errors import WorkbenchError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +51,8 @@ BACKENDS = ("auto", "transformers", "llamacpp")
 # keeping each request's share of the machine; every slot holds its own KV cache.
 DEFAULT_SLOTS = 4
 MAX_SLOTS = 64
+ADMIN_OPEN = ("auto", "1", "0")
+SPACE_DATA = Path("/data")  # a Hugging Face Space's persistent storage, when the Space has it
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -93,6 +107,14 @@ class Settings:
         remote_retries: How often a remote model's request is retried after 429, a 5xx or a timeout (with
             exponential backoff and jitter, honouring Retry-After: the openai client's own retries).
         remote_timeout: Seconds a remote model may take per attempt (connect, then between streamed chunks).
+        admin_open: "auto" (admin actions open without a token only when listening on loopback), "1" or "0".
+        host: The address the app listens on; decides "auto" above.
+        trusted_proxies: Reverse proxies whose X-Forwarded-For entry names the client (1 on a Space).
+        rate_limit: Replies per visitor per minute (0: unlimited).
+        vote_limit: Votes per visitor per hour (0: unlimited).
+        queue_size: Requests that may wait in the app's queue.
+        visitor_max_new_tokens: The most new tokens a visitor (anyone but an admin) may ask for.
+        space: Running on a Hugging Face Space (SPACE_ID is set).
     """
 
     home: Path = REPO_ROOT
@@ -109,6 +131,14 @@ class Settings:
     context: int = 0
     remote_retries: int = 2
     remote_timeout: float = 60.0
+    admin_open: str = "auto"
+    host: str = "127.0.0.1"
+    trusted_proxies: int = 0
+    rate_limit: int = 20
+    vote_limit: int = 120
+    queue_size: int = 64
+    visitor_max_new_tokens: int = 1024
+    space: bool = False
 
     def __post_init__(self) -> None:
         home = Path(self.home).expanduser().resolve()
@@ -118,7 +148,9 @@ class Settings:
         adapters = Path(self.adapters_dir).expanduser().resolve() if self.adapters_dir else models / "adapters"
         object.__setattr__(self, "adapters_dir", adapters)
         if not self.db_url:
-            object.__setattr__(self, "db_url", f"sqlite:///{home / 'var' / 'workbench.db'}")
+            # A Space keeps only /data across restarts; the repository folder is rebuilt on each one.
+            folder = SPACE_DATA / "workbench" if self.space and SPACE_DATA.is_dir() else home / "var"
+            object.__setattr__(self, "db_url", f"sqlite:///{folder / 'workbench.db'}")
         if self.device.split(":")[0] not in DEVICES:
             raise WorkbenchError(f"Device must be one of {', '.join(DEVICES)} (or cuda:N), not {self.device!r}.")
         if self.dtype not in DTYPES:
@@ -137,6 +169,19 @@ class Settings:
         object.__setattr__(
             self, "remote_timeout", _seconds("Remote timeout (WORKBENCH_REMOTE_TIMEOUT)", self.remote_timeout)
         )
+        if str(self.admin_open).strip().lower() not in ADMIN_OPEN:
+            raise WorkbenchError(f"WORKBENCH_ADMIN_OPEN must be auto, 1 or 0, not {self.admin_open!r}.")
+        object.__setattr__(self, "admin_open", str(self.admin_open).strip().lower())
+        for key, name, high in (
+            ("trusted_proxies", "Trusted proxies (WORKBENCH_TRUSTED_PROXIES)", 8),
+            ("rate_limit", "Rate limit (WORKBENCH_RATE_LIMIT)", 100_000),
+            ("vote_limit", "Vote limit (WORKBENCH_VOTE_LIMIT)", 1_000_000),
+            ("queue_size", "Queue size (WORKBENCH_QUEUE_SIZE)", 100_000),
+            ("visitor_max_new_tokens", "Visitor max new tokens (WORKBENCH_VISITOR_MAX_NEW_TOKENS)", 1 << 20),
+        ):
+            object.__setattr__(self, key, _whole(name, getattr(self, key), 0, high))
+        if self.queue_size < 1:
+            raise WorkbenchError("Queue size (WORKBENCH_QUEUE_SIZE) must be at least 1.")
 
     @property
     def base_dir(self) -> Path:
@@ -153,14 +198,25 @@ class Settings:
         """Folder for run-time state: the SQLite store, results, job logs."""
         return self.home / "var"
 
-    def check_admin(self, token: str | None) -> None:
-        """Raise unless `token` matches the admin token (always passes when none is set)."""
-        if self.admin_token is None:
-            return
-        import hmac
+    @property
+    def admin_without_token(self) -> bool:
+        """Whether admin actions are open when no token is set: on loopback (auto), or by explicit opt-out."""
+        return self.admin_open == "1" or (self.admin_open == "auto" and is_loopback(self.host))
 
-        if not token or not hmac.compare_digest(token.encode(), self.admin_token.encode()):
-            raise WorkbenchError("This action needs the admin token (WORKBENCH_ADMIN_TOKEN is set on this server).")
+    @property
+    def store_survives_restart(self) -> bool:
+        """False on a Space whose SQLite store is outside its persistent /data (votes vanish on restart)."""
+        if not self.space or not str(self.db_url).startswith("sqlite"):
+            return True
+        return str(self.db_url).removeprefix("sqlite:///").startswith(str(SPACE_DATA) + "/")
+
+    def check_admin(self, token: str | None, who: str = LOCAL) -> None:
+        """Raise WorkbenchError unless an admin action may go ahead (see `workbench.access`)."""
+        check_admin(self.admin_token, self.admin_without_token, token, who)
+
+    def admin_allowed(self, token: str | None) -> bool:
+        """Whether `token` (or none) unlocks admin actions, for what a page shows."""
+        return admin_allowed(self.admin_token, self.admin_without_token, token)
 
     def to_env(self) -> dict[str, str]:
         """These settings as WORKBENCH_* variables for a child process (`from_env` reads them back). The admin
@@ -178,6 +234,8 @@ class Settings:
             "WORKBENCH_CONTEXT": str(self.context),
             "WORKBENCH_REMOTE_RETRIES": str(self.remote_retries),
             "WORKBENCH_REMOTE_TIMEOUT": str(self.remote_timeout),
+            "WORKBENCH_ADMIN_OPEN": self.admin_open,
+            "GRADIO_SERVER_NAME": self.host,
         }
         if self.model:
             env["WORKBENCH_MODEL"] = self.model
@@ -204,9 +262,19 @@ class Settings:
             ("context", "WORKBENCH_CONTEXT"),
             ("remote_retries", "WORKBENCH_REMOTE_RETRIES"),
             ("remote_timeout", "WORKBENCH_REMOTE_TIMEOUT"),
+            ("admin_open", "WORKBENCH_ADMIN_OPEN"),
+            ("host", "GRADIO_SERVER_NAME"),
+            ("trusted_proxies", "WORKBENCH_TRUSTED_PROXIES"),
+            ("rate_limit", "WORKBENCH_RATE_LIMIT"),
+            ("vote_limit", "WORKBENCH_VOTE_LIMIT"),
+            ("queue_size", "WORKBENCH_QUEUE_SIZE"),
+            ("visitor_max_new_tokens", "WORKBENCH_VISITOR_MAX_NEW_TOKENS"),
         ):
             if env.get(name):
                 values[key] = env[name].strip()
+        if env.get("SPACE_ID"):
+            values["space"] = True
+            values.setdefault("trusted_proxies", 1)  # the Space's own proxy
         if "WORKBENCH_TRUST_REMOTE_CODE" in env:
             values["trust_remote_code"] = _flag("WORKBENCH_TRUST_REMOTE_CODE", env["WORKBENCH_TRUST_REMOTE_CODE"])
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -29,12 +29,26 @@ def ratings(db_url) -> tuple[pd.DataFrame, pd.DataFrame]:
                 made[checkpoint, backend or "unknown"] = store.add_generation(
                     checkpoint, "Hi?", f"{checkpoint} via {backend}", None, stats=stats
                 )
+
+        def again(checkpoint: str, backend: str, i: int) -> int:
+            """Another output of the same checkpoint and backend: a rater judges each pair once."""
+            output = f"{checkpoint} via {backend}, take {i}"
+            return store.add_generation(checkpoint, "Hi?", output, None, stats={"backend": backend})
+
         for i in range(3):
-            store.add_vote(
-                made["base", "llamacpp"], made["tuned", "llamacpp"], "b", rater="alice", shown_left="ab"[i % 2]
+            pair = (
+                (made["base", "llamacpp"], made["tuned", "llamacpp"])
+                if i == 0
+                else (again("base", "llamacpp", i), again("tuned", "llamacpp", i))
             )
-        for _ in range(2):
-            store.add_vote(made["base", "transformers"], made["tuned", "transformers"], "a", rater="bob")
+            store.add_vote(*pair, "b", rater="alice", shown_left="ab"[i % 2])
+        for i in range(2):
+            pair = (
+                (made["base", "transformers"], made["tuned", "transformers"])
+                if i == 0
+                else (again("base", "transformers", i), again("tuned", "transformers", i))
+            )
+            store.add_vote(*pair, "a", rater="bob")
         store.add_vote(made["base", "llamacpp"], made["tuned", "transformers"], "tie", rater="carol", shown_left="b")
         store.add_vote(made["base", "unknown"], made["tuned", "unknown"], "a", rater="carol")
         store.add_likert(made["base", "llamacpp"], 5, rater="alice")

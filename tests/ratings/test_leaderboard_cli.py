@@ -109,8 +109,8 @@ def test_leaderboard_export_import_from_the_store(tmp_path, env, monkeypatch, ca
     home = tmp_path / "home"
     with Store(f"sqlite:///{home / 'var' / 'workbench.db'}") as store:
         ids = {ck: store.add_generation(ck, "Hi?", f"{ck} answer", None) for ck in ("base", "tuned")}
-        for i in range(5):
-            store.add_vote(ids["base"], ids["tuned"], "b", rater="alice", shown_left="ab"[i % 2])
+        for i in range(5):  # five raters: one ballot each per pair
+            store.add_vote(ids["base"], ids["tuned"], "b", rater=f"alice{i}", shown_left="ab"[i % 2])
         store.add_vote(ids["base"], ids["tuned"], "a", rater="bob")
     done = run_cli(["leaderboard", "--bootstrap", "50", "--json"], env)
     assert done.returncode == 0, done.stderr
@@ -147,10 +147,10 @@ def test_leaderboard_filters_by_backend(tmp_path, monkeypatch, capsys):
             for ck in ("base", "tuned")
             for backend in ("llamacpp", "transformers")
         }
-        for _ in range(3):  # tuned wins on llama.cpp
-            store.add_vote(made["base", "llamacpp"], made["tuned", "llamacpp"], "b", rater="alice")
-        for _ in range(2):  # base wins on transformers
-            store.add_vote(made["base", "transformers"], made["tuned", "transformers"], "a", rater="alice")
+        for rater in ("alice", "bob", "carol"):  # tuned wins on llama.cpp
+            store.add_vote(made["base", "llamacpp"], made["tuned", "llamacpp"], "b", rater=rater)
+        for rater in ("alice", "bob"):  # base wins on transformers
+            store.add_vote(made["base", "transformers"], made["tuned", "transformers"], "a", rater=rater)
         store.add_vote(made["base", "llamacpp"], made["tuned", "transformers"], "tie", rater="alice")  # mixed
         old = {ck: store.add_generation(ck, "Hi?", f"{ck} from before", None) for ck in ("base", "tuned")}
         store.add_vote(old["base"], old["tuned"], "a", rater="alice")
@@ -197,8 +197,8 @@ def test_empty_store_says_so(env):
 def test_leaderboard_reads_a_postgresql_store(postgres_url, env):
     with Store(postgres_url) as store:
         a, b = (store.add_generation(ck, "Hi?", f"{ck} answer", None) for ck in ("pg-base", "pg-tuned"))
-        for _ in range(3):
-            store.add_vote(a, b, "b", rater="alice")
+        for rater in ("alice", "bob", "carol"):
+            store.add_vote(a, b, "b", rater=rater)
     done = run_cli(["leaderboard", "--bootstrap", "20", "--json"], {**env, "WORKBENCH_DB_URL": postgres_url})
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)

@@ -1,9 +1,10 @@
 """Many raters at once lose no vote: 24 concurrent raters as threads (one shared Store, like one server) and as
 processes (a Store each, like several server workers), on SQLite and on a real PostgreSQL.
 
-Each rater sends its votes with idempotency keys, double-clicks its first vote (same key twice), and all
-raters race to send one vote under a single shared key. The table must then hold exactly one row per
-distinct key: none lost, none doubled.
+Each rater votes once on each of eight pairs with idempotency keys, double-clicks its first vote (same key
+twice), votes on its first pair again under a new key (one ballot per rater and pair), and all raters race to
+send one vote under a single shared key. The table must then hold exactly one row per distinct key that
+counts: none lost, none doubled.
 
 Run: .venv/bin/python -m pytest -q tests/store/test_store_concurrency.py
 """
@@ -37,12 +38,14 @@ def rate(store: Store, rater: str, pairs: list[tuple[int, int]], start: threadin
     rng = random.Random(rater)
     if start is not None:
         start.wait()
-    for i in range(VOTES_EACH):
-        a, b = rng.choice(pairs)
+    mine = rng.sample(pairs[1:], VOTES_EACH)
+    for i, (a, b) in enumerate(mine):
         vote = {"rater": rater, "shown_left": rng.choice("ab"), "key": f"{rater}-vote-{i:03d}"}
-        store.add_vote(a, b, rng.choice(["a", "b", "tie", "bothbad"]), **vote)
+        first = store.add_vote(a, b, rng.choice(["a", "b", "tie", "bothbad"]), **vote)
         if i == 0:
-            store.add_vote(a, b, "a", **vote)  # a double click
+            assert store.add_vote(a, b, "a", **vote) == first  # a double click
+            again = store.add_vote(b, a, "b", rater=rater, key=f"{rater}-again")  # the same pair, another ballot
+            assert again == first
     a, b = pairs[0]
     store.add_vote(a, b, "tie", rater=rater, key=SHARED_KEY)
 

@@ -206,19 +206,29 @@ class ChatEngine:
             )
         system = list(messages[:1]) if messages[0]["role"] == "system" else []
         turns = list(messages[len(system) :])
-        trimmed = 0
-        while True:
-            ids = self.encode(system + turns, adapter)
-            if len(ids) + max_new_tokens <= window:
-                return ids, trimmed
-            if len(turns) == 1:
-                raise WorkbenchError(
-                    f"The message is {len(ids)} tokens long; with {max_new_tokens} new tokens it does not fit "
-                    f"this model's context window of {window} tokens."
-                )
-            turns, trimmed = turns[1:], trimmed + 1
-            while len(turns) > 1 and turns[0]["role"] != "user":  # a conversation restarts on a user turn
-                turns, trimmed = turns[1:], trimmed + 1
+        ids = self.encode(system + turns, adapter)
+        if len(ids) + max_new_tokens <= window:
+            return ids, 0
+        # Drop the oldest turns: a conversation restarts on a user turn, and fewer turns never take more tokens,
+        # so a binary search over the user turns finds the longest tail that fits in O(log n) encodes (dropping
+        # one turn at a time re-encoded the whole history per turn: quadratic in a long history).
+        starts = [i for i, turn in enumerate(turns) if turn["role"] == "user"] or [len(turns) - 1]
+        low, high = 0, len(starts) - 1  # the answer is the first start in starts[low..high] that fits
+        best: list[int] | None = None
+        while low <= high:
+            middle = (low + high) // 2
+            candidate = self.encode(system + turns[starts[middle] :], adapter)
+            if len(candidate) + max_new_tokens <= window:
+                best, high = candidate, middle - 1
+            else:
+                low = middle + 1
+        if best is None:
+            last = self.encode(system + turns[starts[-1] :], adapter)
+            raise WorkbenchError(
+                f"The message is {len(last)} tokens long; with {max_new_tokens} new tokens it does not fit "
+                f"this model's context window of {window} tokens."
+            )
+        return best, starts[low]
 
     def _job(self, messages: Sequence[Message], settings: GenerationSettings | None, adapter: str | None) -> Job:
         """Check a request and make its job (nothing starts); raises WorkbenchError with one sentence."""

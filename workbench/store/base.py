@@ -11,9 +11,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from workbench.access import LOCAL, check_admin
 from workbench.errors import WorkbenchError
 from workbench.store import db
 from workbench.store.records import check_name
@@ -23,28 +24,50 @@ if TYPE_CHECKING:
     from workbench.config import Settings
 
 
+@contextmanager
+def _reachable() -> Iterator[None]:
+    """Turn a database that cannot be reached (down, timed out, locked) into one sentence; nothing was written.
+
+    Integrity errors pass through: they are answers, which the callers handle.
+    """
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except (OperationalError, InterfaceError) as exc:
+        raise WorkbenchError(
+            "The database did not answer, so nothing was recorded: please try again in a moment."
+        ) from exc
+
+
 class StoreBase:
     """Engine, transactions and the small tables (checkpoints, prompt sets)."""
 
-    def __init__(self, url: str, *, admin_token: str | None = None, migrate: bool = True) -> None:
+    def __init__(
+        self, url: str, *, admin_token: str | None = None, admin_open: bool = True, migrate: bool = True
+    ) -> None:
         """Connect to `url` and bring its schema up to date (created on first use, upgraded in place).
 
         Args:
             url: SQLAlchemy URL: `sqlite:///path/file.db` or `postgresql+psycopg://user@host:port/db`.
-            admin_token: When set, exports and deletions need this token.
+            admin_token: When set, exports, imports and deletions need this token.
+            admin_open: Whether they are allowed without a token when none is set (`Settings.admin_without_token`:
+                a local command or an app on loopback; closed for an app that listens publicly).
             migrate: Upgrade the schema on open (only tests of old revisions turn this off).
         """
         self.url = url
         self.admin_token = admin_token or None
+        self.admin_open = admin_open
         self.engine = db.make_engine(url)
         self._writer = db.writer(self.engine)
         if migrate:
-            db.migrate(self.engine)
+            with _reachable():
+                db.migrate(self.engine)
 
     @classmethod
     def open(cls, settings: Settings) -> Self:
         """The store named by `settings.db_url`, with the settings' admin token."""
-        return cls(settings.db_url, admin_token=settings.admin_token)
+        return cls(settings.db_url, admin_token=settings.admin_token, admin_open=settings.admin_without_token)
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -66,22 +89,17 @@ class StoreBase:
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session:
+        with _reachable(), Session(self.engine, expire_on_commit=False) as session:
             yield session
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
-        with Session(self._writer, expire_on_commit=False) as session, session.begin():
+        with _reachable(), Session(self._writer, expire_on_commit=False) as session, session.begin():
             yield session
 
-    def check_admin(self, token: str | None) -> None:
-        """Raise WorkbenchError unless `token` is the admin token (always passes when none is set)."""
-        if self.admin_token is None:
-            return
-        import hmac
-
-        if not token or not hmac.compare_digest(str(token).encode(), self.admin_token.encode()):
-            raise WorkbenchError("This action needs the admin token (WORKBENCH_ADMIN_TOKEN is set on this server).")
+    def check_admin(self, token: str | None, who: str = LOCAL) -> None:
+        """Raise WorkbenchError unless an admin action may go ahead (see `workbench.access`)."""
+        check_admin(self.admin_token, self.admin_open, token, who)
 
     # --- checkpoints -------------------------------------------------------------------------------------
 

@@ -129,6 +129,8 @@ class Vote(Base):
         CheckConstraint("shown_left IN ('a', 'b')", name="ck_votes_shown_left"),
         CheckConstraint("generation_a_id <> generation_b_id", name="ck_votes_two_generations"),
         Index("ix_votes_pair", "generation_a_id", "generation_b_id"),
+        # One ballot per rater and pair; a pair is stored in id order (see `add_vote`), so it has one spelling.
+        Index("ux_votes_rater_pair", "rater", "generation_a_id", "generation_b_id", unique=True),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     generation_a_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"))
@@ -146,7 +148,10 @@ class Likert(Base):
     """A 1-to-5 score of one stored generation, with an optional comment."""
 
     __tablename__ = "likert"
-    __table_args__ = (CheckConstraint("score BETWEEN 1 AND 5", name="ck_likert_score"),)
+    __table_args__ = (
+        CheckConstraint("score BETWEEN 1 AND 5", name="ck_likert_score"),
+        Index("ux_likert_rater_generation", "rater", "generation_id", unique=True),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), index=True)
     score: Mapped[int] = mapped_column(Integer)

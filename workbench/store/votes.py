@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from workbench.errors import WorkbenchError
 from workbench.store.generations import to_record
@@ -30,6 +30,7 @@ from workbench.store.records import (
 from workbench.store.schema import SIDES, WINNERS, Checkpoint, Generation, Likert, Vote
 
 REASON_MAX = 2000
+PAIR_KINDS = ("checkpoint", "settings")  # what the two outputs of a served pair differ in
 _CANDIDATES = 200  # least-rated candidates fetched before the random draw among the least-rated
 
 
@@ -81,7 +82,8 @@ class RatingsMixin:
         key: str | None = None,
         created_at: float | None = None,
     ) -> int:
-        """Record a pairwise vote and return its id (the first vote's id when `key` was already used).
+        """Record a pairwise vote and return its id; a rater has one ballot per pair, so a repeat (the same `key`,
+        or the same rater and pair) records nothing and returns the id of the ballot that counts.
 
         Args:
             generation_a: Id of generation a.
@@ -101,6 +103,11 @@ class RatingsMixin:
         if generation_a == generation_b:
             raise WorkbenchError("A pairwise vote needs two different generations.")
         rater, session = _rater(rater, session)
+        if isinstance(generation_a, int) and isinstance(generation_b, int) and generation_a > generation_b:
+            # A pair is stored in id order, so that one ballot per rater and pair can be a unique index.
+            generation_a, generation_b = generation_b, generation_a
+            winner = {"a": "b", "b": "a"}.get(winner, winner)
+            shown_left = "b" if shown_left == "a" else "a"
         row = Vote(
             generation_a_id=generation_a,
             generation_b_id=generation_b,
@@ -148,10 +155,9 @@ class RatingsMixin:
                 raise WorkbenchError(f"A generation id must be a whole number, not {gid!r}.")
         try:
             with self._write() as s:
-                if row.client_key is not None:
-                    seen = s.scalar(select(table.id).where(table.client_key == row.client_key))
-                    if seen is not None:
-                        return seen
+                seen = self._ballot(s, row, table)
+                if seen is not None:
+                    return seen
                 query = select(Generation.id, Generation.prompt_hash).where(Generation.id.in_(generation_ids))
                 found = dict(s.execute(query).all())
                 missing = [g for g in generation_ids if g not in found]
@@ -165,18 +171,41 @@ class RatingsMixin:
                 s.flush()
                 return row.id
         except IntegrityError:
-            # Two submissions with one key raced (PostgreSQL lets both past the read): the other one won.
-            if row.client_key is None:
-                raise
+            # Two submissions of one ballot raced (PostgreSQL lets both past the read): the other one won.
             with self._read() as s:
-                seen = s.scalar(select(table.id).where(table.client_key == row.client_key))
+                seen = self._ballot(s, row, table)
             if seen is None:
                 raise
             return seen
 
+    @staticmethod
+    def _ballot(session: Session, row: Vote | Likert, table: type) -> int | None:
+        """The id of the stored ballot `row` repeats: the same client key, or the same rater on the same pair
+        (or generation, for a Likert score)."""
+        if row.client_key is not None:
+            seen = session.scalar(select(table.id).where(table.client_key == row.client_key))
+            if seen is not None:
+                return seen
+        if table is Vote:
+            same = (Vote.generation_a_id == row.generation_a_id, Vote.generation_b_id == row.generation_b_id)
+        else:
+            same = (Likert.generation_id == row.generation_id,)
+        return session.scalar(select(table.id).where(table.rater == row.rater, *same))
+
+    def kept_choice(self, item: PairItem, vote_id: int) -> str:
+        """The button ("left", "right", "tie", "bothbad") of the ballot that counts for a served pair, which is the
+        first one when the rater voted on this pair before: the receipt shows what was kept."""
+        with self._read() as s:
+            winner = s.scalar(select(Vote.winner).where(Vote.id == vote_id))
+        if winner in ("tie", "bothbad") or winner is None:
+            return winner or "tie"
+        return "left" if winner == item.shown_left else "right"
+
     # --- serving items ------------------------------------------------------------------------------------
 
-    def _pair_query(self, rater: str, checkpoints: Sequence[str] | None, same_settings: bool):
+    def _pair_query(
+        self, rater: str, checkpoints: Sequence[str] | None, same_settings: bool, differ: str = "checkpoint"
+    ):
         ga, gb = aliased(Generation), aliased(Generation)
         ca, cb = aliased(Checkpoint), aliased(Checkpoint)
         on_pair = or_(
@@ -188,13 +217,16 @@ class RatingsMixin:
         conditions = [
             ga.prompt_hash == gb.prompt_hash,
             ga.id < gb.id,
-            ga.checkpoint_id != gb.checkpoint_id,
             ga.output != "",
             gb.output != "",
             ~mine,
         ]
-        if same_settings:
-            conditions.append(ga.settings_hash == gb.settings_hash)
+        if differ == "settings":  # preference per setting: one checkpoint's outputs under two settings
+            conditions += [ga.checkpoint_id == gb.checkpoint_id, ga.settings_hash != gb.settings_hash]
+        else:
+            conditions.append(ga.checkpoint_id != gb.checkpoint_id)
+            if same_settings:
+                conditions.append(ga.settings_hash == gb.settings_hash)
         query = (
             select(ga, ca.name, gb, cb.name, n_votes.label("n"))
             .select_from(ga)
@@ -214,17 +246,22 @@ class RatingsMixin:
         session: str | None = None,
         checkpoints: Sequence[str] | None = None,
         same_settings: bool = True,
+        differ: str = "checkpoint",
         rng: random.Random | None = None,
     ) -> PairItem | None:
         """The next blind pair for this rater, or None when they have rated every pair on offer.
 
         A pair is two non-empty generations of the same prompt (and, by default, the same settings) from
         two different checkpoints, that this rater has not voted on; the least-voted pairs come first.
-        The left/right order is drawn with `rng` and must be sent back as `shown_left` with the vote.
+        With `differ="settings"` it is two outputs of one checkpoint for the same prompt under two different
+        settings instead (which setting people prefer). The left/right order is drawn with `rng` and must be sent
+        back as `shown_left` with the vote.
         """
+        if differ not in PAIR_KINDS:
+            raise WorkbenchError(f"Pairs differ in {' or '.join(PAIR_KINDS)}, not {differ!r}.")
         rater, _ = _rater(rater, session)
         rng = rng or random.Random()
-        query = self._pair_query(rater, checkpoints, same_settings).order_by("n").limit(_CANDIDATES)
+        query = self._pair_query(rater, checkpoints, same_settings, differ).order_by("n").limit(_CANDIDATES)
         with self._read() as s:
             rows = s.execute(query).all()
         if not rows:

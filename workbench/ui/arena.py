@@ -8,27 +8,33 @@ stores both outputs and serves them. The pair being judged is kept in the sessio
 idempotency key, so a double click or a repeated API call records one vote.
 
 API endpoints (gradio_client keeps the pair in its session between calls):
-    arena_next(rater) -> (prompt, left, right, status, reason)    # reason: "" (the box is emptied)
+    arena_next(rater, differ="checkpoint") -> (prompt, left, right, status, reason)    # reason: "" (emptied)
+`differ="settings"` serves one checkpoint's answers under two generation settings (preference per setting).
     vote_left(reason, rater) / vote_right / vote_tie / vote_bothbad -> status (the names revealed)
-`rater` may be empty: the visitor is then anonymous under their session.
+`rater` may be empty: the visitor is then anonymous. Ballots count per visitor address (one per pair), and
+typed names are used only when the app runs on loopback; on a public server every visitor is anonymous.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+from dataclasses import replace
 from types import SimpleNamespace
 
 import gradio as gr
 
 from workbench.errors import WorkbenchError
 from workbench.generation.settings import GenerationSettings
-from workbench.ui.context import AppContext, user_error
+from workbench.ui.context import AppContext, client_of, user_error
 from workbench.ui.markup import vote_receipt
 
 PROMPT_SET = "vicuna-bench"
 # The settings of pairs made on the fly: a fixed seed, so a prompt's output is made once and re-used.
 ARENA_SETTINGS = GenerationSettings(temperature=0.7, top_p=0.95, top_k=50, max_new_tokens=128, seed=0)
+# Settings pairs made on the fly: one checkpoint at three temperatures, so votes say which one people prefer.
+ARENA_SETTINGS_PAIRS = tuple(replace(ARENA_SETTINGS, temperature=t) for t in (0.2, 0.7, 1.2))
+PAIR_KINDS = (("Two checkpoints", "checkpoint"), ("One checkpoint, two settings", "settings"))
 CHOICES = (("left", "A is better"), ("right", "B is better"), ("tie", "Tie"), ("bothbad", "Both are bad"))
 START = "Press **Show a pair** to start. Names are revealed after your vote."
 
@@ -52,30 +58,41 @@ class Arena:
                 load_shipped(self._store, [PROMPT_SET])
             return self._store
 
-    def next_pair(self, rater: str | None, session: str, *, generate: bool = True):
-        """The next pair for this visitor; makes one with the engine when the store has none left."""
+    def next_pair(self, rater: str | None, session: str, *, generate: bool = True, differ: str = "checkpoint"):
+        """The next pair for this visitor (two checkpoints, or with `differ="settings"` one checkpoint under two
+        settings); makes one with the engine when the store has none left."""
         store = self.store()
-        item = store.next_pair_for(rater, session=session)
+        item = store.next_pair_for(rater, session=session, differ=differ)
         if item is None and generate:
             from workbench.studio.compare import ensure_pair
+            from workbench.studio.preference import ensure_settings_pair
 
             checkpoints = self.ctx.checkpoint_choices()
             for _ in range(3):  # a random prompt may already have a pair this visitor rated
-                ensure_pair(self.ctx.router(), store, PROMPT_SET, checkpoints, ARENA_SETTINGS)
-                item = store.next_pair_for(rater, session=session)
+                if differ == "settings":
+                    ensure_settings_pair(self.ctx.router(), store, PROMPT_SET, checkpoints, ARENA_SETTINGS_PAIRS)
+                else:
+                    ensure_pair(self.ctx.router(), store, PROMPT_SET, checkpoints, ARENA_SETTINGS)
+                item = store.next_pair_for(rater, session=session, differ=differ)
                 if item is not None:
                     break
         return item
 
 
-def _visitor(rater: str | None, request: gr.Request | None) -> tuple[str | None, str]:
-    """The rater's name (None: anonymous) and a valid session id for this browser tab or API client."""
+def _visitor(ctx: AppContext, rater: str | None, request: gr.Request | None) -> tuple[str | None, str]:
+    """The rater's name (None: anonymous) and the voter id their ballots count under.
+
+    The id comes from the visitor's address as our proxy saw it, never from the client (a Gradio session hash
+    is the client's to choose, so it would give one person any number of ballots). Typed names are taken only
+    where the owner runs the app (loopback): on a public server anyone could type any name.
+    """
     from workbench.store import check_rater
 
-    raw = (request.session_hash if request is not None else None) or "anonymous-api"
-    session = hashlib.sha256(raw.encode()).hexdigest()[:32]  # a session hash may hold characters ids do not
+    voter = hashlib.sha256(f"workbench-voter:{client_of(ctx, request)}".encode()).hexdigest()[:32]
     name = (rater or "").strip()
-    return (check_rater(name) if name else None), session
+    if not name or not ctx.settings.admin_without_token:
+        return None, voter
+    return check_rater(name), voter
 
 
 def _buttons(interactive: bool) -> list:
@@ -85,10 +102,12 @@ def _buttons(interactive: bool) -> list:
 def make_next_fn(arena: Arena):
     """The function behind "Show a pair" and the arena_next endpoint."""
 
-    def show_pair(rater: str, request: gr.Request = None):
+    def show_pair(rater: str, differ: str = "checkpoint", request: gr.Request = None):
         try:
-            name, session = _visitor(rater, request)
-            item = arena.next_pair(name, session)
+            if differ not in dict(PAIR_KINDS).values():
+                raise WorkbenchError(f"Pairs differ in a checkpoint or in settings, not {differ!r}.")
+            name, session = _visitor(arena.ctx, rater, request)
+            item = arena.next_pair(name, session, differ=differ)
         except WorkbenchError as exc:
             raise user_error(exc) from None
         if item is None:
@@ -108,11 +127,16 @@ def make_vote_fn(arena: Arena, choice: str):
         if item is None:
             raise gr.Error("There is no pair to vote on: press Show a pair first.", print_exception=False)
         try:
-            name, session = _visitor(rater, request)
-            arena.store().vote_on_pair(item, choice, rater=name, reason=reason, session=session)
+            name, session = _visitor(arena.ctx, rater, request)
+            if not arena.ctx.settings.admin_without_token:
+                arena.ctx.vote_limit.take(session)
+            store = arena.store()
+            kept = store.kept_choice(item, store.vote_on_pair(item, choice, rater=name, reason=reason, session=session))
         except WorkbenchError as exc:
             raise user_error(exc) from None
-        status = vote_receipt(choice, item.left.checkpoint, item.right.checkpoint)
+        status = vote_receipt(kept, item.left.checkpoint, item.right.checkpoint)
+        if kept != choice:
+            status += " (You had already judged this pair; your first vote is the one that counts.)"
         status += " Press **Show a pair** for the next one."
         return status, *_buttons(False)
 
@@ -128,7 +152,22 @@ def build_arena_tab(ctx: AppContext) -> SimpleNamespace:
         elem_id="arena-intro",
     )
     with gr.Row():
-        rater = gr.Textbox(label="Your name (optional)", max_length=64, scale=3, elem_id="arena-rater")
+        # Named raters only where the owner runs the app; on a public server every visitor votes anonymously.
+        rater = gr.Textbox(
+            label="Your name (optional)",
+            max_length=64,
+            scale=3,
+            elem_id="arena-rater",
+            visible=ctx.settings.admin_without_token,
+        )
+        differ = gr.Radio(
+            list(PAIR_KINDS),
+            value="checkpoint",
+            label="Pairs",
+            info="Two checkpoints, or one checkpoint under two generation settings (which setting is better).",
+            scale=2,
+            elem_id="arena-differ",
+        )
         show = gr.Button("Show a pair", variant="primary", scale=1, elem_id="arena-next")
     prompt = gr.Textbox(label="Prompt", interactive=False, lines=2, max_lines=8, elem_id="arena-prompt")
     with gr.Row(equal_height=True):
@@ -144,7 +183,7 @@ def build_arena_tab(ctx: AppContext) -> SimpleNamespace:
     item = gr.State(None)
     show.click(
         make_next_fn(arena),
-        [rater],
+        [rater, differ],
         [item, prompt, left, right, status, reason, *buttons],  # the reason box is emptied for the new pair
         api_name="arena_next",
         concurrency_limit=1,  # making a pair runs the model; one at a time

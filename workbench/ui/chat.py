@@ -21,7 +21,8 @@ from workbench.errors import WorkbenchError
 from workbench.generation.settings import GenerationSettings, conversation, message_text
 from workbench.registry import BASE_NAME
 from workbench.ui import chat_tuning
-from workbench.ui.context import AppContext, session_of, user_error
+from workbench.ui.context import AppContext, client_of, session_of, user_error
+from workbench.ui.limits import check_chat
 
 DEFAULTS = GenerationSettings()
 CHECKPOINT_REFRESH_S = 3.0  # how often an open page looks for adapters that training has written
@@ -42,6 +43,15 @@ def _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, see
     )
 
 
+def _history(history: Any) -> list[dict[str, Any]]:
+    """The chat history as plain {"role", "content"} messages; anything else is refused in one sentence."""
+    if history is None:
+        return []
+    if not isinstance(history, list) or not all(isinstance(m, dict) and "role" in m for m in history):
+        raise WorkbenchError("The history must be a list of messages, each with a role and a content.")
+    return [{"role": m["role"], "content": message_text(m.get("content"))} for m in history]
+
+
 def make_chat_fn(ctx: AppContext):
     """The streaming chat function behind the UI and the "chat" API endpoint."""
 
@@ -59,9 +69,12 @@ def make_chat_fn(ctx: AppContext):
         stop: str,
         request: gr.Request = None,
     ) -> Iterator[tuple[list[dict[str, Any]], str]]:
-        history = [{"role": m["role"], "content": message_text(m.get("content"))} for m in history or []]
         try:
+            history = _history(history)
             settings = _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop)
+            check_chat(ctx.sizes, message, system_prompt, history, settings)
+            if not ctx.settings.admin_without_token:
+                ctx.reply_limit.take(client_of(ctx, request))
             messages = conversation(history, message, system_prompt)
             reply = ctx.router().stream(messages, settings, adapter=checkpoint or BASE_NAME)
         except WorkbenchError as exc:

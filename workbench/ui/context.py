@@ -16,7 +16,8 @@ from workbench.errors import WorkbenchError
 from workbench.generation.engine import ChatEngine
 from workbench.generation.router import Router, choices
 from workbench.generation.streaming import Reply
-from workbench.registry import BASE_NAME, Adapter, BaseModel, list_adapters, resolve_base
+from workbench.registry import BASE_NAME, Adapter, BaseModel, adapters_signature, list_adapters, resolve_base
+from workbench.ui.limits import reply_limit, sizes_for, vote_limit
 
 
 class AppContext:
@@ -30,6 +31,11 @@ class AppContext:
         self._engine_lock = threading.Lock()
         self._replies: dict[str, Reply] = {}
         self._replies_lock = threading.Lock()
+        self._disk: tuple[tuple, list[Adapter], list[str]] | None = None  # (adapters_signature, adapters, choices)
+        self._disk_lock = threading.Lock()
+        self.sizes = sizes_for(self.settings)  # what one chat request may hold
+        self.reply_limit = reply_limit(self.settings)  # per visitor, for callers that are not the owner
+        self.vote_limit = vote_limit(self.settings)
 
     def base(self) -> BaseModel | None:
         """The base model the app serves (torch-free lookup), or None when it is unusable."""
@@ -62,16 +68,26 @@ class AppContext:
         thread.start()
         return thread
 
+    def _on_disk(self) -> tuple[list[Adapter], list[str]]:
+        # Every open page's timer asks every few seconds: scan (and parse registry.yaml) only when a stat says
+        # something changed under the adapters folder or in registry.yaml.
+        signature = adapters_signature(self.settings)
+        with self._disk_lock:
+            if self._disk is None or self._disk[0] != signature:
+                try:
+                    names = choices(self.settings)
+                except WorkbenchError:  # the configured model is unusable: the page says so on the first message
+                    names = [BASE_NAME]
+                self._disk = (signature, list_adapters(self.settings, self.base()), names)
+            return list(self._disk[1]), list(self._disk[2])
+
     def adapters(self) -> list[Adapter]:
         """Adapters on disk, checked against the served base model."""
-        return list_adapters(self.settings, self.base())
+        return self._on_disk()[0]
 
     def checkpoint_choices(self) -> list[str]:
         """ "base", every usable adapter and each remote model ("remote:NAME[/ADAPTER]"), for the selectors."""
-        try:
-            return choices(self.settings)
-        except WorkbenchError:  # the configured model is unusable: the page says so on the first message
-            return [BASE_NAME]
+        return self._on_disk()[1]
 
     def track(self, session: str, reply: Reply) -> None:
         """Remember the reply a browser session is streaming, so its Stop button can cancel it."""
@@ -91,6 +107,18 @@ class AppContext:
             return False
         reply.cancel()
         return True
+
+
+def client_of(ctx: AppContext, request: gr.Request | None) -> str:
+    """The visitor's address as our own proxy saw it (never a value the client chose), for per-visitor limits
+    and for throttling wrong admin tokens."""
+    from workbench.access import client_address
+
+    if request is None:
+        return "local"  # called in process (tests, scripts), not through the server
+    peer = request.client.host if request.client is not None else None
+    headers = dict(request.headers) if request.headers is not None else {}
+    return client_address(peer, headers, ctx.settings.trusted_proxies)
 
 
 def session_of(request: gr.Request | None) -> str:

@@ -15,6 +15,31 @@ from workbench.ui.context import AppContext
 from workbench.ui.finetune import build_finetune_tab
 
 TITLE = "Workbench"
+MAX_UPLOAD = "20mb"  # dataset files; Gradio refuses bigger uploads before they reach a function
+# Uploaded files are deleted from Gradio's cache after an hour (checked hourly); training keeps its own copy.
+DELETE_CACHE = (3600, 3600)
+
+
+def launch_options(settings: Settings) -> dict:
+    """The `launch()` arguments that make the app safe to expose: where it listens and the upload limit."""
+    return {"server_name": settings.host, "max_file_size": MAX_UPLOAD}
+
+
+def _store_warning(settings: Settings) -> str:
+    if settings.store_survives_restart:
+        return ""
+    return (
+        "**Votes will not survive a restart:** this Space keeps its store inside the app's folder, which is "
+        "rebuilt on every restart. Enable persistent storage (/data) or set WORKBENCH_DB_URL to a database."
+    )
+
+
+def _closed_finetune_note() -> None:
+    gr.Markdown(
+        "Fine-tuning is for the operator of this app, and admin actions are closed on this public server. "
+        "To train here, set WORKBENCH_ADMIN_TOKEN (then enter it on this tab), or run the app on 127.0.0.1.",
+        elem_id="ft-closed",
+    )
 
 
 def _mode_note(ctx: AppContext) -> str:
@@ -40,7 +65,8 @@ def _mode_note(ctx: AppContext) -> str:
 def build_demo(settings: Settings | None = None, ctx: AppContext | None = None) -> gr.Blocks:
     """The whole app as a gr.Blocks (not launched). Pass `ctx` to share state with the caller."""
     ctx = ctx or AppContext(settings)
-    with gr.Blocks(title=TITLE) as demo:
+    settings = ctx.settings
+    with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
         base = ctx.base()
         gr.Markdown(
             f"## {TITLE}\nChat with **{base.name if base else 'no model'}**, fine-tune it with LoRA, "
@@ -48,15 +74,21 @@ def build_demo(settings: Settings | None = None, ctx: AppContext | None = None) 
             elem_id="header",
         )
         mode = gr.Markdown("", elem_id="model-mode")
+        gr.Markdown(_store_warning(settings), elem_id="store-warning")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 chat = build_chat_tab(ctx)
             with gr.Tab("Fine-tune", id="finetune"):
-                finetune = build_finetune_tab(ctx)
+                # Closed with no way to open it: the tab's events are not even created, so nothing can call them.
+                closed = settings.admin_token is None and not settings.admin_without_token
+                finetune = None if closed else build_finetune_tab(ctx)
+                if closed:
+                    _closed_finetune_note()
             with gr.Tab("Arena", id="arena"):
                 build_arena_tab(ctx)
         demo.load(lambda: _mode_note(ctx), None, mode, api_visibility="private", show_progress="hidden")
         demo.load(**chat.on_load)
-        demo.load(**finetune.on_load)
+        if finetune is not None:
+            demo.load(**finetune.on_load)
     demo.workbench_context = ctx  # type: ignore[attr-defined]
     return demo

@@ -17,11 +17,13 @@ file's path relative to the repository (the dropdown's choices). The data is val
 
 from __future__ import annotations
 
+import html
 from dataclasses import fields
 from types import SimpleNamespace
 
 import gradio as gr
 
+from workbench.errors import WorkbenchError
 from workbench.training import jobs
 from workbench.training.config import DEMO_SETTINGS, PACKING, JobConfig
 from workbench.ui.context import AppContext
@@ -37,6 +39,7 @@ from workbench.ui.finetune_actions import (
 )
 
 REFRESH_S = 2.0  # how often an open page redraws the loss chart and progress
+LOCKED = "Enter the admin token to see the runs."
 # The form starts from the demo recipe's settings (`make finetune-demo`): minutes on 2 CPU cores.
 DEFAULTS = SimpleNamespace(**({f.name: f.default for f in fields(JobConfig)} | DEMO_SETTINGS))
 
@@ -184,17 +187,18 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
             plot = gr.Plot(label="Loss", elem_id="ft-plot")
             progress = gr.Markdown("", elem_id="ft-progress")
 
-    def check(upload_path, chosen, val_path, fraction, max_length, seed_value):
-        return validate(ctx, tokenizers, upload_path, chosen, val_path, fraction, max_length, seed_value)
+    def check(upload_path, chosen, val_path, fraction, max_length, seed_value, token_value=None):
+        return validate(ctx, tokenizers, upload_path, chosen, val_path, fraction, max_length, seed_value, token_value)
 
     check_args = {
         "fn": check,
-        "inputs": [upload, dataset, val_upload, val_fraction, hparams[5], hparams[15]],
+        "inputs": [upload, dataset, val_upload, val_fraction, hparams[5], hparams[15], token],
         "outputs": [report, start],
         "api_visibility": "private",
     }
     for component in (upload, dataset, val_upload, val_fraction):
         component.change(**check_args)
+    token.blur(**check_args)
     hparams[5].blur(**check_args)
     start.click(
         make_train_fn(ctx, tokenizers),
@@ -208,7 +212,12 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
 
     seen = gr.State(None)  # what the chart shows, so an unchanged log is not redrawn every tick
 
-    def refresh(run: str | None, shown: list | None):
+    def refresh(run: str | None, shown: list | None, token_value: str | None = None):
+        if not ctx.settings.admin_allowed(token_value):  # runs, losses and logs are the operator's
+            locked = ["locked"]
+            if shown == locked:
+                return gr.skip(), gr.skip(), gr.skip(), shown
+            return gr.update(choices=[], value=None), _figure({"train": [], "val": []}, ""), LOCKED, locked
         names = run_names(ctx)
         # A chosen run is never replaced here: a tick that left before Start answered still carries the old
         # choice, and a run that was just started may not be on disk yet. Only an empty choice is filled.
@@ -218,7 +227,11 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
             choice = gr.update(choices=names, value=run)
         if run is None:
             return choice, _figure({"train": [], "val": []}, ""), "No runs yet.", None
-        state = jobs.run_status(ctx.settings, run)
+        try:  # the choice can be any text (a custom value, a direct call): the run name is checked first
+            state = jobs.run_status(ctx.settings, run)
+        except WorkbenchError as exc:
+            return choice, _figure({"train": [], "val": []}, ""), html.escape(str(exc), quote=False), None
+        run = state.run
         log = ctx.settings.adapters_dir / run / "train_log.jsonl"
         signature = [run, log.stat().st_size if log.is_file() else 0, state.status, names]
         if signature == shown:
@@ -228,17 +241,20 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
 
     refresh_args = {
         "fn": refresh,
-        "inputs": [runs, seen],
+        "inputs": [runs, seen, token],
         "outputs": [runs, plot, progress, seen],
         "api_visibility": "private",
         "show_progress": "hidden",
-        "queue": False,
+        # In the queue (and under its limits) in a lane of its own; a tick is cheap: it reads file states and
+        # parses only log lines appended since the last tick (runlog.read_log).
+        "concurrency_id": "finetune-refresh",
+        "concurrency_limit": 2,
     }
     gr.Timer(REFRESH_S).tick(**refresh_args)
     runs.input(**refresh_args)
 
-    def load(run, shown, *checked):
-        return (*refresh(run, shown), *check(*checked), suggest_name())
+    def load(run, shown, token_value, *checked):
+        return (*refresh(run, shown, token_value), *check(*checked), suggest_name())
 
     on_load = {
         "fn": load,

@@ -21,7 +21,7 @@ from workbench.errors import WorkbenchError
 from workbench.safety.names import within
 from workbench.training import jobs
 from workbench.training.config import JobConfig
-from workbench.ui.context import AppContext, user_error
+from workbench.ui.context import AppContext, client_of, user_error
 
 DATA_DIR = REPO_ROOT / "data"
 
@@ -119,10 +119,15 @@ HPARAMS = (
 )
 
 
-def validate(ctx: AppContext, tokenizers: Tokenizers, upload, dataset, val_upload, val_fraction, max_length, seed):
-    """The validation report for the chosen files, and whether training may start."""
+def validate(
+    ctx: AppContext, tokenizers: Tokenizers, upload, dataset, val_upload, val_fraction, max_length, seed, token=None
+):
+    """The validation report for the chosen files, and whether training may start (an admin action: it reads
+    and tokenizes the upload)."""
     from workbench.training.prepare import prepare_data
 
+    if not ctx.settings.admin_allowed(token):
+        return "Enter the admin token to check a dataset.", gr.update(interactive=False)
     try:
         data = _dataset_path(ctx, upload, dataset)
         config = JobConfig(
@@ -133,11 +138,30 @@ def validate(ctx: AppContext, tokenizers: Tokenizers, upload, dataset, val_uploa
             max_length=int(max_length),
             seed=int(seed),
         )
-        prepared = prepare_data(config, ctx.settings, tokenizers.get(ctx))
+        key = (_file_state(config.data), _file_state(config.val_data), config.val_fraction, config.max_length)
+        key += (config.seed,)
+        if key not in _REPORTS:  # every page load validates the preselected dataset: once per file state
+            summary = prepare_data(config, ctx.settings, tokenizers.get(ctx)).summary()
+            if len(_REPORTS) >= 64:
+                _REPORTS.clear()
+            _REPORTS[key] = summary.replace("\n  ", "\n- ").replace("\n", "  \n")
     except WorkbenchError as exc:
         return f"**Not usable:** {exc}", gr.update(interactive=False)
-    text = prepared.summary().replace("\n  ", "\n- ").replace("\n", "  \n")
-    return f"**Validation report**  \n{text}", gr.update(interactive=True)
+    return f"**Validation report**  \n{_REPORTS[key]}", gr.update(interactive=True)
+
+
+_REPORTS: dict[tuple, str] = {}  # (files' states, split and length settings) -> the validation report's text
+
+
+def _file_state(path: str | None) -> tuple | None:
+    """A file's identity and state: its path, inode, size and modification time (a changed file is a new key)."""
+    if not path:
+        return None
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return (path,)
+    return path, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def make_train_fn(ctx: AppContext, tokenizers: Tokenizers):
@@ -168,10 +192,11 @@ def make_train_fn(ctx: AppContext, tokenizers: Tokenizers):
         patience: float,
         seed: float,
         packing: str,
+        request: gr.Request = None,
     ):
         values = {k: v for k, v in locals().items() if k in HPARAMS}
         try:
-            ctx.settings.check_admin(token)
+            ctx.settings.check_admin(token, client_of(ctx, request))
             data = _keep_upload(ctx, _dataset_path(ctx, upload, dataset))
             val = _keep_upload(ctx, _upload_path(ctx, val_upload) if val_upload else None)
             config = _config(run_name, data, val, values | {"val_fraction": val_fraction})
@@ -188,8 +213,9 @@ def make_train_fn(ctx: AppContext, tokenizers: Tokenizers):
 def make_cancel_fn(ctx: AppContext):
     """The function behind the Cancel button and the "cancel_training" API endpoint."""
 
-    def cancel(run_name, token):
+    def cancel(run_name, token, request: gr.Request = None):
         try:
+            ctx.settings.check_admin(token, client_of(ctx, request))
             stopped = jobs.cancel_training(ctx.settings, (run_name or "").strip(), token=token)
         except WorkbenchError as exc:
             raise user_error(exc) from None
@@ -201,8 +227,9 @@ def make_cancel_fn(ctx: AppContext):
 def make_resume_fn(ctx: AppContext):
     """The function behind the Resume button and the "resume_training" API endpoint."""
 
-    def resume(run_name, token):
+    def resume(run_name, token, request: gr.Request = None):
         try:
+            ctx.settings.check_admin(token, client_of(ctx, request))
             jobs.resume_training(ctx.settings, (run_name or "").strip(), token=token)
         except WorkbenchError as exc:
             raise user_error(exc) from None
