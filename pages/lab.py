@@ -212,9 +212,34 @@ def _show_sweep(messages) -> None:
                 st.text(row.output or "(empty)")
 
 
+PREFERENCE_ALL = "every checkpoint"
+
+
 def _preference() -> None:
-    """Which setting raters preferred (issue 12, part 1): the chart of preference against the swept setting lands
-    here, between the sweep and the token view, from the votes on settings-only pairs."""
+    """Which setting raters preferred: Bradley-Terry ratings of the settings from blind votes on settings pairs
+    (one checkpoint's outputs under two settings), against the chosen setting (workbench/studio/preference.py)."""
+    from workbench.ratings.snapshot import snapshot
+    from workbench.studio.preference import AXES, preference_by_setting
+
+    st.header("Which setting raters preferred")
+    st.caption(
+        "From blind votes between one checkpoint's answers to the same prompt under two settings (the Rate page's "
+        "and the Arena's settings pairs): Bradley-Terry ratings with 95% bootstrap intervals, against a setting."
+    )
+    snap = snapshot(common.store())
+    left, right = st.columns(2)
+    axis = left.selectbox("Against", AXES, format_func=lambda a: a.replace("_", " "), key="lab-pref-axis")
+    scope = right.selectbox("Votes on", [PREFERENCE_ALL, *snap.options()["checkpoints"]], key="lab-pref-checkpoint")
+    try:
+        table = preference_by_setting(snap, axis=axis, checkpoint=None if scope == PREFERENCE_ALL else scope)
+    except WorkbenchError as exc:
+        common.show_error(exc)
+        return
+    if table.empty:
+        st.info("No votes compare two settings yet: rate settings pairs on the Rate page or in the Arena.")
+        return
+    st.plotly_chart(plots.preference_chart(table, axis.replace("_", " ")), key="lab-pref-chart")
+    st.dataframe(table.round({"rating": 1, "lower": 1, "upper": 1, "win_rate": 3}), hide_index=True, key="lab-pref")
 
 
 def _token_view(checkpoint: str, messages, gen: GenerationSettings) -> None:

@@ -10,7 +10,8 @@ and the README, not into tests. Each case runs in a fresh interpreter.
 
 Modules: `model` (loading, the transformers engine against bare `generate`, CPU dtype, perplexity), `serving`
 (the llama.cpp backend against bare llama.cpp, several visitors through the running app, batched jobs against
-one request at a time, agreement between backends).
+one request at a time, agreement between backends), `ratings` (the leaderboard at 100,000 votes: the page and the
+CLI, against the old row-wise path and a FastChat battle file).
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ CASES = {
     "app_concurrency": "serving:case_app_concurrency",
     "batched_jobs": "serving:case_batched_jobs",
     "agreement": "serving:case_agreement",
+    "leaderboard_page": "ratings:case_leaderboard_page",
+    "leaderboard_cli": "ratings:case_leaderboard_cli",
 }
 
 

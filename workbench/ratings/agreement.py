@@ -38,8 +38,13 @@ def pairwise_labels(battles: pd.DataFrame) -> pd.DataFrame:
         sa, sb = (_settings_key(battles[c]).to_numpy(dtype=object) for c in ("settings_a", "settings_b"))
         keys["settings_low"], keys["settings_high"] = np.where(swapped, sb, sa), np.where(swapped, sa, sb)
     # Numbered groups rather than joined strings: the same items, without building 100,000 strings.
-    codes = np.column_stack([pd.factorize(np.broadcast_to(v, len(battles)))[0] for v in keys.values()])
-    item = np.unique(codes, axis=0, return_inverse=True)[1].ravel() if len(battles) else np.zeros(0, dtype=int)
+    codes = [pd.factorize(np.broadcast_to(v, len(battles)))[0] for v in keys.values()]
+    if not len(battles):
+        item = np.zeros(0, dtype=np.int64)
+    elif math.prod(int(c.max()) + 1 for c in codes) < 2**62:  # one integer per item, numbered by a hash
+        item = pd.factorize(np.ravel_multi_index(codes, [int(c.max()) + 1 for c in codes]))[0]
+    else:
+        item = np.unique(np.column_stack(codes), axis=0, return_inverse=True)[1].ravel()
     return pd.DataFrame({"item": item, "rater": battles["judge"].to_numpy(), "label": winner})
 
 

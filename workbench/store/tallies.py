@@ -58,14 +58,28 @@ def _pair_columns():
     return columns, joins, ga
 
 
+_NUMBERS = {"n", "vote_id", "checkpoint_a", "checkpoint_b", "has_reason"}
+
+
 def _frame(s, query, keys: list[str]):
-    """A query's rows as a DataFrame, through the Core connection and column by column (an ORM result and
-    pandas' row-by-row constructor cost more than the query itself at 100,000 rows)."""
+    """A query's rows as a DataFrame, read with the driver's own cursor (SQLAlchemy's Row objects and pandas'
+    row-by-row constructor cost more than the query itself at 100,000 rows). Text stays plain Python strings
+    (object columns), so later filters and groupings never convert 100,000 values to and from Arrow."""
     import pandas as pd
 
-    rows = s.connection().execute(query).all()
+    connection = s.connection()
+    # The query has no parameters from outside (only column names and constants), so literal binds are safe.
+    sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(keys)
-    return pd.DataFrame(dict(zip(keys, columns, strict=True)), columns=keys)
+    return pd.DataFrame(
+        {k: pd.Series(c, dtype=None if k in _NUMBERS else object) for k, c in zip(keys, columns, strict=True)}
+    )
 
 
 def _orient(frame, names: dict[int, str], labels: dict[str, str]):
@@ -87,8 +101,7 @@ def _orient(frame, names: dict[int, str], labels: dict[str, str]):
         default="model_b",
     )
     frame = frame.drop(columns="shown_left")
-    # Plain Python strings, not pandas' Arrow strings: filters and groupings then never convert 100,000 values.
-    for column in ("model_a", "model_b", "winner", "judge", "settings_a", "settings_b", "backend_a", "backend_b"):
+    for column in ("model_a", "model_b", "winner", "settings_a", "settings_b"):  # made here: back to plain strings
         frame[column] = frame[column].astype(object)
     return frame
 
@@ -145,20 +158,57 @@ class TalliesMixin:
         question_id is the prompt's hash cut to 32 characters, as in `battles()`; has_reason says whether the
         rater typed a reason (read them with `vote_reasons`).
         """
+        import numpy as np
+        import pandas as pd
 
-        columns, joins, ga = _pair_columns()
-        extra = [Vote.id.label("vote_id"), func.substr(ga.prompt_hash, 1, 32).label("question_id")]
-        query = select(*extra, *columns, Vote.reason.is_not(None).label("has_reason")).select_from(Vote)
-        for table, on in joins:
-            query = query.join(table, on)
-        query = query.order_by(Vote.created_at, Vote.id)
+        # Two flat reads and integer lookups: the votes' own columns, and what each generation contributes
+        # (checkpoint, settings, backend, prompt) once per generation rather than once per vote.
+        votes = select(
+            Vote.id,
+            Vote.generation_a_id,
+            Vote.generation_b_id,
+            Vote.shown_left,
+            Vote.winner,
+            Vote.rater,
+            Vote.reason.is_not(None),
+        ).order_by(Vote.created_at, Vote.id)
+        generations = select(
+            Generation.id,
+            Generation.checkpoint_id,
+            Generation.settings_hash,
+            Generation.backend,
+            func.substr(Generation.prompt_hash, 1, 32),
+        )
+        vote_keys = ["vote_id", "generation_a", "generation_b", "shown_left", "winner", "judge", "has_reason"]
         with self._read() as s:
             names, labels, settings = self._names_and_labels(s)
-            frame = _frame(s, query, [c.key for c in extra] + [c.key for c in columns] + ["has_reason"])
-        frame = _orient(frame, names, labels)[SEQUENCE_COLUMNS]
-        frame["has_reason"] = frame["has_reason"].astype(bool)
-        frame.attrs["settings"] = settings
-        return frame
+            frame = _frame(s, votes, vote_keys)
+            gens = _frame(s, generations, ["id", "checkpoint", "settings", "backend", "question_id"])
+        gens["checkpoint"] = gens["checkpoint"].map(names).astype(object)
+        gens["settings"] = gens["settings"].map(labels).astype(object)
+        at = pd.Index(gens["id"])
+        left_is_a = (frame["shown_left"] == "a").to_numpy()
+        rows_a, rows_b = at.get_indexer(frame["generation_a"]), at.get_indexer(frame["generation_b"])
+        left, right = np.where(left_is_a, rows_a, rows_b), np.where(left_is_a, rows_b, rows_a)
+        out = pd.DataFrame({"vote_id": frame["vote_id"], "question_id": gens["question_id"].to_numpy()[rows_a]})
+        for name, column in (("model", "checkpoint"), ("settings", "settings"), ("backend", "backend")):
+            values = gens[column].to_numpy(dtype=object)
+            out[f"{name}_a" if name != "model" else "model_a"] = pd.Series(values[left], dtype=object)
+            out[f"{name}_b" if name != "model" else "model_b"] = pd.Series(values[right], dtype=object)
+        winner, shown = frame["winner"].to_numpy(dtype=object), frame["shown_left"].to_numpy(dtype=object)
+        out["winner"] = pd.Series(
+            np.select(
+                [winner == "tie", winner == "bothbad", winner == shown],
+                ["tie", "tie (bothbad)", "model_a"],
+                default="model_b",
+            ),
+            dtype=object,
+        )
+        out["judge"] = frame["judge"]
+        out["has_reason"] = frame["has_reason"].astype(bool)
+        out = out[SEQUENCE_COLUMNS]
+        out.attrs["settings"] = settings
+        return out
 
     def vote_reasons(self, vote_ids: Sequence[int]) -> list[dict[str, Any]]:
         """The typed reasons of these votes, newest first: vote_id, tstamp, judge, model_a, model_b (left
