@@ -316,3 +316,38 @@ def sweep_heatmap(
     fig.update_yaxes(title=labels.get(y, y), type="category")
     fig.update_xaxes(title=labels.get(x, x) if x else "", type="category")
     return _layout(fig, title)
+
+
+def preference_chart(table: pd.DataFrame, axis: str, *, title: str = "") -> go.Figure:
+    """Raters' preference against one generation setting: each settings' Bradley-Terry rating with its 95%
+    interval at its value of `axis` (`workbench.studio.preference.preference_by_setting`: settings, value,
+    rating, lower, upper, battles)."""
+    _require(table, ["settings", "value", "rating", "lower", "upper", "battles"], "A preference chart")
+    numeric = table["value"].notna().all()
+    frame = table.assign(x=table["value"] if numeric else table["settings"])
+    custom = [
+        [_esc(s), float(lo), float(up), int(n)]
+        for s, lo, up, n in frame[["settings", "lower", "upper", "battles"]].to_numpy()
+    ]
+    fig = go.Figure(
+        go.Scatter(
+            x=list(frame["x"]) if numeric else [_esc(v) for v in frame["x"]],
+            y=[float(v) for v in frame["rating"]],
+            mode="markers+lines" if numeric and frame["x"].is_unique else "markers",
+            marker={"size": 11, "color": BAR},
+            line={"color": BASE_COLOUR, "dash": "dot"},
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": list(frame["upper"] - frame["rating"]),
+                "arrayminus": list(frame["rating"] - frame["lower"]),
+                "thickness": 2,
+            },
+            customdata=custom,
+            hovertemplate="<b>%{customdata[0]}</b><br>rating %{y:.1f} (%{customdata[1]:.1f} to %{customdata[2]:.1f})"
+            "<br>%{customdata[3]} battles<extra></extra>",
+        )
+    )
+    return _layout(
+        fig, title, yaxis_title="Bradley-Terry rating (raters' preference)", xaxis_title=axis, showlegend=False
+    )
