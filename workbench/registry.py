@@ -341,6 +341,30 @@ def list_adapters(settings: Settings, base: BaseModel | None = None) -> list[Ada
     return found
 
 
+def _stamp(path: Path | os.DirEntry) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+def adapters_signature(settings: Settings) -> tuple:
+    """A cheap fingerprint of what `list_adapters` reads: registry.yaml, the adapters folder, each run and
+    checkpoint folder and the adapter files in them, by modification time and size (stat calls, nothing parsed).
+    Equal signatures mean an unchanged list, so a page's timer can skip the scan (training publishes by rename,
+    which changes the folder's time)."""
+    parts: list = [_stamp(settings.registry_file), _stamp(settings.adapters_dir)]
+    if not settings.adapters_dir.is_dir():
+        return tuple(parts)
+    for run in sorted((e for e in os.scandir(settings.adapters_dir) if _visible(Path(e.path))), key=lambda e: e.name):
+        folders = [Path(run.path)] + [Path(c.path) for c in os.scandir(run.path) if _CHECKPOINT.match(c.name)]
+        for folder in folders:
+            files = (ADAPTER_CONFIG, ADAPTER_WEIGHTS, RUN_META)
+            parts.append((folder.name, _stamp(folder), *(_stamp(folder / f) for f in files)))
+    return tuple(parts)
+
+
 def find_adapter(settings: Settings, name: str, base: BaseModel | None = None) -> Adapter:
     """The usable adapter called `name`.
 

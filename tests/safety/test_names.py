@@ -89,7 +89,7 @@ def test_runs_listed_skip_hand_made_folders_and_never_follow_them(tree):
 def test_the_shipped_dataset_choice_is_one_of_the_shipped_files(tree, bad):
     ctx = SimpleNamespace(settings=tree.settings)
     assert finetune_actions._dataset_path(ctx, None, "data/ok/train.jsonl") == str(tree.repo / "data/ok/train.jsonl")
-    with pytest.raises(WorkbenchError, match="not one of the shipped datasets|not inside"):
+    with pytest.raises(WorkbenchError, match=r"not one of the shipped datasets|not inside"):
         finetune_actions._dataset_path(ctx, None, bad)
 
 

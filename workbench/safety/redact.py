@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 MASK = "***"
-SECRET_NAME = re.compile(r"(?i)(key|token|secret|passw(or)?d|credential|auth)")
+SECRET_NAME = re.compile(r"(?i)(key|token|secret|passw(or)?d|credential)")
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):(?P<pw>[^@/\s]+)@")
 _ASSIGNED = re.compile(
     r"(?i)(?P<head>\b(?:password|passwd|pwd|api[_-]?key|access[_-]?key|secret|token)\b\s*[=:]\s*['\"]?)"

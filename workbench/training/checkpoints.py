@@ -23,6 +23,7 @@ from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.registry import ADAPTER_CONFIG, ADAPTER_WEIGHTS, CHAT_TEMPLATE_FILE, RUN_META, inspect_adapter
+from workbench.safety.redact import redact_value
 from workbench.training.config import RunPaths
 from workbench.training.runlog import read_log
 
@@ -31,9 +32,11 @@ TRAINER_STATE = "trainer_state.json"
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON to `path` through a temporary file and a rename."""
+    """Write JSON to `path` through a temporary file and a rename, with secrets redacted (run files are read by
+    the UI and travel with adapters)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    text = json.dumps(redact_value(data), indent=2, ensure_ascii=False, default=str)
+    tmp.write_text(text + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
 

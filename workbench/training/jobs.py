@@ -21,13 +21,14 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from workbench.config import REPO_ROOT, Settings
 from workbench.errors import WorkbenchError
 from workbench.safety.names import PART
+from workbench.safety.redact import redact
 from workbench.training.checkpoints import published_steps
 from workbench.training.config import HYPERPARAMETERS, JobConfig, RunPaths
 from workbench.training.procs import alive as process_alive
@@ -83,6 +84,12 @@ class RunStatus:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def for_visitor(self) -> RunStatus:
+        """What a visitor may see of the run: its progress and losses, but no process, no line of the job's
+        output and no server path (a failure is only named as one; the operator reads the job log)."""
+        error = "The run failed; its job log on the server says why." if self.error else None
+        return replace(self, pid=None, pid_start=None, error=error)
 
 
 def _jobs_dir(settings: Settings) -> Path:
@@ -178,11 +185,21 @@ def _pid_alive(settings: Settings, run: str, pid: int | None, pid_start: str | N
     return process_alive(pid, pid_start)
 
 
+_INFOS: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}  # job file -> (inode, size, mtime), its data
+
+
 def _job_info(settings: Settings, run: str) -> dict[str, Any]:
+    path = _jobs_dir(settings) / f"{run}.json"
     try:
-        return json.loads((_jobs_dir(settings) / f"{run}.json").read_text(encoding="utf-8"))
+        stat = path.stat()
+        state = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if path in _INFOS and _INFOS[path][0] == state:  # every open page asks every 2 s: parse it once
+            return _INFOS[path][1]
+        info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    _INFOS[path] = (state, info if isinstance(info, dict) else {})
+    return _INFOS[path][1]
 
 
 def _last_error(settings: Settings, run: str) -> str | None:
@@ -191,7 +208,7 @@ def _last_error(settings: Settings, run: str) -> str | None:
     except OSError:
         return None
     errors = [line[len("error: ") :] for line in lines if line.startswith("error: ")]
-    return errors[-1] if errors else (lines[-1] if lines else None)
+    return redact(errors[-1] if errors else lines[-1]) if lines else None  # the job's raw output may hold secrets
 
 
 def run_status(settings: Settings, run: str) -> RunStatus:
