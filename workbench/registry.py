@@ -330,12 +330,16 @@ def list_adapters(settings: Settings, base: BaseModel | None = None) -> list[Ada
     if not root.is_dir():
         return []
     found: list[Adapter] = []
-    for run in sorted(p for p in root.iterdir() if _visible(p)):
+    inside_root = root.resolve()
+    # A symlink out of the folder is never listed, as `find_adapter` would never load it.
+    for run in sorted(p for p in root.iterdir() if _visible(p) and inside_root in p.resolve().parents):
         # A run folder is itself an adapter once its final adapter lands; before that it holds only
         # checkpoints and logs, and is not listed (so a run in progress never shows as broken).
         if (run / ADAPTER_CONFIG).exists() or (run / ADAPTER_WEIGHTS).exists():
             found.append(inspect_adapter(run, run.name, base))
-        checkpoints = [c for c in run.iterdir() if _visible(c) and _CHECKPOINT.match(c.name)]
+        checkpoints = [
+            c for c in run.iterdir() if _visible(c) and _CHECKPOINT.match(c.name) and inside_root in c.resolve().parents
+        ]
         for ckpt in sorted(checkpoints, key=lambda c: int(_CHECKPOINT.match(c.name).group(1))):
             found.append(inspect_adapter(ckpt, f"{run.name}/{ckpt.name}", base))
     return found

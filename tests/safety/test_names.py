@@ -10,7 +10,7 @@ from safetensors.numpy import save_file
 
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
-from workbench.registry import find_adapter
+from workbench.registry import find_adapter, list_adapters
 from workbench.safety.names import check_name, export_target, inside, within
 from workbench.training import jobs
 from workbench.training.config import RunPaths
@@ -75,6 +75,8 @@ def test_good_names_still_work_and_are_normalised(tree):
     assert find_adapter(s, "good/checkpoint-10/").path == s.adapters_dir / "good" / "checkpoint-10"
     assert not jobs.cancel_training(s, "good")
     assert RunPaths.of(s, "new-run").run_dir == s.adapters_dir / "new-run"  # a run not made yet is fine
+    listed = [a.name for a in list_adapters(s)]
+    assert "good/checkpoint-10" in listed and "escape" not in listed  # a symlink out is never offered
 
 
 def test_runs_listed_skip_hand_made_folders_and_never_follow_them(tree):
