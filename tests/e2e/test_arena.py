@@ -37,6 +37,21 @@ def test_arena_makes_a_pair_when_the_store_has_none(dash, monkeypatch):
     assert {again.a.id, again.b.id} == {item.a.id, item.b.id} and len(arena.store().generations()) == 2
 
 
+def test_arena_makes_a_settings_pair_from_one_checkpoint(dash, monkeypatch):
+    from workbench.ui import arena as arena_tab
+    from workbench.ui.context import AppContext
+
+    dash.empty()
+    pairs = tuple(SEEDED.replace(max_new_tokens=8, temperature=t) for t in (0.3, 1.1))
+    monkeypatch.setattr(arena_tab, "ARENA_SETTINGS_PAIRS", pairs)
+    arena = arena_tab.Arena(AppContext(dash.settings))
+    item = arena.next_pair("erin", "session-0123456789", differ="settings")
+    assert item.a.checkpoint == item.b.checkpoint and item.a.prompt == item.b.prompt
+    assert {item.a.settings["temperature"], item.b.settings["temperature"]} == {0.3, 1.1}
+    assert len(arena.store().generations()) == 2
+    assert arena.next_pair("erin", "session-0123456789", generate=False) is None  # no two-checkpoint pair made
+
+
 @pytest.fixture
 def seeded_pair(engine, dash_checkpoints, wb_settings):
     """Two real outputs for one prompt in the store the app uses; yields the votes already there."""

@@ -224,10 +224,15 @@ def ensure_pair(
     requests = [
         Request(prompt["text"], c, settings, prompt["system_prompt"], prompt["id"]) for c in rng.sample(choices, 2)
     ]
+    records = stored_or_made(engine, store, requests)  # the two sides are generated together
+    return records[0], records[1]
+
+
+def stored_or_made(engine: ChatEngine | Router, store: Store, requests: Sequence[Request]) -> list[GenerationRecord]:
+    """The stored output of each request, in order; those the store lacks are generated together and stored."""
     found = [stored(store, engine.settings, r) for r in requests]
     made = iter(generate_together(engine, store, [r for r, f in zip(requests, found, strict=True) if f is None]))
-    records = [f if f is not None else next(made) for f in found]  # the two sides are generated together
-    return records[0], records[1]
+    return [f if f is not None else next(made) for f in found]
 
 
 def summary(record: Any) -> str:

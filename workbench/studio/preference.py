@@ -20,7 +20,7 @@ import pandas as pd
 
 from workbench.errors import WorkbenchError
 from workbench.generation.settings import GenerationSettings
-from workbench.studio.compare import Request, generate_together, stored
+from workbench.studio.compare import Request, stored_or_made
 
 if TYPE_CHECKING:
     from workbench.generation.engine import ChatEngine
@@ -56,9 +56,7 @@ def ensure_settings_pair(
     requests = [
         Request(prompt["text"], checkpoint, s, prompt["system_prompt"], prompt["id"]) for s in rng.sample(choices, 2)
     ]
-    found = [stored(store, engine.settings, r) for r in requests]
-    made = iter(generate_together(engine, store, [r for r, f in zip(requests, found, strict=True) if f is None]))
-    records = [f if f is not None else next(made) for f in found]
+    records = stored_or_made(engine, store, requests)
     return records[0], records[1]
 
 
