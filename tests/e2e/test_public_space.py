@@ -13,7 +13,7 @@ import sys
 import pytest
 from gradio_client import Client
 
-from tests.fixtures.queue import call, fn_index
+from tests.fixtures.queue import call, default_inputs, fn_index
 from tests.fixtures.servers import ROOT, free_port, server_process
 from workbench.store import Store
 
@@ -22,6 +22,7 @@ pytestmark = pytest.mark.slow
 TOKEN = "t0ken-for-tests"
 RATE, VOTES, MAX_NEW = 4, 5, 64
 PROMPTS = [f"Name a colour, please ({i})." for i in range(8)]
+XSS = "<img src=x onerror=alert(1)><script>alert(2)</script> **bold?**"
 
 
 def visitor(address: str) -> dict[str, str]:
@@ -35,7 +36,7 @@ def public_app(wb_env, tmp_path_factory):
     with Store(f"sqlite:///{db}") as store:
         for prompt in PROMPTS:
             for checkpoint in ("base", "rival"):
-                store.add_generation(checkpoint, prompt, f"{checkpoint} says blue", None)
+                store.add_generation(checkpoint, prompt, f"{checkpoint} says blue {XSS}", None)
     port = free_port()
     env = {
         **wb_env,
@@ -67,7 +68,8 @@ def test_admin_actions_need_the_token_through_the_client_and_the_queue(public_ap
         refused = call(url, fn_index(url, name), ["no-such-run", ""], visitor("10.0.0.2"))
         assert not refused.success and "admin token" in refused.error
     # The dataset check reads and tokenizes uploads, and the run list shows losses: both are the operator's.
-    check = call(url, fn_index(url, "check"), [None, None, None, 0.1, 256, 0, ""], visitor("10.0.0.3"))
+    index = fn_index(url, "check")
+    check = call(url, index, default_inputs(url, index), visitor("10.0.0.3"))
     assert check.success and "admin token" in check.output[0]
     # With the right token the same call gets past the check and answers about the run itself.
     allowed = call(url, fn_index(url, "cancel_training"), ["no-such-run", TOKEN], visitor("10.0.0.4"))
@@ -90,7 +92,7 @@ def test_chat_requests_are_limited_on_the_server(public_app):
     url = public_app.url
     chat = fn_index(url, "chat")
     cases = {
-        "Max new tokens": chat_data("Hi", max_new_tokens=MAX_NEW + 1),
+        f"maximum value {MAX_NEW}": chat_data("Hi", max_new_tokens=MAX_NEW + 1),  # the slider's own bound
         "characters": chat_data("x" * 8_001),
         "stop strings": chat_data("Hi", stop="\n".join(f"s{i}" for i in range(9))),
         "messages": chat_data("Hi", history=[{"role": "user", "content": [{"type": "text", "text": "z"}]}] * 201),
@@ -132,3 +134,26 @@ def test_one_ballot_per_visitor_and_pair_and_a_vote_limit(public_app):
     with pytest.raises(Exception, match=f"limit of {VOTES} votes per hour"):
         flood.predict("", "", api_name="/vote_tie")
     flood.close()
+
+
+def test_injected_html_never_runs_in_the_chat_or_the_arena(public_app, page, artifacts):
+    from playwright.sync_api import expect
+
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.set_extra_http_headers(visitor("10.0.4.1"))
+    page.goto(public_app.url, wait_until="domcontentloaded")
+    page.locator("#msg textarea").fill(f"Repeat this: {XSS}")
+    page.locator("#msg textarea").press("Enter")
+    expect(page.locator("#stats")).to_contain_text("tokens", timeout=120_000)
+    page.get_by_role("tab", name="Arena").click()
+    page.locator("#arena-next").click()
+    expect(page.locator("#arena-status")).to_contain_text("Which answer is better?")
+    page.locator("#arena-vote-left").click()
+    expect(page.locator("#arena-status")).to_contain_text("Recorded")
+    page.screenshot(path=artifacts / "public_arena.png", full_page=True)
+    assert not dialogs, dialogs
+    # The chat renders Markdown through Gradio's sanitizer: tags may stay, handlers and scripts may not.
+    assert page.locator("[onerror]").count() == 0
+    assert page.evaluate("[...document.scripts].every(s => !s.text.includes('alert(2)'))")
+    assert "onerror" in page.locator("#arena-left textarea").input_value()  # shown as text, literally

@@ -153,16 +153,28 @@ def check_messages(messages: Sequence[Mapping[str, Any]]) -> list[Message]:
     return clean
 
 
-def message_text(content: Any) -> str:
+def message_text(content: Any, _depth: int = 0) -> str:
     """The text of a message's content: a string, or a list of parts such as `{"type": "text", "text": ...}`
-    (the form chat UIs like Gradio 6 pass); non-text parts are left out."""
+    (the form chat UIs like Gradio 6 pass); non-text parts, and parts nested deeper than any UI sends, are
+    left out (a crafted, deeply nested request must not exhaust the stack)."""
     if isinstance(content, str):
         return content
     if isinstance(content, Mapping):
-        return str(content.get("text") or "")
-    if isinstance(content, Sequence):
-        return "".join(message_text(part) for part in content)
+        text = content.get("text")
+        return text if isinstance(text, str) else ""
+    if isinstance(content, Sequence) and _depth < 3:
+        return "".join(message_text(part, _depth + 1) for part in content)
     return ""
+
+
+def plain_history(history: Any) -> list[dict[str, str]]:
+    """A chat UI's history as plain {"role", "content"} messages (content parts joined into text); anything that
+    is not a list of messages is refused in one sentence (an API caller can send any JSON)."""
+    if history is None:
+        return []
+    if not isinstance(history, list) or not all(isinstance(m, Mapping) and "role" in m for m in history):
+        raise WorkbenchError("The history must be a list of messages, each with a role and a content.")
+    return [{"role": m["role"], "content": message_text(m.get("content"))} for m in history]
 
 
 def conversation(

@@ -49,6 +49,9 @@ KINDS = {
     "empty-content": "empty content",
     "last-not-assistant": "the last turn is not from the assistant",
     "too-long": "longer than the maximum length",
+    # preference pairs (preferences.py)
+    "different-prompts": "chosen and rejected answer different prompts",
+    "same-replies": "chosen and rejected are the same",
 }
 
 Message = dict[str, str]
@@ -175,6 +178,8 @@ def _json_items(text: str) -> Iterator[tuple[int, Any]]:
         raise WorkbenchError(
             f"The file is not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}."
         ) from None
+    except RecursionError:  # Python's parser recurses per level; no dataset nests this deep
+        raise WorkbenchError("The file nests lists or objects too deeply to be a dataset.") from None
     if not isinstance(data, list):
         raise WorkbenchError("A .json dataset must hold a list of records; use .jsonl for one record per line.")
     # json gives no positions for list items: walk the list with raw_decode to find where each starts.
@@ -195,6 +200,8 @@ def _jsonl_items(text: str) -> Iterator[tuple[int, Any]]:
             yield number, json.loads(line)
         except json.JSONDecodeError as exc:
             yield number, Problem(number, "bad-json", f"not valid JSON ({exc.msg} at column {exc.colno})")
+        except RecursionError:
+            yield number, Problem(number, "bad-json", "nests lists or objects too deeply")
 
 
 def _csv_items(text: str) -> Iterator[tuple[int, Any]]:

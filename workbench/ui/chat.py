@@ -18,7 +18,7 @@ from typing import Any
 import gradio as gr
 
 from workbench.errors import WorkbenchError
-from workbench.generation.settings import GenerationSettings, conversation, message_text
+from workbench.generation.settings import GenerationSettings, conversation, message_text, plain_history
 from workbench.registry import BASE_NAME
 from workbench.ui import chat_tuning
 from workbench.ui.context import AppContext, client_of, session_of, user_error
@@ -43,15 +43,6 @@ def _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, see
     )
 
 
-def _history(history: Any) -> list[dict[str, Any]]:
-    """The chat history as plain {"role", "content"} messages; anything else is refused in one sentence."""
-    if history is None:
-        return []
-    if not isinstance(history, list) or not all(isinstance(m, dict) and "role" in m for m in history):
-        raise WorkbenchError("The history must be a list of messages, each with a role and a content.")
-    return [{"role": m["role"], "content": message_text(m.get("content"))} for m in history]
-
-
 def make_chat_fn(ctx: AppContext):
     """The streaming chat function behind the UI and the "chat" API endpoint."""
 
@@ -70,7 +61,7 @@ def make_chat_fn(ctx: AppContext):
         request: gr.Request = None,
     ) -> Iterator[tuple[list[dict[str, Any]], str]]:
         try:
-            history = _history(history)
+            history = plain_history(history)
             settings = _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop)
             check_chat(ctx.sizes, message, system_prompt, history, settings)
             if not ctx.settings.admin_without_token:
@@ -176,8 +167,14 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
                 info="0 = greedy (always the most likely token)",
                 elem_id="temperature",
             )
+            cap = min(2048, ctx.sizes.max_new_tokens)  # a visitor's limit on this server (the server checks it too)
             max_new_tokens = gr.Slider(
-                1, 2048, value=DEFAULTS.max_new_tokens, step=1, label="Max new tokens", elem_id="max-new-tokens"
+                1,
+                cap,
+                value=min(DEFAULTS.max_new_tokens, cap),
+                step=1,
+                label="Max new tokens",
+                elem_id="max-new-tokens",
             )
             with gr.Accordion("Advanced", open=False, elem_id="advanced"):
                 top_p = gr.Slider(0.01, 1, value=DEFAULTS.top_p, step=0.01, label="Top-p", elem_id="top-p")

@@ -23,9 +23,10 @@ import gradio as gr
 
 from workbench.errors import WorkbenchError
 from workbench.generation import presets
-from workbench.generation.settings import GenerationSettings, conversation, message_text
+from workbench.generation.settings import GenerationSettings, conversation, message_text, plain_history
 from workbench.registry import BASE_NAME
-from workbench.ui.context import AppContext, user_error
+from workbench.ui.context import AppContext, client_of, user_error
+from workbench.ui.limits import check_chat
 
 SLIDERS = ("temperature", "max_new_tokens", "top_p", "top_k", "repetition_penalty", "stop")
 
@@ -88,9 +89,7 @@ def token_view_layout() -> SimpleNamespace:
 
 def last_exchange(history: Any, system_prompt: str | None) -> tuple[list[dict[str, str]], str]:
     """(the messages that led to the last reply, that reply) from a chat history; one sentence when there is none."""
-    if not isinstance(history, list) or not all(isinstance(m, dict) and "role" in m for m in history):
-        raise WorkbenchError("The history must be a list of messages, each with a role and a content.")
-    turns = [{"role": m["role"], "content": message_text(m.get("content"))} for m in history]
+    turns = plain_history(history)
     if not turns or turns[-1]["role"] != "assistant" or not turns[-1]["content"].strip():
         raise WorkbenchError("There is no reply to read yet: send a message first.")
     users = [i for i, t in enumerate(turns[:-1]) if t["role"] == "user"]
@@ -107,10 +106,13 @@ def wire_token_view(
     from workbench.generation.tokenprobs import token_probabilities
     from workbench.ui.tokenview import summary, token_html
 
-    def show(history, system_prompt, name, t, p, k, colour_by):
+    def show(history, system_prompt, name, t, p, k, colour_by, request: gr.Request = None):
         try:
             settings = GenerationSettings(temperature=t, top_p=p, top_k=k)
             messages, reply = last_exchange(history, system_prompt)
+            check_chat(ctx.sizes, "", system_prompt, messages, settings)  # a forward pass over all of it
+            if not ctx.settings.admin_without_token:  # as costly as a reply: counted like one
+                ctx.reply_limit.take(client_of(ctx, request))
             rows = token_probabilities(
                 ctx.router(),
                 messages,

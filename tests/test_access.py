@@ -1,0 +1,128 @@
+"""Who may do what: admin actions closed on a public server, wrong tokens throttled per client address, the
+client address read from our own proxy's entry, per-visitor limits, and the Space defaults for the store.
+
+In-process and fast; the same rules over HTTP are in tests/e2e/test_public_space.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench import access
+from workbench.config import SPACE_DATA, Settings
+from workbench.errors import WorkbenchError
+from workbench.generation.settings import GenerationSettings
+from workbench.ui.limits import RateLimit, check_chat, sizes_for, visitor_sizes
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("localhost", True), ("::1", True), ("[::1]", True), ("0.0.0.0", False), ("", False)],
+)
+def test_loopback_is_only_this_machine(host, loopback):
+    assert access.is_loopback(host) is loopback
+
+
+def test_admin_actions_are_closed_on_a_public_server_without_a_token(tmp_path):
+    laptop = Settings(home=tmp_path)  # GRADIO_SERVER_NAME unset: Gradio's own default, loopback
+    laptop.check_admin(None)
+    public = Settings(home=tmp_path, host="0.0.0.0")
+    with pytest.raises(WorkbenchError, match="closed on this public server.*WORKBENCH_ADMIN_TOKEN"):
+        public.check_admin(None)
+    Settings(home=tmp_path, host="0.0.0.0", admin_open="1").check_admin(None)  # the operator's explicit opt-out
+    with pytest.raises(WorkbenchError, match="closed"):
+        Settings(home=tmp_path, admin_open="0").check_admin(None)  # closed even on loopback
+    guarded = Settings(home=tmp_path, host="0.0.0.0", admin_token="s3cret")
+    guarded.check_admin("s3cret", who="203.0.113.7")
+    with pytest.raises(WorkbenchError, match="needs the admin token"):
+        guarded.check_admin(None, who="203.0.113.7")
+    with pytest.raises(WorkbenchError, match="WORKBENCH_ADMIN_OPEN must be"):
+        Settings(home=tmp_path, admin_open="maybe")
+
+
+def test_settings_come_from_the_environment(tmp_path):
+    env = {"WORKBENCH_HOME": str(tmp_path), "GRADIO_SERVER_NAME": "0.0.0.0", "WORKBENCH_RATE_LIMIT": "7"}
+    settings = Settings.from_env(env)
+    assert not settings.admin_without_token and settings.rate_limit == 7 and settings.trusted_proxies == 0
+    space = Settings.from_env({**env, "SPACE_ID": "me/demo"})
+    assert space.space and space.trusted_proxies == 1  # the Space's own proxy
+    with pytest.raises(WorkbenchError, match="WORKBENCH_VOTE_LIMIT"):
+        Settings.from_env({**env, "WORKBENCH_VOTE_LIMIT": "lots"})
+
+
+def test_a_space_without_persistent_storage_is_warned_about(tmp_path):
+    assert Settings(home=tmp_path).store_survives_restart  # not a Space
+    on_space = Settings(home=tmp_path, space=True)
+    # With /data (persistent storage) the store goes there; without it, it is in the app folder and is warned of.
+    assert on_space.db_url.startswith("sqlite:////data/") is SPACE_DATA.is_dir()
+    assert on_space.store_survives_restart is SPACE_DATA.is_dir()
+    assert Settings(home=tmp_path, space=True, db_url="sqlite:////data/workbench/x.db").store_survives_restart
+    assert Settings(home=tmp_path, space=True, db_url="postgresql+psycopg://u@db/x").store_survives_restart
+
+
+def test_wrong_tokens_are_throttled_per_address_and_the_shell_is_not(tmp_path):
+    guarded = Settings(home=tmp_path, host="0.0.0.0", admin_token="s3cret")
+    for _ in range(access.MAX_FAILURES):
+        with pytest.raises(WorkbenchError, match="needs the admin token"):
+            guarded.check_admin("guess", who="198.51.100.1")
+    with pytest.raises(WorkbenchError, match="Too many wrong admin tokens"):
+        guarded.check_admin("s3cret", who="198.51.100.1")
+    guarded.check_admin("s3cret", who="198.51.100.2")  # another address is not held up
+    for _ in range(access.MAX_FAILURES + 2):  # this machine's own shell is never throttled
+        with pytest.raises(WorkbenchError, match="needs the admin token"):
+            guarded.check_admin("guess")
+    guarded.check_admin("s3cret")
+
+
+def test_the_client_address_is_what_our_proxy_saw():
+    forwarded = {"X-Forwarded-For": "6.6.6.6, 203.0.113.9"}  # the client claimed 6.6.6.6; our proxy saw .9
+    assert access.client_address("10.0.0.1", forwarded, trusted_proxies=1) == "203.0.113.9"
+    assert access.client_address("10.0.0.1", forwarded, trusted_proxies=0) == "10.0.0.1"  # no proxy: the peer
+    assert access.client_address("10.0.0.1", {}, trusted_proxies=1) == "10.0.0.1"
+    assert access.client_address(None, None, trusted_proxies=0) == "unknown"
+
+
+def test_visitors_get_stricter_limits_than_the_owner(tmp_path):
+    public = Settings(home=tmp_path, host="0.0.0.0", visitor_max_new_tokens=256)
+    sizes = sizes_for(public)
+    assert sizes == visitor_sizes(public) and sizes.max_new_tokens == 256
+    assert sizes_for(Settings(home=tmp_path)).message_chars > sizes.message_chars
+    check_chat(sizes, "Hi", "", [{"role": "user", "content": "a"}], GenerationSettings(max_new_tokens=256))
+    refusals = {
+        "Max new tokens": ("Hi", "", [], GenerationSettings(max_new_tokens=257)),
+        "The message is": ("x" * (sizes.message_chars + 1), "", [], GenerationSettings()),
+        "The system prompt": ("Hi", "s" * (sizes.system_chars + 1), [], GenerationSettings()),
+        "messages": ("Hi", "", [{"role": "user", "content": "a"}] * (sizes.history_messages + 1), GenerationSettings()),
+        "holds": ("Hi", "", [{"role": "user", "content": "a" * (sizes.history_chars + 1)}], GenerationSettings()),
+        "stop strings": ("Hi", "", [], GenerationSettings(stop=[f"s{i}" for i in range(sizes.stop_strings + 1)])),
+        "A stop string": ("Hi", "", [], GenerationSettings(stop=["z" * (sizes.stop_chars + 1)])),
+    }
+    for expected, (message, system, history, generation) in refusals.items():
+        with pytest.raises(WorkbenchError, match=expected):
+            check_chat(sizes, message, system, history, generation)
+
+
+def test_rate_limits_count_per_key_in_a_sliding_window():
+    limit = RateLimit(3, 60.0, "replies")
+    for _ in range(3):
+        limit.take("a")
+    with pytest.raises(WorkbenchError, match="limit of 3 replies per minute: try again in"):
+        limit.take("a")
+    limit.take("b")
+    limit.period_s = 0.0  # the window passed
+    limit.take("a")
+    RateLimit(0, 60.0, "votes").take("a")  # 0 means no limit
+
+
+def test_a_public_app_without_a_token_has_no_admin_events_at_all(tmp_path):
+    from workbench.ui.demo import build_demo
+
+    def api_names(settings: Settings) -> set[str]:
+        demo = build_demo(settings)
+        return {fn.api_name for fn in demo.fns.values() if fn.api_name}
+
+    closed = api_names(Settings(home=tmp_path, host="0.0.0.0"))
+    assert not {"train", "cancel_training", "resume_training", "check"} & closed  # nothing to call, even by index
+    assert {"chat", "arena_next", "vote_left"} <= closed
+    guarded = api_names(Settings(home=tmp_path, host="0.0.0.0", admin_token="s3cret"))
+    assert {"train", "cancel_training", "resume_training"} <= guarded  # there, and each checks the token
