@@ -14,7 +14,7 @@ import pytest
 from gradio_client import Client
 
 from tests.fixtures.queue import call, default_inputs, fn_index
-from tests.fixtures.servers import ROOT, free_port, server_process
+from tests.fixtures.servers import ROOT, free_port, public_app_env, server_process
 from workbench.store import Store
 
 pytestmark = pytest.mark.slow
@@ -38,18 +38,8 @@ def public_app(wb_env, tmp_path_factory):
             for checkpoint in ("base", "rival"):
                 store.add_generation(checkpoint, prompt, f"{checkpoint} says blue {XSS}", None)
     port = free_port()
-    env = {
-        **wb_env,
-        "GRADIO_SERVER_PORT": str(port),
-        "GRADIO_SERVER_NAME": "127.0.0.1",
-        "WORKBENCH_ADMIN_OPEN": "0",
-        "WORKBENCH_ADMIN_TOKEN": TOKEN,
-        "WORKBENCH_TRUSTED_PROXIES": "1",
-        "WORKBENCH_RATE_LIMIT": str(RATE),
-        "WORKBENCH_VOTE_LIMIT": str(VOTES),
-        "WORKBENCH_VISITOR_MAX_NEW_TOKENS": str(MAX_NEW),
-        "WORKBENCH_DB_URL": f"sqlite:///{db}",
-    }
+    limits = {"rate_limit": str(RATE), "vote_limit": str(VOTES), "visitor_max_new_tokens": str(MAX_NEW)}
+    env = public_app_env(wb_env, port, f"sqlite:///{db}", admin_token=TOKEN, **limits)
     url = f"http://127.0.0.1:{port}/"
     with server_process([sys.executable, str(ROOT / "app.py")], url, env, "public_app.log"):
         yield type("App", (), {"url": url, "db": f"sqlite:///{db}"})
