@@ -236,6 +236,11 @@ class Settings:
             "WORKBENCH_REMOTE_TIMEOUT": str(self.remote_timeout),
             "WORKBENCH_ADMIN_OPEN": self.admin_open,
             "GRADIO_SERVER_NAME": self.host,
+            "WORKBENCH_TRUSTED_PROXIES": str(self.trusted_proxies),
+            "WORKBENCH_RATE_LIMIT": str(self.rate_limit),
+            "WORKBENCH_VOTE_LIMIT": str(self.vote_limit),
+            "WORKBENCH_QUEUE_SIZE": str(self.queue_size),
+            "WORKBENCH_VISITOR_MAX_NEW_TOKENS": str(self.visitor_max_new_tokens),
         }
         if self.model:
             env["WORKBENCH_MODEL"] = self.model

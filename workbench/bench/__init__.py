@@ -11,7 +11,8 @@ and the README, not into tests. Each case runs in a fresh interpreter.
 Modules: `model` (loading, the transformers engine against bare `generate`, CPU dtype, perplexity), `serving`
 (the llama.cpp backend against bare llama.cpp, several visitors through the running app, batched jobs against
 one request at a time, agreement between backends), `ratings` (the leaderboard at 100,000 votes: the page and the
-CLI, against the old row-wise path and a FastChat battle file).
+CLI, against the old row-wise path and a FastChat battle file), `load` (a public Space under load: twenty visitors
+chatting and fifty voting through the running app for a minute).
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ CASES = {
     "agreement": "serving:case_agreement",
     "leaderboard_page": "ratings:case_leaderboard_page",
     "leaderboard_cli": "ratings:case_leaderboard_cli",
+    "public_load": "load:case_public_load",
 }
 
 

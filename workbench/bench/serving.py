@@ -24,6 +24,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from workbench.bench import STORY, BenchContext, Measure
@@ -179,8 +180,8 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _app(settings: Settings, backend: str) -> Iterator[str]:
-    """`python app.py` on a free loopback port with this backend; yields its URL once it answers."""
+def _app(settings: Settings, backend: str) -> Iterator[SimpleNamespace]:
+    """`python app.py` on a free loopback port with this backend; yields its url and pid once it answers."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
     env.update(replace(settings, backend=backend).to_env())
@@ -200,7 +201,7 @@ def _app(settings: Settings, backend: str) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise RuntimeError("app.py did not answer within 300 s")
                 time.sleep(0.5)
-            yield url
+            yield SimpleNamespace(url=url, pid=proc.pid)
         finally:
             proc.terminate()
             try:
@@ -243,13 +244,13 @@ def case_app_concurrency(ctx: BenchContext, visitors: int = 4, tokens: int = 100
     """Four concurrent 100-token chats through the running app. Targets: the last reply on llama.cpp finishes
     in at most a quarter of the time the same four take on transformers; llama.cpp's total tokens/s with four
     chats is at least 1.2x its single-chat tokens/s."""
-    with _app(ctx.settings, "transformers") as url:
-        _chat(url, VISITORS[0], 8)  # the model loads on the first chat
-        slow = _visitors(url, visitors, tokens)
-    with _app(ctx.settings, "llamacpp") as url:
-        _chat(url, VISITORS[0], 8)
-        alone = [_chat(url, VISITORS[0], tokens) for _ in range(ctx.repeats)]
-        fast = _visitors(url, visitors, tokens)
+    with _app(ctx.settings, "transformers") as app:
+        _chat(app.url, VISITORS[0], 8)  # the model loads on the first chat
+        slow = _visitors(app.url, visitors, tokens)
+    with _app(ctx.settings, "llamacpp") as app:
+        _chat(app.url, VISITORS[0], 8)
+        alone = [_chat(app.url, VISITORS[0], tokens) for _ in range(ctx.repeats)]
+        fast = _visitors(app.url, visitors, tokens)
     last_slow, last_fast = max(s for s, _ in slow), max(s for s, _ in fast)
     single = statistics.median(n / s for s, n in alone)
     together = sum(n for _, n in fast) / last_fast
