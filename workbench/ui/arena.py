@@ -67,6 +67,9 @@ class Arena:
             from workbench.studio.compare import ensure_pair
             from workbench.studio.preference import ensure_settings_pair
 
+            if not self.ctx.settings.admin_without_token:  # making a pair runs the model: counted like a reply
+                self.ctx.reply_limit.take(session)
+
             checkpoints = self.ctx.checkpoint_choices()
             for _ in range(3):  # a random prompt may already have a pair this visitor rated
                 if differ == "settings":
