@@ -1,10 +1,10 @@
 """Benchmark cases of the leaderboard at scale: 100,000 votes over 7 checkpoints, 200 prompts and 50 raters in a
 SQLite store (`workbench.bench.votes`), each against the anchor issue 12 names.
 
-- leaderboard_page: the Leaderboard page's work (what its main() computes, figures included, Streamlit's drawing
-  not): its first run, a rerun after a filter change (a new selection each time) and a plain rerun, against the
-  old row-wise path measured in the same run (every vote read as a row with `Store.battles()`, then the filters'
-  options, the standings and the same figures from rows).
+- leaderboard_page: the Leaderboard page's work (what its main() computes; its figures and Streamlit's drawing,
+  the same on both paths, are not counted): its first run, a rerun after a filter change (a new selection each
+  time) and a plain rerun, against the old row-wise path measured in the same run (every vote read as a row with
+  `Store.battles()`, then the filters' options and the standings from rows).
 - leaderboard_cli: `python -m workbench leaderboard --json` on the store, cold (a fresh process each time),
   against the same command on a FastChat battle file holding the same votes.
 
@@ -36,14 +36,6 @@ def _store(folder: Path, size: dict[str, int]) -> str:
     return url
 
 
-def _figures(result) -> None:
-    from workbench.ui import plots
-
-    plots.leaderboard_chart(result.board)
-    plots.win_rate_heatmap(result.matrix, result.counts)
-    plots.count_heatmap(result.counts)
-
-
 def _row_wise(url: str) -> float:
     """The page's work before issue 12: every vote as a row, options and standings computed from rows."""
     from workbench.ratings.leaderboard import filter_options, filter_ratings, standings
@@ -53,22 +45,21 @@ def _row_wise(url: str) -> float:
     with Store(url) as store:
         battles, likert = store.battles(), store.likert()
         filter_options(battles, likert)
-        result = standings(filter_ratings(battles), filter_ratings(likert), bootstrap=1000, seed=0)
-        _figures(result)
+        standings(filter_ratings(battles), filter_ratings(likert), bootstrap=1000, seed=0)
         battles[battles["reason"].notna()].tail(20)
     return time.perf_counter() - start
 
 
 def _page_work(store, raters: list[str] | None) -> float:
-    """What pages/leaderboard.py's main() computes on each run, with its figures (not Streamlit's drawing)."""
+    """What pages/leaderboard.py's main() computes on each run (not its figures or Streamlit's drawing, which
+    are the same on both paths and sit above the benchmark's layer)."""
     from workbench.ratings.snapshot import ranked, snapshot
 
     start = time.perf_counter()
     snap = snapshot(store)
     snap.options()
     view = ranked(snap, raters=raters, bootstrap=1000, seed=0)
-    _figures(view.standings)
-    store.vote_reasons(view.sequence.loc[view.sequence["has_reason"], "vote_id"].tail(20).tolist())
+    store.vote_reasons(view.reason_ids)
     return time.perf_counter() - start
 
 
@@ -76,7 +67,7 @@ def case_leaderboard_page(ctx: BenchContext, size: dict[str, int] | None = None)
     """The Leaderboard page's work on its first run and on reruns, against the old row-wise path on the same votes.
 
     Measured without Streamlit (the benchmark never imports it): the store is opened and read, the filters'
-    options, standings and figures computed, the newest reasons read, exactly as the page's main() does.
+    options and standings computed and the newest reasons read, as the page's main() does.
     """
     from workbench.store import Store
 

@@ -3,7 +3,7 @@ Leaderboard page fast at 100,000 votes.
 
     snap = snapshot(store)                  # re-read only when store.ratings_mark() moved (a vote added/deleted)
     view = ranked(snap, by="settings", raters=["alice"], bootstrap=1000, seed=0)
-    view.standings.board; view.sequence (the votes counted, one slim row each); view.likert
+    view.standings.board; view.raters; view.reason_ids (the newest votes with a typed reason); view.likert
 
 `snapshot` holds the votes counted in the database (`Store.vote_tallies()`, a few thousand rows whatever the
 number of votes), the slim vote sequence (online Elo, agreement, which votes have reasons) and the Likert scores,
@@ -28,6 +28,7 @@ _LOCK = threading.Lock()
 _SNAPSHOTS: dict[str, Snapshot] = {}
 _VIEWS: OrderedDict[tuple, View] = OrderedDict()
 VIEWS_KEPT = 32  # selections remembered per process (each a few tables of model-by-model size)
+REASONS = 20  # the newest typed reasons a view keeps the ids of
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,18 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class View:
-    """A selection's standings with the votes and scores behind them (read-only: shared between reruns)."""
+    """A selection's standings and what the page shows beside them (read-only: shared between reruns).
+
+    Attributes:
+        standings: The leaderboard's tables.
+        raters: Everyone whose votes or scores were counted.
+        reason_ids: The newest votes (up to REASONS) whose rater typed a reason, oldest first.
+        likert: The Likert scores counted.
+    """
 
     standings: Standings
-    sequence: pd.DataFrame
+    raters: frozenset[str]
+    reason_ids: tuple[int, ...]
     likert: pd.DataFrame
 
 
@@ -114,7 +123,12 @@ def ranked(
     tallies = contestants(filter_ratings(snap.tallies, **chosen), by)
     sequence = contestants(filter_ratings(snap.sequence, **chosen), by)
     likert = filter_ratings(snap.likert, **chosen)
-    view = View(standings(tallies, likert, bootstrap=bootstrap, seed=seed, sequence=sequence), sequence, likert)
+    view = View(
+        standings(tallies, likert, bootstrap=bootstrap, seed=seed, sequence=sequence),
+        frozenset(sequence["judge"]) | frozenset(likert["rater"]) if len(sequence) or len(likert) else frozenset(),
+        tuple(int(i) for i in sequence.loc[sequence["has_reason"], "vote_id"].tail(REASONS)) if len(sequence) else (),
+        likert,
+    )
     with _LOCK:
         _VIEWS[key] = view
         while len(_VIEWS) > VIEWS_KEPT:
