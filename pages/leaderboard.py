@@ -123,11 +123,10 @@ def _rank_by() -> str:
     return chosen or "checkpoint"
 
 
-def _reasons(store, sequence, likert) -> None:
+def _reasons(store, reason_ids, likert) -> None:
     rows = []
-    if len(sequence):
-        newest = sequence.loc[sequence["has_reason"], "vote_id"].tail(20).tolist()
-        for b in store.vote_reasons(newest):
+    if reason_ids:
+        for b in store.vote_reasons(reason_ids):
             b = SimpleNamespace(**b)
             verdict = {"model_a": f"{b.model_a} won", "model_b": f"{b.model_b} won", "tie": "a tie"}.get(
                 b.winner, "both bad"
@@ -180,7 +179,7 @@ def main() -> None:
     chosen = _filters(snap.options())
     view = ranked(snap, by=by, bootstrap=BOOTSTRAP, seed=SEED, **chosen)
     result, likert = view.standings, view.likert
-    raters = set(view.sequence["judge"]) | set(likert["rater"])
+    raters = view.raters
     counts = st.columns(3)
     counts[0].metric("Pairwise votes", result.votes)
     counts[1].metric("Likert scores", result.scores)
@@ -191,7 +190,7 @@ def main() -> None:
         _pairwise(result)
     if result.scores:
         _likert(result)
-    _reasons(store, view.sequence, likert)
+    _reasons(store, view.reason_ids, likert)
     st.divider()
     _downloads(store)
 
