@@ -119,9 +119,11 @@ def _save(checkpoint: str, gen: GenerationSettings) -> None:
     left, middle, right = st.columns([2, 1, 2])
     name = left.text_input("Preset name", key="lab-preset-name", placeholder="my-demo")
     cfg = common.settings()
+    # Saving writes files on the server: an admin action (open on the owner's own dashboard, see access.py).
+    token = left.text_input("Admin token", type="password", key="lab-token") if cfg.admin_token else None
     if middle.button("Save as preset", key="lab-save-preset"):
         try:
-            cfg.check_admin(None)
+            cfg.check_admin(token, common.client())
             presets.save_preset(cfg, name, gen)
             st.success(f"Saved preset {name.strip()!r}.")
         except WorkbenchError as exc:
@@ -129,7 +131,7 @@ def _save(checkpoint: str, gen: GenerationSettings) -> None:
     is_adapter = checkpoint != "base" and not checkpoint.startswith("remote:")
     if right.button(f"Save with {checkpoint}", key="lab-save-checkpoint", disabled=not is_adapter):
         try:
-            cfg.check_admin(None)
+            cfg.check_admin(token, common.client())
             path = presets.save_to_checkpoint(cfg, checkpoint, gen)
             st.success(f"Saved as {path.name} in {checkpoint}: its default whenever it is chosen.")
         except WorkbenchError as exc:

@@ -156,3 +156,19 @@ def test_cli_generation_flags_give_settings_or_a_usage_error(flags):
         assert str(exc).strip()
         return
     assert isinstance(generation, GenerationSettings) and math.isfinite(generation.temperature)
+
+
+def test_csv_exports_defuse_formulas_and_import_them_back(tmp_path):
+    with Store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        a, b = (store.add_generation(ck, "Hi?", f"{ck} answer", None) for ck in ("x", "y"))
+        reason = '=HYPERLINK("http://evil.example","click")'
+        store.add_vote(a, b, "a", rater="mallory", reason=reason)
+        out, generations = tmp_path / "votes.csv", tmp_path / "generations.csv"
+        store.export("votes", "csv", out)
+        store.export("generations", "csv", generations)
+        text = out.read_text()
+        assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text  # a spreadsheet shows it as text
+    with Store(f"sqlite:///{tmp_path / 'again.db'}") as again:
+        again.import_file("generations", generations)
+        again.import_file("votes", out)
+        assert again.votes()["reason"].tolist() == [reason]  # the quote mark is taken off on the way back

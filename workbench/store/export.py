@@ -79,15 +79,27 @@ def write_jsonl(records: Iterable[Mapping[str, Any]], out: io.TextIOBase) -> int
     return n
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet would run as a formula
+
+
+def _csv_cell(value: Any) -> Any:
+    """A value as a CSV cell: lists and dicts as JSON text; text a spreadsheet would run as a formula (a
+    visitor's reason "=HYPERLINK(...)") behind a quote mark, as OWASP advises; `_csv_value` takes it off."""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def write_csv(records: list[Mapping[str, Any]], out: io.TextIOBase, columns: list[str] | None = None) -> int:
-    """Write records as CSV with a header; lists and dicts become JSON text. Returns the count."""
+    """Write records as CSV with a header; lists and dicts become JSON text, formulas are defused. Returns the
+    count."""
     columns = columns or (list(records[0]) if records else [])
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for record in records:
-        writer.writerow(
-            {k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v for k, v in record.items()}
-        )
+        writer.writerow({k: _csv_cell(v) for k, v in record.items()})
     return len(records)
 
 
@@ -107,6 +119,8 @@ def read_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def _csv_value(key: str, value: str | None, line: int) -> Any:
     if value == "" or value is None:
         return None
+    if value.startswith("'") and value[1:].startswith(FORMULA_START):
+        value = value[1:]  # written defused by `_csv_cell`
     if key in _JSON_FIELDS and value[:1] in "[{":
         try:
             return json.loads(value)
