@@ -82,16 +82,22 @@ class Arena:
         return item
 
 
-def _visitor(ctx: AppContext, rater: str | None, request: gr.Request | None) -> tuple[str | None, str]:
+def _visitor(
+    ctx: AppContext, rater: str | None, request: gr.Request | None, profile: gr.OAuthProfile | None = None
+) -> tuple[str | None, str]:
     """The rater's name (None: anonymous) and the voter id their ballots count under.
 
     The id comes from the visitor's address as our proxy saw it, never from the client (a Gradio session hash
-    is the client's to choose, so it would give one person any number of ballots). Typed names are taken only
-    where the owner runs the app (loopback): on a public server anyone could type any name.
+    is the client's to choose, so it would give one person any number of ballots). A name is taken from a
+    Hugging Face login on a Space (`profile`, read from the server's signed session), or as typed where the
+    owner runs the app (loopback): on a public server anyone could type any name.
     """
     from workbench.store import check_rater
 
     voter = hashlib.sha256(f"workbench-voter:{client_of(ctx, request)}".encode()).hexdigest()[:32]
+    username = getattr(profile, "username", None)
+    if username:
+        return check_rater(f"{username}@hf"), voter
     name = (rater or "").strip()
     if not name or not ctx.settings.admin_without_token:
         return None, voter
@@ -105,11 +111,13 @@ def _buttons(interactive: bool) -> list:
 def make_next_fn(arena: Arena):
     """The function behind "Show a pair" and the arena_next endpoint."""
 
-    def show_pair(rater: str, differ: str = "checkpoint", request: gr.Request = None):
+    def show_pair(
+        rater: str, differ: str = "checkpoint", request: gr.Request = None, profile: gr.OAuthProfile | None = None
+    ):
         try:
             if differ not in dict(PAIR_KINDS).values():
                 raise WorkbenchError(f"Pairs differ in a checkpoint or in settings, not {differ!r}.")
-            name, session = _visitor(arena.ctx, rater, request)
+            name, session = _visitor(arena.ctx, rater, request, profile)
             item = arena.next_pair(name, session, differ=differ)
         except WorkbenchError as exc:
             raise user_error(exc) from None
@@ -126,11 +134,11 @@ def make_next_fn(arena: Arena):
 def make_vote_fn(arena: Arena, choice: str):
     """The function behind one vote button and its vote_<choice> endpoint."""
 
-    def vote(item, reason: str, rater: str, request: gr.Request = None):
+    def vote(item, reason: str, rater: str, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         if item is None:
             raise gr.Error("There is no pair to vote on: press Show a pair first.", print_exception=False)
         try:
-            name, session = _visitor(arena.ctx, rater, request)
+            name, session = _visitor(arena.ctx, rater, request, profile)
             if not arena.ctx.settings.admin_without_token:
                 arena.ctx.vote_limit.take(session)
             store = arena.store()
@@ -155,7 +163,10 @@ def build_arena_tab(ctx: AppContext) -> SimpleNamespace:
         elem_id="arena-intro",
     )
     with gr.Row():
-        # Named raters only where the owner runs the app; on a public server every visitor votes anonymously.
+        # Named raters only where the owner runs the app, or signed in with Hugging Face on a Space (the Space's
+        # README needs `hf_oauth: true`); otherwise every visitor votes anonymously.
+        if ctx.settings.space:
+            gr.LoginButton(value="Sign in to vote under your name", scale=2)
         rater = gr.Textbox(
             label="Your name (optional)",
             max_length=64,
