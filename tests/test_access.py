@@ -141,3 +141,17 @@ def test_arena_names_come_from_a_login_or_the_owner_never_from_a_typed_name_in_p
     assert _visitor(public, "bob", None)[1] == voter  # the voter is the address, whatever the name
     owner = AppContext(Settings(home=tmp_path))
     assert _visitor(owner, "alice", None)[0] == "alice"
+
+
+def test_errors_on_the_page_carry_no_server_paths_or_secrets(monkeypatch):
+    from workbench.ui.context import user_error
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
+    shown = str(
+        user_error(
+            WorkbenchError(
+                "llama.cpp could not load 'a'; its file is /srv/app/models/adapters/a/x.gguf (key sk-test-0123456789abcdef)."
+            )
+        )
+    )
+    assert "/srv/app" not in shown and "sk-test-0123456789abcdef" not in shown and "x.gguf" in shown

@@ -129,6 +129,11 @@ def session_of(request: gr.Request | None) -> str:
 def user_error(exc: WorkbenchError) -> gr.Error:
     """A WorkbenchError as the Gradio error a person sees (its one sentence, no traceback).
 
-    Gradio renders an error message as HTML, and the sentence may quote user input: escape it.
+    The sentence may name a file on the server or quote a secret from the environment: the page gets it with
+    paths shortened and secrets masked (visitors see no server layout). Gradio renders it as HTML and it may
+    quote user input, so it is escaped too.
     """
-    return gr.Error(html.escape(str(exc), quote=False), print_exception=False)
+    from workbench.safety.redact import hide_paths, redact
+
+    text = hide_paths(redact(str(exc)))
+    return gr.Error(html.escape(text, quote=False), print_exception=False)
