@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from workbench.errors import WorkbenchError
 
 COMMANDS = ("chat", "models", "bench", "leaderboard", "export", "import", "score", "perplexity", "eval", "train")
-COMMANDS += ("prompts", "export-adapter")
+COMMANDS += ("prompts", "export-adapter", "export-model")
 COMMANDS += ("presets", "sweep")
 
 

@@ -3,6 +3,8 @@
     python -m workbench train --data data/fastchat_identity/train.jsonl --name identity --max-steps 40
     python -m workbench train --name identity --resume            # after a crash or Cancel: same settings
     python -m workbench train --data my.jsonl --name x --validate-only   # the validation report, no training
+    python -m workbench train --method dpo --data pairs.jsonl --name x     # prompt/chosen/rejected pairs
+    python -m workbench train --method dpo --from-votes --name x --init-adapter identity --report-to tensorboard
     accelerate launch --num_processes 2 -m workbench train --data ... --name ...   # DDP, one process per GPU
 
 The validation report prints first (every dropped line with its reason); `--json` prints the run summary
@@ -27,7 +29,9 @@ DEFAULTS = {f.name: f.default for f in fields(JobConfig)}
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fine-tune the base model with LoRA on a dataset file")
-    p.add_argument("--data", help="training file: .jsonl, .json or .csv (pairs, chat or Alpaca shape)")
+    p.add_argument(
+        "--data", help="training file: .jsonl, .json or .csv (SFT: pairs, chat or Alpaca; DPO: prompt/chosen/rejected)"
+    )
     p.add_argument("--val", help="validation file (default: hold out --val-fraction of --data)")
     p.add_argument("--name", required=True, help="run name: the folder under the adapters folder")
     p.add_argument("--resume", action="store_true", help="continue the run from its last complete checkpoint")
@@ -37,6 +41,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--no-store", action="store_true", help="do not write training logs to the store")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
+    votes = p.add_argument_group("DPO from the store's votes (instead of --data)")
+    votes.add_argument("--from-votes", action="store_true", help="train on the store's decisive votes")
+    votes.add_argument("--vote-checkpoint", action="append", help="only votes between these checkpoints (repeat)")
+    votes.add_argument("--vote-rater", action="append", help="only votes by these raters (repeat)")
+    votes.add_argument("--vote-same-settings", action="store_true", help="only outputs made with the same settings")
+    votes.add_argument(
+        "--vote-min-agreement", type=float, default=0.5, help="share of a pair's votes its winner needs (0.5-1)"
+    )
     hp = p.add_argument_group("hyperparameters")
     for flag, (name, kind, text) in HYPERPARAMETERS.items():
         default = DEFAULTS[name]
@@ -68,14 +80,21 @@ def job_config(args: argparse.Namespace, settings) -> JobConfig:
     given = _given(args)
     if args.resume:
         extra = [f for f, (name, *_) in HYPERPARAMETERS.items() if name in given] + [
-            f for f in ("--data", "--val") if getattr(args, f[2:])
+            f for f in ("--data", "--val", "--from-votes") if getattr(args, f[2:].replace("-", "_"))
         ]
         if extra:
             raise WorkbenchError(
                 f"--resume continues run {args.name!r} with its saved settings; leave out {', '.join(extra)}."
             )
         return JobConfig.from_dict(load_job(RunPaths.of(settings, args.name))["config"])
-    if not args.data:
+    votes = None
+    if args.from_votes:
+        if args.data or given.get("method", "dpo") != "dpo":
+            raise WorkbenchError("--from-votes trains DPO on the store's votes: leave out --data and --method sft.")
+        given["method"] = "dpo"
+        votes = _vote_pairs(args, settings)
+        args.data = str(votes.pop("path"))
+    elif not args.data:
         raise WorkbenchError("Name a training file with --data (or continue a run with --resume).")
     known = {f.name for f in fields(JobConfig)}
     return JobConfig(
@@ -83,8 +102,29 @@ def job_config(args: argparse.Namespace, settings) -> JobConfig:
         data=args.data,
         val_data=args.val,
         base_model=args.model,
+        votes=votes,
         **{k: v for k, v in given.items() if k in known},
     )
+
+
+def _vote_pairs(args: argparse.Namespace, settings) -> dict[str, object]:
+    """Write the run's pairs from the store's votes; returns the filters, counts and the file's path."""
+    from workbench.store import Store
+    from workbench.training.checkpoints import check_run_folder
+    from workbench.training.votes import VoteFilters, describe, pairs_path, write_vote_pairs
+
+    filters = VoteFilters(
+        checkpoints=tuple(args.vote_checkpoint or ()),
+        raters=tuple(args.vote_rater or ()),
+        same_settings=args.vote_same_settings,
+        min_agreement=args.vote_min_agreement,
+    )
+    check_run_folder(RunPaths.of(settings, args.name), resume=False)  # never overwrite a run's pairs
+    path = pairs_path(settings, args.name)
+    with Store.open(settings) as store:
+        counts = write_vote_pairs(store, settings, filters, path)
+    print(describe(counts), file=sys.stderr)
+    return {"filters": filters.to_dict(), "counts": counts, "store": store.dialect, "path": path}
 
 
 def _cancel_on_signals(cancel: threading.Event) -> None:

@@ -1,4 +1,4 @@
-"""Training: LoRA fine-tuning from validated data, run as its own process, with checkpoints the chat picks up.
+"""Training: LoRA fine-tuning (SFT or DPO) from validated data, in its own process, with checkpoints the chat uses.
 
     from workbench.training import JobConfig, run_job
     summary = run_job(JobConfig(run="identity", data="data/fastchat_identity/train.jsonl", max_steps=40), settings)
@@ -14,7 +14,9 @@ Modules: `data` (dataset files -> validated conversations with line-numbered pro
 RunPaths), `prepare` (tokenizer, validation, split), `tokenize` (assistant-only labels), `trainer` (run_job:
 TRL's SFTTrainer), `callbacks`, `hooks` (suites at each save), `checkpoints` (atomic publish, resume point),
 `runlog` (the JSONL log), `jobs` (a run as a subprocess: start, status, cancel, resume), `losses` (loss
-curves for charts). Only `trainer` and `callbacks` import torch/transformers at import.
+curves for charts), `preferences` (preference files -> templated prompt/chosen/rejected pairs), `votes` (the
+store's votes -> a preference file), `dpo` (TRL's DPOTrainer for `method="dpo"`), `tracking` (--report-to),
+`export` (merged or plain PEFT export). Only `trainer` and `callbacks` import torch/transformers at import.
 """
 
 from workbench.training.config import JobConfig, RunPaths

@@ -20,13 +20,24 @@ from workbench.registry import BASE_NAME
 from workbench.safety.names import check_name, inside
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+RUN_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}(/checkpoint-\d+)?$")  # an adapter: run[/checkpoint-N]
 MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 PACKING = ("auto", "on", "off")
 SCHEDULERS = ("linear", "cosine", "constant")
+METHODS = ("sft", "dpo")  # supervised fine-tuning on conversations; preference training on chosen/rejected pairs
+# TRL's pairwise DPO losses that log the chosen-rejected reward margin (its other losses need extra data).
+LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust", "bco_pair", "sppo_hard", "nca_pair", "apo_zero", "apo_down")
+# transformers' own tracker integrations; "tensorboard" is the local one that needs no account.
+REPORT_TO = ("none", "tensorboard", "trackio", "wandb", "mlflow")
 
 # flag -> (JobConfig field, type, help): every hyperparameter is a CLI flag (cli/train.py) and a job
 # subprocess argument (jobs.py); its default is JobConfig's.
 HYPERPARAMETERS = {
+    "--method": ("method", str, f"training method: {', '.join(METHODS)} (dpo trains on prompt/chosen/rejected pairs)"),
+    "--beta": ("beta", float, "DPO: how far the policy may move from the reference (higher = closer)"),
+    "--loss-type": ("loss_type", str, f"DPO loss: {', '.join(LOSS_TYPES)}"),
+    "--init-adapter": ("init_adapter", str, "start from this adapter (e.g. an SFT run) instead of a new LoRA"),
+    "--report-to": ("report_to", str, f"tracker: {', '.join(REPORT_TO)} (logs go to <run>/tracking/)"),
     "--learning-rate": ("learning_rate", float, "peak learning rate"),
     "--batch-size": ("batch_size", int, "sequences (packed rows) per device per step"),
     "--grad-accum": ("grad_accum", int, "gradient accumulation steps"),
@@ -102,6 +113,13 @@ class JobConfig:
         patience: Stop after this many evaluations without a lower validation loss (0: never stop early).
         gradient_checkpointing: Trade compute for memory (useful for big models on a GPU).
         eval_suites: Evaluation suites (evals/<name>.yaml) to run on every checkpoint.
+        method: "sft" (conversations, TRL's SFTTrainer) or "dpo" (prompt/chosen/rejected pairs, TRL's DPOTrainer).
+        beta: DPO's beta: the strength of the pull towards the reference model.
+        loss_type: DPO's loss (TRL's name), see LOSS_TYPES.
+        init_adapter: An adapter (name under the adapters folder) to continue training instead of a new LoRA; for
+            DPO it is also the reference model (the usual SFT-then-DPO recipe). Its base must be the job's.
+        report_to: A tracker through transformers' integrations (see REPORT_TO); files go to `<run>/tracking/`.
+        votes: For DPO from the store's votes: the vote filters and counts (recorded in workbench.json).
         chat_template: The chat template to declare when the base model has none (a base model taught to
             chat): "chatml" or a `.jinja` file. It is saved beside every adapter of the run, and the chat uses
             it with them. A model with its own template always trains with its own.
@@ -134,6 +152,12 @@ class JobConfig:
     gradient_checkpointing: bool = False
     eval_suites: tuple[str, ...] = ()
     chat_template: str = "chatml"
+    method: str = "sft"
+    beta: float = 0.1
+    loss_type: str = "sigmoid"
+    init_adapter: str | None = None
+    report_to: str = "none"
+    votes: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.run, str) or not RUN_NAME.match(self.run) or self.run == BASE_NAME:
@@ -197,6 +221,21 @@ class JobConfig:
             raise WorkbenchError("Early stopping needs validation data: give a validation file or a fraction above 0.")
         if any(not isinstance(s, str) or not s.strip() for s in self.eval_suites):
             raise WorkbenchError("Evaluation suite names must not be empty.")
+        self._check_method()
+
+    def _check_method(self) -> None:
+        if self.method not in METHODS:
+            raise WorkbenchError(f"The method must be one of {', '.join(METHODS)}, not {self.method!r}.")
+        if self.loss_type not in LOSS_TYPES:
+            raise WorkbenchError(f"The DPO loss must be one of {', '.join(LOSS_TYPES)}, not {self.loss_type!r}.")
+        if self.report_to not in REPORT_TO:
+            raise WorkbenchError(f"Report to one of {', '.join(REPORT_TO)}, not {self.report_to!r}.")
+        _positive("Beta", self.beta)
+        if self.votes is not None and self.method != "dpo":
+            raise WorkbenchError("Training from votes is preference training: use the dpo method.")
+        adapter = self.init_adapter
+        if adapter is not None and not (isinstance(adapter, str) and RUN_PATH.match(adapter)):
+            raise WorkbenchError(f"{adapter!r} is not an adapter name such as my-run or my-run/checkpoint-20.")
 
     @property
     def has_validation(self) -> bool:

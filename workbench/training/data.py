@@ -49,10 +49,13 @@ KINDS = {
     "empty-content": "empty content",
     "last-not-assistant": "the last turn is not from the assistant",
     "too-long": "longer than the maximum length",
-    # preference pairs (preferences.py)
+}
+# Kinds only a preference file (preferences.py) can have; a report counts and names both sets.
+PAIR_KINDS = {
     "different-prompts": "chosen and rejected answer different prompts",
     "same-replies": "chosen and rejected are the same",
 }
+_ALL_KINDS = KINDS | PAIR_KINDS
 
 Message = dict[str, str]
 
@@ -123,16 +126,16 @@ class DatasetReport:
         return len(self.problems)
 
     def dropped_by_kind(self) -> dict[str, int]:
-        """How many records were dropped for each kind of problem, in KINDS order."""
+        """How many records were dropped for each kind of problem, in KINDS (then PAIR_KINDS) order."""
         counts = Counter(p.kind for p in self.problems)
-        return {k: counts[k] for k in KINDS if counts[k]}
+        return {k: counts[k] for k in _ALL_KINDS if counts[k]}
 
     def headline(self) -> str:
         """One line: file, shape, kept and dropped with reasons."""
         shape = f"{self.shape} shape" if self.shape else "unknown shape"
         line = f"{self.path.name}: {shape} ({self.format.upper()}), {self.records} records, {self.kept} kept"
         if self.problems:
-            reasons = ", ".join(f"{n} {KINDS[k]}" for k, n in self.dropped_by_kind().items())
+            reasons = ", ".join(f"{n} {_ALL_KINDS[k]}" for k, n in self.dropped_by_kind().items())
             line += f", {self.dropped} dropped ({reasons})"
         return line + "."
 
@@ -321,6 +324,21 @@ def _records(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
         raise WorkbenchError(f"{path.name}: {exc}") from None
 
 
+def file_records(path: str | Path, what: str = "dataset") -> tuple[Path, str, list[tuple[int, Any]]]:
+    """(path, format, [(line, record or Problem)]) of a .jsonl, .json or .csv file (`what` names it in errors).
+
+    Raises:
+        WorkbenchError: The file is missing, of an unknown type, not text, or a JSON file that does not parse.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise WorkbenchError(f"There is no {what} file at {path}.")
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise WorkbenchError(f"{path.name} is not a {what} file: use .jsonl, .json or .csv.")
+    return path, fmt, list(_records(path, fmt))
+
+
 def token_length(tokenizer: Any, messages: Sequence[Message]) -> int:
     """Length in tokens of a whole conversation in the tokenizer's chat template."""
     ids = tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True)["input_ids"]
@@ -340,13 +358,7 @@ def read_dataset(path: str | Path, tokenizer: Any = None, max_length: int | None
             parse. A file that parses but holds no usable example comes back with its problems; call
             `require_usable()`.
     """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise WorkbenchError(f"There is no dataset file at {path}.")
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise WorkbenchError(f"{path.name} is not a dataset file: use .jsonl, .json or .csv.")
-    items = list(_records(path, fmt))
+    path, fmt, items = file_records(path)
     shape = next((detect_shape(r) for _, r in items if isinstance(r, dict) and detect_shape(r)), None)
     report = DatasetReport(path, fmt, shape, file_sha256(path), records=len(items), max_length=max_length)
     for line, record in items:

@@ -101,19 +101,32 @@ def train_command(config: JobConfig, resume: bool = False) -> list[str]:
     cmd = [sys.executable, "-m", "workbench", "train", "--name", config.run, "--quiet"]
     if resume:
         return [*cmd, "--resume"]
-    cmd += ["--data", config.data]
+    cmd += _votes_flags(config.votes) if config.votes else ["--data", config.data]
     if config.val_data:
         cmd += ["--val", config.val_data]
     if config.base_model:
         cmd += ["--model", config.base_model]
     for flag, (name, *_) in HYPERPARAMETERS.items():
         value = getattr(config, name)
+        if value is None:
+            continue  # an optional setting left out (init_adapter)
         cmd += [flag, ",".join(value) if isinstance(value, tuple) else str(value)]
     if config.gradient_checkpointing:
         cmd.append("--gradient-checkpointing")
     for suite in config.eval_suites:
         cmd += ["--eval-suite", suite]
     return cmd
+
+
+def _votes_flags(votes: dict[str, Any]) -> list[str]:
+    """`--from-votes` and its filters: the job writes its pairs from the store itself, as the CLI does."""
+    filters = votes.get("filters") or {}
+    flags = ["--from-votes", "--vote-min-agreement", str(filters.get("min_agreement", 0.5))]
+    for checkpoint in filters.get("checkpoints") or ():
+        flags += ["--vote-checkpoint", checkpoint]
+    for rater in filters.get("raters") or ():
+        flags += ["--vote-rater", rater]
+    return [*flags, "--vote-same-settings"] if filters.get("same_settings") else flags
 
 
 def _child_env(settings: Settings) -> dict[str, str]:

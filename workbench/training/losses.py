@@ -5,6 +5,7 @@ which `jobs.loss_curves` reads. Pure pandas, torch-free.
 
     runs = loss_runs(store, settings)                  # runs with a loss to show
     plots.loss_curves(loss_log(store, settings, "my-run"))
+    plots.reward_curves(reward_log(settings, "my-dpo-run"))   # a DPO run's reward margin and accuracy
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ import pandas as pd
 
 from workbench.config import Settings
 from workbench.training import jobs
+from workbench.training.config import RunPaths
+from workbench.training.runlog import read_log
+
+REWARD_COLUMNS = ["step", "reward_margin", "reward_accuracy", "val_reward_margin", "val_reward_accuracy"]
 
 
 def loss_frame(curves: Mapping[str, Sequence[tuple[int, float]]]) -> pd.DataFrame:
@@ -42,3 +47,21 @@ def loss_log(store: Any, settings: Settings, run: str) -> pd.DataFrame:
     if len(logs) and (logs["train_loss"].notna().any() or logs["val_loss"].notna().any()):
         return logs[["step", "train_loss", "val_loss"]].reset_index(drop=True)
     return loss_frame(jobs.loss_curves(settings, run))
+
+
+def reward_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """A DPO run's reward margin and accuracy per step, train and validation (columns: REWARD_COLUMNS), from its
+    run-log records; empty for an SFT run."""
+    rows: dict[int, dict[str, Any]] = {}
+    for record in records:
+        if record.get("event") not in ("log", "eval"):
+            continue
+        values = {k: record[k] for k in REWARD_COLUMNS[1:] if record.get(k) is not None}
+        if values:
+            rows.setdefault(int(record["step"]), {"step": int(record["step"])}).update(values)
+    return pd.DataFrame([rows[s] for s in sorted(rows)], columns=REWARD_COLUMNS)
+
+
+def reward_log(settings: Settings, run: str) -> pd.DataFrame:
+    """`reward_frame` of a run's `train_log.jsonl`."""
+    return reward_frame(read_log(RunPaths.of(settings, run).log_file))

@@ -12,9 +12,10 @@ from typing import Any
 
 from workbench.config import Settings
 from workbench.generation.loading import declared_template, load_tokenizer
-from workbench.registry import BaseModel, resolve_base
+from workbench.registry import CHAT_TEMPLATE_FILE, Adapter, BaseModel, find_adapter, resolve_base
 from workbench.training.config import JobConfig
 from workbench.training.data import DatasetReport, Example, read_dataset, split_examples
+from workbench.training.preferences import read_preferences, require_pairs
 
 
 def job_settings(config: JobConfig, settings: Settings) -> Settings:
@@ -35,6 +36,8 @@ class PreparedData:
         val: Validation examples (empty when the job has no validation).
         declared_template: The chat template the job declared for a base model without one (its text), or
             None when the model has its own.
+        init_adapter: The adapter the job continues (`JobConfig.init_adapter`), checked against the base.
+        unit: What one example is: "conversations" (SFT) or "pairs" (DPO, PreferencePair examples).
     """
 
     base: BaseModel
@@ -44,13 +47,15 @@ class PreparedData:
     train: list[Example]
     val: list[Example]
     declared_template: str | None = None
+    init_adapter: Adapter | None = None
+    unit: str = "conversations"
 
     def summary(self) -> str:
         """The validation report a person reads before training: each file's report, then the split."""
         parts = [self.train_report.summary()]
         if self.val_report is not None:
             parts.append(self.val_report.summary())
-        parts.append(f"Training on {len(self.train)} conversations, validating on {len(self.val)}.")
+        parts.append(f"Training on {len(self.train)} {self.unit}, validating on {len(self.val)}.")
         if self.declared_template is not None:
             parts.append(f"{self.base.name} has no chat template: the run declares one and saves it with each adapter.")
         return "\n".join(parts)
@@ -83,26 +88,39 @@ def prepare_data(config: JobConfig, settings: Settings, tokenizer: Any = None, e
     """Resolve the base model, validate the dataset files and split them.
 
     Args:
-        config: The job (its files, max length, validation fraction and seed are used).
+        config: The job (its method, files, max length, validation fraction and seed are used).
         settings: Where the base model is found.
         tokenizer: The base model's tokenizer, when the caller has it already.
         echo: Given a file's full report before a file without a usable example is refused.
 
     Raises:
-        WorkbenchError: Unknown base model, a missing or unreadable file, or a file without a usable example.
+        WorkbenchError: Unknown base model, a missing or unreadable file, a file without a usable example (or,
+            for DPO, too few pairs), or an `init_adapter` that is missing or trained for another base.
     """
     settings = job_settings(config, settings)
     base = resolve_base(settings)
+    adapter = find_adapter(settings, config.init_adapter, base) if config.init_adapter else None
     tokenizer = tokenizer or load_tokenizer(base, settings)
     declared = None
-    if not getattr(tokenizer, "chat_template", None):  # a base model learns the template the run declares
+    if adapter is not None and (adapter.path / CHAT_TEMPLATE_FILE).is_file():
+        declared = (adapter.path / CHAT_TEMPLATE_FILE).read_text(encoding="utf-8")  # the template it learned
+        tokenizer.chat_template = declared
+    elif not getattr(tokenizer, "chat_template", None):  # a base model learns the template the run declares
         declared = declared_template(config.chat_template)
         tokenizer.chat_template = declared
-    train_report = _usable(read_dataset(config.data, tokenizer, config.max_length), echo)
+    read, unit = (read_preferences, "pairs") if config.method == "dpo" else (read_dataset, "conversations")
+
+    def usable(path: str) -> DatasetReport:
+        report = _usable(read(path, tokenizer, config.max_length), echo)
+        if config.method == "dpo":
+            require_pairs(report)
+        return report
+
+    train_report = usable(config.data)
     val_report = None
     if config.val_data:
-        val_report = _usable(read_dataset(config.val_data, tokenizer, config.max_length), echo)
+        val_report = usable(config.val_data)
         train, val = list(train_report.examples), list(val_report.examples)
     else:
         train, val = split_examples(train_report.examples, config.val_fraction, config.seed)
-    return PreparedData(base, tokenizer, train_report, val_report, train, val, declared)
+    return PreparedData(base, tokenizer, train_report, val_report, train, val, declared, adapter, unit)

@@ -6,7 +6,8 @@ loss chart and show progress. Torch-free. Events (key "event"):
     prepare     the validated datasets (counts, drop reasons), before the model loads
     start       training begins: max_steps, examples, packing, resumed_from, pid
     log         step, epoch, train_loss, learning_rate, tokens_per_s, grad_norm   (every logging step)
-    eval        step, val_loss                                                     (every eval step)
+                + reward_margin, reward_accuracy for DPO (chosen minus rejected reward; share chosen wins)
+    eval        step, val_loss (+ val_reward_margin, val_reward_accuracy for DPO)  (every eval step)
     checkpoint  step, name, train_loss, val_loss                                   (a checkpoint folder landed)
     suite       step, checkpoint, results                                          (evaluation suites ran)
     end         status (finished | stopped-early | cancelled | failed), step, final, error

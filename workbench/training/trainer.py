@@ -37,6 +37,7 @@ from workbench.training.prepare import PreparedData, job_settings, prepare_data
 from workbench.training.procs import identity
 from workbench.training.runlog import RunLog, read_log
 from workbench.training.tokenize import encode_examples, packing_pays
+from workbench.training.tracking import tracking_setup
 
 
 def _check_same_data(saved: dict[str, Any], current: dict[str, Any], run: str) -> None:
@@ -63,13 +64,13 @@ def _device_settings(settings: Settings, local_rank: int, world: int) -> Setting
     return settings
 
 
-def _sft_config(config: JobConfig, paths: RunPaths, device: str, packing: bool, has_val: bool, resuming: bool):
+def training_args(config: JobConfig, paths: RunPaths, device: str, has_val: bool, resuming: bool) -> dict[str, Any]:
+    """The TrainingArguments every method shares (SFTConfig and DPOConfig add their own)."""
     import torch
-    from trl import SFTConfig
 
     cuda = device.startswith("cuda")
     bf16 = cuda and torch.cuda.is_bf16_supported()
-    return SFTConfig(
+    return dict(
         output_dir=str(paths.trainer_dir),
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size,
@@ -95,13 +96,20 @@ def _sft_config(config: JobConfig, paths: RunPaths, device: str, packing: bool, 
         fp16=cuda and not bf16,
         use_cpu=device == "cpu",
         activation_checkpointing=config.gradient_checkpointing,  # transformers 5's name for gradient checkpointing
-        packing=packing,
-        max_length=config.max_length,
-        report_to="none",
+        report_to=tracking_setup(config, paths),
+        run_name=config.run,
+        project="workbench",  # Trackio's project
         disable_tqdm=True,
         ddp_find_unused_parameters=False,
         dataloader_num_workers=0,
     )
+
+
+def _sft_config(config: JobConfig, paths: RunPaths, device: str, packing: bool, has_val: bool, resuming: bool):
+    from trl import SFTConfig
+
+    common = training_args(config, paths, device, has_val, resuming)
+    return SFTConfig(**common, packing=packing, max_length=config.max_length)
 
 
 def _load_model(data: PreparedData, settings: Settings):
@@ -112,17 +120,16 @@ def _load_model(data: PreparedData, settings: Settings):
     return loaded
 
 
-def _build_trainer(config: JobConfig, data: PreparedData, settings: Settings, ctx: RunContext, resuming: bool):
-    from peft import LoraConfig
-    from transformers import PrinterCallback, set_seed
-    from trl import SFTTrainer
+def _model_and_lora(config: JobConfig, data: PreparedData, settings: Settings):
+    """The model to train and peft's LoraConfig for a new adapter (None when continuing `init_adapter`)."""
+    from peft import LoraConfig, PeftModel
+    from transformers import set_seed
 
-    train_ds = encode_examples(data.tokenizer, data.train)
-    val_ds = encode_examples(data.tokenizer, data.val) if data.val else None
-    lengths = [len(ids) for ids in train_ds["input_ids"]]
-    packing = config.packing == "on" or (config.packing == "auto" and packing_pays(lengths, config.max_length))
     loaded = _load_model(data, settings)
     set_seed(config.seed)  # the LoRA matrices are initialised before the Trainer seeds anything itself
+    if data.init_adapter is not None:
+        model = PeftModel.from_pretrained(loaded.model, str(data.init_adapter.path), is_trainable=True)
+        return loaded, model, None
     lora = LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
@@ -130,24 +137,46 @@ def _build_trainer(config: JobConfig, data: PreparedData, settings: Settings, ct
         target_modules=config.lora_targets,
         task_type="CAUSAL_LM",
     )
-    args = _sft_config(config, ctx.paths, loaded.device, packing, val_ds is not None, resuming)
+    return loaded, loaded.model, lora
+
+
+def _build_trainer(config: JobConfig, data: PreparedData, settings: Settings, ctx: RunContext, resuming: bool):
+    from transformers import PrinterCallback
+
+    loaded, model, lora = _model_and_lora(config, data, settings)
     callbacks: list[Any] = [RunCallback(ctx)]
     if config.patience:
         from transformers import EarlyStoppingCallback
 
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
+    if config.method == "dpo":
+        from workbench.training.dpo import dpo_trainer
+
+        common = training_args(config, ctx.paths, loaded.device, bool(data.val), resuming)
+        trainer, facts = dpo_trainer(config, data, model, lora, common, callbacks)
+    else:
+        trainer, facts = _sft_trainer(config, data, model, lora, loaded.device, ctx, resuming, callbacks)
+    trainer.remove_callback(PrinterCallback)  # it prints every log dict; the progress bar and the log file suffice
+    return trainer, {**facts, "device": loaded.device}
+
+
+def _sft_trainer(config, data, model, lora, device, ctx, resuming, callbacks):
+    from trl import SFTTrainer
+
+    train_ds = encode_examples(data.tokenizer, data.train)
+    val_ds = encode_examples(data.tokenizer, data.val) if data.val else None
+    lengths = [len(ids) for ids in train_ds["input_ids"]]
+    packing = config.packing == "on" or (config.packing == "auto" and packing_pays(lengths, config.max_length))
     trainer = SFTTrainer(
-        model=loaded.model,
-        args=args,
+        model=model,
+        args=_sft_config(config, ctx.paths, device, packing, val_ds is not None, resuming),
         train_dataset=train_ds,
         eval_dataset=val_ds,
         processing_class=data.tokenizer,
         peft_config=lora,
         callbacks=callbacks,
     )
-    trainer.remove_callback(PrinterCallback)  # it prints every log dict; the progress bar and the log file suffice
-    facts = {"sequences": len(train_ds), "tokens": sum(lengths), "packing": packing, "device": loaded.device}
-    return trainer, facts
+    return trainer, {"sequences": len(train_ds), "tokens": sum(lengths), "packing": packing}
 
 
 def _republish_resume_point(ctx: RunContext, folder, max_steps: int | None) -> None:
@@ -281,6 +310,9 @@ def _train(config, settings, data, job, paths, log, dist, resume, progress, canc
             "base_model": data.base.name,
             "datasets": job["datasets"],
             "hyperparameters": job["config"],
+            "method": config.method,
+            "init_adapter": config.init_adapter,
+            "votes": config.votes,
             # What the chat template of the adapters is: the model's own, or the one this run declared.
             "chat_template": "own" if data.declared_template is None else f"declared ({config.chat_template})",
         },

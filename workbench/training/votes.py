@@ -1,0 +1,150 @@
+"""The store's blind pairwise votes -> a preference file for DPO, with the filters and counts recorded.
+
+    filters = VoteFilters(checkpoints=("base", "identity"), min_agreement=0.6)
+    counts = write_vote_pairs(store, settings, filters, path)   # {"votes": 40, "ties": 5, ..., "pairs": 28}
+
+Votes are grouped by the pair of outputs they judged: each pair of outputs becomes at most one preference,
+its winner the majority of its decisive votes, kept when that majority's share reaches `min_agreement`.
+Ties and both-bad votes are dropped and counted, as are votes whose outputs were never stored (empty text)
+and any pair whose two outputs answer different prompts. Each record carries the chat template its outputs
+were generated with when their checkpoint declared one (an adapter of a base model taught to chat), so
+`preferences.read_preferences` rebuilds the prompt exactly as the model saw it. Torch-free.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.config import Settings
+from workbench.errors import WorkbenchError
+from workbench.registry import CHAT_TEMPLATE_FILE
+from workbench.training.preferences import MIN_PAIRS
+
+
+@dataclass(frozen=True)
+class VoteFilters:
+    """Which votes train a preference run.
+
+    Attributes:
+        checkpoints: Keep votes whose two outputs both come from these checkpoints (empty: any).
+        raters: Keep votes by these raters (empty: any).
+        same_settings: Keep only votes whose two outputs used the same generation settings.
+        min_agreement: Share of a pair's decisive votes the majority needs (0.5 keeps any strict majority).
+    """
+
+    checkpoints: tuple[str, ...] = ()
+    raters: tuple[str, ...] = ()
+    same_settings: bool = False
+    min_agreement: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("checkpoints", "raters"):
+            value = getattr(self, name)
+            value = (value,) if isinstance(value, str) else tuple(value or ())
+            object.__setattr__(self, name, tuple(v.strip() for v in value if v and v.strip()))
+        value = self.min_agreement
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0.5 <= value <= 1:
+            raise WorkbenchError(f"The minimum agreement must be between 0.5 and 1, not {value!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def _kept(row: dict[str, Any], filters: VoteFilters) -> bool:
+    if filters.checkpoints and not {row["model_a"], row["model_b"]} <= set(filters.checkpoints):
+        return False
+    if filters.raters and row["rater"] not in filters.raters:
+        return False
+    return not (filters.same_settings and not row["same_settings"])
+
+
+def _template(settings: Settings, checkpoint: str, cache: dict[str, str | None]) -> str | None:
+    """The chat template an adapter declared (saved beside it), or None: the base model's own."""
+    if checkpoint not in cache:
+        root = settings.adapters_dir.resolve()
+        path = (root / checkpoint / CHAT_TEMPLATE_FILE).resolve()
+        inside = root in path.parents and path.is_file()  # a stored name never reads outside the adapters folder
+        cache[checkpoint] = path.read_text(encoding="utf-8") if inside else None
+    return cache[checkpoint]
+
+
+def vote_pairs(store: Any, settings: Settings, filters: VoteFilters) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """(preference records, counts) from the store's votes under `filters`."""
+    counts: Counter[str] = Counter()
+    groups: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for row in store._vote_rows():
+        counts["votes"] += 1
+        if not _kept(row, filters):
+            counts["filtered_out"] += 1
+        elif row["winner"] in ("tie", "bothbad"):
+            counts["ties" if row["winner"] == "tie" else "both_bad"] += 1
+        elif not (row["output_a"] or "").strip() or not (row["output_b"] or "").strip():
+            counts["without_outputs"] += 1
+        else:
+            key = tuple(sorted((row["generation_a_id"], row["generation_b_id"])))
+            groups.setdefault(key, []).append(row)
+    records, cache = [], {}
+    for rows in groups.values():
+        first = rows[0]
+        by_id = {first["generation_a_id"]: "a", first["generation_b_id"]: "b"}
+        wins = Counter(by_id[r[f"generation_{r['winner']}_id"]] for r in rows)
+        (side, n), *rest = [*wins.most_common(), ("", 0)]
+        if n / len(rows) < filters.min_agreement or (rest and rest[0][1] == n):
+            counts["below_agreement"] += len(rows)
+            continue
+        template_a = _template(settings, first["model_a"], cache)
+        if template_a != _template(settings, first["model_b"], cache):
+            counts["different_templates"] += len(rows)  # no one prompt text both outputs answered
+            continue
+        loser = "b" if side == "a" else "a"
+        record = {
+            "prompt": list(first["messages"]),
+            "chosen": [{"role": "assistant", "content": first[f"output_{side}"]}],
+            "rejected": [{"role": "assistant", "content": first[f"output_{loser}"]}],
+            "chosen_checkpoint": first[f"model_{side}"],
+            "rejected_checkpoint": first[f"model_{loser}"],
+            "votes": len(rows),
+        }
+        if template_a is not None:
+            record["chat_template"] = template_a
+        records.append(record)
+    counts["pairs"] = len(records)
+    return records, dict(counts)
+
+
+def describe(counts: dict[str, int]) -> str:
+    """One sentence: how many votes became how many pairs, and what was dropped why."""
+    dropped = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if k not in ("votes", "pairs") and n)
+    return f"{counts.get('votes', 0)} votes -> {counts.get('pairs', 0)} preference pairs" + (
+        f" (dropped: {dropped})." if dropped else "."
+    )
+
+
+def write_vote_pairs(store: Any, settings: Settings, filters: VoteFilters, path: Path) -> dict[str, int]:
+    """Write the preference file for `filters` to `path` (JSONL) and return its counts.
+
+    Raises:
+        WorkbenchError: No votes, or fewer usable pairs than preference training needs (nothing is written).
+    """
+    from workbench.store.export import write_jsonl
+
+    records, counts = vote_pairs(store, settings, filters)
+    if not counts.get("votes"):
+        raise WorkbenchError("The store holds no votes yet: rate some pairs in the Arena or on the Rate page first.")
+    if len(records) < MIN_PAIRS:
+        raise WorkbenchError(f"Too few usable pairs: {describe(counts)} Preference training needs {MIN_PAIRS}.")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as out:
+        write_jsonl(records, out)
+    tmp.replace(path)
+    return counts
+
+
+def pairs_path(settings: Settings, run: str) -> Path:
+    """Where a run's pairs from votes are written (kept: a resume trains on the same file)."""
+    return settings.var_dir / "preferences" / f"{run}.jsonl"
