@@ -146,3 +146,38 @@ def test_page_validates_trains_charts_and_the_chat_lists_the_checkpoint(finetune
     page.locator("#checkpoint input").click()
     expect(page.get_by_role("option", name=f"{run}/checkpoint-4")).to_be_visible()
     expect(page.get_by_role("option", name=run, exact=True)).to_be_visible()
+
+
+def test_page_trains_dpo_on_a_pairs_file_and_charts_the_rewards(finetune_app, page, tmp_path):
+    from playwright.sync_api import expect
+
+    pairs = tmp_path / "prefs.jsonl"
+    qa = [(f"What is {i} plus {i}?", f"{2 * i}.") for i in range(12)]
+    pairs.write_text(
+        "".join(json.dumps({"prompt": q, "chosen": "Happy to help! " + a, "rejected": a}) + "\n" for q, a in qa)
+    )
+    page.goto(finetune_app.url, wait_until="domcontentloaded")
+    page.get_by_role("tab", name="Fine-tune").click()
+    page.locator("#ft-token input").fill(TOKEN)
+    page.locator("#ft-method").get_by_label("dpo").check()
+    page.locator("#ft-upload input[type=file]").set_input_files(str(pairs))
+    expect(page.locator("#ft-report")).to_contain_text("prefs.jsonl: preferences shape (JSONL), 12 records, 12 kept.")
+    expect(page.locator("#ft-report")).to_contain_text("pairs, validating on")
+    run = page.locator("#ft-run-name textarea").input_value()
+    page.locator("#ft-hyperparameters").click()
+    for elem_id, value in (
+        ("ft-max-steps", "2"),
+        ("ft-max-length", "96"),
+        ("ft-eval-steps", "2"),
+        ("ft-save-steps", "2"),
+    ):
+        box = page.locator(f"#{elem_id} input")
+        box.fill(value)
+        box.press("Tab")
+    page.locator("#ft-start").click()
+    expect(page.locator("#ft-status")).to_contain_text(f"Started {run}")
+    expect(page.locator("#ft-progress")).to_contain_text(f"{run}: finished, step 2 of 2", timeout=180_000)
+    expect(page.locator("#ft-rewards .js-plotly-plot")).to_be_visible()
+    expect(page.locator("#ft-rewards")).to_contain_text("reward accuracy")
+    meta = json.loads((finetune_app.settings.adapters_dir / run / "workbench.json").read_text())
+    assert meta["method"] == "dpo" and meta["datasets"]["train"]["shape"] == "preferences"

@@ -7,10 +7,15 @@ admin token when WORKBENCH_ADMIN_TOKEN is set, in the page and in the named API 
 
     train(upload, dataset, val_upload, val_fraction, run_name, token, learning_rate, max_steps, epochs,
           batch_size, grad_accum, max_length, lora_r, lora_alpha, lora_dropout, target_modules, warmup,
-          weight_decay, eval_steps, save_steps, patience, seed, packing) -> (status, runs, next run name)
+          weight_decay, eval_steps, save_steps, patience, seed, packing, beta, loss_type, init_adapter,
+          report_to, method, from_votes) -> (status, runs, next run name)
     cancel_training(run_name, token) -> status     (stops after the current step; the run stays resumable)
+    send_to_arena(run_name, token) -> status       (the run's adapter and its parent answer the Arena's prompts)
     resume_training(run_name, token) -> status     (continues from the last complete checkpoint)
 
+`method` is "sft" (conversations) or "dpo" (prompt/chosen/rejected pairs, or with `from_votes` the store's
+decisive votes, no file); a DPO run's chart adds its reward margin and accuracy, train and validation. The last
+six arguments may be left out (SFT, a new LoRA, no tracker).
 `upload` is a dataset file (gradio_client's `handle_file`), or None to train on `dataset`, a shipped
 file's path relative to the repository (the dropdown's choices). The data is validated before a job starts.
 """
@@ -25,12 +30,13 @@ import gradio as gr
 
 from workbench.errors import WorkbenchError
 from workbench.training import jobs
-from workbench.training.config import DEMO_SETTINGS, PACKING, JobConfig
+from workbench.training.config import DEMO_SETTINGS, LOSS_TYPES, METHODS, PACKING, REPORT_TO, JobConfig
 from workbench.ui.context import AppContext
 from workbench.ui.finetune_actions import (
     Tokenizers,
     make_cancel_fn,
     make_resume_fn,
+    make_send_fn,
     make_train_fn,
     run_names,
     shipped_datasets,
@@ -49,6 +55,22 @@ def _figure(curves: dict[str, list[tuple[int, float]]], run: str):
     from workbench.ui import plots
 
     return plots.loss_curves(loss_frame(curves), title=f"Loss: {run}" if run else "Loss")
+
+
+def _rewards(ctx: AppContext, refreshed: tuple) -> dict:
+    """The reward chart for what `refresh` drew: redrawn with it, shown only for a DPO run's log."""
+    from workbench.training.losses import reward_log
+    from workbench.ui import plots
+
+    signature = refreshed[3]
+    if refreshed[1] == gr.skip():
+        return gr.skip()
+    if not isinstance(signature, list) or len(signature) != 4:
+        return gr.update(visible=False)
+    frame = reward_log(ctx.settings, signature[0])
+    if frame.empty:
+        return gr.update(visible=False)
+    return gr.update(value=plots.reward_curves(frame, title=f"Rewards: {signature[0]}"), visible=True)
 
 
 def _progress_text(status: jobs.RunStatus) -> str:
@@ -116,6 +138,11 @@ def _hyperparameter_inputs() -> list[gr.components.Component]:
                 d.patience, precision=0, label="Early-stopping patience (0 = off)", min_width=110, elem_id="ft-patience"
             )
         packing = gr.Radio(list(PACKING), value=d.packing, label="Packing", elem_id="ft-packing")
+        with gr.Row():
+            beta = gr.Number(d.beta, label="DPO beta", min_width=110, elem_id="ft-beta")
+            loss = gr.Dropdown(list(LOSS_TYPES), value=d.loss_type, label="DPO loss", elem_id="ft-loss-type")
+            init = gr.Textbox("", label="Start from adapter (e.g. an SFT run)", elem_id="ft-init-adapter")
+        report = gr.Dropdown(list(REPORT_TO), value=d.report_to, label="Report to (tracker)", elem_id="ft-report-to")
     return [
         lr,
         steps,
@@ -134,6 +161,10 @@ def _hyperparameter_inputs() -> list[gr.components.Component]:
         patience,
         seed,
         packing,
+        beta,
+        loss,
+        init,
+        report,
     ]
 
 
@@ -147,6 +178,14 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
     shipped = shipped_datasets()
     with gr.Row():
         with gr.Column(scale=2):
+            with gr.Row():
+                method = gr.Radio(
+                    list(METHODS),
+                    value="sft",
+                    label="Method: sft (conversations) or dpo (prompt/chosen/rejected pairs)",
+                    elem_id="ft-method",
+                )
+                from_votes = gr.Checkbox(False, label="DPO on the store's votes (no file)", elem_id="ft-from-votes")
             upload = gr.File(
                 label="Upload a dataset (.jsonl, .json or .csv)",
                 file_types=[".jsonl", ".json", ".csv"],
@@ -181,34 +220,38 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
                 start = gr.Button("Start training", variant="primary", interactive=False, elem_id="ft-start")
                 cancel = gr.Button("Cancel", variant="stop", elem_id="ft-cancel")
                 resume = gr.Button("Resume", elem_id="ft-resume")
+                send = gr.Button("Send to the Arena", elem_id="ft-send-arena")
             status = gr.Markdown("", elem_id="ft-status")
         with gr.Column(scale=3):
             runs = gr.Dropdown([], label="Run", elem_id="ft-runs", allow_custom_value=True)
             plot = gr.Plot(label="Loss", elem_id="ft-plot")
+            rewards = gr.Plot(label="Rewards (DPO)", elem_id="ft-rewards", visible=False)
             progress = gr.Markdown("", elem_id="ft-progress")
 
-    def check(upload_path, chosen, val_path, fraction, max_length, seed_value, token_value=None):
-        return validate(ctx, tokenizers, upload_path, chosen, val_path, fraction, max_length, seed_value, token_value)
+    def check(upload_path, chosen, val_path, fraction, max_length, seed_value, token_value=None, *how):
+        args = (upload_path, chosen, val_path, fraction, max_length, seed_value, token_value, *how)
+        return validate(ctx, tokenizers, *args)
 
     check_args = {
         "fn": check,
-        "inputs": [upload, dataset, val_upload, val_fraction, hparams[5], hparams[15], token],
+        "inputs": [upload, dataset, val_upload, val_fraction, hparams[5], hparams[15], token, method, from_votes],
         "outputs": [report, start],
         "api_visibility": "private",
     }
-    for component in (upload, dataset, val_upload, val_fraction):
+    for component in (upload, dataset, val_upload, val_fraction, method, from_votes):
         component.change(**check_args)
     token.blur(**check_args)
     hparams[5].blur(**check_args)
     start.click(
         make_train_fn(ctx, tokenizers),
-        [upload, dataset, val_upload, val_fraction, run_name, token, *hparams],
+        [upload, dataset, val_upload, val_fraction, run_name, token, *hparams, method, from_votes],
         [status, runs, run_name],
         api_name="train",
         concurrency_limit=None,
     )
     cancel.click(make_cancel_fn(ctx), [runs, token], [status], api_name="cancel_training", concurrency_limit=None)
     resume.click(make_resume_fn(ctx), [runs, token], [status], api_name="resume_training", concurrency_limit=None)
+    send.click(make_send_fn(ctx), [runs, token], [status], api_name="send_to_arena")
 
     seen = gr.State(None)  # what the chart shows, so an unchanged log is not redrawn every tick
 
@@ -239,10 +282,14 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
         curves = jobs.loss_curves(ctx.settings, run)
         return choice, _figure(curves, run), _progress_text(state), signature
 
+    def refresh_all(run: str | None, shown: list | None, token_value: str | None = None):
+        out = refresh(run, shown, token_value)
+        return (*out, _rewards(ctx, out))
+
     refresh_args = {
-        "fn": refresh,
+        "fn": refresh_all,
         "inputs": [runs, seen, token],
-        "outputs": [runs, plot, progress, seen],
+        "outputs": [runs, plot, progress, seen, rewards],
         "api_visibility": "private",
         "show_progress": "hidden",
         # In the queue (and under its limits) in a lane of its own; a tick is cheap: it reads file states and
@@ -254,7 +301,7 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
     runs.input(**refresh_args)
 
     def load(run, shown, token_value, *checked):
-        return (*refresh(run, shown, token_value), *check(*checked), suggest_name())
+        return (*refresh_all(run, shown, token_value), *check(*checked), suggest_name())
 
     on_load = {
         "fn": load,

@@ -20,7 +20,7 @@ from workbench.config import REPO_ROOT
 from workbench.errors import WorkbenchError
 from workbench.safety.names import within
 from workbench.training import jobs
-from workbench.training.config import JobConfig
+from workbench.training.config import JobConfig, RunPaths
 from workbench.ui.context import AppContext, client_of, user_error
 
 DATA_DIR = REPO_ROOT / "data"
@@ -116,11 +116,42 @@ HPARAMS = (
     "patience",
     "seed",
     "packing",
+    "beta",
+    "loss_type",
+    "init_adapter",
+    "report_to",
+    "method",
 )
 
 
+def _votes_data(ctx: AppContext, run: str, write: bool) -> tuple[str, dict[str, Any] | None, str]:
+    """DPO on the store's votes: (the pairs file, the votes record for the job, the counts sentence). Only `write`
+    writes the file (Start); the validation report only counts."""
+    from workbench.store import Store
+    from workbench.training.votes import VoteFilters, describe, pairs_path, vote_pairs, write_vote_pairs
+
+    filters, path = VoteFilters(), pairs_path(ctx.settings, run)
+    with Store.open(ctx.settings) as store:
+        if write:
+            counts = write_vote_pairs(store, ctx.settings, filters, path)
+        else:
+            counts = vote_pairs(store, ctx.settings, filters)[1]
+        dialect = store.dialect
+    return str(path), {"filters": filters.to_dict(), "counts": counts, "store": dialect}, describe(counts)
+
+
 def validate(
-    ctx: AppContext, tokenizers: Tokenizers, upload, dataset, val_upload, val_fraction, max_length, seed, token=None
+    ctx: AppContext,
+    tokenizers: Tokenizers,
+    upload,
+    dataset,
+    val_upload,
+    val_fraction,
+    max_length,
+    seed,
+    token=None,
+    method="sft",
+    from_votes=False,
 ):
     """The validation report for the chosen files, and whether training may start (an admin action: it reads
     and tokenizes the upload)."""
@@ -129,8 +160,13 @@ def validate(
     if not ctx.settings.admin_allowed(token):
         return "Enter the admin token to check a dataset.", gr.update(interactive=False)
     try:
+        if method == "dpo" and from_votes:
+            return f"**The store's votes**  \n{_votes_data(ctx, 'validation', write=False)[2]}", gr.update(
+                interactive=True
+            )
         data = _dataset_path(ctx, upload, dataset)
         config = JobConfig(
+            method=method if method in ("sft", "dpo") else "sft",
             run="validation",
             data=data,
             val_data=_upload_path(ctx, val_upload) if val_upload else None,
@@ -139,7 +175,7 @@ def validate(
             seed=int(seed),
         )
         key = (_file_state(config.data), _file_state(config.val_data), config.val_fraction, config.max_length)
-        key += (config.seed,)
+        key += (config.seed, config.method)
         if key not in _REPORTS:  # every page load validates the preselected dataset: once per file state
             summary = prepare_data(config, ctx.settings, tokenizers.get(ctx)).summary()
             if len(_REPORTS) >= 64:
@@ -150,6 +186,7 @@ def validate(
     return f"**Validation report**  \n{_REPORTS[key]}", gr.update(interactive=True)
 
 
+ARENA_PROMPTS = 8  # prompts a new checkpoint and its parent answer for the Arena (a few minutes on a CPU)
 _REPORTS: dict[tuple, str] = {}  # (files' states, split and length settings) -> the validation report's text
 
 
@@ -192,13 +229,27 @@ def make_train_fn(ctx: AppContext, tokenizers: Tokenizers):
         patience: float,
         seed: float,
         packing: str,
+        beta: float = 0.1,
+        loss_type: str = "sigmoid",
+        init_adapter: str | None = "",
+        report_to: str = "none",
+        method: str = "sft",
+        from_votes: bool = False,
         request: gr.Request = None,
     ):
         values = {k: v for k, v in locals().items() if k in HPARAMS}
+        values["init_adapter"] = (init_adapter or "").strip() or None
         try:
             ctx.settings.check_admin(token, client_of(ctx, request))
-            data = _keep_upload(ctx, _dataset_path(ctx, upload, dataset))
             val = _keep_upload(ctx, _upload_path(ctx, val_upload) if val_upload else None)
+            if method == "dpo" and from_votes:
+                from workbench.training.checkpoints import check_run_folder
+
+                checked = _config(run_name, "votes.jsonl", val, values)  # the name is checked before it names a file
+                check_run_folder(RunPaths.of(ctx.settings, checked.run), resume=False)  # never overwrite its pairs
+                data, values["votes"], _ = _votes_data(ctx, (run_name or "").strip(), write=True)
+            else:
+                data = _keep_upload(ctx, _dataset_path(ctx, upload, dataset))
             config = _config(run_name, data, val, values | {"val_fraction": val_fraction})
             prepare_data(config, ctx.settings, tokenizers.get(ctx))  # refuse bad data here, not in the job's log
             jobs.start_training(ctx.settings, config, token=token)
@@ -208,6 +259,30 @@ def make_train_fn(ctx: AppContext, tokenizers: Tokenizers):
         return started, gr.update(choices=run_names(ctx), value=config.run), suggest_name()
 
     return train
+
+
+def make_send_fn(ctx: AppContext):
+    """The function behind "Send to the Arena" and the "send_to_arena" API endpoint: the run's final adapter and
+    its parent answer the Arena's first prompts, so the next votes compare them."""
+
+    def send(run_name, token, request: gr.Request = None):
+        from workbench.store import Store
+        from workbench.studio.arena_send import send_to_arena
+        from workbench.ui.arena import ARENA_SETTINGS
+
+        try:
+            ctx.settings.check_admin(token, client_of(ctx, request))
+            run = RunPaths.of(ctx.settings, (run_name or "").strip()).run  # the name is checked first
+            with Store.open(ctx.settings) as store:
+                sent = send_to_arena(ctx.router(), store, ctx.settings, run, ARENA_SETTINGS, limit=ARENA_PROMPTS)
+        except WorkbenchError as exc:
+            raise user_error(exc) from None
+        return (
+            f"**{sent['checkpoint']}** and its parent **{sent['parent']}** answered {sent['prompts']} Arena prompts "
+            f"({sent['generated']} new outputs): the Arena serves their pairs next."
+        )
+
+    return send
 
 
 def make_cancel_fn(ctx: AppContext):

@@ -173,6 +173,42 @@ def loss_curves(frame: pd.DataFrame, *, title: str = "Loss") -> go.Figure:
     return _layout(fig, title, xaxis=_step_axis(frame["step"], "step"), yaxis_title="loss")
 
 
+def reward_curves(frame: pd.DataFrame, *, title: str = "Rewards") -> go.Figure:
+    """A DPO run's reward margin (chosen minus rejected, left) and reward accuracy (share of pairs whose chosen
+    reply gets the higher reward, right), on training batches (lines) and validation pairs (markers).
+
+    Args:
+        frame: Columns `step`, `reward_margin`, `reward_accuracy`, `val_reward_margin`, `val_reward_accuracy`,
+            e.g. `workbench.training.losses.reward_log(settings, run)`.
+        title: Figure title.
+    """
+    from plotly.subplots import make_subplots
+
+    _require(
+        frame,
+        ["step", "reward_margin", "reward_accuracy", "val_reward_margin", "val_reward_accuracy"],
+        "A reward chart",
+    )
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("reward margin", "reward accuracy"))
+    for col, metric in ((1, "reward_margin"), (2, "reward_accuracy")):
+        for column, name, mode in ((metric, "train", "lines"), (f"val_{metric}", "validation", "lines+markers")):
+            points = frame[["step", column]].dropna().sort_values("step")
+            label = f"{name} {metric.replace('_', ' ')}"
+            fig.add_trace(
+                go.Scatter(
+                    x=[int(s) for s in points["step"]],
+                    y=[float(v) for v in points[column]],
+                    name=label,
+                    mode=mode,
+                    hovertemplate=f"{label}<br>step %{{x}}: %{{y:.3f}}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_yaxes(range=[-0.05, 1.05], row=1, col=2)
+    return _layout(fig, title, xaxis=_step_axis(frame["step"], "step"), xaxis2=_step_axis(frame["step"], "step"))
+
+
 # --- human ratings ------------------------------------------------------------------------------------------
 
 
