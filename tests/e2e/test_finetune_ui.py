@@ -181,3 +181,34 @@ def test_page_trains_dpo_on_a_pairs_file_and_charts_the_rewards(finetune_app, pa
     expect(page.locator("#ft-rewards")).to_contain_text("reward accuracy")
     meta = json.loads((finetune_app.settings.adapters_dir / run / "workbench.json").read_text())
     assert meta["method"] == "dpo" and meta["datasets"]["train"]["shape"] == "preferences"
+
+
+def test_dpo_from_the_stores_votes_then_send_to_the_arena(finetune_app):
+    from gradio_client import Client
+
+    from workbench.store import Store
+
+    with Store.open(finetune_app.settings) as store:
+        for i in range(8):
+            question = f"What is {i} times two?"
+            good = store.add_generation("polite", question, f"Happy to help! {2 * i}.", {"temperature": 0})
+            bad = store.add_generation("plain", question, f"{2 * i}.", {"temperature": 0})
+            store.add_vote(good, bad, "a", rater="alice")
+        store.add_vote(good, bad, "tie", rater="bob")
+    client = Client(finetune_app.url, verbose=False)
+    args = TINY_RUN | {"upload": None, "dataset": None, "val_upload": None, "val_fraction": 0.25, "max_length": 96}
+    message, _, _ = client.predict(
+        **args, run_name="from-votes", token=TOKEN, method="dpo", from_votes=True, api_name="/train"
+    )
+    assert "Started **from-votes**" in message
+    status = _wait_for(finetune_app.settings, "from-votes", lambda s: not s.active)
+    assert (status.status, status.adapter) == ("finished", "from-votes")
+    meta = json.loads((finetune_app.settings.adapters_dir / "from-votes" / "workbench.json").read_text())
+    assert meta["method"] == "dpo" and meta["votes"]["counts"] == {"votes": 9, "ties": 1, "pairs": 8}
+    assert (meta["examples"]["train"], meta["examples"]["validation"]) == (6, 2)
+
+    sent = client.predict(run_name="from-votes", token=TOKEN, api_name="/send_to_arena")
+    assert "**from-votes** and its parent **base** answered 8 Arena prompts (16 new outputs)" in sent
+    with Store.open(finetune_app.settings) as store:
+        item = store.next_pair_for("zoe")  # the new pairs have no vote yet: they come first
+    assert item is not None and "from-votes" in {item.a.checkpoint, item.b.checkpoint}
