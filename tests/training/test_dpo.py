@@ -222,8 +222,13 @@ def dpo_run(wb_settings, postgres_server, tmp_path_factory):
         import io
 
         buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer):
-            assert main(args) == 0
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            with contextlib.redirect_stdout(buffer):
+                assert main(args) == 0
+        finally:  # the command stops a run on these signals; pytest's own Ctrl-C comes back afterwards
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
         out.write_text(buffer.getvalue())
     return json.loads(buffer.getvalue()), url
 
