@@ -27,7 +27,7 @@ def test_admin_actions_are_closed_on_a_public_server_without_a_token(tmp_path):
     laptop = Settings(home=tmp_path)  # GRADIO_SERVER_NAME unset: Gradio's own default, loopback
     laptop.check_admin(None)
     public = Settings(home=tmp_path, host="0.0.0.0")
-    with pytest.raises(WorkbenchError, match="closed on this public server.*WORKBENCH_ADMIN_TOKEN"):
+    with pytest.raises(WorkbenchError, match=r"closed on this public server.*WORKBENCH_ADMIN_TOKEN"):
         public.check_admin(None)
     Settings(home=tmp_path, host="0.0.0.0", admin_open="1").check_admin(None)  # the operator's explicit opt-out
     with pytest.raises(WorkbenchError, match="closed"):
@@ -147,11 +147,6 @@ def test_errors_on_the_page_carry_no_server_paths_or_secrets(monkeypatch):
     from workbench.ui.context import user_error
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
-    shown = str(
-        user_error(
-            WorkbenchError(
-                "llama.cpp could not load 'a'; its file is /srv/app/models/adapters/a/x.gguf (key sk-test-0123456789abcdef)."
-            )
-        )
-    )
+    sentence = "llama.cpp could not load 'a'; its file is /srv/app/models/adapters/a/x.gguf (key {})."
+    shown = str(user_error(WorkbenchError(sentence.format("sk-test-0123456789abcdef"))))
     assert "/srv/app" not in shown and "sk-test-0123456789abcdef" not in shown and "x.gguf" in shown

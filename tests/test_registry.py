@@ -73,7 +73,7 @@ def test_adapters_are_listed_with_status_and_reasons(tmp_path):
     assert find_adapter(s, "run/checkpoint-20", BASE).usable
     with pytest.raises(WorkbenchError, match="no adapter called 'nope'"):
         find_adapter(s, "nope", BASE)
-    with pytest.raises(WorkbenchError, match="starts with '.'"):
+    with pytest.raises(WorkbenchError, match=r"starts with '\.'"):
         find_adapter(s, "../../etc", BASE)  # names never escape the adapters folder (tests/safety has the rest)
     with pytest.raises(WorkbenchError, match="cannot be used: trained for base model"):
         find_adapter(s, "other-base", BASE)

@@ -117,6 +117,9 @@ def test_page_validates_trains_charts_and_the_chat_lists_the_checkpoint(finetune
     page.goto(finetune_app.url, wait_until="domcontentloaded")
     page.get_by_role("tab", name="Fine-tune").click()
     report = page.locator("#ft-report")
+    expect(report).to_contain_text("Enter the admin token to check a dataset.")  # a visitor's upload is not read
+    page.locator("#ft-token input").fill(TOKEN)
+    page.locator("#ft-token input").press("Tab")  # the token's blur checks the chosen dataset
     expect(report).to_contain_text("train.jsonl: chat shape (JSONL), 450 records, 450 kept.")
     start = page.locator("#ft-start")
     expect(start).to_be_enabled()
@@ -134,7 +137,6 @@ def test_page_validates_trains_charts_and_the_chat_lists_the_checkpoint(finetune
         box = page.locator(f"#{elem_id} input")
         box.fill(value)
         box.press("Tab")
-    page.locator("#ft-token input").fill(TOKEN)
     start.click()
     expect(page.locator("#ft-status")).to_contain_text(f"Started {run}")
     expect(page.locator("#ft-progress")).to_contain_text(f"{run}: finished, step 4 of 4", timeout=180_000)

@@ -97,11 +97,11 @@ def _finetune_refresh(settings):
     ctx = AppContext(settings)
     with gr.Blocks() as demo:
         build_finetune_tab(ctx)
-    fns = [f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "refresh"]
+    fns = [f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "refresh_all"]  # losses and rewards
     assert fns and all(f.queue for f in fns), "the refresh runs in the queue"
     fn = fns[0].fn
     token = (TOKEN,) if len(inspect.signature(fn).parameters) > 2 else ()  # the admin token, where it is asked for
-    return lambda run, shown: fn(run, shown, *token)
+    return lambda run, shown: fn(run, shown, *token)[:4]  # runs, loss chart, progress, what is shown
 
 
 def test_the_fine_tune_refresh_parses_nothing_when_nothing_changed(runs, parsed):

@@ -28,6 +28,7 @@ class AppContext:
         self._engine: ChatEngine | None = None
         self._router = Router(self.settings, main=self.engine)
         self._load_error: WorkbenchError | None = None
+        self._warm_up: threading.Thread | None = None
         self._engine_lock = threading.Lock()
         self._replies: dict[str, Reply] = {}
         self._replies_lock = threading.Lock()
@@ -65,8 +66,17 @@ class AppContext:
                 self._load_error = exc
 
         thread = threading.Thread(target=load, name="workbench-warm-up", daemon=True)
+        self._warm_up = thread
         thread.start()
         return thread
+
+    def settled(self) -> None:
+        """Wait for the background model load, if one runs. Loading transformers' pieces from two threads at
+        once can fail inside its lazy imports ("cannot import name 'AutoTokenizer'"), so other first loads of
+        model code wait for it."""
+        thread = self._warm_up
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
 
     def _on_disk(self) -> tuple[list[Adapter], list[str]]:
         # Every open page's timer asks every few seconds: scan (and parse registry.yaml) only when a stat says

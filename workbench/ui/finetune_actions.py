@@ -80,6 +80,7 @@ class Tokenizers:
         from workbench.registry import resolve_base
 
         base = resolve_base(ctx.settings)
+        ctx.settled()
         with self._lock:
             if base.name not in self._cache:
                 self._cache[base.name] = load_tokenizer(base, ctx.settings)
