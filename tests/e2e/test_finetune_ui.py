@@ -111,6 +111,24 @@ def test_train_endpoint_needs_the_token_trains_and_cancels(finetune_app, tmp_pat
     assert resumed.max_steps == 400
 
 
+def fill_hyperparameters(page, values: dict[str, str]) -> None:
+    """Open the hyperparameters and type `values` (elem_id -> text). The accordion's inputs can be mounted again
+    just after it first opens (a slow machine once trained 40 steps: the first value typed was lost), so each
+    value is typed until it holds, and all are checked before the caller starts training."""
+    from playwright.sync_api import expect
+
+    page.locator("#ft-hyperparameters").click()
+    for elem_id, value in values.items():
+        box = page.locator(f"#{elem_id} input")
+        for _ in range(3):
+            box.fill(value)
+            box.press("Tab")
+            if box.input_value() == value:
+                break
+    for elem_id, value in values.items():
+        expect(page.locator(f"#{elem_id} input")).to_have_value(value)
+
+
 def test_page_validates_trains_charts_and_the_chat_lists_the_checkpoint(finetune_app, page, artifacts):
     from playwright.sync_api import expect
 
@@ -127,16 +145,9 @@ def test_page_validates_trains_charts_and_the_chat_lists_the_checkpoint(finetune
     expect(name).to_have_value(re.compile(r"^run-\d{8}-\d{6}$"))  # a fresh suggestion per page load
     run = name.input_value()
 
-    page.locator("#ft-hyperparameters").click()
-    for elem_id, value in (
-        ("ft-max-steps", "4"),
-        ("ft-max-length", "128"),
-        ("ft-eval-steps", "2"),
-        ("ft-save-steps", "2"),
-    ):
-        box = page.locator(f"#{elem_id} input")
-        box.fill(value)
-        box.press("Tab")
+    fill_hyperparameters(
+        page, {"ft-max-steps": "4", "ft-max-length": "128", "ft-eval-steps": "2", "ft-save-steps": "2"}
+    )
     start.click()
     expect(page.locator("#ft-status")).to_contain_text(f"Started {run}")
     expect(page.locator("#ft-progress")).to_contain_text(f"{run}: finished, step 4 of 4", timeout=180_000)
@@ -166,16 +177,7 @@ def test_page_trains_dpo_on_a_pairs_file_and_charts_the_rewards(finetune_app, pa
     expect(page.locator("#ft-report")).to_contain_text("prefs.jsonl: preferences shape (JSONL), 12 records, 12 kept.")
     expect(page.locator("#ft-report")).to_contain_text("pairs, validating on")
     run = page.locator("#ft-run-name textarea").input_value()
-    page.locator("#ft-hyperparameters").click()
-    for elem_id, value in (
-        ("ft-max-steps", "2"),
-        ("ft-max-length", "96"),
-        ("ft-eval-steps", "2"),
-        ("ft-save-steps", "2"),
-    ):
-        box = page.locator(f"#{elem_id} input")
-        box.fill(value)
-        box.press("Tab")
+    fill_hyperparameters(page, {"ft-max-steps": "2", "ft-max-length": "96", "ft-eval-steps": "2", "ft-save-steps": "2"})
     page.locator("#ft-start").click()
     expect(page.locator("#ft-status")).to_contain_text(f"Started {run}")
     expect(page.locator("#ft-progress")).to_contain_text(f"{run}: finished, step 2 of 2", timeout=180_000)
