@@ -98,9 +98,9 @@ def user_errors() -> Iterator[None]:
 def session_id() -> str:
     """The anonymous voter id of this visitor: from their address as our proxy saw it, so a reload, a new tab or
     an edited URL cannot make a second voter (ballots count once per voter and pair)."""
-    import hashlib
+    from workbench.access import voter_id
 
-    return hashlib.sha256(f"workbench-voter:{client()}".encode()).hexdigest()[:32]
+    return voter_id(client())
 
 
 @st.cache_resource
@@ -113,9 +113,7 @@ def _vote_limit(config: Settings):
 def take_vote() -> None:
     """Count one vote against this visitor's hourly limit (not on the owner's own dashboard); raises
     WorkbenchError past it."""
-    config = settings()
-    if not config.admin_without_token:
-        _vote_limit(config).take(session_id())
+    _vote_limit(settings()).take(session_id())
 
 
 def _apply_preset(prefix: str) -> None:

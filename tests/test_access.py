@@ -12,7 +12,7 @@ from workbench import access
 from workbench.config import SPACE_DATA, Settings
 from workbench.errors import WorkbenchError
 from workbench.generation.settings import GenerationSettings
-from workbench.ui.limits import RateLimit, check_chat, sizes_for, visitor_sizes
+from workbench.ui.limits import RateLimit, check_chat, reply_limit, sizes_for, visitor_sizes, vote_limit
 
 
 @pytest.mark.parametrize(
@@ -87,6 +87,9 @@ def test_visitors_get_stricter_limits_than_the_owner(tmp_path):
     sizes = sizes_for(public)
     assert sizes == visitor_sizes(public) and sizes.max_new_tokens == 256
     assert sizes_for(Settings(home=tmp_path)).message_chars > sizes.message_chars
+    owner = Settings(home=tmp_path)
+    assert reply_limit(owner).count == vote_limit(owner).count == 0  # the owner's own app has no rate limits
+    assert (reply_limit(public).count, vote_limit(public).count) == (public.rate_limit, public.vote_limit)
     check_chat(sizes, "Hi", "", [{"role": "user", "content": "a"}], GenerationSettings(max_new_tokens=256))
     refusals = {
         "Max new tokens": ("Hi", "", [], GenerationSettings(max_new_tokens=257)),

@@ -14,6 +14,7 @@ proxy's own X-Forwarded-For entry, never from anything the client chose.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import threading
@@ -52,6 +53,12 @@ def client_address(peer: str | None, headers: Mapping[str, str] | None, trusted_
         if len(hops) >= trusted_proxies:
             return hops[-trusted_proxies]
     return peer or "unknown"
+
+
+def voter_id(address: str) -> str:
+    """The id an anonymous visitor's ballots count under: a digest of their address (see `client_address`),
+    the same in the app and the dashboard, and never the address itself."""
+    return hashlib.sha256(f"workbench-voter:{address}".encode()).hexdigest()[:32]
 
 
 class _Failures:

@@ -9,7 +9,6 @@ store going away mid-run.
 
 from __future__ import annotations
 
-import hashlib
 import signal
 import sys
 import threading
@@ -20,6 +19,7 @@ from gradio_client import Client
 
 from tests.fixtures.postgres import create_database
 from tests.fixtures.servers import ROOT, free_port, public_app_env, server_process
+from workbench.access import voter_id
 from workbench.store import Store
 
 pytestmark = pytest.mark.slow
@@ -38,7 +38,7 @@ def voter_name(address: str) -> str:
     """The anonymous rater name the app gives a visitor at `address` (see workbench/ui/arena.py)."""
     from workbench.store.records import anonymous_rater
 
-    return anonymous_rater(hashlib.sha256(f"workbench-voter:{address}".encode()).hexdigest()[:32])
+    return anonymous_rater(voter_id(address))
 
 
 def start_app(env: dict[str, str]):

@@ -17,13 +17,13 @@ typed names are used only when the app runs on loopback; on a public server ever
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import replace
 from types import SimpleNamespace
 
 import gradio as gr
 
+from workbench.access import voter_id
 from workbench.errors import WorkbenchError
 from workbench.generation.settings import GenerationSettings
 from workbench.ui.context import AppContext, client_of, user_error
@@ -67,8 +67,7 @@ class Arena:
             from workbench.studio.compare import ensure_pair
             from workbench.studio.preference import ensure_settings_pair
 
-            if not self.ctx.settings.admin_without_token:  # making a pair runs the model: counted like a reply
-                self.ctx.reply_limit.take(session)
+            self.ctx.reply_limit.take(session)  # making a pair runs the model: counted like a reply
 
             checkpoints = self.ctx.checkpoint_choices()
             for _ in range(3):  # a random prompt may already have a pair this visitor rated
@@ -94,7 +93,7 @@ def _visitor(
     """
     from workbench.store import check_rater
 
-    voter = hashlib.sha256(f"workbench-voter:{client_of(ctx, request)}".encode()).hexdigest()[:32]
+    voter = voter_id(client_of(ctx, request))
     username = getattr(profile, "username", None)
     if username:
         return check_rater(f"{username}@hf"), voter
@@ -139,8 +138,7 @@ def make_vote_fn(arena: Arena, choice: str):
             raise gr.Error("There is no pair to vote on: press Show a pair first.", print_exception=False)
         try:
             name, session = _visitor(arena.ctx, rater, request, profile)
-            if not arena.ctx.settings.admin_without_token:
-                arena.ctx.vote_limit.take(session)
+            arena.ctx.vote_limit.take(session)
             store = arena.store()
             kept = store.kept_choice(item, store.vote_on_pair(item, choice, rater=name, reason=reason, session=session))
         except WorkbenchError as exc:

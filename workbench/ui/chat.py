@@ -64,8 +64,7 @@ def make_chat_fn(ctx: AppContext):
             history = plain_history(history)
             settings = _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop)
             check_chat(ctx.sizes, message, system_prompt, history, settings)
-            if not ctx.settings.admin_without_token:
-                ctx.reply_limit.take(client_of(ctx, request))
+            ctx.reply_limit.take(client_of(ctx, request))
             messages = conversation(history, message, system_prompt)
             reply = ctx.router().stream(messages, settings, adapter=checkpoint or BASE_NAME)
         except WorkbenchError as exc:

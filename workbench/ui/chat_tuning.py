@@ -111,8 +111,7 @@ def wire_token_view(
             settings = GenerationSettings(temperature=t, top_p=p, top_k=k)
             messages, reply = last_exchange(history, system_prompt)
             check_chat(ctx.sizes, "", system_prompt, messages, settings)  # a forward pass over all of it
-            if not ctx.settings.admin_without_token:  # as costly as a reply: counted like one
-                ctx.reply_limit.take(client_of(ctx, request))
+            ctx.reply_limit.take(client_of(ctx, request))  # as costly as a reply: counted like one
             rows = token_probabilities(
                 ctx.router(),
                 messages,

@@ -2,8 +2,8 @@
 
 The browser's sliders and text boxes limit nothing (any event can be called directly through Gradio's
 queue), so every server function checks its request here. The owner of the app (admin actions open: it
-listens on loopback, or WORKBENCH_ADMIN_OPEN=1) gets the larger size limits; every other caller is a
-visitor. Rates are counted per client address as our own proxy saw it (`workbench.access.client_address`),
+listens on loopback, or WORKBENCH_ADMIN_OPEN=1) gets the larger size limits and no rate limits; every other
+caller is a visitor. Rates are counted per client address as our own proxy saw it (`workbench.access.client_address`),
 never by anything the client chooses, such as Gradio's session hash.
 
 Pure Python with no Gradio import, so the dashboard's pages use the same limits.
@@ -131,10 +131,10 @@ class RateLimit:
 
 
 def reply_limit(settings: Settings) -> RateLimit:
-    """Replies a visitor may ask for per minute."""
-    return RateLimit(settings.rate_limit, 60.0, "replies")
+    """Replies a visitor may ask for per minute; no limit where the owner runs the app (loopback)."""
+    return RateLimit(0 if settings.admin_without_token else settings.rate_limit, 60.0, "replies")
 
 
 def vote_limit(settings: Settings) -> RateLimit:
-    """Votes a visitor may cast per hour."""
-    return RateLimit(settings.vote_limit, 3600.0, "votes")
+    """Votes a visitor may cast per hour; no limit where the owner runs the app (loopback)."""
+    return RateLimit(0 if settings.admin_without_token else settings.vote_limit, 3600.0, "votes")
