@@ -36,7 +36,7 @@ def test_admin_actions_are_closed_on_a_public_server_without_a_token(tmp_path):
     guarded.check_admin("s3cret", who="203.0.113.7")
     with pytest.raises(WorkbenchError, match="needs the admin token"):
         guarded.check_admin(None, who="203.0.113.7")
-    with pytest.raises(WorkbenchError, match="WORKBENCH_ADMIN_OPEN must be"):
+    with pytest.raises(WorkbenchError, match=r"Admin open \(WORKBENCH_ADMIN_OPEN\) must be"):
         Settings(home=tmp_path, admin_open="maybe")
 
 

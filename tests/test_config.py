@@ -33,10 +33,10 @@ def test_from_env_reads_variables_only_when_called(tmp_path):
 @pytest.mark.parametrize(
     ("env", "needle"),
     [
-        ({"WORKBENCH_DEVICE": "tpu"}, "Device must be one of"),
-        ({"WORKBENCH_DTYPE": "int4"}, "Dtype must be one of"),
-        ({"WORKBENCH_TRUST_REMOTE_CODE": "maybe"}, "WORKBENCH_TRUST_REMOTE_CODE must be 1 or 0"),
-        ({"WORKBENCH_BACKEND": "vllm"}, "Backend must be one of auto, transformers, llamacpp"),
+        ({"WORKBENCH_DEVICE": "tpu"}, r"Device \(WORKBENCH_DEVICE\) must be one of auto, cpu, cuda, mps \(or cuda:N\)"),
+        ({"WORKBENCH_DTYPE": "int4"}, r"Dtype \(WORKBENCH_DTYPE\) must be one of"),
+        ({"WORKBENCH_TRUST_REMOTE_CODE": "maybe"}, r"Trust remote code \(WORKBENCH_TRUST_REMOTE_CODE\) must be 1 or 0"),
+        ({"WORKBENCH_BACKEND": "vllm"}, r"Backend \(WORKBENCH_BACKEND\) must be one of auto, transformers, llamacpp"),
         ({"WORKBENCH_SLOTS": "many"}, r"Slots \(WORKBENCH_SLOTS\) must be a whole number"),
         ({"WORKBENCH_SLOTS": "0"}, "must be between 1 and 64"),
         ({"WORKBENCH_CONTEXT": "-5"}, r"Context \(WORKBENCH_CONTEXT\) must be between 0"),

@@ -66,7 +66,7 @@ def test_auto_picks_llamacpp_for_a_gguf_on_the_cpu_and_transformers_otherwise(tm
     assert choose_backend(cpu, gguf, "transformers") == "transformers"
     with pytest.raises(WorkbenchError, match="Backend must be one of"):
         choose_backend(cpu, gguf, "vllm")
-    with pytest.raises(WorkbenchError, match="Backend must be one of"):
+    with pytest.raises(WorkbenchError, match=r"Backend \(WORKBENCH_BACKEND\) must be one of"):
         Settings.from_env({"WORKBENCH_BACKEND": "vllm"})
     assert Settings.from_env({"WORKBENCH_BACKEND": "llamacpp", "WORKBENCH_SLOTS": "2"}).slots == 2
 
