@@ -4,8 +4,9 @@
 launches it on 127.0.0.1:7860, loading the model in the background while the server starts.
 GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override where it listens (a Space sets 0.0.0.0); admin actions without
 a token are open only to requests that really come from this machine (see workbench/access.py), and
-`workbench.ui.guard` refuses unknown Host names, oversized bodies and uploads from anyone but the admin. Settings come from
-WORKBENCH_* variables (see workbench/config.py); WORKBENCH_MODEL picks a bigger model on a GPU Space.
+`workbench.ui.guard` refuses unknown Host names, oversized bodies and uploads from anyone but the admin.
+Settings come from WORKBENCH_* variables (see workbench/config.py); WORKBENCH_MODEL picks a bigger model on a GPU
+Space.
 """
 
 import os

@@ -229,11 +229,11 @@ def reply_key(ctx: AppContext, request: gr.Request | None) -> tuple[str, str]:
 def user_error(exc: WorkbenchError) -> gr.Error:
     """A WorkbenchError as the Gradio error a person sees (its one sentence, no traceback).
 
-    The sentence may name a file on the server or quote a secret from the environment: the page gets it with
-    paths shortened and secrets masked (visitors see no server layout). Gradio renders it as HTML and it may
-    quote user input, so it is escaped too.
+    The sentence may name a file on the server, a remote model's URL or quote a secret from the environment: the
+    page gets it with paths shortened, URLs and secrets masked (visitors see no server layout). Gradio renders it
+    as HTML and it may quote user input, so it is escaped too.
     """
-    from workbench.safety.redact import hide_paths, redact
+    from workbench.safety.redact import hide_paths, hide_urls, redact
 
-    text = hide_paths(redact(str(exc)))
+    text = hide_paths(hide_urls(redact(str(exc))))
     return gr.Error(html.escape(text, quote=False), print_exception=False)
