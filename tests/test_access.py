@@ -205,3 +205,35 @@ def test_errors_on_the_page_carry_no_server_paths_or_secrets(monkeypatch):
     sentence = "llama.cpp could not load 'a'; its file is /srv/app/models/adapters/a/x.gguf (key {})."
     shown = str(user_error(WorkbenchError(sentence.format("sk-test-0123456789abcdef"))))
     assert "/srv/app" not in shown and "sk-test-0123456789abcdef" not in shown and "x.gguf" in shown
+
+
+def test_visitors_choose_only_what_the_owner_offers_and_cannot_stop_others(tmp_path):
+    from types import SimpleNamespace
+
+    from workbench.ui.context import AppContext, Visitor
+    from workbench.ui.limits import sizes_for
+
+    settings = Settings(home=tmp_path, host="0.0.0.0")
+    ctx = AppContext(settings)
+    visitor = Visitor(access.Caller("203.0.113.4", False), False, sizes_for(settings, False))
+    owner = Visitor(access.SHELL, True, sizes_for(settings, True))
+    ctx.check_checkpoint(visitor, "base")
+    ctx.check_checkpoint(visitor, "my-run")
+    with pytest.raises(WorkbenchError, match="Remote models are not offered to visitors"):
+        ctx.check_checkpoint(visitor, "remote:gpt4o-mini")  # a paid API is the owner's choice
+    ctx.check_checkpoint(owner, "remote:gpt4o-mini")
+    closed = AppContext(Settings(home=tmp_path, host="0.0.0.0", visitor_checkpoints="base"))
+    with pytest.raises(WorkbenchError, match="Adapters are not offered"):
+        closed.check_checkpoint(visitor, "my-run")
+    # Stop finds a reply by session and address: the same session hash from another address stops nothing.
+    reply = SimpleNamespace(cancelled=False, cancel=lambda: setattr(reply, "cancelled", True))
+    ctx.track(("session-abc", "203.0.113.4"), reply)
+    assert not ctx.cancel(("session-abc", "198.51.100.66")) and not reply.cancelled
+    assert ctx.cancel(("session-abc", "203.0.113.4")) and reply.cancelled
+    # A visitor's reply counts; the owner's does not.
+    for _ in range(settings.rate_limit):
+        ctx.take_reply(visitor)
+        ctx.take_reply(owner)
+    with pytest.raises(WorkbenchError, match="limit of"):
+        ctx.take_reply(visitor)
+    ctx.take_reply(owner)
