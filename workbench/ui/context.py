@@ -154,29 +154,19 @@ class AppContext:
     def check_checkpoint(self, who: Visitor, checkpoint: str | None) -> None:
         """Refuse a checkpoint a visitor may not choose (WORKBENCH_VISITOR_CHECKPOINTS: remote models may cost
         money, and adapters load into the shared server); the owner may choose any."""
-        from workbench.generation.router import REMOTE
-
         name = (checkpoint or BASE_NAME) if isinstance(checkpoint, str) else ""
         if len(name) > 300:
             raise WorkbenchError("That checkpoint name is too long.")
-        kind = "remote" if name.startswith(REMOTE) else "base" if name == BASE_NAME else "adapters"
-        if not who.owner and kind not in self.settings.visitor_checkpoints:
-            what = {"remote": "Remote models", "base": "The base model", "adapters": "Adapters"}[kind]
+        if not self._may_choose(who, name):
+            what = {"remote": "Remote models", "base": "The base model", "adapters": "Adapters"}[_kind(name)]
             raise WorkbenchError(f"{what} are not offered to visitors on this server.")
 
     def choices_for(self, who: Visitor) -> list[str]:
         """The checkpoint names `who` may choose (the selectors' lists)."""
-        names = self.checkpoint_choices()
-        if who.owner:
-            return names
-        allowed = []
-        for name in names:
-            try:
-                self.check_checkpoint(who, name)
-            except WorkbenchError:
-                continue
-            allowed.append(name)
-        return allowed
+        return [name for name in self.checkpoint_choices() if self._may_choose(who, name)]
+
+    def _may_choose(self, who: Visitor, name: str) -> bool:
+        return who.owner or _kind(name) in self.settings.visitor_checkpoints
 
     def track(self, key: tuple[str, str], reply: Reply) -> None:
         """Remember the reply a browser session is streaming, so its Stop button can cancel it. `key` is the
@@ -198,6 +188,13 @@ class AppContext:
             return False
         reply.cancel()
         return True
+
+
+def _kind(checkpoint: str) -> str:
+    """What a checkpoint name names, in WORKBENCH_VISITOR_CHECKPOINTS' words: base, adapters or remote."""
+    from workbench.generation.router import REMOTE
+
+    return "remote" if checkpoint.startswith(REMOTE) else "base" if checkpoint in ("", BASE_NAME) else "adapters"
 
 
 def caller_of(ctx: AppContext, request: gr.Request | None) -> Caller:
