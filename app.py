@@ -2,20 +2,19 @@
 
 `demo` is built at import (no model is loaded; that happens on first use), and `python app.py`
 launches it on 127.0.0.1:7860, loading the model in the background while the server starts.
-GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override where it listens (a Space sets 0.0.0.0, and then admin
-actions are closed unless WORKBENCH_ADMIN_TOKEN is set; see workbench/access.py). Settings come from
-WORKBENCH_* variables (see workbench/config.py); WORKBENCH_MODEL picks a bigger model on a GPU Space.
+GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override where it listens (a Space sets 0.0.0.0); admin actions without
+a token are open only to requests that really come from this machine (see workbench/access.py), and
+`workbench.ui.guard` refuses unknown Host names, oversized bodies and uploads from anyone but the admin.
+Settings come from WORKBENCH_* variables (see workbench/config.py); WORKBENCH_MODEL picks a bigger model on a GPU
+Space.
 """
 
 import os
 
-from workbench.ui.demo import build_demo, launch_options
+from workbench.ui.demo import build_demo, serve
 
 demo = build_demo()
 
 if __name__ == "__main__":
     demo.workbench_context.warm_up()
-    settings = demo.workbench_context.settings
-    demo.queue(default_concurrency_limit=1, max_size=settings.queue_size).launch(
-        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), **launch_options(settings)
-    )
+    serve(demo, port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))

@@ -1,5 +1,6 @@
 """Who may do what: admin actions closed on a public server, wrong tokens throttled per client address, the
-client address read from our own proxy's entry, per-visitor limits, and the Space defaults for the store.
+client address read from our own proxy's entry, what counts as this machine, keyed voter ids, per-visitor
+limits, and the Space defaults for the store.
 
 In-process and fast; the same rules over HTTP are in tests/e2e/test_public_space.py.
 """
@@ -27,15 +28,17 @@ def test_admin_actions_are_closed_on_a_public_server_without_a_token(tmp_path):
     laptop = Settings(home=tmp_path)  # GRADIO_SERVER_NAME unset: Gradio's own default, loopback
     laptop.check_admin(None)
     public = Settings(home=tmp_path, host="0.0.0.0")
-    with pytest.raises(WorkbenchError, match=r"closed on this public server.*WORKBENCH_ADMIN_TOKEN"):
+    with pytest.raises(
+        WorkbenchError, match=r"closed on this server for callers from elsewhere.*WORKBENCH_ADMIN_TOKEN"
+    ):
         public.check_admin(None)
     Settings(home=tmp_path, host="0.0.0.0", admin_open="1").check_admin(None)  # the operator's explicit opt-out
     with pytest.raises(WorkbenchError, match="closed"):
         Settings(home=tmp_path, admin_open="0").check_admin(None)  # closed even on loopback
     guarded = Settings(home=tmp_path, host="0.0.0.0", admin_token="s3cret")
-    guarded.check_admin("s3cret", who="203.0.113.7")
+    guarded.check_admin("s3cret", who=access.Caller("203.0.113.7", False))
     with pytest.raises(WorkbenchError, match="needs the admin token"):
-        guarded.check_admin(None, who="203.0.113.7")
+        guarded.check_admin(None, who=access.Caller("203.0.113.7", False))
     with pytest.raises(WorkbenchError, match=r"Admin open \(WORKBENCH_ADMIN_OPEN\) must be"):
         Settings(home=tmp_path, admin_open="maybe")
 
@@ -60,26 +63,77 @@ def test_a_space_without_persistent_storage_is_warned_about(tmp_path):
     assert Settings(home=tmp_path, space=True, db_url="postgresql+psycopg://u@db/x").store_survives_restart
 
 
-def test_wrong_tokens_are_throttled_per_address_and_the_shell_is_not(tmp_path):
+@pytest.fixture
+def throttle():
+    access.THROTTLE.reset()
+    yield access.THROTTLE
+    access.THROTTLE.reset()
+
+
+def test_wrong_tokens_are_throttled_per_address_and_the_shell_is_not(tmp_path, throttle):
     guarded = Settings(home=tmp_path, host="0.0.0.0", admin_token="s3cret")
-    for _ in range(access.MAX_FAILURES):
+    guesser = access.Caller("198.51.100.1", False)
+    for i in range(access.MAX_FAILURES):
         with pytest.raises(WorkbenchError, match="needs the admin token"):
-            guarded.check_admin("guess", who="198.51.100.1")
-    with pytest.raises(WorkbenchError, match="Too many wrong admin tokens"):
-        guarded.check_admin("s3cret", who="198.51.100.1")
-    guarded.check_admin("s3cret", who="198.51.100.2")  # another address is not held up
-    for _ in range(access.MAX_FAILURES + 2):  # this machine's own shell is never throttled
+            guarded.check_admin(f"guess-{i}", who=guesser)
+    with pytest.raises(WorkbenchError, match="Too many wrong admin tokens from your address"):
+        guarded.check_admin("s3cret", who=guesser)
+    guarded.check_admin("s3cret", who=access.Caller("198.51.100.2", False))  # another address is not held up
+    for i in range(access.MAX_FAILURES + 2):  # this machine's own shell is never throttled
         with pytest.raises(WorkbenchError, match="needs the admin token"):
-            guarded.check_admin("guess")
+            guarded.check_admin(f"guess-{i}")
     guarded.check_admin("s3cret")
 
 
-def test_the_client_address_is_what_our_proxy_saw():
-    forwarded = {"X-Forwarded-For": "6.6.6.6, 203.0.113.9"}  # the client claimed 6.6.6.6; our proxy saw .9
-    assert access.client_address("10.0.0.1", forwarded, trusted_proxies=1) == "203.0.113.9"
-    assert access.client_address("10.0.0.1", forwarded, trusted_proxies=0) == "10.0.0.1"  # no proxy: the peer
-    assert access.client_address("10.0.0.1", {}, trusted_proxies=1) == "10.0.0.1"
-    assert access.client_address(None, None, trusted_proxies=0) == "unknown"
+def test_a_repeated_wrong_token_is_one_guess_and_every_check_counts(tmp_path, throttle):
+    guarded = Settings(home=tmp_path, host="0.0.0.0", admin_token="s3cret")
+    timer = access.Caller("198.51.100.7", False)
+    for _ in range(3 * access.MAX_FAILURES):  # a page's timer sending the box's wrong value every two seconds
+        assert not guarded.admin_allowed("typo", timer)
+    assert guarded.admin_allowed("s3cret", timer)  # one guess so far: the right token still passes
+    for i in range(access.MAX_FAILURES):  # the page-display check is throttled like check_admin
+        assert not guarded.admin_allowed(f"guess-{i}", timer)
+    with pytest.raises(WorkbenchError, match="Too many wrong admin tokens"):
+        guarded.check_admin("s3cret", timer)
+    assert not guarded.admin_allowed(None, access.Caller("198.51.100.8", False))  # no token: not a guess
+    assert guarded.admin_allowed("s3cret", access.Caller("198.51.100.8", False))
+
+
+def test_a_flood_from_many_addresses_never_locks_the_owner_out(tmp_path, throttle):
+    guarded = Settings(home=tmp_path, host="0.0.0.0", admin_token="s3cret")
+    for n in range(access.MAX_FAILURES_ALL):  # fifty addresses, one wrong guess each
+        with pytest.raises(WorkbenchError, match="needs the admin token"):
+            guarded.check_admin(f"guess-{n}", access.Caller(f"203.0.113.{n}", False))
+    # Crowded now: an address that already failed gets no second try in the window...
+    with pytest.raises(WorkbenchError, match="Too many wrong admin tokens"):
+        guarded.check_admin("guess-again", access.Caller("203.0.113.1", False))
+    # ...a fresh address gets one, and the owner's right token passes.
+    with pytest.raises(WorkbenchError, match="needs the admin token"):
+        guarded.check_admin("one-more", access.Caller("192.0.2.200", False))
+    guarded.check_admin("s3cret", access.Caller("192.0.2.10", False))
+    assert guarded.access.proven(access.Caller("192.0.2.10", False))  # uploads may follow from that address
+    assert not guarded.access.proven(access.Caller("192.0.2.11", False))
+
+
+def test_the_answer_to_a_wrong_token_is_the_same_sentence_everywhere(tmp_path, throttle):
+    from workbench.store import Store
+    from workbench.ui.context import AppContext
+
+    settings = Settings(home=tmp_path, host="0.0.0.0", admin_token="s3cret")
+    sentences = set()
+    for check in (
+        lambda: settings.check_admin("wrong-1", access.Caller("192.0.2.1", False)),
+        lambda: Store(f"sqlite:///{tmp_path / 's.db'}", access=settings.access).check_admin(
+            "wrong-2", access.Caller("192.0.2.2", False)
+        ),
+    ):
+        with pytest.raises(WorkbenchError) as caught:
+            check()
+        sentences.add(str(caught.value))
+    ctx = AppContext(settings)
+    # An in-process call is this machine's shell; through the server it is the visitor's address.
+    sentences.add(ctx.admin_refusal("wrong-3", None))
+    assert sentences == {access.NEEDS_TOKEN}
 
 
 def test_visitors_get_stricter_limits_than_the_owner(tmp_path):
@@ -87,8 +141,6 @@ def test_visitors_get_stricter_limits_than_the_owner(tmp_path):
     sizes = sizes_for(public)
     assert sizes == visitor_sizes(public) and sizes.max_new_tokens == 256
     assert sizes_for(Settings(home=tmp_path)).message_chars > sizes.message_chars
-    owner = Settings(home=tmp_path)
-    assert reply_limit(owner).count == vote_limit(owner).count == 0  # the owner's own app has no rate limits
     assert (reply_limit(public).count, vote_limit(public).count) == (public.rate_limit, public.vote_limit)
     check_chat(sizes, "Hi", "", [{"role": "user", "content": "a"}], GenerationSettings(max_new_tokens=256))
     refusals = {
@@ -138,7 +190,7 @@ def test_arena_names_come_from_a_login_or_the_owner_never_from_a_typed_name_in_p
     from workbench.ui.context import AppContext
 
     public = AppContext(Settings(home=tmp_path, host="0.0.0.0"))
-    name, voter = _visitor(public, "alice", None)
+    name, voter, _ = _visitor(public, "alice", None)
     assert name is None and len(voter) == 32  # typed names count for nothing on a public server
     assert _visitor(public, "", None, SimpleNamespace(username="alice"))[0] == "alice@hf"  # signed in on a Space
     assert _visitor(public, "bob", None)[1] == voter  # the voter is the address, whatever the name
@@ -153,3 +205,35 @@ def test_errors_on_the_page_carry_no_server_paths_or_secrets(monkeypatch):
     sentence = "llama.cpp could not load 'a'; its file is /srv/app/models/adapters/a/x.gguf (key {})."
     shown = str(user_error(WorkbenchError(sentence.format("sk-test-0123456789abcdef"))))
     assert "/srv/app" not in shown and "sk-test-0123456789abcdef" not in shown and "x.gguf" in shown
+
+
+def test_visitors_choose_only_what_the_owner_offers_and_cannot_stop_others(tmp_path):
+    from types import SimpleNamespace
+
+    from workbench.ui.context import AppContext, Visitor
+    from workbench.ui.limits import sizes_for
+
+    settings = Settings(home=tmp_path, host="0.0.0.0")
+    ctx = AppContext(settings)
+    visitor = Visitor(access.Caller("203.0.113.4", False), False, sizes_for(settings, False))
+    owner = Visitor(access.SHELL, True, sizes_for(settings, True))
+    ctx.check_checkpoint(visitor, "base")
+    ctx.check_checkpoint(visitor, "my-run")
+    with pytest.raises(WorkbenchError, match="Remote models are not offered to visitors"):
+        ctx.check_checkpoint(visitor, "remote:gpt4o-mini")  # a paid API is the owner's choice
+    ctx.check_checkpoint(owner, "remote:gpt4o-mini")
+    closed = AppContext(Settings(home=tmp_path, host="0.0.0.0", visitor_checkpoints="base"))
+    with pytest.raises(WorkbenchError, match="Adapters are not offered"):
+        closed.check_checkpoint(visitor, "my-run")
+    # Stop finds a reply by session and address: the same session hash from another address stops nothing.
+    reply = SimpleNamespace(cancelled=False, cancel=lambda: setattr(reply, "cancelled", True))
+    ctx.track(("session-abc", "203.0.113.4"), reply)
+    assert not ctx.cancel(("session-abc", "198.51.100.66")) and not reply.cancelled
+    assert ctx.cancel(("session-abc", "203.0.113.4")) and reply.cancelled
+    # A visitor's reply counts; the owner's does not.
+    for _ in range(settings.rate_limit):
+        ctx.take_reply(visitor)
+        ctx.take_reply(owner)
+    with pytest.raises(WorkbenchError, match="limit of"):
+        ctx.take_reply(visitor)
+    ctx.take_reply(owner)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from workbench.access import LOCAL, admin_allowed, check_admin, is_loopback
+from workbench.access import SHELL, Caller, Policy, is_loopback
 from workbench.errors import WorkbenchError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -150,6 +150,20 @@ def host_list(label: str, value: Any) -> tuple[str, ...]:
     return hosts
 
 
+def kinds(*options: str) -> Parser:
+    """Some of `options`, separated by commas (a tuple from code is taken as is); empty means none."""
+
+    def parse(label: str, value: Any) -> tuple[str, ...]:
+        items = value if isinstance(value, (tuple, list)) else str(value or "").split(",")
+        chosen = tuple(dict.fromkeys(str(i).strip().lower() for i in items if str(i).strip()))
+        unknown = [c for c in chosen if c not in options]
+        if unknown:
+            raise WorkbenchError(f"{label} lists {unknown[0]!r}; it may list {', '.join(options)}.")
+        return chosen
+
+    return parse
+
+
 def address(label: str, value: Any) -> str:
     """A host name or IP address to listen on."""
     name = str(value).strip()
@@ -277,6 +291,46 @@ class Settings:
         documented="unset",
         child=False,
     )
+    # --- a public server (workbench/access.py, workbench/ui/guard.py, workbench/ui/limits.py) ---
+    share: bool = setting(
+        False,
+        "GRADIO_SHARE",
+        flag,
+        "1 shares the app through a Gradio share link: no request is then this machine's own (admin needs the token)",
+    )
+    allowed_hosts: tuple[str, ...] = setting(
+        (),
+        "WORKBENCH_ALLOWED_HOSTS",
+        host_list,
+        "Host names the app answers to besides loopback, the address it listens on and the Space's own host "
+        "(comma-separated, *.domain allowed; * for any); a DNS-rebinding page's name is refused",
+        documented="none (any host when listening on all interfaces)",
+    )
+    space_host: str | None = setting(
+        None, "SPACE_HOST", text, "set by Hugging Face Spaces: the Space's host name", documented="unset", child=False
+    )
+    visitor_requests: int = setting(
+        2,
+        "WORKBENCH_VISITOR_REQUESTS",
+        whole(1, 1000),
+        "generations one visitor may have waiting or running at once (their share of the queue)",
+    )
+    visitor_checkpoints: tuple[str, ...] = setting(
+        ("base", "adapters"),
+        "WORKBENCH_VISITOR_CHECKPOINTS",
+        kinds("base", "adapters", "remote"),
+        "what a visitor may choose: base, adapters (loading a new one only while llama.cpp has room), remote "
+        "(remote models, which may cost money)",
+    )
+    upload_mb: int = setting(
+        100, "WORKBENCH_UPLOAD_MB", whole(0, 1_000_000), "megabytes one admin address may upload per hour (0: none)"
+    )
+    upload_total_mb: int = setting(
+        1000,
+        "WORKBENCH_UPLOAD_TOTAL_MB",
+        whole(0, 1_000_000),
+        "megabytes of uploads the app keeps at once (Gradio deletes them after one to two hours)",
+    )
 
     def __post_init__(self) -> None:
         for f, spec in _specs():
@@ -309,9 +363,44 @@ class Settings:
         return self.home / "var"
 
     @property
+    def access(self) -> Policy:
+        """Who may take admin actions (see `workbench.access`): the token, and without one, callers that really are
+        this machine (auto, when the app listens on loopback and is not shared), everyone (1) or no one (0)."""
+        if self.admin_open == "1":
+            return Policy(self.admin_token, "all")
+        local = self.admin_open == "auto" and is_loopback(self.host) and not self.share
+        return Policy(self.admin_token, "local" if local else "none")
+
+    @property
     def admin_without_token(self) -> bool:
-        """Whether admin actions are open when no token is set: on loopback (auto), or by explicit opt-out."""
-        return self.admin_open == "1" or (self.admin_open == "auto" and is_loopback(self.host))
+        """Whether some callers may take admin actions without a token when none is set (this machine's own, or
+        everyone); a request decides with `access.open_for(caller)`."""
+        return self.access.open_to != "none"
+
+    def is_owner(self, who: Caller) -> bool:
+        """Whether `who` is the app's owner: admin actions open to them without a token, so the owner's sizes, no
+        rate limits and typed rater names apply."""
+        return self.access.open_for(who)
+
+    @property
+    def answers_to(self) -> tuple[str, ...]:
+        """The Host names the app answers to (the DNS-rebinding allowlist of `workbench.ui.guard`)."""
+        if self.share or "*" in self.allowed_hosts:
+            return ("*",)
+        if self.host in ("0.0.0.0", "::", "[::]") and not self.allowed_hosts and not self.space_host:
+            return ("*",)  # listening everywhere with no name given: any name may reach it, none gets admin
+        names = ("localhost", "*.localhost", "127.0.0.1", "::1", self.host.strip("[]").lower())
+        return tuple(
+            dict.fromkeys((*names, *self.allowed_hosts, *((self.space_host.lower(),) if self.space_host else ())))
+        )
+
+    @property
+    def secrets_dir(self) -> Path:
+        """Where the store's own secrets live (the voter-id key): beside a SQLite store, else in var/."""
+        url = str(self.db_url)
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            return Path(url.removeprefix("sqlite:///")).parent
+        return self.var_dir
 
     @property
     def store_survives_restart(self) -> bool:
@@ -320,13 +409,14 @@ class Settings:
             return True
         return str(self.db_url).removeprefix("sqlite:///").startswith(str(SPACE_DATA) + "/")
 
-    def check_admin(self, token: str | None, who: str = LOCAL) -> None:
-        """Raise WorkbenchError unless an admin action may go ahead (see `workbench.access`)."""
-        check_admin(self.admin_token, self.admin_without_token, token, who)
+    def check_admin(self, token: str | None, who: Caller = SHELL) -> None:
+        """Raise WorkbenchError unless `who` may take an admin action with `token` (see `workbench.access`)."""
+        self.access.check(token, who)
 
-    def admin_allowed(self, token: str | None) -> bool:
-        """Whether `token` (or none) unlocks admin actions, for what a page shows."""
-        return admin_allowed(self.admin_token, self.admin_without_token, token)
+    def admin_allowed(self, token: str | None, who: Caller = SHELL) -> bool:
+        """Whether `token` (or none) unlocks admin actions for `who`, through the same throttle: for what a page
+        shows."""
+        return self.access.allowed(token, who)
 
     def to_env(self) -> dict[str, str]:
         """These settings as environment variables for a child process (`from_env` reads them back). The admin

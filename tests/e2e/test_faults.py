@@ -19,7 +19,7 @@ from gradio_client import Client
 
 from tests.fixtures.postgres import create_database
 from tests.fixtures.servers import ROOT, free_port, public_app_env, server_process
-from workbench.access import voter_id
+from workbench.access import voter_id, voter_secret
 from workbench.store import Store
 
 pytestmark = pytest.mark.slow
@@ -34,11 +34,12 @@ def seed(db_url: str, prompts: int) -> None:
                 store.add_generation(checkpoint, f"Question {i}?", f"{checkpoint} answers {i}", None)
 
 
-def voter_name(address: str) -> str:
-    """The anonymous rater name the app gives a visitor at `address` (see workbench/ui/arena.py)."""
+def voter_name(address: str, store_folder) -> str:
+    """The anonymous rater name the app gives a visitor at `address` (see workbench/ui/arena.py): keyed with the
+    secret the app keeps beside its SQLite store."""
     from workbench.store.records import anonymous_rater
 
-    return anonymous_rater(voter_id(address))
+    return anonymous_rater(voter_id(address, voter_secret(store_folder)))
 
 
 def start_app(env: dict[str, str]):
@@ -88,7 +89,7 @@ def test_kill_9_while_visitors_vote_loses_no_acknowledged_vote(wb_env, tmp_path)
         votes = store.votes()
     assert not votes.duplicated(["rater", "generation_a_id", "generation_b_id"]).any()
     for address, acks in acknowledged.items():
-        stored = set(votes.loc[votes["rater"] == voter_name(address), "prompt"])
+        stored = set(votes.loc[votes["rater"] == voter_name(address, tmp_path), "prompt"])
         assert set(acks) <= stored  # every acknowledged vote survived the kill
         assert len(stored) - len(acks) in (0, 1)  # at most the one in flight was stored unacknowledged
     with start_app(env):  # the app starts again on the store it was killed over

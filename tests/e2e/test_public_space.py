@@ -3,13 +3,19 @@ closed without it (WORKBENCH_ADMIN_OPEN=0 stands in for listening publicly, so t
 and one trusted proxy, so each test can be a different visitor by the X-Forwarded-For entry our "proxy" adds.
 
 Every admin action is tried through gradio_client and straight through the queue by fn_index; limits,
-throttles and ballots are checked per visitor address.
+throttles and ballots are checked per visitor address; uploads, Host names and oversized bodies as raw HTTP. The
+owner's own app (the session's `gradio_app`, on loopback with admin open to this machine) is reached through a
+"proxy" and under a rebinding host name, which must not count as this machine.
 """
 
 from __future__ import annotations
 
+import json
 import sys
+import threading
+import time
 
+import httpx
 import pytest
 from gradio_client import Client
 
@@ -39,10 +45,21 @@ def public_app(wb_env, tmp_path_factory):
                 store.add_generation(checkpoint, prompt, f"{checkpoint} says blue {XSS}", None)
     port = free_port()
     limits = {"rate_limit": str(RATE), "vote_limit": str(VOTES), "visitor_max_new_tokens": str(MAX_NEW)}
-    env = public_app_env(wb_env, port, f"sqlite:///{db}", admin_token=TOKEN, **limits)
+    env = public_app_env(wb_env, port, f"sqlite:///{db}", admin_token=TOKEN, upload_mb="1", **limits)
+    uploads = tmp_path_factory.mktemp("gradio-uploads")
+    env["GRADIO_TEMP_DIR"] = str(uploads)  # where Gradio writes what it accepts: refused uploads must leave nothing
     url = f"http://127.0.0.1:{port}/"
     with server_process([sys.executable, str(ROOT / "app.py")], url, env, "public_app.log"):
-        yield type("App", (), {"url": url, "db": f"sqlite:///{db}"})
+        yield type("App", (), {"url": url, "db": f"sqlite:///{db}", "uploads": uploads})
+
+
+def files_in(folder) -> list:
+    return [p for p in folder.rglob("*") if p.is_file()]
+
+
+def turn(role: str, text: str) -> dict:
+    """A chat message as Gradio 6's Chatbot sends it."""
+    return {"role": role, "content": [{"type": "text", "text": text}]}
 
 
 def chat_data(message: str, *, max_new_tokens: int = 1, stop: str = "", history=None, system: str = "") -> list:
@@ -67,11 +84,103 @@ def test_admin_actions_need_the_token_through_the_client_and_the_queue(public_ap
     client.close()
 
 
+def test_every_check_of_the_token_is_throttled_and_answers_alike(public_app):
+    url = public_app.url
+    check, refresh, cancel = fn_index(url, "check"), fn_index(url, "refresh_all"), fn_index(url, "cancel_training")
+    guesser = visitor("10.0.5.1")
+    answers = set()
+    for i in range(5):  # five distinct guesses, spread over the dataset check, the run list timer and Cancel
+        if i % 3 == 0:
+            inputs = default_inputs(url, check)
+            inputs[6] = f"guess-{i}"  # the token box
+            answers.add(call(url, check, inputs, guesser).output[0].split("** ")[-1])
+        elif i % 3 == 1:
+            answers.add(call(url, refresh, [None, None, f"guess-{i}"], guesser).output[2])
+        else:
+            answers.add(call(url, cancel, ["no-such-run", f"guess-{i}"], guesser).error)
+    assert answers == {"This action needs the admin token (WORKBENCH_ADMIN_TOKEN is set on this server)."}
+    # The timer re-sending the right token now is refused too: the address spent its guesses.
+    assert "Too many wrong admin tokens" in call(url, refresh, [None, None, TOKEN], guesser).output[2]
+    assert "Too many" not in call(url, refresh, [None, None, TOKEN], visitor("10.0.5.2")).output[2]
+
+
+def test_uploads_need_the_admin_and_a_refused_one_leaves_nothing(public_app):
+    url, folder = public_app.url, public_app.uploads
+    before = files_in(folder)
+    dataset = b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n'
+    refused = httpx.post(f"{url}gradio_api/upload", files={"files": ("d.jsonl", dataset)}, headers=visitor("10.0.6.1"))
+    assert refused.status_code == 403 and "admin token" in refused.json()["detail"]
+    many = [("files", (f"d{i}.jsonl", dataset)) for i in range(5)]
+    refresh = fn_index(url, "refresh_all")
+    call(url, refresh, [None, None, TOKEN], visitor("10.0.6.2"))  # the admin enters the token on the tab
+    assert httpx.post(f"{url}gradio_api/upload", files=many, headers=visitor("10.0.6.2")).status_code == 413
+    big = b"x" * 700_000
+    assert httpx.post(
+        f"{url}gradio_api/upload", files={"files": ("a.jsonl", big)}, headers=visitor("10.0.6.2")
+    ).is_success
+    over = httpx.post(f"{url}gradio_api/upload", files={"files": ("b.jsonl", big)}, headers=visitor("10.0.6.2"))
+    assert over.status_code == 429 and "1 MB per hour" in over.json()["detail"]
+    for _ in range(50):  # Gradio moves an accepted file into its cache after answering
+        if len(files_in(folder)) > len(before):
+            break
+        time.sleep(0.1)
+    assert len(files_in(folder)) == len(before) + 1  # the one accepted upload, nothing of the refused ones
+
+
+def test_oversized_requests_and_the_token_views_reply_are_measured(public_app):
+    url = public_app.url
+    show, chat = fn_index(url, "show"), fn_index(url, "chat")
+    hundred_mb = {"data": ["x" * 100_000_000], "fn_index": chat, "session_hash": "abcdefghijk0"}
+    with httpx.Client(timeout=60) as http:
+        joined = http.post(
+            f"{url}gradio_api/queue/join",
+            content=json.dumps(hundred_mb).encode(),
+            headers={"content-type": "application/json", **visitor("10.0.7.1")},
+        )
+    assert joined.status_code == 413 and "the limit here" in joined.json()["detail"]
+    history = [turn("user", "Hi"), turn("assistant", "word " * 4_000)]
+    long_reply = call(url, show, [history, "", "base", 0.7, 0.9, 50, "probability"], visitor("10.0.7.2"))
+    assert not long_reply.success and "The reply to read is over 16,000 characters" in long_reply.error
+    many = [turn("user", "z"), turn("assistant", "y")] * 101
+    assert "messages" in call(url, show, [many, "", "base", 0.7, 0.9, 50, "probability"], visitor("10.0.7.3")).error
+
+
+def test_a_visitor_gets_their_share_of_the_queue(public_app):
+    url = public_app.url
+    chat = fn_index(url, "chat")
+    results: list = [None] * 3
+
+    def send(i: int) -> None:
+        results[i] = call(url, chat, chat_data(f"Tell me a story ({i}).", max_new_tokens=16), visitor("10.0.8.1"))
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    refused = [r for r in results if not r.success]
+    assert len(refused) == 1 and "the most one visitor may have here" in refused[0].error, results
+    assert call(url, chat, chat_data("Hi"), visitor("10.0.8.2")).success  # another visitor is served
+
+
+def test_the_owners_app_is_not_the_owners_through_a_proxy_or_a_rebinding_name(gradio_app):
+    url = gradio_app.url
+    cancel = fn_index(url, "cancel_training")
+    here = call(url, cancel, ["no-such-run", ""])
+    assert here.success and "not running" in str(here.output)  # this machine: admin without a token
+    proxied = call(url, cancel, ["no-such-run", ""], {"X-Forwarded-For": "203.0.113.9"})
+    assert "Admin actions are closed on this server for callers from elsewhere" in proxied.error
+    rebound = httpx.post(f"{url}gradio_api/queue/join", json={}, headers={"Host": "rebind.attacker.example:7860"})
+    assert rebound.status_code == 421
+    upload = httpx.post(f"{url}gradio_api/upload", files={"files": ("x.jsonl", b"{}")}, headers={"Via": "1.1 nginx"})
+    assert upload.status_code == 403
+
+
 def test_wrong_tokens_are_throttled_per_visitor(public_app):
     url = public_app.url
     cancel = fn_index(url, "cancel_training")
-    for _ in range(5):
-        assert "needs the admin token" in call(url, cancel, ["no-such-run", "guess"], visitor("10.0.1.1")).error
+    for i in range(5):
+        assert "needs the admin token" in call(url, cancel, ["no-such-run", f"guess-{i}"], visitor("10.0.1.1")).error
     blocked = call(url, cancel, ["no-such-run", TOKEN], visitor("10.0.1.1"))
     assert "Too many wrong admin tokens" in blocked.error  # even the right token waits now
     other = call(url, cancel, ["no-such-run", TOKEN], visitor("10.0.1.2"))
@@ -147,3 +256,14 @@ def test_injected_html_never_runs_in_the_chat_or_the_arena(public_app, page, art
     assert page.locator("[onerror]").count() == 0
     assert page.evaluate("[...document.scripts].every(s => !s.text.includes('alert(2)'))")
     assert "onerror" in page.locator("#arena-left textarea").input_value()  # shown as text, literally
+
+
+def test_a_flood_of_guesses_from_many_addresses_never_locks_the_owner_out(public_app):
+    """Last in the module: it fills the global window of wrong tokens for five minutes."""
+    url = public_app.url
+    cancel = fn_index(url, "cancel_training")
+    for n in range(50):
+        call(url, cancel, ["no-such-run", f"flood-{n}"], visitor(f"10.0.9.{n}"))
+    assert "Too many" in call(url, cancel, ["no-such-run", "again"], visitor("10.0.9.3")).error  # one try each now
+    owner = call(url, cancel, ["no-such-run", TOKEN], visitor("10.0.10.1"))
+    assert "admin token" not in owner.error and "Too many" not in owner.error

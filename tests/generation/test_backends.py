@@ -231,3 +231,18 @@ def test_a_server_dropped_right_after_it_starts_does_not_hang_the_process(tmp_pa
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "done"
+
+
+@pytest.mark.slow
+def test_transformers_streams_stop_strings_without_its_vocabulary_walk(hf_engine):
+    """A streamed reply on transformers stops on its stop string through the Reply's own filter; transformers'
+    stop-string criteria (a walk over the whole vocabulary for each new set of strings, under the model's lock)
+    is left out of the streamed path."""
+    story = [{"role": "user", "content": "Tell me a short story about a cat."}]
+    full = hf_engine.generate(story, GenerationSettings(temperature=0, max_new_tokens=30))[0]
+    word = full.split()[4]
+    kwargs = hf_engine.backend._generate_kwargs(GenerationSettings(stop=(word,)), [], stop_strings=False)
+    assert kwargs["generation_config"].stop_strings is None
+    text, stats = hf_engine.generate(story, GenerationSettings(temperature=0, max_new_tokens=30, stop=(word,)))
+    assert stats.finish_reason == "stop" and word not in text and full.startswith(text)
+    assert stats.new_tokens < 30

@@ -230,7 +230,9 @@ class ChatEngine:
             )
         return best, starts[low]
 
-    def _job(self, messages: Sequence[Message], settings: GenerationSettings | None, adapter: str | None) -> Job:
+    def _job(
+        self, messages: Sequence[Message], settings: GenerationSettings | None, adapter: str | None, evict: bool = True
+    ) -> Job:
         """Check a request and make its job (nothing starts); raises WorkbenchError with one sentence."""
         started = time.perf_counter()
         settings = settings or GenerationSettings()
@@ -252,13 +254,15 @@ class ChatEngine:
             backend=self.backend.name,
             completion=self.tokenizer is not None and self.template_for(chosen) is None,
         )
-        return Job(prompt_ids, settings, seed, chosen, Reply(stats, settings.stop, started), clean)
+        return Job(prompt_ids, settings, seed, chosen, Reply(stats, settings.stop, started), clean, evict)
 
     def stream(
         self,
         messages: Sequence[Message],
         settings: GenerationSettings | None = None,
         adapter: str | None = None,
+        *,
+        evict: bool = True,
     ) -> Reply:
         """Start generating a reply; iterate the returned `Reply` for text.
 
@@ -266,12 +270,13 @@ class ChatEngine:
             messages: The conversation, ending with the user's message.
             settings: Sampling settings (defaults when None).
             adapter: An adapter name from `checkpoints()`; None or "base" for the base model.
+            evict: Whether loading the adapter may drop another one the backend holds (False for visitors).
 
         Raises:
             WorkbenchError: Bad messages or settings, an unknown or unusable adapter, or a prompt
                 that does not fit the context window. Nothing has started when this is raised.
         """
-        job = self._job(messages, settings, adapter)
+        job = self._job(messages, settings, adapter, evict)
         self.backend.submit(job)
         return job.reply
 

@@ -116,10 +116,15 @@ class Router:
     # --- the ChatEngine calls ------------------------------------------------------------------------------
 
     def stream(
-        self, messages: Sequence[Message], settings: GenerationSettings | None = None, adapter: str | None = None
+        self,
+        messages: Sequence[Message],
+        settings: GenerationSettings | None = None,
+        adapter: str | None = None,
+        *,
+        evict: bool = True,
     ) -> Reply:
         engine, local = self.route(adapter)
-        return engine.stream(messages, settings, local)
+        return engine.stream(messages, settings, local, evict=evict)
 
     def generate(
         self, messages: Sequence[Message], settings: GenerationSettings | None = None, adapter: str | None = None

@@ -23,6 +23,9 @@ from workbench.errors import WorkbenchError
 from workbench.generation.settings import GenerationSettings, Message, check_messages
 
 MAX_REPLY_TOKENS = 1024
+# Only this much of a reply is tokenized (under the tokenizer's lock, which every chat waits on): tokens of text
+# average four or five characters, so the first MAX_REPLY_TOKENS tokens of any real reply lie well within it.
+MAX_REPLY_CHARS = MAX_REPLY_TOKENS * 32
 
 
 def reply_distributions(engine: Any, messages: Sequence[Message], reply: str, checkpoint: str | None):
@@ -37,7 +40,8 @@ def reply_distributions(engine: Any, messages: Sequence[Message], reply: str, ch
     engine, local = engine.route(checkpoint)
     engine.reference()  # one sentence for a remote model, before any tokenizing
     with engine._token_lock:
-        reply_ids = list(engine.tokenizer(reply, add_special_tokens=False)["input_ids"])[:MAX_REPLY_TOKENS]
+        reply_ids = list(engine.tokenizer(reply[:MAX_REPLY_CHARS], add_special_tokens=False)["input_ids"])
+    reply_ids = reply_ids[:MAX_REPLY_TOKENS]
     prompt_ids, _ = engine.fit(check_messages(messages), len(reply_ids), engine.resolve_adapter(local))
     ids = prompt_ids + reply_ids
     with engine.model_for(local) as model, torch.no_grad():

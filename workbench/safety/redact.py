@@ -3,6 +3,7 @@
     redact("postgresql://wb:hunter2@db/wb")        # "postgresql://wb:***@db/wb"
     redact_value({"error": "...", "api_key": "sk-..."})   # every string inside, and secret-named keys, redacted
     hide_paths("/srv/app/models/adapters/run/x failed", [Path("/srv/app")])   # "…/models/adapters/run/x failed"
+    hide_urls("http://10.0.0.5:8000/v1 refused")    # "a remote server refused": no host of ours on a page
 
 What counts as a secret: the password part of any URL (`scheme://user:PASSWORD@host`), values after
 password=, api_key=, token=, secret= and the like, `Bearer` credentials, the shapes of common keys (sk-...,
@@ -28,6 +29,7 @@ _ASSIGNED = re.compile(
 )
 _BEARER = re.compile(r"(?i)\b(?P<head>bearer\s+)[A-Za-z0-9._~+/-]+=*")
 _KEY_SHAPES = re.compile(r"\b(?:sk-[A-Za-z0-9_-]{16,}|hf_[A-Za-z0-9]{20,}|gh[pousr]_[A-Za-z0-9]{20,})\b")
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 _ABSOLUTE = re.compile(r"(?<![\w.~-])/(?:[\w.+@-]+/)*[\w.+@-]+")
 
 
@@ -96,3 +98,11 @@ def hide_paths(text: str, roots: Iterable[Path] = ()) -> str:
         return "…/" + path.rsplit("/", 1)[-1]
 
     return _ABSOLUTE.sub(short, text)
+
+
+def hide_urls(text: str) -> str:
+    """`text` with every URL replaced by "a remote server": a remote model's host (an internal address, a paid
+    API's endpoint) is the operator's to know, not a visitor's."""
+    if not isinstance(text, str) or "://" not in text:
+        return text
+    return _URL.sub("a remote server", text)

@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from workbench.access import LOCAL, check_admin
+from workbench.access import SHELL, Caller, Policy
 from workbench.errors import WorkbenchError
 from workbench.store import db
 from workbench.store.records import check_name
@@ -44,20 +44,24 @@ class StoreBase:
     """Engine, transactions and the small tables (checkpoints, prompt sets)."""
 
     def __init__(
-        self, url: str, *, admin_token: str | None = None, admin_open: bool = True, migrate: bool = True
+        self,
+        url: str,
+        *,
+        admin_token: str | None = None,
+        access: Policy | None = None,
+        migrate: bool = True,
     ) -> None:
         """Connect to `url` and bring its schema up to date (created on first use, upgraded in place).
 
         Args:
             url: SQLAlchemy URL: `sqlite:///path/file.db` or `postgresql+psycopg://user@host:port/db`.
-            admin_token: When set, exports, imports and deletions need this token.
-            admin_open: Whether they are allowed without a token when none is set (`Settings.admin_without_token`:
-                a local command or an app on loopback; closed for an app that listens publicly).
+            admin_token: When set, exports, imports and deletions need this token (shorthand for `access`).
+            access: Who may export, import and delete (`Settings.access`); by default this machine's callers, or
+                whoever gives `admin_token` when one is set.
             migrate: Upgrade the schema on open (only tests of old revisions turn this off).
         """
         self.url = url
-        self.admin_token = admin_token or None
-        self.admin_open = admin_open
+        self.access = access or Policy(admin_token or None, "local")
         self.engine = db.make_engine(url)
         self._writer = db.writer(self.engine)
         if migrate:
@@ -67,7 +71,7 @@ class StoreBase:
     @classmethod
     def open(cls, settings: Settings) -> Self:
         """The store named by `settings.db_url`, with the settings' admin token."""
-        return cls(settings.db_url, admin_token=settings.admin_token, admin_open=settings.admin_without_token)
+        return cls(settings.db_url, access=settings.access)
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -97,9 +101,9 @@ class StoreBase:
         with _reachable(), Session(self._writer, expire_on_commit=False) as session, session.begin():
             yield session
 
-    def check_admin(self, token: str | None, who: str = LOCAL) -> None:
-        """Raise WorkbenchError unless an admin action may go ahead (see `workbench.access`)."""
-        check_admin(self.admin_token, self.admin_open, token, who)
+    def check_admin(self, token: str | None, who: Caller = SHELL) -> None:
+        """Raise WorkbenchError unless `who` may take an admin action with `token` (see `workbench.access`)."""
+        self.access.check(token, who)
 
     # --- checkpoints -------------------------------------------------------------------------------------
 

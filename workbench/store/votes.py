@@ -43,6 +43,11 @@ def _rater(rater: str | None, session: str | None) -> tuple[str, str | None]:
     return check_rater(rater), session
 
 
+def _untyped(rater: str) -> bool:
+    """Whether a rater name is one a visitor cannot choose: anonymous, or a Hugging Face login."""
+    return rater.startswith("anon-") or rater.endswith("@hf")
+
+
 def _text(kind: str, value: str | None) -> str | None:
     if value is None or not str(value).strip():
         return None
@@ -180,8 +185,10 @@ class RatingsMixin:
 
     @staticmethod
     def _ballot(session: Session, row: Vote | Likert, table: type) -> int | None:
-        """The id of the stored ballot `row` repeats: the same client key, or the same rater on the same pair
-        (or generation, for a Likert score)."""
+        """The id of the stored ballot `row` repeats: the same client key, the same rater on the same pair (or
+        generation, for a Likert score), or, for an identity a visitor cannot type (anonymous, or a Hugging Face
+        login), the same voter (`session`, the keyed id of their address) under either identity: signing in does
+        not give a second ballot beside the anonymous one."""
         if row.client_key is not None:
             seen = session.scalar(select(table.id).where(table.client_key == row.client_key))
             if seen is not None:
@@ -190,7 +197,36 @@ class RatingsMixin:
             same = (Vote.generation_a_id == row.generation_a_id, Vote.generation_b_id == row.generation_b_id)
         else:
             same = (Likert.generation_id == row.generation_id,)
-        return session.scalar(select(table.id).where(table.rater == row.rater, *same))
+        seen = session.scalar(select(table.id).where(table.rater == row.rater, *same))
+        if seen is None and row.session and _untyped(row.rater):
+            person = or_(table.rater.like("anon-%"), table.rater.like("%@hf"))
+            seen = session.scalar(select(table.id).where(table.session == row.session, person, *same).limit(1))
+        return seen
+
+    def join_rater(self, session: str, rater: str) -> int:
+        """Count the anonymous ballots of voter `session` under `rater` (their Hugging Face login) from now on:
+        one person is one rater. Returns how many ballots moved; a pair both identities judged keeps the earlier."""
+        session, rater = check_session(session), check_rater(rater)
+        if session is None:
+            return 0
+        anon = anonymous_rater(session)
+        moved = 0
+        with self._write() as s:
+            mine = select(Vote.generation_a_id, Vote.generation_b_id, Vote.id, Vote.created_at)
+            named = {(a, b): (i, t) for a, b, i, t in s.execute(mine.where(Vote.rater == rater))}
+            for vote in s.scalars(select(Vote).where(Vote.rater == anon, Vote.session == session)):
+                twin = named.get((vote.generation_a_id, vote.generation_b_id))
+                if twin is None:
+                    vote.rater = rater
+                    moved += 1
+                elif twin[1] > vote.created_at:  # the anonymous ballot came first: it is the one that counts
+                    s.execute(delete(Vote).where(Vote.id == twin[0]))
+                    s.flush()
+                    vote.rater = rater
+                    moved += 1
+                else:
+                    s.delete(vote)
+        return moved
 
     def kept_choice(self, item: PairItem, vote_id: int) -> str:
         """The button ("left", "right", "tie", "bothbad") of the ballot that counts for a served pair, which is the

@@ -23,10 +23,9 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from workbench.access import voter_id
 from workbench.errors import WorkbenchError
 from workbench.generation.settings import GenerationSettings
-from workbench.ui.context import AppContext, client_of, user_error
+from workbench.ui.context import AppContext, Visitor, user_error
 from workbench.ui.markup import vote_receipt
 
 PROMPT_SET = "vicuna-bench"
@@ -58,16 +57,26 @@ class Arena:
                 load_shipped(self._store, [PROMPT_SET])
             return self._store
 
-    def next_pair(self, rater: str | None, session: str, *, generate: bool = True, differ: str = "checkpoint"):
+    def next_pair(
+        self,
+        rater: str | None,
+        session: str,
+        who: Visitor | None = None,
+        *,
+        generate: bool = True,
+        differ: str = "checkpoint",
+    ):
         """The next pair for this visitor (two checkpoints, or with `differ="settings"` one checkpoint under two
-        settings); makes one with the engine when the store has none left."""
+        settings); makes one with the engine when the store has none left (counted against `who`'s reply limit;
+        None: an in-process caller, not counted)."""
         store = self.store()
         item = store.next_pair_for(rater, session=session, differ=differ)
         if item is None and generate:
             from workbench.studio.compare import ensure_pair
             from workbench.studio.preference import ensure_settings_pair
 
-            self.ctx.reply_limit.take(session)  # making a pair runs the model: counted like a reply
+            if who is not None:
+                self.ctx.take_reply(who)  # making a pair runs the model: counted like a reply
 
             checkpoints = self.ctx.checkpoint_choices()
             for _ in range(3):  # a random prompt may already have a pair this visitor rated
@@ -83,24 +92,25 @@ class Arena:
 
 def _visitor(
     ctx: AppContext, rater: str | None, request: gr.Request | None, profile: gr.OAuthProfile | None = None
-) -> tuple[str | None, str]:
-    """The rater's name (None: anonymous) and the voter id their ballots count under.
+) -> tuple[str | None, str, Visitor]:
+    """The rater's name (None: anonymous), the voter id their ballots count under, and who they are.
 
-    The id comes from the visitor's address as our proxy saw it, never from the client (a Gradio session hash
-    is the client's to choose, so it would give one person any number of ballots). A name is taken from a
-    Hugging Face login on a Space (`profile`, read from the server's signed session), or as typed where the
-    owner runs the app (loopback): on a public server anyone could type any name.
+    The id is a keyed digest of the visitor's address as our proxy saw it (`AppContext.voter`), never anything
+    from the client (a Gradio session hash is the client's to choose, so it would give one person any number of
+    ballots). A name is taken from a Hugging Face login on a Space (`profile`, read from the server's signed
+    session), or as typed by the owner on this machine: on a public server anyone could type any name.
     """
     from workbench.store import check_rater
 
-    voter = voter_id(client_of(ctx, request))
+    who = ctx.visitor(request)
+    voter = ctx.voter(who)
     username = getattr(profile, "username", None)
     if username:
-        return check_rater(f"{username}@hf"), voter
-    name = (rater or "").strip()
-    if not name or not ctx.settings.admin_without_token:
-        return None, voter
-    return check_rater(name), voter
+        return check_rater(f"{username}@hf"), voter, who
+    name = (rater or "").strip() if isinstance(rater, str) else ""
+    if not name or not who.owner:
+        return None, voter, who
+    return check_rater(name), voter, who
 
 
 def _buttons(interactive: bool) -> list:
@@ -116,8 +126,8 @@ def make_next_fn(arena: Arena):
         try:
             if differ not in dict(PAIR_KINDS).values():
                 raise WorkbenchError(f"Pairs differ in a checkpoint or in settings, not {differ!r}.")
-            name, session = _visitor(arena.ctx, rater, request, profile)
-            item = arena.next_pair(name, session, differ=differ)
+            name, session, who = _visitor(arena.ctx, rater, request, profile)
+            item = arena.next_pair(name, session, who, differ=differ)
         except WorkbenchError as exc:
             raise user_error(exc) from None
         if item is None:
@@ -137,9 +147,11 @@ def make_vote_fn(arena: Arena, choice: str):
         if item is None:
             raise gr.Error("There is no pair to vote on: press Show a pair first.", print_exception=False)
         try:
-            name, session = _visitor(arena.ctx, rater, request, profile)
-            arena.ctx.vote_limit.take(session)
+            name, session, who = _visitor(arena.ctx, rater, request, profile)
+            arena.ctx.take_vote(who)
             store = arena.store()
+            if name is not None and name.endswith("@hf"):
+                store.join_rater(session, name)  # their anonymous ballots from before they signed in are theirs
             kept = store.kept_choice(item, store.vote_on_pair(item, choice, rater=name, reason=reason, session=session))
         except WorkbenchError as exc:
             raise user_error(exc) from None

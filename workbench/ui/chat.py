@@ -21,7 +21,7 @@ from workbench.errors import WorkbenchError
 from workbench.generation.settings import GenerationSettings, conversation, message_text, plain_history
 from workbench.registry import BASE_NAME
 from workbench.ui import chat_tuning
-from workbench.ui.context import AppContext, client_of, session_of, user_error
+from workbench.ui.context import AppContext, Visitor, reply_key, user_error
 from workbench.ui.limits import check_chat
 
 DEFAULTS = GenerationSettings()
@@ -61,15 +61,17 @@ def make_chat_fn(ctx: AppContext):
         request: gr.Request = None,
     ) -> Iterator[tuple[list[dict[str, Any]], str]]:
         try:
-            history = plain_history(history)
+            who = ctx.visitor(request)
             settings = _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop)
-            check_chat(ctx.sizes, message, system_prompt, history, settings)
-            ctx.reply_limit.take(client_of(ctx, request))
+            check_chat(who.sizes, message, system_prompt, history, settings)  # as sent, before any tokenizer or lock
+            history = plain_history(history)
+            ctx.check_checkpoint(who, checkpoint)
+            ctx.take_reply(who)
             messages = conversation(history, message, system_prompt)
-            reply = ctx.router().stream(messages, settings, adapter=checkpoint or BASE_NAME)
+            reply = ctx.router().stream(messages, settings, adapter=checkpoint or BASE_NAME, evict=who.owner)
         except WorkbenchError as exc:
             raise user_error(exc) from None
-        session = session_of(request)
+        session = reply_key(ctx, request)
         ctx.track(session, reply)
         history = [*history, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
         try:
@@ -105,10 +107,17 @@ def _pop_last_exchange(history: list[dict[str, Any]]) -> tuple[list[dict[str, An
     raise gr.Error("There is no message to regenerate or undo yet.", print_exception=False)
 
 
-def _checkpoint_update(ctx: AppContext, current: str, known: list[str]):
-    choices = ctx.checkpoint_choices()
-    unusable = [a for a in ctx.adapters() if not a.usable]
-    note = "\n".join(f"- `{a.name}` cannot be used: {a.reason}" for a in unusable)
+def _checkpoint_update(ctx: AppContext, who: Visitor, current: str, known: list[str]):
+    from workbench.safety.redact import hide_paths, redact
+
+    choices = ctx.choices_for(who)
+    unusable = (
+        [a for a in ctx.adapters() if not a.usable]
+        if who.owner or "adapters" in ctx.settings.visitor_checkpoints
+        else []
+    )
+    # A reason may name files on the server: visitors see them shortened, like every error on the page.
+    note = "\n".join(f"- `{a.name}` cannot be used: {hide_paths(redact(a.reason))}" for a in unusable)
     if choices == known:
         return gr.skip(), gr.skip(), known
     value = current if current in choices else BASE_NAME
@@ -223,12 +232,12 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
     clear.click(lambda: ([], ""), None, [chatbot, stats], queue=False, api_visibility="private")
 
     def stop_reply(request: gr.Request) -> None:
-        ctx.cancel(session_of(request))
+        ctx.cancel(reply_key(ctx, request))
 
     stop_btn.click(stop_reply, None, None, queue=False, api_name="stop")
 
-    def refresh(current: str, seen: list[str]):
-        return _checkpoint_update(ctx, current, seen)
+    def refresh(current: str, seen: list[str], request: gr.Request = None):
+        return _checkpoint_update(ctx, ctx.visitor(request), current, seen)
 
     refresh_args = {
         "fn": refresh,

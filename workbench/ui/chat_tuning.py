@@ -25,8 +25,8 @@ from workbench.errors import WorkbenchError
 from workbench.generation import presets
 from workbench.generation.settings import GenerationSettings, conversation, message_text, plain_history
 from workbench.registry import BASE_NAME
-from workbench.ui.context import AppContext, client_of, user_error
-from workbench.ui.limits import check_chat
+from workbench.ui.context import AppContext, user_error
+from workbench.ui.limits import check_chat, check_reply
 
 SLIDERS = ("temperature", "max_new_tokens", "top_p", "top_k", "repetition_penalty", "stop")
 
@@ -108,10 +108,15 @@ def wire_token_view(
 
     def show(history, system_prompt, name, t, p, k, colour_by, request: gr.Request = None):
         try:
-            settings = GenerationSettings(temperature=t, top_p=p, top_k=k)
+            who = ctx.visitor(request)
+            settings = GenerationSettings(temperature=t, top_p=p, top_k=k, max_new_tokens=1)
+            # A forward pass over all of it: the whole conversation as sent is measured, the reply included (it
+            # comes back from the browser like the rest), before the tokenizer or the model's lock sees any of it.
+            check_chat(who.sizes, "", system_prompt, history, settings)
             messages, reply = last_exchange(history, system_prompt)
-            check_chat(ctx.sizes, "", system_prompt, messages, settings)  # a forward pass over all of it
-            ctx.reply_limit.take(client_of(ctx, request))  # as costly as a reply: counted like one
+            check_reply(who.sizes, reply)
+            ctx.check_checkpoint(who, name)
+            ctx.take_reply(who)  # as costly as a reply: counted like one
             rows = token_probabilities(
                 ctx.router(),
                 messages,

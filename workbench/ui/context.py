@@ -8,16 +8,37 @@ from __future__ import annotations
 
 import html
 import threading
+from dataclasses import dataclass
 
 import gradio as gr
 
+from workbench.access import SHELL, Caller, caller, voter_id, voter_secret
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.generation.engine import ChatEngine
 from workbench.generation.router import Router, choices
 from workbench.generation.streaming import Reply
 from workbench.registry import BASE_NAME, Adapter, BaseModel, adapters_signature, list_adapters, resolve_base
-from workbench.ui.limits import reply_limit, sizes_for, vote_limit
+from workbench.ui.limits import Sizes, reply_limit, sizes_for, vote_limit
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """Who sent a request, as the server functions need it.
+
+    Attributes:
+        caller: Their address key and whether they really are this machine (`workbench.access.Caller`).
+        owner: The app's owner (`Settings.is_owner`): the owner's sizes, no rate limits, typed rater names.
+        sizes: What one of their requests may hold.
+    """
+
+    caller: Caller
+    owner: bool
+    sizes: Sizes
+
+    @property
+    def address(self) -> str:
+        return self.caller.address
 
 
 class AppContext:
@@ -30,12 +51,13 @@ class AppContext:
         self._load_error: WorkbenchError | None = None
         self._warm_up: threading.Thread | None = None
         self._engine_lock = threading.Lock()
-        self._replies: dict[str, Reply] = {}
+        self._replies: dict[tuple[str, str], Reply] = {}
+        self.uploads_open = True  # build_demo says whether the app has an upload component (the Fine-tune tab)
         self._replies_lock = threading.Lock()
         self._disk: tuple[tuple, list[Adapter], list[str]] | None = None  # (adapters_signature, adapters, choices)
         self._disk_lock = threading.Lock()
-        self.sizes = sizes_for(self.settings)  # what one chat request may hold
-        self.reply_limit = reply_limit(self.settings)  # per visitor, for callers that are not the owner
+        self.sizes = sizes_for(self.settings)  # the most one chat request may hold here (what the sliders offer)
+        self.reply_limit = reply_limit(self.settings)  # per visitor address; the owner is not counted
         self.vote_limit = vote_limit(self.settings)
 
     def base(self) -> BaseModel | None:
@@ -99,36 +121,96 @@ class AppContext:
         """ "base", every usable adapter and each remote model ("remote:NAME[/ADAPTER]"), for the selectors."""
         return self._on_disk()[1]
 
-    def track(self, session: str, reply: Reply) -> None:
-        """Remember the reply a browser session is streaming, so its Stop button can cancel it."""
-        with self._replies_lock:
-            self._replies[session] = reply
+    def visitor(self, request: gr.Request | None) -> Visitor:
+        """Who sent `request` (None: an in-process call, this machine's own), with their role and sizes."""
+        who = caller_of(self, request)
+        owner = self.settings.is_owner(who)
+        return Visitor(who, owner, sizes_for(self.settings, owner))
 
-    def untrack(self, session: str, reply: Reply) -> None:
-        with self._replies_lock:
-            if self._replies.get(session) is reply:
-                del self._replies[session]
+    def take_reply(self, who: Visitor) -> None:
+        """Count one generation against a visitor's per-minute limit (never the owner's); raises WorkbenchError."""
+        if not who.owner:
+            self.reply_limit.take(who.address)
 
-    def cancel(self, session: str) -> bool:
-        """Cancel the session's running reply; returns whether there was one."""
+    def take_vote(self, who: Visitor) -> None:
+        """Count one vote against a visitor's hourly limit (never the owner's); raises WorkbenchError."""
+        if not who.owner:
+            self.vote_limit.take(who.address)
+
+    def voter(self, who: Visitor) -> str:
+        """The id a visitor's anonymous ballots count under (keyed with the store's secret, never the address)."""
+        return voter_id(who.address, voter_secret(self.settings.secrets_dir))
+
+    def admin_refusal(self, token: str | None, request: gr.Request | None) -> str | None:
+        """None when the caller of `request` may take admin actions with `token`, else the one sentence that says
+        why not: the same sentence from every event that takes the token, through the one throttle of
+        `workbench.access` (a page's timer asking again with the same wrong token is not a new guess)."""
+        try:
+            self.settings.check_admin(token, caller_of(self, request))
+        except WorkbenchError as exc:
+            return str(exc)
+        return None
+
+    def check_checkpoint(self, who: Visitor, checkpoint: str | None) -> None:
+        """Refuse a checkpoint a visitor may not choose (WORKBENCH_VISITOR_CHECKPOINTS: remote models may cost
+        money, and adapters load into the shared server); the owner may choose any."""
+        name = (checkpoint or BASE_NAME) if isinstance(checkpoint, str) else ""
+        if len(name) > 300:
+            raise WorkbenchError("That checkpoint name is too long.")
+        if not self._may_choose(who, name):
+            what = {"remote": "Remote models", "base": "The base model", "adapters": "Adapters"}[_kind(name)]
+            raise WorkbenchError(f"{what} are not offered to visitors on this server.")
+
+    def choices_for(self, who: Visitor) -> list[str]:
+        """The checkpoint names `who` may choose (the selectors' lists)."""
+        return [name for name in self.checkpoint_choices() if self._may_choose(who, name)]
+
+    def _may_choose(self, who: Visitor, name: str) -> bool:
+        return who.owner or _kind(name) in self.settings.visitor_checkpoints
+
+    def track(self, key: tuple[str, str], reply: Reply) -> None:
+        """Remember the reply a browser session is streaming, so its Stop button can cancel it. `key` is the
+        session and the visitor's address: a session hash is the client's to choose, so another address sending
+        it cannot stop someone else's reply."""
         with self._replies_lock:
-            reply = self._replies.get(session)
+            self._replies[key] = reply
+
+    def untrack(self, key: tuple[str, str], reply: Reply) -> None:
+        with self._replies_lock:
+            if self._replies.get(key) is reply:
+                del self._replies[key]
+
+    def cancel(self, key: tuple[str, str]) -> bool:
+        """Cancel the running reply of (session, address); returns whether there was one."""
+        with self._replies_lock:
+            reply = self._replies.get(key)
         if reply is None:
             return False
         reply.cancel()
         return True
 
 
-def client_of(ctx: AppContext, request: gr.Request | None) -> str:
-    """The visitor's address as our own proxy saw it (never a value the client chose), for per-visitor limits
-    and for throttling wrong admin tokens."""
-    from workbench.access import client_address
+def _kind(checkpoint: str) -> str:
+    """What a checkpoint name names, in WORKBENCH_VISITOR_CHECKPOINTS' words: base, adapters or remote."""
+    from workbench.generation.router import REMOTE
 
+    return "remote" if checkpoint.startswith(REMOTE) else "base" if checkpoint in ("", BASE_NAME) else "adapters"
+
+
+def caller_of(ctx: AppContext, request: gr.Request | None) -> Caller:
+    """Who sent `request`: the address our own proxy saw (never a value the client chose) and whether the request
+    really comes from this machine (`workbench.access.is_local_request`); an in-process call is this machine's."""
     if request is None:
-        return "local"  # called in process (tests, scripts), not through the server
-    peer = request.client.host if request.client is not None else None
-    headers = dict(request.headers) if request.headers is not None else {}
-    return client_address(peer, headers, ctx.settings.trusted_proxies)
+        return SHELL  # called in process (tests, scripts), not through the server
+    client = getattr(request, "client", None)
+    peer = client.host if client is not None else None
+    settings = ctx.settings
+    return caller(peer, request.headers, trusted_proxies=settings.trusted_proxies, shared=settings.share)
+
+
+def client_of(ctx: AppContext, request: gr.Request | None) -> str:
+    """The visitor's address key, for per-visitor limits and for throttling wrong admin tokens."""
+    return caller_of(ctx, request).address
 
 
 def session_of(request: gr.Request | None) -> str:
@@ -136,14 +218,19 @@ def session_of(request: gr.Request | None) -> str:
     return (request.session_hash if request is not None else None) or "anonymous"
 
 
+def reply_key(ctx: AppContext, request: gr.Request | None) -> tuple[str, str]:
+    """The key a streaming reply is tracked under for its Stop button: the session and the visitor's address."""
+    return session_of(request), client_of(ctx, request)
+
+
 def user_error(exc: WorkbenchError) -> gr.Error:
     """A WorkbenchError as the Gradio error a person sees (its one sentence, no traceback).
 
-    The sentence may name a file on the server or quote a secret from the environment: the page gets it with
-    paths shortened and secrets masked (visitors see no server layout). Gradio renders it as HTML and it may
-    quote user input, so it is escaped too.
+    The sentence may name a file on the server, a remote model's URL or quote a secret from the environment: the
+    page gets it with paths shortened, URLs and secrets masked (visitors see no server layout). Gradio renders it
+    as HTML and it may quote user input, so it is escaped too.
     """
-    from workbench.safety.redact import hide_paths, redact
+    from workbench.safety.redact import hide_paths, hide_urls, redact
 
-    text = hide_paths(redact(str(exc)))
+    text = hide_paths(hide_urls(redact(str(exc))))
     return gr.Error(html.escape(text, quote=False), print_exception=False)

@@ -20,9 +20,33 @@ MAX_UPLOAD = "20mb"  # dataset files; Gradio refuses bigger uploads before they 
 DELETE_CACHE = (3600, 3600)
 
 
-def launch_options(settings: Settings) -> dict:
-    """The `launch()` arguments that make the app safe to expose: where it listens and the upload limit."""
-    return {"server_name": settings.host, "max_file_size": MAX_UPLOAD}
+def launch_options(demo: gr.Blocks) -> dict:
+    """The `launch()` arguments that make the app safe to expose: where it listens, whether it is shared (never
+    unless GRADIO_SHARE says so), the upload limit, and the HTTP guard in front of Gradio (`workbench.ui.guard`:
+    Host allowlist, body caps, uploads for the admin only)."""
+    from starlette.middleware import Middleware
+
+    from workbench.ui.guard import Guard
+
+    ctx: AppContext = demo.workbench_context  # type: ignore[attr-defined]
+    settings = ctx.settings
+    guard = Middleware(Guard, settings=settings, uploads=ctx.uploads_open)
+    return {
+        "server_name": settings.host,
+        "share": settings.share,
+        "max_file_size": MAX_UPLOAD,
+        "app_kwargs": {"middleware": [guard]},
+    }
+
+
+def serve(demo: gr.Blocks, port: int) -> None:
+    """Queue and launch the app as `python app.py` does: the queue's bound, each visitor's share of it, the guard."""
+    from workbench.ui.guard import share_queue
+
+    settings = demo.workbench_context.settings  # type: ignore[attr-defined]
+    demo.queue(default_concurrency_limit=1, max_size=settings.queue_size)
+    share_queue(demo, settings)
+    demo.launch(server_port=port, **launch_options(demo))
 
 
 def _store_warning(settings: Settings) -> str:
@@ -81,6 +105,7 @@ def build_demo(settings: Settings | None = None, ctx: AppContext | None = None) 
             with gr.Tab("Fine-tune", id="finetune"):
                 # Closed with no way to open it: the tab's events are not even created, so nothing can call them.
                 closed = settings.admin_token is None and not settings.admin_without_token
+                ctx.uploads_open = not closed  # no upload component exists otherwise: the guard refuses uploads
                 finetune = None if closed else build_finetune_tab(ctx)
                 if closed:
                     _closed_finetune_note()

@@ -45,7 +45,6 @@ from workbench.ui.finetune_actions import (
 )
 
 REFRESH_S = 2.0  # how often an open page redraws the loss chart and progress
-LOCKED = "Enter the admin token to see the runs."
 # The form starts from the demo recipe's settings (`make finetune-demo`): minutes on 2 CPU cores.
 DEFAULTS = SimpleNamespace(**({f.name: f.default for f in fields(JobConfig)} | DEMO_SETTINGS))
 
@@ -228,9 +227,20 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
             rewards = gr.Plot(label="Rewards (DPO)", elem_id="ft-rewards", visible=False)
             progress = gr.Markdown("", elem_id="ft-progress")
 
-    def check(upload_path, chosen, val_path, fraction, max_length, seed_value, token_value=None, *how):
-        args = (upload_path, chosen, val_path, fraction, max_length, seed_value, token_value, *how)
-        return validate(ctx, tokenizers, *args)
+    def check(
+        upload_path,
+        chosen,
+        val_path,
+        fraction,
+        max_length,
+        seed_value,
+        token_value,
+        method_value,
+        votes,
+        request: gr.Request = None,
+    ):
+        args = (upload_path, chosen, val_path, fraction, max_length, seed_value, token_value, method_value, votes)
+        return validate(ctx, tokenizers, *args, request=request)
 
     check_args = {
         "fn": check,
@@ -255,12 +265,14 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
 
     seen = gr.State(None)  # what the chart shows, so an unchanged log is not redrawn every tick
 
-    def refresh(run: str | None, shown: list | None, token_value: str | None = None):
-        if not ctx.settings.admin_allowed(token_value):  # runs, losses and logs are the operator's
-            locked = ["locked"]
+    def refresh(run: str | None, shown: list | None, token_value: str | None = None, request: gr.Request = None):
+        refusal = ctx.admin_refusal(token_value, request)  # runs, losses and logs are the operator's
+        if refusal is not None:
+            locked = ["locked", refusal]
             if shown == locked:
                 return gr.skip(), gr.skip(), gr.skip(), shown
-            return gr.update(choices=[], value=None), _figure({"train": [], "val": []}, ""), LOCKED, locked
+            empty = _figure({"train": [], "val": []}, "")
+            return gr.update(choices=[], value=None), empty, html.escape(refusal, quote=False), locked
         names = run_names(ctx)
         # A chosen run is never replaced here: a tick that left before Start answered still carries the old
         # choice, and a run that was just started may not be on disk yet. Only an empty choice is filled.
@@ -282,8 +294,8 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
         curves = jobs.loss_curves(ctx.settings, run)
         return choice, _figure(curves, run), _progress_text(state), signature
 
-    def refresh_all(run: str | None, shown: list | None, token_value: str | None = None):
-        out = refresh(run, shown, token_value)
+    def refresh_all(run: str | None, shown: list | None, token_value: str | None = None, request: gr.Request = None):
+        out = refresh(run, shown, token_value, request)
         return (*out, _rewards(ctx, out))
 
     refresh_args = {
@@ -300,8 +312,8 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
     gr.Timer(REFRESH_S).tick(**refresh_args)
     runs.input(**refresh_args)
 
-    def load(run, shown, token_value, *checked):
-        return (*refresh_all(run, shown, token_value), *check(*checked), suggest_name())
+    def load(run, shown, token_value, *checked, request: gr.Request = None):
+        return (*refresh_all(run, shown, token_value, request), *check(*checked, request=request), suggest_name())
 
     on_load = {
         "fn": load,

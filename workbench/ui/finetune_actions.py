@@ -8,6 +8,7 @@ admin token is checked in every function that starts or stops a job, so the API 
 from __future__ import annotations
 
 import hashlib
+import html
 import shutil
 import threading
 import time
@@ -21,7 +22,7 @@ from workbench.errors import WorkbenchError
 from workbench.safety.names import within
 from workbench.training import jobs
 from workbench.training.config import JobConfig, RunPaths
-from workbench.ui.context import AppContext, client_of, user_error
+from workbench.ui.context import AppContext, caller_of, user_error
 
 DATA_DIR = REPO_ROOT / "data"
 
@@ -153,13 +154,15 @@ def validate(
     token=None,
     method="sft",
     from_votes=False,
+    request: gr.Request | None = None,
 ):
     """The validation report for the chosen files, and whether training may start (an admin action: it reads
     and tokenizes the upload)."""
     from workbench.training.prepare import prepare_data
 
-    if not ctx.settings.admin_allowed(token):
-        return "Enter the admin token to check a dataset.", gr.update(interactive=False)
+    refusal = ctx.admin_refusal(token, request)
+    if refusal is not None:
+        return f"**Not checked:** {html.escape(refusal, quote=False)}", gr.update(interactive=False)
     try:
         if method == "dpo" and from_votes:
             return f"**The store's votes**  \n{_votes_data(ctx, 'validation', write=False)[2]}", gr.update(
@@ -241,7 +244,7 @@ def make_train_fn(ctx: AppContext, tokenizers: Tokenizers):
         values = {k: v for k, v in locals().items() if k in HPARAMS}
         values["init_adapter"] = (init_adapter or "").strip() or None
         try:
-            ctx.settings.check_admin(token, client_of(ctx, request))
+            ctx.settings.check_admin(token, caller_of(ctx, request))
             val = _keep_upload(ctx, _upload_path(ctx, val_upload) if val_upload else None)
             if method == "dpo" and from_votes:
                 from workbench.training.checkpoints import check_run_folder
@@ -272,7 +275,7 @@ def make_send_fn(ctx: AppContext):
         from workbench.ui.arena import ARENA_SETTINGS
 
         try:
-            ctx.settings.check_admin(token, client_of(ctx, request))
+            ctx.settings.check_admin(token, caller_of(ctx, request))
             run = RunPaths.of(ctx.settings, (run_name or "").strip()).run  # the name is checked first
             with Store.open(ctx.settings) as store:
                 sent = send_to_arena(ctx.router(), store, ctx.settings, run, ARENA_SETTINGS, limit=ARENA_PROMPTS)
@@ -291,7 +294,7 @@ def make_cancel_fn(ctx: AppContext):
 
     def cancel(run_name, token, request: gr.Request = None):
         try:
-            ctx.settings.check_admin(token, client_of(ctx, request))
+            ctx.settings.check_admin(token, caller_of(ctx, request))
             stopped = jobs.cancel_training(ctx.settings, (run_name or "").strip(), token=token)
         except WorkbenchError as exc:
             raise user_error(exc) from None
@@ -305,7 +308,7 @@ def make_resume_fn(ctx: AppContext):
 
     def resume(run_name, token, request: gr.Request = None):
         try:
-            ctx.settings.check_admin(token, client_of(ctx, request))
+            ctx.settings.check_admin(token, caller_of(ctx, request))
             jobs.resume_training(ctx.settings, (run_name or "").strip(), token=token)
         except WorkbenchError as exc:
             raise user_error(exc) from None

@@ -1,10 +1,11 @@
 """What one visitor may ask of the app: sizes of a chat request, and how often they may generate or vote.
 
 The browser's sliders and text boxes limit nothing (any event can be called directly through Gradio's
-queue), so every server function checks its request here. The owner of the app (admin actions open: it
-listens on loopback, or WORKBENCH_ADMIN_OPEN=1) gets the larger size limits and no rate limits; every other
-caller is a visitor. Rates are counted per client address as our own proxy saw it (`workbench.access.client_address`),
-never by anything the client chooses, such as Gradio's session hash.
+queue), so every server function measures its request here, before any tokenizer or lock sees it. The owner of
+the app (`Settings.is_owner`: a caller that really is this machine, or everyone with WORKBENCH_ADMIN_OPEN=1) gets
+the larger size limits and no rate limits; every other caller is a visitor. Rates are counted per client address
+as our own proxy saw it (`workbench.access.client_address`), never by anything the client chooses, such as
+Gradio's session hash.
 
 Pure Python with no Gradio import, so the dashboard's pages use the same limits.
 """
@@ -14,8 +15,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
@@ -33,6 +35,7 @@ class Sizes:
     stop_strings: int
     stop_chars: int
     max_new_tokens: int
+    reply_chars: int  # the reply the token view reads (it comes back from the browser like the history)
 
 
 OWNER = Sizes(
@@ -43,6 +46,7 @@ OWNER = Sizes(
     stop_strings=16,
     stop_chars=200,
     max_new_tokens=8_192,
+    reply_chars=400_000,
 )
 
 
@@ -56,35 +60,66 @@ def visitor_sizes(settings: Settings) -> Sizes:
         stop_strings=8,
         stop_chars=64,
         max_new_tokens=settings.visitor_max_new_tokens,
+        reply_chars=16_000,  # a reply of 1,024 tokens is about 5,000 characters
     )
 
 
-def sizes_for(settings: Settings) -> Sizes:
-    """The limits that apply to callers of this app."""
-    return OWNER if settings.admin_without_token else visitor_sizes(settings)
+def sizes_for(settings: Settings, owner: bool | None = None) -> Sizes:
+    """The limits for a caller (`owner`: `Settings.is_owner`), or with `owner` None the largest any caller of this
+    app may get (what the page's sliders offer)."""
+    if owner is None:
+        owner = settings.admin_without_token
+    return OWNER if owner else visitor_sizes(settings)
+
+
+def measure(value: Any, budget: int) -> int:
+    """Characters of text in a JSON-like value (strings, and numbers as written), counted without building any
+    string and without recursion (an attacker may nest deeply); stops counting once past `budget`."""
+    total, stack = 0, [value]
+    while stack and total <= budget:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif item is not None:
+            total += len(repr(item)) if isinstance(item, (int, float, bool)) else budget + 1
+    return total
+
+
+def check_history(sizes: Sizes, history: Any) -> None:
+    """Raise WorkbenchError when a conversation as sent (any shape) holds more messages or text than `sizes`."""
+    if history is None:
+        return
+    if not isinstance(history, (list, tuple)):
+        raise WorkbenchError("The conversation must be a list of messages.")
+    if len(history) > sizes.history_messages:
+        raise WorkbenchError(
+            f"The conversation has {len(history):,} messages; the limit here is {sizes.history_messages:,}: "
+            "clear it to go on."
+        )
+    total = measure(history, sizes.history_chars)
+    if total > sizes.history_chars:
+        raise WorkbenchError(
+            f"The conversation holds more than {sizes.history_chars:,} characters, the limit here: clear it to go on."
+        )
 
 
 def check_chat(
     sizes: Sizes, message: str, system_prompt: str, history: Sequence[dict], generation: GenerationSettings
 ) -> None:
     """Raise WorkbenchError with one sentence when a chat request is larger than `sizes` allows."""
+    if not isinstance(message or "", str) or not isinstance(system_prompt or "", str):
+        raise WorkbenchError("The message and the system prompt must be text.")
     if len(message or "") > sizes.message_chars:
         raise WorkbenchError(f"The message is {len(message):,} characters; the limit here is {sizes.message_chars:,}.")
     if len(system_prompt or "") > sizes.system_chars:
         raise WorkbenchError(
             f"The system prompt is {len(system_prompt):,} characters; the limit here is {sizes.system_chars:,}."
         )
-    if len(history) > sizes.history_messages:
-        raise WorkbenchError(
-            f"The conversation has {len(history):,} messages; the limit here is {sizes.history_messages:,}: "
-            "clear it to go on."
-        )
-    total = sum(len(str(m.get("content") or "")) for m in history)
-    if total > sizes.history_chars:
-        raise WorkbenchError(
-            f"The conversation holds {total:,} characters; the limit here is {sizes.history_chars:,}: "
-            "clear it to go on."
-        )
+    check_history(sizes, history)
     if len(generation.stop) > sizes.stop_strings:
         raise WorkbenchError(f"There are {len(generation.stop)} stop strings; the limit here is {sizes.stop_strings}.")
     if any(len(s) > sizes.stop_chars for s in generation.stop):
@@ -130,11 +165,18 @@ class RateLimit:
         return {60: "minute", 3600: "hour"}.get(int(self.period_s), f"{self.period_s:g} seconds")
 
 
+def check_reply(sizes: Sizes, reply: Any) -> None:
+    """Raise WorkbenchError when a reply sent back for reading (the token view) is longer than `sizes` allows."""
+    length = measure(reply, sizes.reply_chars)
+    if length > sizes.reply_chars:
+        raise WorkbenchError(f"The reply to read is over {sizes.reply_chars:,} characters, the limit here.")
+
+
 def reply_limit(settings: Settings) -> RateLimit:
-    """Replies a visitor may ask for per minute; no limit where the owner runs the app (loopback)."""
-    return RateLimit(0 if settings.admin_without_token else settings.rate_limit, 60.0, "replies")
+    """Replies a visitor may ask for per minute (the owner is not counted: see `Settings.is_owner`)."""
+    return RateLimit(settings.rate_limit, 60.0, "replies")
 
 
 def vote_limit(settings: Settings) -> RateLimit:
-    """Votes a visitor may cast per hour; no limit where the owner runs the app (loopback)."""
-    return RateLimit(0 if settings.admin_without_token else settings.vote_limit, 3600.0, "votes")
+    """Votes a visitor may cast per hour (the owner is not counted)."""
+    return RateLimit(settings.vote_limit, 3600.0, "votes")

@@ -31,6 +31,8 @@ class Job:
         adapter: The LoRA adapter to apply, or None for the base model.
         reply: Where tokens, text and stats go.
         messages: The checked conversation the prompt was made from.
+        evict: Whether serving this job may drop another loaded adapter to make room for its own (llama.cpp holds
+            a few; a visitor's request may load one only while there is room, so no one can make it thrash).
     """
 
     prompt_ids: list[int]
@@ -39,6 +41,7 @@ class Job:
     adapter: Adapter | None
     reply: Reply
     messages: list[Message] = field(default_factory=list)
+    evict: bool = True
 
 
 class Backend(Protocol):

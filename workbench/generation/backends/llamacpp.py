@@ -210,8 +210,9 @@ class LlamaCppBackend:
         except Exception as exc:  # llama.cpp reports a bad model or adapter file as an exception
             raise WorkbenchError(f"llama.cpp could not load {self.base.name!r}: {exc}") from None
 
-    def _server_for(self, adapter: Adapter | None) -> tuple[_Loaded, tuple[str, int] | None]:
-        """The server to send a request to, and the adapter's key in it (a new server if it is not loaded)."""
+    def _server_for(self, adapter: Adapter | None, evict: bool = True) -> tuple[_Loaded, tuple[str, int] | None]:
+        """The server to send a request to, and the adapter's key in it (a new server if it is not loaded; with
+        `evict` False only while every adapter the running server holds still fits beside it)."""
         if adapter is None:
             with self._lock:
                 return self._current, None
@@ -227,6 +228,11 @@ class LlamaCppBackend:
                 # used adapters make room.
                 others = [k for k in current.loras if k[0] != key[0] and _unchanged(k)]
                 keep = sorted(others, key=lambda k: self._used.get(k, 0.0))[-(MAX_LOADED_ADAPTERS - 1) :]
+                if not evict and len(keep) < len(others):
+                    raise WorkbenchError(
+                        f"Adapter {adapter.name!r} is not loaded now and the server holds as many as it can: "
+                        "choose the base model or another adapter."
+                    )
                 try:
                     self._current = current = self._start([*keep, key])
                 except WorkbenchError:  # the running server, without this adapter, stays in use
@@ -268,7 +274,7 @@ class LlamaCppBackend:
 
         error: BaseException | None = None
         try:
-            loaded, key = self._server_for(job.adapter)
+            loaded, key = self._server_for(job.adapter, job.evict)
             reply.begin()
             loaded.complete(request_body(job, self.context_window), key, reply.cancelled, on_chunk)
             if state["error"]:

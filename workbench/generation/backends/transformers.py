@@ -123,7 +123,10 @@ class TransformersBackend:
                 reply.begin()
                 if not reply.cancelled.is_set():
                     inputs = torch.tensor([job.prompt_ids], device=self.loaded.device)
-                    kwargs = self._generate_kwargs(job.settings, [reply])
+                    # Streamed: the Reply sees the text word by word and its stop filter ends the row (`Stopped`), so
+                    # transformers' own stop strings, which walk the whole vocabulary for each new set under this
+                    # lock, are not needed here.
+                    kwargs = self._generate_kwargs(job.settings, [reply], stop_strings=False)
                     with self._active(job.adapter) as model:
                         torch.manual_seed(job.seed)
                         output = model.generate(
@@ -140,7 +143,7 @@ class TransformersBackend:
             )
             reply.close(error)
 
-    def _generate_kwargs(self, settings: Any, replies: Sequence[Reply]) -> dict[str, Any]:
+    def _generate_kwargs(self, settings: Any, replies: Sequence[Reply], stop_strings: bool = True) -> dict[str, Any]:
         class Stopped(StoppingCriteria):
             """Ends each row whose reply was cancelled or showed a stop string (checked after every token)."""
 
@@ -160,7 +163,7 @@ class TransformersBackend:
             max_new_tokens=settings.max_new_tokens,
             repetition_penalty=settings.repetition_penalty,
             pad_token_id=self.tokenizer.pad_token_id,
-            stop_strings=list(settings.stop) or None,
+            stop_strings=(list(settings.stop) or None) if stop_strings else None,
             **sampling,
         )
         return {
