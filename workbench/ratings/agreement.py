@@ -203,7 +203,7 @@ def judge_agreement(verdicts: pd.DataFrame, judge: str) -> dict[str, Any]:
         pair=list(zip(verdicts["generation_a_id"], verdicts["generation_b_id"], strict=True)),
     )
     mine = frame[frame["rater"] == judge].drop_duplicates("pair", keep="last")
-    people = frame[~frame["rater"].map(is_judge)].drop_duplicates(["pair", "rater"], keep="last")
+    people = frame[~frame["rater"].map(is_judge).astype(bool)].drop_duplicates(["pair", "rater"], keep="last")
     compared = people.merge(mine[["pair", "label"]], on="pair", suffixes=("_human", "_judge"))
     judged = _shares(compared["label_judge"], compared["label_human"])
     result: dict[str, Any] = {
