@@ -39,22 +39,26 @@ CASE = {
 }
 
 
+def seed_case(store: Store) -> dict[str, tuple[int, int]]:
+    """The CASE in a store: each pair is one prompt answered by checkpoints X (a) and Y (b); returns their ids."""
+    ids = {}
+    for pair, (people, verdicts) in CASE.items():
+        a = store.add_generation("X", f"Question {pair}?", f"X answers {pair}.", SAME)
+        b = store.add_generation("Y", f"Question {pair}?", f"Y answers {pair}.", SAME)
+        ids[pair] = (a, b)
+        for rater, winner in people.items():
+            store.add_vote(a, b, winner, rater=rater)
+        if verdicts:
+            reason = judge_reason(*verdicts, ("Verdict: A", "Verdict: B"))
+            store.add_vote(a, b, combined(*verdicts), rater=JUDGE, reason=reason)
+    store.add_vote(*ids["P1"], "b", rater="judge:other")  # another judge: never compared
+    return ids
+
+
 @pytest.fixture
 def store(tmp_path):
-    """The CASE in a real store: each pair is one prompt answered by checkpoints X (a) and Y (b)."""
     with Store(f"sqlite:///{tmp_path / 'judge.db'}") as store:
-        ids = {}
-        for pair, (people, verdicts) in CASE.items():
-            a = store.add_generation("X", f"Question {pair}?", f"X answers {pair}.", SAME)
-            b = store.add_generation("Y", f"Question {pair}?", f"Y answers {pair}.", SAME)
-            ids[pair] = (a, b)
-            for rater, winner in people.items():
-                store.add_vote(a, b, winner, rater=rater)
-            if verdicts:
-                reason = judge_reason(*verdicts, ("Verdict: A", "Verdict: B"))
-                store.add_vote(a, b, combined(*verdicts), rater=JUDGE, reason=reason)
-        store.add_vote(*ids["P1"], "b", rater="judge:other")  # another judge: never compared
-        store.ids = ids
+        store.ids = seed_case(store)
         yield store
 
 
@@ -106,22 +110,23 @@ def test_judge_names_are_apart_from_peoples(store):
 
 
 def test_a_judge_is_offered_the_pairs_people_voted_on_less_those_it_judged(store):
-    left, done = store.judge_pairs(JUDGE)
-    assert [(p.a, p.b) for p in left] == [store.ids["P4"]] and done == 3
-    assert left[0].messages[-1]["content"] == "Question P4?" and left[0].output_b == "Y answers P4."
-    fresh, done = store.judge_pairs("judge:new", limit=2)
-    assert [(p.a, p.b) for p in fresh] == [store.ids["P1"], store.ids["P2"]] and done == 0  # P5: no person voted
+    left = store.judge_pairs(JUDGE)
+    assert [(p.a, p.b) for p in left.pairs] == [store.ids["P4"]] and (left.judged, left.waiting) == (3, 1)
+    assert left.pairs[0].messages[-1]["content"] == "Question P4?" and left.pairs[0].output_b == "Y answers P4."
+    fresh = store.judge_pairs("judge:new", limit=2)
+    assert [(p.a, p.b) for p in fresh.pairs] == [store.ids["P1"], store.ids["P2"]]
+    assert (fresh.judged, fresh.waiting) == (0, 4)  # P1-P4; P5 no person voted on
 
 
 def test_a_prompt_sets_pairs_are_its_prompts_answers_under_the_same_settings(store):
     store.add_prompt_set("two", ["Question P5?", "Question P9?"])
     other = store.add_generation("Z", "Question P5?", "Z answers.", GenerationSettings(temperature=0, seed=1))
     lone = store.add_generation("Z", "Question P9?", "Z alone.", SAME)
-    pairs, done = store.judge_pairs(JUDGE, prompt_set="two")
-    assert pairs == [] and done == 1  # P5 was judged; Z's P5 output used other settings; P9 has one answer
-    pairs, done = store.judge_pairs("judge:new", prompt_set="two")
-    assert [(p.a, p.b, p.model_a, p.model_b) for p in pairs] == [(*store.ids["P5"], "X", "Y")] and done == 0
-    assert other not in {p.b for p in pairs} and lone not in {p.b for p in pairs}
+    mine = store.judge_pairs(JUDGE, prompt_set="two")
+    assert (mine.pairs, mine.judged, mine.waiting) == ([], 1, 0)  # P5 judged; Z's other settings; P9 alone
+    new = store.judge_pairs("judge:new", prompt_set="two")
+    assert [(p.a, p.b, p.model_a, p.model_b) for p in new.pairs] == [(*store.ids["P5"], "X", "Y")]
+    assert other not in {p.b for p in new.pairs} and lone not in {p.b for p in new.pairs}
     with pytest.raises(WorkbenchError, match="no prompt set named 'nope'"):
         store.judge_pairs(JUDGE, prompt_set="nope")
 

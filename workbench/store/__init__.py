@@ -21,7 +21,7 @@ from workbench.store.base import StoreBase
 from workbench.store.export import ExportMixin
 from workbench.store.frames import FramesMixin
 from workbench.store.generations import GenerationsMixin
-from workbench.store.judging import JudgePair, JudgingMixin
+from workbench.store.judging import JudgePair, JudgeQueue, JudgingMixin
 from workbench.store.records import (
     JUDGE_PREFIX,
     RATER_KINDS,
@@ -45,6 +45,7 @@ __all__ = [
     "RATER_KINDS",
     "GenerationRecord",
     "JudgePair",
+    "JudgeQueue",
     "LikertItem",
     "PairItem",
     "Progress",

@@ -1,14 +1,15 @@
 """What an LLM judge reads from the store: the pairs of outputs to judge, and every verdict to measure it by.
 
-    left, done = store.judge_pairs("judge:SmolLM2-135M-Instruct")    # pairs people voted on, not yet judged
-    left, done = store.judge_pairs(judge, prompt_set="vicuna-bench", limit=20)
+    queue = store.judge_pairs("judge:SmolLM2-135M-Instruct")   # pairs people voted on, not judged by it yet
+    queue = store.judge_pairs(judge, prompt_set="vicuna-bench", limit=20)
+    queue.pairs; queue.judged; queue.waiting                     # up to 20 pairs; how many judged, how many not
     store.pair_verdicts()   # one slim row per vote: ids, winner, rater, and a judge's verdict in each order
     judge_reason("a", "tie", replies)   # the reason a judge's vote is stored with; `orders_of` reads it back
 
 Without a prompt set the pairs are those people voted on (a judge's votes never make a pair worth judging); with
 one they are the set's pairs as the Arena serves them: two non-empty outputs of one of its prompts (the same
 conversation) from two different checkpoints under the same generation settings. A pair this judge already voted
-on is counted in `done` and not returned, so a judge run that stopped half-way carries on where it was.
+on is counted (`judged`) and not returned, so a judge run that stopped half-way carries on where it was.
 
 A judge judges each pair twice, once with each output shown first, and its vote's reason records both verdicts
 on its first line, "order a,b -> a; order b,a -> tie", each about generations a and b whatever was shown first,
@@ -80,6 +81,21 @@ class JudgePair:
     model_b: str
 
 
+@dataclass(frozen=True)
+class JudgeQueue:
+    """What a judge has left to do.
+
+    Attributes:
+        pairs: The pairs to judge now (at most the limit asked for), oldest outputs first.
+        judged: Pairs on offer that this judge has voted on already.
+        waiting: Pairs on offer that it has not voted on (all of them, whatever the limit).
+    """
+
+    pairs: list[JudgePair]
+    judged: int
+    waiting: int
+
+
 def _human() -> Any:
     return ~Vote.rater.startswith(JUDGE_PREFIX, autoescape=True)
 
@@ -114,18 +130,13 @@ class JudgingMixin:
         # Outputs made for the set carry its prompt's id; imported ones (exports drop the id) match by text.
         return select(ga, gb).join(gb, same_request).where(or_(ga.prompt_id.in_(ids), ga.prompt.in_(texts)))
 
-    def judge_pairs(
-        self, judge: str, *, prompt_set: str | None = None, limit: int | None = None
-    ) -> tuple[list[JudgePair], int]:
-        """The pairs `judge` has not voted on yet (oldest outputs first), and how many it has.
+    def judge_pairs(self, judge: str, *, prompt_set: str | None = None, limit: int | None = None) -> JudgeQueue:
+        """The pairs `judge` has not voted on yet (oldest outputs first), and the counts of the pairs on offer.
 
         Args:
             judge: The judge's rater name ("judge:<model>").
             prompt_set: Judge this prompt set's pairs instead of the pairs people voted on.
             limit: At most this many pairs (None: all).
-
-        Returns:
-            (pairs to judge, pairs among the candidates this judge already voted on).
         """
         judge = judge_rater(judge)
         ga, gb = aliased(Generation), aliased(Generation)
@@ -139,6 +150,7 @@ class JudgingMixin:
         with self._read() as s:
             base = self._candidates(s, prompt_set, ga, gb).where(ga.output != "", gb.output != "")
             done = s.scalar(select(func.count()).select_from(base.where(mine).subquery()))
+            waiting = s.scalar(select(func.count()).select_from(base.where(~mine).subquery()))
             query = (
                 base.add_columns(ca.name, cb.name)
                 .join(ca, ca.id == ga.checkpoint_id)
@@ -151,7 +163,7 @@ class JudgingMixin:
                 JudgePair(a.id, b.id, list(a.messages), a.output, b.output, name_a, name_b)
                 for a, b, name_a, name_b in s.execute(query)
             ]
-        return pairs, int(done or 0)
+        return JudgeQueue(pairs, int(done or 0), int(waiting or 0))
 
     def pair_verdicts(self):
         """Every pairwise vote as one slim row, oldest first (columns VERDICT_COLUMNS).

@@ -307,8 +307,8 @@ def judge(
     rater = judge_name(engine, checkpoint, name)
     run = JudgeRun(rater, checkpoint, prompt.source)
     settings = GenerationSettings(temperature=0, top_p=1, top_k=0, max_new_tokens=max_new_tokens, seed=0)
-    pairs, run.skipped = store.judge_pairs(rater, prompt_set=prompt_set, limit=limit)
-    run.candidates = run.skipped + len(pairs)
+    queue = store.judge_pairs(rater, prompt_set=prompt_set, limit=limit)
+    pairs, run.skipped, run.candidates = queue.pairs, queue.judged, queue.judged + queue.waiting
     backend, _ = engine.route(checkpoint)
     run.remote = backend.backend_name == "openai"
     batch = max(1, backend.slots)  # pairs at a time: two requests each, enough to keep every slot busy
