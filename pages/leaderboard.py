@@ -145,9 +145,13 @@ def _judges(store, snap, judges: list[str]) -> None:
     judge = st.selectbox("Judge", judges, key="lb-judge") if len(judges) > 1 else judges[0]
     s = _judge_numbers(store, snap.url, snap.mark, judge)
     consistency = s["position_consistency"]
+    orders = (
+        "none of them records its verdicts in both orders"
+        if math.isnan(consistency)
+        else f"the same verdict in both orders for {consistency:.0%} of them (a verdict that flips is a tie)"
+    )
     st.caption(
-        f"{judge}: {s['verdicts']} verdicts; the same verdict in both orders for "
-        f"{'n/a' if math.isnan(consistency) else f'{consistency:.0%}'} of them (a verdict that flips is a tie). "
+        f"{judge}: {s['verdicts']} verdict{'s' if s['verdicts'] != 1 else ''}; {orders}. "
         "One comparison per person's vote and judge's verdict on the same two outputs, as in the MT-bench paper: "
         "with ties (a, b or tie; both bad is a tie), without ties (only where both are decisive), and Cohen's "
         "kappa; people against people on the same pairs (two different raters) for scale."
@@ -243,7 +247,8 @@ def main() -> None:
     by = _rank_by()
     kind = _rater_kind()
     options = snap.options()
-    chosen = _filters(options)
+    of_kind = [r for r in options["raters"] if kind == "all" or is_judge(r) == (kind == "judges")]
+    chosen = _filters({**options, "raters": of_kind})
     view = ranked(snap, by=by, rater_kind=kind, bootstrap=BOOTSTRAP, seed=SEED, **chosen)
     result, likert = view.standings, view.likert
     raters = view.raters

@@ -23,7 +23,10 @@ def test_leaderboard_counts_people_by_default_and_shows_the_judges_agreement(das
         seed_case(store)
     at = on("leaderboard")
     assert [m.value for m in at.metric][:3] == ["7", "0", "3"]  # votes, scores, raters: people only
-    assert any(t.startswith("judge:other: 1 verdicts; the same verdict in both orders for n/a") for t in texts(at))
+    assert list(at.multiselect(key="lb-raters").options) == ["alice", "bob", "carol"]
+    assert any(
+        t.startswith("judge:other: 1 verdict; none of them records its verdicts in both orders") for t in texts(at)
+    )
     assert frame_with(at, "judge vs people").set_index("")["judge vs people"].tolist()[:2] == ["1", "3"]
     at.selectbox(key="lb-judge").set_value(JUDGE).run()
     assert any(t.startswith(f"{JUDGE}: 4 verdicts; the same verdict in both orders for 75%") for t in texts(at))
@@ -32,5 +35,6 @@ def test_leaderboard_counts_people_by_default_and_shows_the_judges_agreement(das
     assert table["people vs people"].tolist() == ["2", "4", "25% of 4", "33% of 3", "-0.263"]
     at.button_group(key="lb-rater-kind").set_value("judges").run()
     assert not at.exception and [m.value for m in at.metric][:3] == ["5", "0", "2"]
+    assert list(at.multiselect(key="lb-raters").options) == ["judge:other", JUDGE]
     at.button_group(key="lb-rater-kind").set_value("all").run()
     assert [m.value for m in at.metric][:3] == ["12", "0", "5"]
