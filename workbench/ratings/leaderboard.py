@@ -7,6 +7,7 @@ Pure pandas over `Store.battles()` and `Store.likert()`, with the maths from `wo
     options = filter_options(battles, likert)          # raters, checkpoints, settings labels, backends
     board = standings(filter_ratings(battles, raters=["alice"]), filter_ratings(likert, raters=["alice"]))
     board.board; board.matrix; board.counts; board.bias; board.likert; board.agreement
+    filter_ratings(battles, rater_kind="all")           # people's ratings only unless asked: humans, judges, all
 
 A rating's settings label is `workbench.store.settings_label` of the generation settings behind it (for a vote
 between outputs made with different settings, both labels joined with " | "). Every function here also takes the
