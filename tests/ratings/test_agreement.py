@@ -1,12 +1,12 @@
 """An LLM judge's votes in the store and its agreement with the people, against hand-computed values.
 
 Run: .venv/bin/python -m pytest -q tests/ratings/test_agreement.py
-A real SQLite store holds people's votes and judges' verdicts (with both orders in the reason, as the judge
-command writes them). Covers: judge rater names (people cannot take one), the pairs a judge is offered (people's
-pairs, a prompt set's, the ones it already judged skipped), the MT-bench agreement (with and without ties, Cohen's
-kappa, position consistency, people against people) worked out by hand below, the verdict parser, the
-humans/judges/all filter of the leaderboard (library and `leaderboard --raters`) and of DPO from votes, and
-`export --what votes` carrying judges' votes like any other.
+A real store (SQLite, then PostgreSQL) holds people's votes and judges' verdicts (with both orders in the
+reason, as the judge command writes them). Covers: judge rater names (people cannot take one), the pairs a judge
+is offered (people's pairs, a prompt set's, the ones it already judged skipped), the MT-bench agreement (with and
+without ties, Cohen's kappa, position consistency, people against people) worked out by hand below, the verdict
+parser, the humans/judges/all filter of the leaderboard (library and `leaderboard --raters`) and of DPO from
+votes, and `export --what votes` carrying judges' votes like any other.
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ def seed_case(store: Store) -> dict[str, tuple[int, int]]:
 
 
 @pytest.fixture
-def store(tmp_path):
-    with Store(f"sqlite:///{tmp_path / 'judge.db'}") as store:
+def store(db_url):
+    """The CASE in a real store: SQLite, then PostgreSQL."""
+    with Store(db_url) as store:
         store.ids = seed_case(store)
         yield store
 
