@@ -4,8 +4,11 @@ means, battles per pair, position bias, inter-rater agreement, raters' reasons, 
 Filters by rater, checkpoint, generation settings and backend (what made the outputs: transformers, llama.cpp, or
 "unknown" for outputs stored before backends were recorded; a vote counts when both its outputs match) apply to
 everything on the page; "Rank" chooses the contestants: checkpoints, generation settings, or each checkpoint under
-each settings. Widgets and wiring only: the numbers come from workbench/ratings/snapshot.py (votes counted in the
-database, re-read only when a vote arrives, standings cached per selection) over workbench/ratings/leaderboard.py.
+each settings. "Whose votes" counts people's votes only by default; LLM judges' votes (raters named "judge:<model>",
+from `python -m workbench judge`) count when asked, and the section "LLM judges against the people" shows how often
+each judge agrees with the people, measured as in the MT-bench paper (workbench/ratings/agreement.py). Widgets and
+wiring only: the numbers come from workbench/ratings/snapshot.py (votes counted in the database, re-read only when a
+vote arrives, standings cached per selection) over workbench/ratings/leaderboard.py.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import streamlit as st
 
 from pages import common
 from workbench.errors import WorkbenchError
+from workbench.ratings.agreement import judge_agreement
 from workbench.ratings.snapshot import ranked, snapshot
+from workbench.store import is_judge
 from workbench.ui import plots
 
 BOOTSTRAP, SEED = 1000, 0
@@ -108,6 +113,70 @@ def _likert(result) -> None:
 
 
 RANK_BY = {"checkpoint": "Checkpoints", "settings": "Generation settings", "both": "Checkpoint + settings"}
+RATER_KINDS = {"humans": "People", "judges": "LLM judges", "all": "Everyone"}
+
+
+def _rater_kind() -> str:
+    chosen = st.segmented_control(
+        "Whose votes",
+        list(RATER_KINDS),
+        format_func=RATER_KINDS.get,
+        default="humans",
+        key="lb-rater-kind",
+        help="People's votes only, unless asked: LLM judges vote as raters named judge:<model> "
+        "(python -m workbench judge).",
+    )
+    return chosen or "humans"
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _judge_numbers(_store, url: str, mark: tuple, judge: str) -> dict:
+    """One judge's agreement with the people, computed once per (store, ratings mark, judge)."""
+    return judge_agreement(_store.pair_verdicts(), judge)
+
+
+def _share(value: float, n: int) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.0%} of {n}"
+
+
+def _judges(store, snap, judges: list[str]) -> None:
+    """The agreement view: a judge against the people, beside the people against each other, on the same pairs."""
+    st.subheader("LLM judges against the people")
+    judge = st.selectbox("Judge", judges, key="lb-judge") if len(judges) > 1 else judges[0]
+    s = _judge_numbers(store, snap.url, snap.mark, judge)
+    consistency = s["position_consistency"]
+    orders = (
+        "none of them records its verdicts in both orders"
+        if math.isnan(consistency)
+        else f"the same verdict in both orders for {consistency:.0%} of them (a verdict that flips is a tie)"
+    )
+    st.caption(
+        f"{judge}: {s['verdicts']} verdict{'s' if s['verdicts'] != 1 else ''}; {orders}. "
+        "One comparison per person's vote and judge's verdict on the same two outputs, as in the MT-bench paper: "
+        "with ties (a, b or tie; both bad is a tie), without ties (only where both are decisive), and Cohen's "
+        "kappa; people against people on the same pairs (two different raters) for scale."
+    )
+    if not s["pairs"]:
+        st.caption("No pair has both this judge's verdict and a person's vote yet.")
+        return
+    table = {
+        "": ["pairs", "comparisons", "agreement with ties", "agreement without ties", "Cohen's kappa"],
+        "judge vs people": [
+            s["pairs"],
+            s["comparisons"],
+            _share(s["agreement_with_ties"], s["comparisons"]),
+            _share(s["agreement_without_ties"], s["comparisons_without_ties"]),
+            "n/a" if math.isnan(s["kappa"]) else f"{s['kappa']:.3f}",
+        ],
+        "people vs people": [
+            s["human_human_pairs"],
+            s["human_human_comparisons"],
+            _share(s["human_human_with_ties"], s["human_human_comparisons"]),
+            _share(s["human_human_without_ties"], s["human_human_comparisons_without_ties"]),
+            "n/a" if math.isnan(s["human_human_kappa"]) else f"{s['human_human_kappa']:.3f}",
+        ],
+    }
+    st.dataframe({k: [str(v) for v in column] for k, column in table.items()}, hide_index=True, key="lb-judge-table")
 
 
 def _rank_by() -> str:
@@ -176,8 +245,11 @@ def main() -> None:
     store = common.store()
     snap = snapshot(store)
     by = _rank_by()
-    chosen = _filters(snap.options())
-    view = ranked(snap, by=by, bootstrap=BOOTSTRAP, seed=SEED, **chosen)
+    kind = _rater_kind()
+    options = snap.options()
+    of_kind = [r for r in options["raters"] if kind == "all" or is_judge(r) == (kind == "judges")]
+    chosen = _filters({**options, "raters": of_kind})
+    view = ranked(snap, by=by, rater_kind=kind, bootstrap=BOOTSTRAP, seed=SEED, **chosen)
     result, likert = view.standings, view.likert
     raters = view.raters
     counts = st.columns(3)
@@ -190,6 +262,9 @@ def main() -> None:
         _pairwise(result)
     if result.scores:
         _likert(result)
+    judges = [r for r in options["raters"] if is_judge(r)]
+    if judges:
+        _judges(store, snap, judges)
     _reasons(store, view.reason_ids, likert)
     st.divider()
     _downloads(store)

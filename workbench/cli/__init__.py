@@ -18,6 +18,7 @@ from workbench.errors import WorkbenchError
 COMMANDS = ("chat", "models", "bench", "leaderboard", "export", "import", "score", "perplexity", "eval", "train")
 COMMANDS += ("prompts", "export-adapter", "export-model")
 COMMANDS += ("presets", "sweep")
+COMMANDS += ("judge",)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@
     python -m workbench leaderboard --bootstrap 1000 --seed 0 --json # one JSON object
     python -m workbench leaderboard --backend llamacpp               # only outputs llama.cpp made, on both sides
     python -m workbench leaderboard --by settings --json             # rank generation settings (or: both)
+    python -m workbench leaderboard --raters all                     # count LLM judges' votes too (or: judges)
 
 Prints each model's rating, interval, rank (interval-aware), online Elo and vote counts, the backends behind the
 votes counted ("unknown" for outputs stored before backends were recorded) and the position bias (how often the
@@ -12,7 +13,9 @@ left output won). `--backend` (repeatable) keeps the battles whose both outputs 
 backends, as the Leaderboard page's filter does. `--by` ranks checkpoints (the default), generation settings, or
 each checkpoint under each settings ("both"); votes between two equal contestants are left out. From the store the
 votes are counted in the database (`Store.vote_tallies()`), so 100,000 votes rank in about the time of a battle
-file's first read. A bad battle file is reported with its line number (exit code 2).
+file's first read. `--raters` chooses whose votes count: people's only by default ("humans"), LLM judges' (raters
+named "judge:<model>", see `python -m workbench judge`), or "all". A bad battle file is reported with its line
+number (exit code 2).
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
     p.add_argument("--anchor", metavar="MODEL", help="put this model at 1000 (default: the mean is 1000)")
     p.add_argument("--rater", help="only this rater's votes (store) or judge's battles (file)")
+    p.add_argument(
+        "--raters",
+        choices=["humans", "judges", "all"],
+        default="humans",
+        help="whose votes count: people's, LLM judges' (judge:<model>) or all (default: %(default)s)",
+    )
     p.add_argument(
         "--backend",
         action="append",
@@ -67,10 +76,13 @@ def _battles(args: argparse.Namespace):
         raise WorkbenchError("These battles have no judge column, so --rater cannot filter them.")
     if args.backend and not {"backend_a", "backend_b"} <= set(frames[0].columns):
         raise WorkbenchError("These battles have no backend_a/backend_b columns, so --backend cannot filter them.")
-    frames = [
-        contestants(filter_ratings(f, raters=[args.rater] if args.rater else None, backends=args.backend), args.by)
-        for f in frames
-    ]
+    chosen = {"raters": [args.rater] if args.rater else None, "backends": args.backend}
+    kept = [filter_ratings(f, rater_kind=args.raters, **chosen) for f in frames]
+    args.left_out = 0  # votes of the other rater kind, so that the output can say what it did not count
+    if args.raters != "all":
+        everyone = filter_ratings(frames[0], rater_kind="all", **chosen)
+        args.left_out = int(scoring.weights(everyone).sum() - scoring.weights(kept[0]).sum())
+    frames = [contestants(f, args.by) for f in kept]
     return frames[0], frames[-1], source
 
 
@@ -95,13 +107,19 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         models = [{k: _clean(v) for k, v in row.items()} for row in board.to_dict("records")]
         bias_out = {k: _clean(v) for k, v in bias.items()} if bias else None
-        meta = {"source": source, "by": args.by, "battles": n_battles, "bootstrap": args.bootstrap, "seed": args.seed}
+        meta = {"source": source, "by": args.by, "raters": args.raters, "battles": n_battles}
+        meta.update(not_counted=args.left_out, bootstrap=args.bootstrap, seed=args.seed)
         print_json({**meta, "backends": covered, "models": models, "position_bias": bias_out})
         return 0
     if board.empty:
         print(f"No pairwise votes in {source} {'match the filters' if args.rater or args.backend else 'yet'}.")
+        if args.left_out:
+            other = "LLM judges" if args.raters == "humans" else "people"
+            print(f"{args.left_out} votes by {other} are not counted: --raters all counts them.")
         return 0
     _print_table(board, n_battles, args.bootstrap, covered)
+    if args.left_out:
+        print(f"({args.left_out} votes by {'LLM judges' if args.raters == 'humans' else 'people'} not counted.)")
     if bias and bias["decisive"]:
         print(
             f"\nLeft output won {bias['left_wins']} of {bias['decisive']} decisive votes ({bias['rate']:.0%},"

@@ -45,6 +45,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     votes.add_argument("--from-votes", action="store_true", help="train on the store's decisive votes")
     votes.add_argument("--vote-checkpoint", action="append", help="only votes between these checkpoints (repeat)")
     votes.add_argument("--vote-rater", action="append", help="only votes by these raters (repeat)")
+    votes.add_argument(
+        "--vote-raters",
+        choices=["humans", "judges", "all"],
+        default="humans",
+        help="whose votes train: people's, LLM judges' (judge:<model>) or all (default: %(default)s)",
+    )
     votes.add_argument("--vote-same-settings", action="store_true", help="only outputs made with the same settings")
     votes.add_argument(
         "--vote-min-agreement", type=float, default=0.5, help="share of a pair's votes its winner needs (0.5-1)"
@@ -118,6 +124,7 @@ def _vote_pairs(args: argparse.Namespace, settings) -> dict[str, object]:
         raters=tuple(args.vote_rater or ()),
         same_settings=args.vote_same_settings,
         min_agreement=args.vote_min_agreement,
+        rater_kind=args.vote_raters,
     )
     check_run_folder(RunPaths.of(settings, args.name), resume=False)  # never overwrite a run's pairs
     path = pairs_path(settings, args.name)

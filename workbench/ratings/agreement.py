@@ -7,8 +7,14 @@ does not matter); `likert_labels(likert)` from Likert scores (the item is the ge
     table = pairwise_labels(store.battles())
     agreement(table)              # {"items": .., "raters": .., "alpha": .., "kappa": DataFrame of rater pairs}
 
-Pure numpy/pandas (no sklearn or krippendorff package in the environment); both statistics are checked
-against hand-computed and published values in tests/ratings/test_scoring.py.
+An LLM judge against the people, as the MT-bench paper measures it (Zheng et al. 2023, section 4.2; FastChat's
+`compute_agreement.py`): `judge_agreement(store.pair_verdicts(), "judge:base")` makes one comparison per (person's
+vote, judge's verdict) on the same two generations and gives the share that agree with ties (a, b or tie; "both
+bad" is a tie) and without ties (only comparisons where both are decisive), Cohen's kappa, the judge's position
+consistency, and the same shares between people (two different raters) on the same pairs.
+
+Pure numpy/pandas (no sklearn or krippendorff package in the environment); the statistics are checked
+against hand-computed and published values in tests/ratings/test_scoring.py and tests/ratings/test_agreement.py.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from workbench.store.records import is_judge
 
 
 def pairwise_labels(battles: pd.DataFrame) -> pd.DataFrame:
@@ -148,4 +156,91 @@ def agreement(table: pd.DataFrame, level: str = "nominal") -> dict[str, Any]:
         "raters": int(shared["rater"].nunique()),
         "alpha": krippendorff_alpha(shared, level) if len(shared) else math.nan,
         "kappa": pairwise_kappa(shared),
+    }
+
+
+def _label(winner: Any) -> str:
+    """A vote's verdict about generations a and b: "a", "b" or "tie" ("both bad" counts as a tie, as in the paper)."""
+    return winner if winner in ("a", "b") else "tie"
+
+
+def _shares(left: pd.Series, right: pd.Series) -> dict[str, Any]:
+    """Agreement of paired labels with ties, without ties (both decisive), and their counts."""
+    decisive = (left != "tie") & (right != "tie")
+    same = left.to_numpy() == right.to_numpy()
+    n, m = len(left), int(decisive.sum())
+    return {
+        "comparisons": n,
+        "with_ties": float(same.mean()) if n else math.nan,
+        "decisive": m,
+        "without_ties": float(same[decisive.to_numpy()].mean()) if m else math.nan,
+    }
+
+
+def judge_agreement(verdicts: pd.DataFrame, judge: str) -> dict[str, Any]:
+    """How often one LLM judge agrees with the people, beside how often people agree with each other.
+
+    Args:
+        verdicts: One row per vote with generation_a_id, generation_b_id, winner ("a", "b", "tie", "bothbad")
+            and rater, such as `Store.pair_verdicts()`; its first/second columns (a judge's verdict in each order)
+            give the position consistency.
+        judge: The judge's rater name ("judge:<model>"); people are the raters whose names are not a judge's.
+
+    Returns:
+        pairs: pairs of generations with the judge's verdict and at least one person's vote.
+        comparisons / comparisons_without_ties: (person's vote, judge's verdict) comparisons, all / both decisive.
+        agreement_with_ties / agreement_without_ties: the shares of those comparisons that agree (NaN when none).
+        kappa: Cohen's kappa of judge against people over the comparisons (labels a, b, tie).
+        verdicts / position_consistency: the judge's verdicts, and the share of those that record both orders
+            whose verdict did not change with the order (NaN when none record them).
+        human_human_pairs / human_human_comparisons / human_human_comparisons_without_ties: the shared pairs
+            that two or more people voted on, and the comparisons between two different people's votes there.
+        human_human_with_ties / human_human_without_ties / human_human_kappa: the same measures between people
+            (kappa over each comparison in both orders, so that neither person is the reference).
+    """
+    frame = verdicts.assign(
+        label=verdicts["winner"].map(_label),
+        pair=list(zip(verdicts["generation_a_id"], verdicts["generation_b_id"], strict=True)),
+    )
+    mine = frame[frame["rater"] == judge].drop_duplicates("pair", keep="last")
+    people = frame[~frame["rater"].map(is_judge).astype(bool)].drop_duplicates(["pair", "rater"], keep="last")
+    compared = people.merge(mine[["pair", "label"]], on="pair", suffixes=("_human", "_judge"))
+    judged = _shares(compared["label_judge"], compared["label_human"])
+    result: dict[str, Any] = {
+        "judge": judge,
+        "pairs": int(compared["pair"].nunique()),
+        "comparisons": judged["comparisons"],
+        "comparisons_without_ties": judged["decisive"],
+        "agreement_with_ties": judged["with_ties"],
+        "agreement_without_ties": judged["without_ties"],
+        "kappa": cohen_kappa(compared["label_judge"], compared["label_human"]) if len(compared) else math.nan,
+        "verdicts": len(mine),
+        "position_consistency": _consistency(mine),
+    }
+    return {**result, **_human_human(people[people["pair"].isin(set(compared["pair"]))])}
+
+
+def _consistency(mine: pd.DataFrame) -> float:
+    if not {"first", "second"} <= set(mine.columns):
+        return math.nan
+    both = mine.dropna(subset=["first", "second"])
+    return float((both["first"] == both["second"]).mean()) if len(both) else math.nan
+
+
+def _human_human(people: pd.DataFrame) -> dict[str, Any]:
+    """Every two different people's votes on the same pair, compared (FastChat's human-human setup)."""
+    rows = people[["pair", "rater", "label"]]
+    both = rows.merge(rows, on="pair", suffixes=("_1", "_2"))
+    both = both[both["rater_1"].astype(str) < both["rater_2"].astype(str)]  # each two raters once
+    shares = _shares(both["label_1"], both["label_2"])
+    kappa = math.nan
+    if len(both):
+        kappa = cohen_kappa([*both["label_1"], *both["label_2"]], [*both["label_2"], *both["label_1"]])
+    return {
+        "human_human_pairs": int(both["pair"].nunique()),
+        "human_human_comparisons": shares["comparisons"],
+        "human_human_comparisons_without_ties": shares["decisive"],
+        "human_human_with_ties": shares["with_ties"],
+        "human_human_without_ties": shares["without_ties"],
+        "human_human_kappa": kappa,
     }

@@ -7,6 +7,7 @@ Pure pandas over `Store.battles()` and `Store.likert()`, with the maths from `wo
     options = filter_options(battles, likert)          # raters, checkpoints, settings labels, backends
     board = standings(filter_ratings(battles, raters=["alice"]), filter_ratings(likert, raters=["alice"]))
     board.board; board.matrix; board.counts; board.bias; board.likert; board.agreement
+    filter_ratings(battles, rater_kind="all")           # people's ratings only unless asked: humans, judges, all
 
 A rating's settings label is `workbench.store.settings_label` of the generation settings behind it (for a vote
 between outputs made with different settings, both labels joined with " | "). Every function here also takes the
@@ -28,7 +29,7 @@ import pandas as pd
 
 from workbench.errors import WorkbenchError
 from workbench.ratings import agreement, scoring
-from workbench.store import settings_label
+from workbench.store import check_rater_kind, is_judge, settings_label
 
 UNKNOWN_BACKEND = "unknown"  # the filter's name for outputs whose backend was not recorded
 BY = ("checkpoint", "settings", "both")  # what a leaderboard ranks
@@ -134,9 +135,20 @@ def filter_options(battles: pd.DataFrame, likert: pd.DataFrame) -> dict[str, lis
     }
 
 
+def _kind_mask(column: pd.Series, kind: str) -> pd.Series | None:
+    """Which rows a rater kind keeps (None: all of them), deciding once per distinct name, not once per vote."""
+    if kind == "all":
+        return None
+    judges = [name for name in pd.unique(column) if is_judge(name)]
+    if kind == "humans":
+        return ~column.isin(judges) if judges else None
+    return column.isin(judges)
+
+
 def filter_ratings(
     frame: pd.DataFrame,
     *,
+    rater_kind: str = "humans",
     raters: Iterable[str] | None = None,
     checkpoints: Iterable[str] | None = None,
     settings: Iterable[str] | None = None,
@@ -146,6 +158,8 @@ def filter_ratings(
 
     Args:
         frame: `Store.battles()` or `Store.likert()` (or a FastChat battle frame).
+        rater_kind: "humans" (the default: people's ratings only), "judges" (LLM judges', raters named
+            "judge:<model>") or "all".
         raters: Keep ratings by these raters (a battle's judge).
         checkpoints: Keep battles whose both models, and Likert scores whose model, are among these.
         settings: Keep ratings whose settings label (see `settings_labels`) is among these.
@@ -153,13 +167,22 @@ def filter_ratings(
             backends; "unknown" stands for outputs with no recorded backend.
 
     Returns:
-        The rows kept, re-indexed from 0. None (or empty) means no limit on that field.
+        The rows kept, re-indexed from 0. None (or empty) means no limit on that field. A frame without a rater
+        column (a battle file without judges) holds people's ratings.
     """
+    kind = check_rater_kind(rater_kind)
     if frame.empty:
         return frame
     keep = pd.Series(True, index=frame.index)
+    column = "rater" if "rater" in frame.columns else "judge"
+    if column in frame.columns:
+        kept = _kind_mask(frame[column], kind)
+        if kept is not None:
+            keep &= kept
+    elif kind == "judges":
+        keep &= False
     if raters:
-        keep &= frame["rater" if "rater" in frame.columns else "judge"].isin(list(raters))
+        keep &= frame[column].isin(list(raters))
     if checkpoints:
         names = list(checkpoints)
         if "model" in frame.columns:

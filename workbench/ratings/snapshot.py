@@ -3,6 +3,7 @@ Leaderboard page fast at 100,000 votes.
 
     snap = snapshot(store)                  # re-read only when store.ratings_mark() moved (a vote added/deleted)
     view = ranked(snap, by="settings", raters=["alice"], bootstrap=1000, seed=0)
+    view = ranked(snap, rater_kind="all")   # people's votes only unless asked: "humans", "judges" or "all"
     view.standings.board; view.raters; view.reason_ids (the newest votes with a typed reason); view.likert
 
 `snapshot` holds the votes counted in the database (`Store.vote_tallies()`, a few thousand rows whatever the
@@ -98,6 +99,7 @@ def ranked(
     snap: Snapshot,
     *,
     by: str = "checkpoint",
+    rater_kind: str = "humans",
     raters: Iterable[str] | None = None,
     checkpoints: Iterable[str] | None = None,
     settings: Iterable[str] | None = None,
@@ -110,19 +112,20 @@ def ranked(
     Args:
         snap: From `snapshot(store)`.
         by: "checkpoint", "settings" or "both" (see `contestants`).
+        rater_kind: Whose ratings count: "humans" (the default), "judges" (LLM judges) or "all".
         raters, checkpoints, settings, backends: The filters of `filter_ratings` (None or empty: no limit).
         bootstrap: Bootstrap rounds for the intervals.
         seed: Bootstrap seed.
     """
     chosen = {"raters": raters, "checkpoints": checkpoints, "settings": settings, "backends": backends}
-    key = (snap.url, snap.mark, by, bootstrap, seed, *(_key(v) for v in chosen.values()))
+    key = (snap.url, snap.mark, by, rater_kind, bootstrap, seed, *(_key(v) for v in chosen.values()))
     with _LOCK:
         if key in _VIEWS:
             _VIEWS.move_to_end(key)
             return _VIEWS[key]
-    tallies = contestants(filter_ratings(snap.tallies, **chosen), by)
-    sequence = contestants(filter_ratings(snap.sequence, **chosen), by)
-    likert = filter_ratings(snap.likert, **chosen)
+    tallies = contestants(filter_ratings(snap.tallies, rater_kind=rater_kind, **chosen), by)
+    sequence = contestants(filter_ratings(snap.sequence, rater_kind=rater_kind, **chosen), by)
+    likert = filter_ratings(snap.likert, rater_kind=rater_kind, **chosen)
     view = View(
         standings(tallies, likert, bootstrap=bootstrap, seed=seed, sequence=sequence),
         frozenset(sequence["judge"]) | frozenset(likert["rater"]) if len(sequence) or len(likert) else frozenset(),

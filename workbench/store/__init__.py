@@ -21,13 +21,19 @@ from workbench.store.base import StoreBase
 from workbench.store.export import ExportMixin
 from workbench.store.frames import FramesMixin
 from workbench.store.generations import GenerationsMixin
+from workbench.store.judging import JudgePair, JudgeQueue, JudgingMixin
 from workbench.store.records import (
+    JUDGE_PREFIX,
+    RATER_KINDS,
     GenerationRecord,
     LikertItem,
     PairItem,
     Progress,
     anonymous_rater,
     check_rater,
+    check_rater_kind,
+    is_judge,
+    judge_rater,
     settings_label,
 )
 from workbench.store.results import ResultsMixin
@@ -35,16 +41,25 @@ from workbench.store.tallies import TalliesMixin
 from workbench.store.votes import RatingsMixin
 
 __all__ = [
+    "JUDGE_PREFIX",
+    "RATER_KINDS",
     "GenerationRecord",
+    "JudgePair",
+    "JudgeQueue",
     "LikertItem",
     "PairItem",
     "Progress",
     "Store",
     "anonymous_rater",
     "check_rater",
+    "check_rater_kind",
+    "is_judge",
+    "judge_rater",
     "settings_label",
 ]
 
 
-class Store(GenerationsMixin, RatingsMixin, FramesMixin, TalliesMixin, ResultsMixin, ExportMixin, StoreBase):
+class Store(
+    GenerationsMixin, RatingsMixin, FramesMixin, TalliesMixin, ResultsMixin, ExportMixin, JudgingMixin, StoreBase
+):
     """The workbench's database. See the module docstring; each mixin's docstring lists its methods."""

@@ -19,6 +19,9 @@ from workbench.generation.settings import GenerationSettings, check_messages
 
 RATER_MAX = 64
 _RATER = re.compile(r"^\w[\w .@-]*$")
+JUDGE_PREFIX = "judge:"  # an LLM judge's rater name is this plus the model's name; a person's never has ":"
+_JUDGE = re.compile(r"^judge:\w[\w .@/:+-]*$")
+RATER_KINDS = ("humans", "judges", "all")  # whose votes count: people, LLM judges, or both
 _KEY = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
 CHOICES = {"left": None, "right": None, "tie": "tie", "bothbad": "bothbad"}
 BACKEND_MAX = 32
@@ -125,6 +128,40 @@ def check_rater(name: str | None) -> str:
             " starting with a letter or digit."
         )
     return clean
+
+
+def judge_rater(model: str) -> str:
+    """The rater name of an LLM judge: "judge:" and the model's name (letters, digits, spaces, . _ - @ / : +).
+
+    People cannot take such a name: `check_rater`, which every rating screen applies to a typed name, refuses
+    ":". The store accepts it from the owner's own tools (the judge command, an import of exported votes).
+
+    Raises:
+        WorkbenchError: An empty model name, other characters, or a name past 64 characters in all.
+    """
+    clean = model.strip() if isinstance(model, str) else ""
+    if clean.startswith(JUDGE_PREFIX):
+        clean = clean[len(JUDGE_PREFIX) :]
+    name = JUDGE_PREFIX + clean
+    if not clean or len(name) > RATER_MAX or not _JUDGE.match(name):
+        raise WorkbenchError(
+            f"A judge's name must be 1 to {RATER_MAX - len(JUDGE_PREFIX)} letters, digits, spaces or . _ - @ / : +,"
+            f" starting with a letter or digit, not {model!r}."
+        )
+    return name
+
+
+def is_judge(rater: Any) -> bool:
+    """True for an LLM judge's rater name ("judge:..."), False for a person's."""
+    return isinstance(rater, str) and rater.startswith(JUDGE_PREFIX)
+
+
+def check_rater_kind(kind: str | None) -> str:
+    """Whose votes count: "humans", "judges" or "all" (None means "humans"); one sentence for anything else."""
+    kind = "humans" if kind is None else kind
+    if kind not in RATER_KINDS:
+        raise WorkbenchError(f"Count the votes of {', '.join(RATER_KINDS)}, not {kind!r}.")
+    return kind
 
 
 def anonymous_rater(session: str) -> str:

@@ -26,6 +26,8 @@ from workbench.store.records import (
     check_key,
     check_rater,
     check_session,
+    is_judge,
+    judge_rater,
 )
 from workbench.store.schema import SIDES, WINNERS, Checkpoint, Generation, Likert, Vote
 
@@ -40,6 +42,8 @@ def _rater(rater: str | None, session: str | None) -> tuple[str, str | None]:
         if session is None:
             raise WorkbenchError("Give a rater name, or a session id to rate anonymously.")
         return anonymous_rater(session), session
+    if is_judge(rater):  # the judge command's (or an import's) verdicts; rating screens refuse this form
+        return judge_rater(rater), session
     return check_rater(rater), session
 
 

@@ -1,11 +1,12 @@
 """The store's blind pairwise votes -> a preference file for DPO, with the filters and counts recorded.
 
-    filters = VoteFilters(checkpoints=("base", "identity"), min_agreement=0.6)
+    filters = VoteFilters(checkpoints=("base", "identity"), min_agreement=0.6, rater_kind="humans")
     counts = write_vote_pairs(store, settings, filters, path)   # {"votes": 40, "ties": 5, ..., "pairs": 28}
 
 Votes are grouped by the pair of outputs they judged: each pair of outputs becomes at most one preference,
 its winner the majority of its decisive votes, kept when that majority's share reaches `min_agreement`.
-Ties and both-bad votes are dropped and counted, as are votes whose outputs were never stored (empty text)
+Only people's votes count unless `rater_kind` says "judges" (LLM judges', raters named "judge:<model>") or
+"all". Ties and both-bad votes are dropped and counted, as are votes whose outputs were never stored (empty text)
 and any pair whose two outputs answer different prompts. Each record carries the chat template its outputs
 were generated with when their checkpoint declared one (an adapter of a base model taught to chat), so
 `preferences.read_preferences` rebuilds the prompt exactly as the model saw it. Torch-free.
@@ -21,6 +22,7 @@ from typing import Any
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.registry import CHAT_TEMPLATE_FILE
+from workbench.store.records import check_rater_kind, is_judge
 from workbench.training.preferences import MIN_PAIRS
 
 
@@ -33,12 +35,14 @@ class VoteFilters:
         raters: Keep votes by these raters (empty: any).
         same_settings: Keep only votes whose two outputs used the same generation settings.
         min_agreement: Share of a pair's decisive votes the majority needs (0.5 keeps any strict majority).
+        rater_kind: Whose votes count: "humans" (people's only, the default), "judges" (LLM judges') or "all".
     """
 
     checkpoints: tuple[str, ...] = ()
     raters: tuple[str, ...] = ()
     same_settings: bool = False
     min_agreement: float = 0.5
+    rater_kind: str = "humans"
 
     def __post_init__(self) -> None:
         for name in ("checkpoints", "raters"):
@@ -48,6 +52,7 @@ class VoteFilters:
         value = self.min_agreement
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0.5 <= value <= 1:
             raise WorkbenchError(f"The minimum agreement must be between 0.5 and 1, not {value!r}.")
+        object.__setattr__(self, "rater_kind", check_rater_kind(self.rater_kind))
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -57,6 +62,8 @@ def _kept(row: dict[str, Any], filters: VoteFilters) -> bool:
     if filters.checkpoints and not {row["model_a"], row["model_b"]} <= set(filters.checkpoints):
         return False
     if filters.raters and row["rater"] not in filters.raters:
+        return False
+    if filters.rater_kind != "all" and is_judge(row["rater"]) != (filters.rater_kind == "judges"):
         return False
     return not (filters.same_settings and not row["same_settings"])
 
