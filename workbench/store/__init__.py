@@ -32,9 +32,11 @@ from workbench.store.records import (
 )
 from workbench.store.results import ResultsMixin
 from workbench.store.tallies import TalliesMixin
+from workbench.store.visitors import VISITOR_PROMPTS, VisitorPromptsMixin
 from workbench.store.votes import RatingsMixin
 
 __all__ = [
+    "VISITOR_PROMPTS",
     "GenerationRecord",
     "LikertItem",
     "PairItem",
@@ -46,5 +48,14 @@ __all__ = [
 ]
 
 
-class Store(GenerationsMixin, RatingsMixin, FramesMixin, TalliesMixin, ResultsMixin, ExportMixin, StoreBase):
+class Store(
+    GenerationsMixin,
+    RatingsMixin,
+    VisitorPromptsMixin,
+    FramesMixin,
+    TalliesMixin,
+    ResultsMixin,
+    ExportMixin,
+    StoreBase,
+):
     """The workbench's database. See the module docstring; each mixin's docstring lists its methods."""
