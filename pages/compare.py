@@ -167,9 +167,9 @@ def main() -> None:
     if st.button("Compare", type="primary", key="cmp-go", disabled=gen is None):
         try:
             chosen = compare.check_checkpoints(chosen)
+            common.check_request(text, system, chosen, gen)  # this caller's sizes and checkpoints, before any work
             requests = [compare.Request(text, c, gen, system or None, prompt_id) for c in chosen]
             compare.stored(store, cfg, requests[0])  # refuses an empty prompt before any column is drawn
-            common.check_request(text, system, chosen, gen)
             # A visitor's own words (a typed prompt, or their own system prompt) wait for the owner's approval.
             hold = not common.is_owner() and (prompt_id is None or (system or None) != (set_system or None))
             st.session_state["cmp-results"] = _run(store, requests, reuse=not fresh, hold=hold)
