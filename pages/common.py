@@ -3,7 +3,15 @@
 Not a page itself (dashboard.py lists the pages). The store is opened once per process with
 `st.cache_resource` and the shipped prompt sets are loaded into it the first time; the `ChatEngine` is loaded
 only when a page generates text, also once per process. Errors a user can fix (`WorkbenchError`) are shown
-with `st.error` as their one sentence, escaped.
+with `st.error` as their one sentence, escaped, with secrets masked and server paths shortened.
+
+Who is asking is decided per run, as the Gradio app decides per request (`workbench.access`): `caller()` is the
+visitor's address (behind the settings' trusted proxies) and whether the connection really is this machine's
+(loopback peer, loopback Host and Origin, no proxy header). The owner (`is_owner()`: this machine on a dashboard
+that listens on loopback, or everyone with WORKBENCH_ADMIN_OPEN=1) gets the owner's sizes, no rate limits and
+typed rater names; every other caller is a visitor, whose generations count against the reply limit
+(`take_replies`) and who may choose only the checkpoints WORKBENCH_VISITOR_CHECKPOINTS allows
+(`checkpoint_choices`, `check_request`). Admin actions go through `check_admin` (the one throttle).
 """
 
 from __future__ import annotations
@@ -14,18 +22,32 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
+from workbench.access import SHELL, Caller
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.ui.markup import plain_markdown
 
 if TYPE_CHECKING:
     from workbench.generation.router import Router
+    from workbench.generation.settings import GenerationSettings
     from workbench.store import Store
+    from workbench.ui.limits import Sizes
+
+SENTENCE_CHARS = 300  # an error longer than this (a backend's message) is cut: one sentence, not a dump
+
+
+def sentence(exc: BaseException | str) -> str:
+    """What a page shows of an error: its text with secrets masked and absolute server paths shortened (the funnel
+    the app's `user_error` uses), on one line and at most SENTENCE_CHARS characters."""
+    from workbench.safety.redact import hide_paths, redact
+
+    text = " ".join(hide_paths(redact(str(exc))).split())
+    return text if len(text) <= SENTENCE_CHARS else text[: SENTENCE_CHARS - 1].rstrip() + "…"
 
 
 def show_error(exc: BaseException | str) -> None:
-    """One sentence in a red box, with nothing in it interpreted as Markdown or HTML."""
-    st.error(plain_markdown(str(exc)), icon=":material/error:")
+    """One sentence in a red box (see `sentence`), with nothing in it interpreted as Markdown or HTML."""
+    st.error(plain_markdown(sentence(exc)), icon=":material/error:")
 
 
 def _listen_address() -> str:
@@ -33,12 +55,70 @@ def _listen_address() -> str:
     return st.get_option("server.address") or "0.0.0.0"
 
 
-def client() -> str:
-    """The visitor's address (behind the Space's proxy when there is one), for per-visitor limits."""
-    from workbench.access import client_address
+def caller_from(peer: object, headers: object, config: Settings) -> Caller:
+    """The Caller of one Streamlit run from `st.context.ip_address` and `st.context.headers`.
 
-    proxies = settings().trusted_proxies
-    return client_address(st.context.ip_address, dict(st.context.headers), proxies)
+    Streamlit reports a loopback peer (127.0.0.1, ::1) as None, so None is taken for loopback; whether the run
+    is this machine's own is then decided by the headers (`workbench.access.is_local_request`), which a run with
+    no connection (a session whose browser went away) lacks, so it is a visitor. A peer that is neither text nor
+    None is no connection at all: Streamlit's AppTest runs the pages in this process with a mock runtime, and
+    that is this machine's shell. A dashboard has no share link.
+    """
+    from workbench.access import caller
+
+    if peer is not None and not isinstance(peer, str):
+        return SHELL
+    return caller(peer or "127.0.0.1", headers, trusted_proxies=config.trusted_proxies, shared=False)
+
+
+def caller() -> Caller:
+    """Who runs this page: their address key (behind the settings' trusted proxies) and whether they really are
+    this machine (see `caller_from`)."""
+    return caller_from(st.context.ip_address, st.context.headers, settings())
+
+
+def client() -> str:
+    """The visitor's address key (behind the Space's proxy when there is one), for per-visitor limits."""
+    return caller().address
+
+
+def is_owner() -> bool:
+    """Whether this run is the owner's (`Settings.is_owner`): the owner's sizes, no rate limits, typed names."""
+    return settings().is_owner(caller())
+
+
+def sizes() -> Sizes:
+    """What one request of this caller may hold (the visitor's or the owner's `Sizes`)."""
+    from workbench.ui.limits import sizes_for
+
+    return sizes_for(settings(), is_owner())
+
+
+def check_admin(token: str | None) -> None:
+    """Raise WorkbenchError unless this caller may take an admin action with `token` (the one throttle)."""
+    settings().check_admin(token, caller())
+
+
+def admin_refusal(token: str | None) -> str | None:
+    """None when this caller may take admin actions with `token`, else the one sentence that says why not (the
+    same sentence wherever it is asked, through the one throttle)."""
+    try:
+        check_admin(token)
+    except WorkbenchError as exc:
+        return str(exc)
+    return None
+
+
+def admin_allowed(token: str | None) -> bool:
+    """Whether this caller may take admin actions with `token` (through the same throttle), for what a page shows."""
+    return admin_refusal(token) is None
+
+
+def admin_token_box(container, key: str) -> str | None:
+    """A password box for the admin token in `container` when WORKBENCH_ADMIN_TOKEN is set (else None)."""
+    if not settings().admin_token:
+        return None
+    return container.text_input("Admin token", type="password", key=key)
 
 
 def settings() -> Settings:
@@ -53,20 +133,23 @@ def settings() -> Settings:
 
 
 @st.cache_resource(show_spinner="Opening the store…")
-def _open_store(url: str, admin_token: str | None, admin_open: bool) -> Store:
+def _open_store(url: str, token: str | None, open_to: str) -> Store:
+    from workbench.access import Policy
     from workbench.store import Store
     from workbench.studio.promptsets import load_shipped
 
-    store = Store(url, admin_token=admin_token, admin_open=admin_open)
+    store = Store(url, access=Policy(token, open_to))
     load_shipped(store)
     return store
 
 
 def store() -> Store:
-    """The store named by the settings, opened once per process (the shipped prompt sets loaded into it)."""
+    """The store named by the settings, opened once per process (the shipped prompt sets loaded into it), with
+    the settings' access policy (`Settings.access`); pages check admin actions with `store.check_admin(token,
+    caller())`."""
     s = settings()
     try:
-        return _open_store(s.db_url, s.admin_token, s.admin_without_token)
+        return _open_store(s.db_url, s.access.token, s.access.open_to)
     except WorkbenchError as exc:
         show_error(exc)
         st.stop()
@@ -97,10 +180,11 @@ def user_errors() -> Iterator[None]:
 
 def session_id() -> str:
     """The anonymous voter id of this visitor: from their address as our proxy saw it, so a reload, a new tab or
-    an edited URL cannot make a second voter (ballots count once per voter and pair)."""
-    from workbench.access import voter_id
+    an edited URL cannot make a second voter (ballots count once per voter and pair); keyed with the store's
+    secret (`workbench.access.voter_id`), the same id the app's Arena gives the same address."""
+    from workbench.access import voter_id, voter_secret
 
-    return voter_id(client())
+    return voter_id(client(), voter_secret(settings().secrets_dir))
 
 
 @st.cache_resource
@@ -110,10 +194,52 @@ def _vote_limit(config: Settings):
     return vote_limit(config)
 
 
+@st.cache_resource
+def _reply_limit(config: Settings):
+    from workbench.ui.limits import reply_limit
+
+    return reply_limit(config)
+
+
 def take_vote() -> None:
-    """Count one vote against this visitor's hourly limit (not on the owner's own dashboard); raises
-    WorkbenchError past it."""
-    _vote_limit(settings()).take(session_id())
+    """Count one vote against this visitor's hourly limit (never the owner's); raises WorkbenchError past it."""
+    if not is_owner():
+        _vote_limit(settings()).take(session_id())
+
+
+def take_replies(n: int = 1) -> None:
+    """Count `n` generated outputs against this visitor's per-minute reply limit, all or none, before any is
+    generated (never the owner's); raises WorkbenchError with one sentence past it."""
+    if not is_owner():
+        _reply_limit(settings()).take(client(), n)
+
+
+def checkpoint_choices() -> list[str]:
+    """The checkpoints this caller may choose: every one for the owner, those WORKBENCH_VISITOR_CHECKPOINTS
+    allows for a visitor (remote models may cost money). Raises WorkbenchError when the model is unusable."""
+    from workbench.studio.compare import checkpoint_choices as every
+    from workbench.ui.limits import check_checkpoint
+
+    config, owner = settings(), is_owner()
+    allowed = []
+    for name in every(config):
+        try:
+            check_checkpoint(config, owner, name)
+        except WorkbenchError:
+            continue
+        allowed.append(name)
+    return allowed
+
+
+def check_request(text: str, system_prompt: str | None, checkpoints: list[str], gen: GenerationSettings) -> None:
+    """Refuse (WorkbenchError, one sentence) a request larger than this caller's sizes, or a checkpoint they may
+    not choose; the widgets limit nothing a client cannot change."""
+    from workbench.ui.limits import check_chat, check_checkpoint
+
+    config, owner = settings(), is_owner()
+    check_chat(sizes(), text or "", system_prompt or "", [], gen)
+    for name in checkpoints:
+        check_checkpoint(config, owner, name)
 
 
 def _apply_preset(prefix: str) -> None:

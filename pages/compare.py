@@ -3,18 +3,27 @@
 Outputs are generated for all columns at once, stream into their columns one after another and are stored;
 the same request later is shown from the store (and says so). A whole prompt set can be run over the chosen
 checkpoints with a progress bar. Widgets and wiring only: the work is in workbench/studio/compare.py.
+
+A visitor (not the owner, see pages/common.py) has the app's limits: their sizes, the checkpoints they may
+choose, every generated output counted against their reply limit before it starts, a prompt-set run of at most
+VISITOR_RUN_OUTPUTS outputs; the prompt they type (or a set's prompt under their own system prompt) is kept in
+the set waiting for the owner's approval (workbench/store/visitors.py), so it is not served to other raters.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import streamlit as st
 
 from pages import common
 from workbench.errors import WorkbenchError
+from workbench.store import VISITOR_PROMPTS
 from workbench.studio import compare
 from workbench.ui.markup import plain_markdown
 
 TYPED, FROM_SET = "Type a prompt", "A prompt set"
+VISITOR_RUN_OUTPUTS = 64  # prompts x checkpoints in one visitor's prompt-set run (the Lab's sweep holds as many)
 
 
 def _short(text: str, n: int = 90) -> str:
@@ -30,7 +39,7 @@ def _pick_prompt(store) -> tuple[str, str | None, int | None]:
     if source == TYPED:
         text = st.text_area("Prompt", key="cmp-prompt", placeholder="Ask the checkpoints something…", height=100)
         return text, None, None
-    sets = [s["name"] for s in store.prompt_sets()]
+    sets = _prompt_sets(store)
     if not sets:
         st.info("The store has no prompt sets yet: `python -m workbench prompts --load` adds the shipped ones.")
         return "", None, None
@@ -44,18 +53,34 @@ def _pick_prompt(store) -> tuple[str, str | None, int | None]:
     return chosen["text"], chosen["system_prompt"], chosen["id"]
 
 
+def _prompt_sets(store) -> list[str]:
+    """The prompt sets this caller may pick from: visitors' prompts waiting for approval only for the owner."""
+    owner = common.is_owner()
+    return [s["name"] for s in store.prompt_sets() if owner or s["name"] != VISITOR_PROMPTS]
+
+
+def _held(store, requests: list[compare.Request]) -> list[compare.Request]:
+    """The requests answering the visitor's own prompt, recorded in the set waiting for the owner's approval."""
+    pid = store.visitor_prompt(requests[0].prompt, requests[0].system_prompt)
+    return [dataclasses.replace(r, prompt_id=pid) for r in requests]
+
+
 def _show(column, checkpoint: str, record, from_store: bool) -> None:
     column.markdown(f"#### {plain_markdown(checkpoint)}")
     column.caption(("From the store · " if from_store else "Generated now · ") + compare.summary(record))
     column.text(record.output or "(empty reply)")
 
 
-def _run(store, requests: list[compare.Request], reuse: bool) -> list[dict]:
+def _run(store, requests: list[compare.Request], reuse: bool, hold: bool) -> list[dict]:
     """Show each output in its column: from the store, or generated now (all columns at once, each streamed
-    into its column in turn) and then stored."""
-    columns = st.columns(len(requests))
+    into its column in turn) and then stored; with `hold`, what is generated answers a visitor's own prompt."""
     found = [compare.stored(store, common.settings(), r) if reuse else None for r in requests]
+    if any(f is None for f in found):
+        common.take_replies(sum(f is None for f in found))  # before anything starts
+        if hold:
+            requests = _held(store, requests)
     missing = [r for r, f in zip(requests, found, strict=True) if f is None]
+    columns = st.columns(len(requests))
     engine = common.engine() if missing else None
     replies = iter(engine.start_many([(r.messages, r.settings, r.checkpoint) for r in missing]) if missing else [])
     shown = []
@@ -80,7 +105,7 @@ def _run(store, requests: list[compare.Request], reuse: bool) -> list[dict]:
 
 def _prompt_set_section(store, chosen: list[str], gen) -> None:
     st.subheader("Run a whole prompt set")
-    sets = [s["name"] for s in store.prompt_sets()]
+    sets = _prompt_sets(store)
     if not sets:
         st.caption("No prompt sets in the store.")
         return
@@ -96,10 +121,27 @@ def _prompt_set_section(store, chosen: list[str], gen) -> None:
             bar.progress(done / total, text=f"{done} of {total}: {label}")
 
         with common.user_errors():
+            _check_run(total * len(set(chosen)), chosen, gen)
             counts = compare.run_prompt_set(
-                common.engine(), store, name, chosen, gen, limit=int(limit) or None, progress=progress
+                common.engine(),
+                store,
+                name,
+                chosen,
+                gen,
+                limit=int(limit) or None,
+                progress=progress,
+                before_generating=common.take_replies,  # each output the store lacks counts, before any starts
             )
             st.success(f"Done: {counts['generated']} outputs generated, {counts['from_store']} taken from the store.")
+
+
+def _check_run(outputs: int, chosen: list[str], gen) -> None:
+    """Refuse a prompt-set run a visitor may not ask for: too many outputs, sizes, checkpoints."""
+    if not common.is_owner() and outputs > VISITOR_RUN_OUTPUTS:
+        raise WorkbenchError(
+            f"That run asks for {outputs} outputs; a visitor's run is at most {VISITOR_RUN_OUTPUTS}: run fewer prompts."
+        )
+    common.check_request("", None, chosen, gen)
 
 
 def main() -> None:
@@ -107,7 +149,7 @@ def main() -> None:
     st.caption("The same prompt to 2 to 4 checkpoints, side by side. Every output is stored for rating.")
     store, cfg = common.store(), common.settings()
     try:
-        choices = compare.checkpoint_choices(cfg)
+        choices = common.checkpoint_choices()
     except WorkbenchError as exc:
         common.show_error(exc)
         return
@@ -125,9 +167,12 @@ def main() -> None:
     if st.button("Compare", type="primary", key="cmp-go", disabled=gen is None):
         try:
             chosen = compare.check_checkpoints(chosen)
+            common.check_request(text, system, chosen, gen)  # this caller's sizes and checkpoints, before any work
             requests = [compare.Request(text, c, gen, system or None, prompt_id) for c in chosen]
             compare.stored(store, cfg, requests[0])  # refuses an empty prompt before any column is drawn
-            st.session_state["cmp-results"] = _run(store, requests, reuse=not fresh)
+            # A visitor's own words (a typed prompt, or their own system prompt) wait for the owner's approval.
+            hold = not common.is_owner() and (prompt_id is None or (system or None) != (set_system or None))
+            st.session_state["cmp-results"] = _run(store, requests, reuse=not fresh, hold=hold)
         except WorkbenchError as exc:
             common.show_error(exc)
     elif st.session_state.get("cmp-results"):

@@ -5,6 +5,10 @@ reply coloured by its probability with the alternatives on hover, and the first 
 
 Widgets and wiring only: the work is workbench/studio/sweep.py and lab.py (through the ChatEngine), presets are
 workbench/generation/presets.py, the token view is workbench/ui/tokenview.py.
+
+A visitor (pages/common.py) has the app's limits: every output of a sweep, a token view (and its re-reading under
+new sliders) and the first-token distribution count against their reply limit before the model is asked, with
+their sizes and the checkpoints they may choose; saving is an admin action.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from workbench.errors import WorkbenchError
 from workbench.generation import presets
 from workbench.generation.settings import GenerationSettings, conversation
 from workbench.generation.tokenprobs import mean_logprob
-from workbench.studio import compare, lab, sweep
+from workbench.studio import lab, sweep
 from workbench.ui import plots, tokenview
 
 AXIS_VALUES = {
@@ -76,6 +80,11 @@ def _prompt():
         if not text.strip():
             common.show_error("The prompt is empty: type one.")
             return None
+        if len(text) > common.sizes().message_chars:
+            common.show_error(
+                f"The prompt is {len(text):,} characters; the limit here is {common.sizes().message_chars:,}."
+            )
+            return None
         return conversation(None, text), []
     from workbench.evaluation.suites import list_suites
 
@@ -120,10 +129,10 @@ def _save(checkpoint: str, gen: GenerationSettings) -> None:
     name = left.text_input("Preset name", key="lab-preset-name", placeholder="my-demo")
     cfg = common.settings()
     # Saving writes files on the server: an admin action (open on the owner's own dashboard, see access.py).
-    token = left.text_input("Admin token", type="password", key="lab-token") if cfg.admin_token else None
+    token = common.admin_token_box(left, "lab-token")
     if middle.button("Save as preset", key="lab-save-preset"):
         try:
-            cfg.check_admin(token, common.client())
+            common.check_admin(token)
             presets.save_preset(cfg, name, gen)
             st.success(f"Saved preset {name.strip()!r}.")
         except WorkbenchError as exc:
@@ -131,7 +140,7 @@ def _save(checkpoint: str, gen: GenerationSettings) -> None:
     is_adapter = checkpoint != "base" and not checkpoint.startswith("remote:")
     if right.button(f"Save with {checkpoint}", key="lab-save-checkpoint", disabled=not is_adapter):
         try:
-            cfg.check_admin(token, common.client())
+            common.check_admin(token)
             path = presets.save_to_checkpoint(cfg, checkpoint, gen)
             st.success(f"Saved as {path.name} in {checkpoint}: its default whenever it is chosen.")
         except WorkbenchError as exc:
@@ -171,6 +180,7 @@ def _run_sweep(choices, checkpoint, messages, references, gen) -> None:
         return
     bar = st.progress(0.0, text="Generating…")
     try:
+        _check(checkpoints, gen.replace(max_new_tokens=int(new_tokens)), cells)
         engine = common.engine()
         outputs = sweep.run(
             engine,
@@ -188,6 +198,13 @@ def _run_sweep(choices, checkpoint, messages, references, gen) -> None:
     except WorkbenchError as exc:
         common.show_error(exc)
     bar.empty()
+
+
+def _check(checkpoints: list[str], gen: GenerationSettings, outputs: int) -> None:
+    """Refuse what this caller may not ask for (checkpoints, sizes), then count `outputs` against a visitor's reply
+    limit, before the model is asked; raises WorkbenchError with one sentence."""
+    common.check_request("", None, checkpoints, gen)
+    common.take_replies(outputs)
 
 
 def _show_sweep(messages) -> None:
@@ -258,6 +275,7 @@ def _token_view(checkpoint: str, messages, gen: GenerationSettings) -> None:
     if st.button("Generate a reply and show its tokens", key="lab-tv-go"):
         try:
             chosen = gen.replace(seed=int(seed), max_new_tokens=new_tokens)
+            _check([checkpoint], chosen, 1)
             text, rows = lab.reply_tokens(common.engine(), messages, checkpoint, chosen, k=int(k))
             st.session_state["lab-tokens"] = (checkpoint, messages, text, gen, int(k), rows)
         except WorkbenchError as exc:
@@ -268,6 +286,7 @@ def _token_view(checkpoint: str, messages, gen: GenerationSettings) -> None:
     text, scored, held_k, rows = held[2:]
     if (scored, held_k) != (gen, int(k)):  # the sliders moved: the same reply, read under the new setting
         try:
+            _check([checkpoint], gen, 1)  # reading the reply again is a pass of the model
             rows = lab.score_reply(common.engine(), messages, checkpoint, text, gen, k=int(k))
             st.session_state["lab-tokens"] = (checkpoint, messages, text, gen, int(k), rows)
         except WorkbenchError as exc:
@@ -285,6 +304,7 @@ def _next_tokens(checkpoint: str, messages, gen: GenerationSettings) -> None:
     if st.button("Show the first token's distribution", key="lab-nt-go"):
         try:
             temperature = gen.temperature
+            _check([checkpoint], gen, 1)
             frame = lab.next_tokens(
                 common.engine(), messages, checkpoint, k=int(k), temperature=temperature, top_p=gen.top_p
             )
@@ -306,9 +326,12 @@ def main() -> None:
         "you chose."
     )
     try:
-        choices = compare.checkpoint_choices(common.settings())
+        choices = common.checkpoint_choices()
     except WorkbenchError as exc:
         common.show_error(exc)
+        return
+    if not choices:
+        st.info("No checkpoint is offered to visitors on this server.")
         return
     checkpoint = st.selectbox("Checkpoint", choices, key="lab-checkpoint", on_change=_on_checkpoint)
     prompt = _prompt()

@@ -218,14 +218,14 @@ def _downloads(store) -> None:
     what = left.selectbox("What", list(EXPORTS), format_func=EXPORTS.get, key="lb-export")
     fmt = middle.radio("Format", ["jsonl", "csv"], horizontal=True, key="lb-format")
     token = None
-    if store.admin_token is not None:
+    if store.access.token is not None:
         token = right.text_input("Admin token", type="password", key="lb-token")
     try:
-        store.check_admin(token, common.client())
+        store.check_admin(token, common.caller())
     except WorkbenchError as exc:
         if token:
             common.show_error(exc)
-        elif store.admin_token is None:
+        elif store.access.token is None:
             st.caption(str(exc))
         else:
             st.caption("Exports need the admin token (WORKBENCH_ADMIN_TOKEN is set on this server).")

@@ -1,7 +1,8 @@
 """Metrics page: the evaluation suites' numbers as charts with a table under each.
 
 Per checkpoint (bars, the base model as a dashed reference line), over the training steps of a run (one line
-per suite), training and validation loss curves, and the outputs behind a BLEU score, example by example.
+per suite), training and validation loss curves (the admin's only: the owner, or after the admin token), and
+the outputs behind a BLEU score, example by example.
 Hover shows each value with its sacrebleu signature. Widgets and wiring only: the shaping is
 workbench/evaluation/views.py and workbench/training/losses.py, the figures workbench/ui/plots.py.
 """
@@ -57,7 +58,20 @@ def _over_steps(results) -> None:
 
 
 def _losses(store) -> None:
+    """The training runs' loss curves: for the owner, or after the admin token (training logs are the admin's)."""
     st.header("Training and validation loss")
+    token = common.admin_token_box(st, "loss-token")
+    refusal = common.admin_refusal(token)  # the one throttle: a rerun sending the same wrong token is no new guess
+    if refusal is not None:
+        if token:
+            common.show_error(refusal)
+        else:
+            st.caption(
+                "Training logs are shown to the admin only: give the admin token."
+                if common.settings().admin_token
+                else "Training logs are shown to the admin only: on this server, set WORKBENCH_ADMIN_TOKEN."
+            )
+        return
     runs = losses.loss_runs(store, common.settings())
     if not runs:
         st.caption("No training runs yet (the Gradio app's Fine-tune tab, or `python -m workbench train`).")

@@ -1,10 +1,10 @@
 """Rate page: blind pairwise votes (A better / B better / tie / both bad) and 1-5 scores, one item at a time.
 
-The rater gives a name (on the owner's own dashboard, which listens on loopback) or is anonymous under an id
-made from their address; ballots count once per rater and pair. The item being shown lives in
-session state with its idempotency key, and each button sends that key with the vote, so a double click or a
-repeated submission records one vote; names are revealed only after the vote. Every vote is written at once.
-Widgets and wiring only: serving items and recording votes is workbench.store.
+The rater gives a name (the owner only: on their own dashboard, from this machine) or is anonymous under the
+keyed id of their address (pages/common.session_id, the Arena's id too); ballots count once per rater and pair.
+The item being shown lives in session state with its idempotency key, and each button sends that key with the
+vote, so a double click or a repeated submission records one vote; names are revealed only after the vote.
+Every vote is written at once. Widgets and wiring only: serving items and recording votes is workbench.store.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ SCORES = {1: "1 · bad", 2: "2 · poor", 3: "3 · fair", 4: "4 · good", 5: "5 �
 def _rater() -> tuple[str | None, str]:
     """The rater's name (None when anonymous) and the browser session id; stops the page on a bad name."""
     sid = common.session_id()
-    if not common.settings().admin_without_token:  # on a public dashboard anyone could type any name
+    if not common.is_owner():  # a visitor could type anyone's name: they rate under their keyed voter id
         st.caption(f"Rating anonymously as visitor `{sid[:16]}`.")
         return None, sid
     name = st.text_input(

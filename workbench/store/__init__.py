@@ -38,11 +38,13 @@ from workbench.store.records import (
 )
 from workbench.store.results import ResultsMixin
 from workbench.store.tallies import TalliesMixin
+from workbench.store.visitors import VISITOR_PROMPTS, VisitorPromptsMixin
 from workbench.store.votes import RatingsMixin
 
 __all__ = [
     "JUDGE_PREFIX",
     "RATER_KINDS",
+    "VISITOR_PROMPTS",
     "GenerationRecord",
     "JudgePair",
     "JudgeQueue",
@@ -60,6 +62,14 @@ __all__ = [
 
 
 class Store(
-    GenerationsMixin, RatingsMixin, FramesMixin, TalliesMixin, ResultsMixin, ExportMixin, JudgingMixin, StoreBase
+    GenerationsMixin,
+    RatingsMixin,
+    VisitorPromptsMixin,
+    FramesMixin,
+    TalliesMixin,
+    ResultsMixin,
+    ExportMixin,
+    JudgingMixin,
+    StoreBase,
 ):
     """The workbench's database. See the module docstring; each mixin's docstring lists its methods."""

@@ -264,13 +264,22 @@ class StoreBase:
             ]
 
     def delete_prompt_set(self, name: str, *, token: str | None = None) -> None:
-        """Delete a prompt set and its prompts (admin); generations made from them are kept."""
+        """Delete a prompt set and its prompts (admin); generations made from them are kept, except for the set of
+        visitors' prompts waiting for approval (`workbench.store.visitors`): deleting it rejects them, and the
+        outputs made from them go too (kept without their prompt set, they would be served to raters)."""
+        from workbench.store.visitors import VISITOR_PROMPTS
+
         self.check_admin(token)
         with self._write() as s:
             set_id = s.scalar(select(PromptSet.id).where(PromptSet.name == name))
             if set_id is None:
                 raise WorkbenchError(f"There is no prompt set named {name!r}.")
             prompt_ids = select(Prompt.id).where(Prompt.prompt_set_id == set_id)
+            if name == VISITOR_PROMPTS:
+                gens = select(Generation.id).where(Generation.prompt_id.in_(prompt_ids))
+                s.execute(delete(Vote).where(Vote.generation_a_id.in_(gens) | Vote.generation_b_id.in_(gens)))
+                s.execute(delete(Likert).where(Likert.generation_id.in_(gens)))
+                s.execute(delete(Generation).where(Generation.prompt_id.in_(prompt_ids)))
             s.execute(Generation.__table__.update().where(Generation.prompt_id.in_(prompt_ids)).values(prompt_id=None))
             s.execute(delete(Prompt).where(Prompt.prompt_set_id == set_id))
             s.execute(delete(PromptSet).where(PromptSet.id == set_id))

@@ -9,6 +9,7 @@ beside this file) under a lock, so several processes opening a new database at o
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -30,8 +31,10 @@ def make_engine(url: str) -> Engine:
     """An engine for `url` (SQLite or PostgreSQL through psycopg), set up for many concurrent writers."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise WorkbenchError(f"The database URL {url!r} is not a valid SQLAlchemy URL.") from None
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        # A URL that does not parse may still hold a password ("user:secret@host" without its scheme): not quoted.
+        shown = re.sub(r":[^:@/]*@", ":***@", str(url))
+        raise WorkbenchError(f"The database URL {shown!r} is not a valid SQLAlchemy URL.") from None
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
     try:

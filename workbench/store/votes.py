@@ -30,6 +30,7 @@ from workbench.store.records import (
     judge_rater,
 )
 from workbench.store.schema import SIDES, WINNERS, Checkpoint, Generation, Likert, Vote
+from workbench.store.visitors import servable
 
 REASON_MAX = 2000
 PAIR_KINDS = ("checkpoint", "settings")  # what the two outputs of a served pair differ in
@@ -260,6 +261,8 @@ class RatingsMixin:
             ga.output != "",
             gb.output != "",
             ~mine,
+            servable(ga),  # a visitor's typed prompt waits for the owner's approval (workbench.store.visitors)
+            servable(gb),
         ]
         if differ == "settings":  # preference per setting: one checkpoint's outputs under two settings
             conditions += [ga.checkpoint_id == gb.checkpoint_id, ga.settings_hash != gb.settings_hash]
@@ -318,7 +321,7 @@ class RatingsMixin:
         query = (
             select(Generation, Checkpoint.name, n_scores.label("n"))
             .join(Checkpoint, Checkpoint.id == Generation.checkpoint_id)
-            .where(Generation.output != "", ~mine)
+            .where(Generation.output != "", ~mine, servable(Generation))
         )
         if checkpoints:
             query = query.where(Checkpoint.name.in_([str(c) for c in checkpoints]))

@@ -138,6 +138,7 @@ def run_prompt_set(
     system_prompt: str | None = None,
     limit: int | None = None,
     progress: Progress | None = None,
+    before_generating: Callable[[int], None] | None = None,
 ) -> dict[str, int]:
     """Answer every prompt of a set with every checkpoint (stored outputs are re-used).
 
@@ -150,6 +151,8 @@ def run_prompt_set(
         system_prompt: Optional system prompt for all.
         limit: Only the first `limit` prompts.
         progress: Called with (done, total, label) after each output.
+        before_generating: Called with the number of outputs the store lacks before any is generated; it may
+            raise WorkbenchError to refuse the run (a visitor's reply limit counts each output).
 
     Returns:
         {"generated": n, "from_store": m}
@@ -177,6 +180,8 @@ def run_prompt_set(
         else:
             counts["from_store"] += 1
             tick(i, request)
+    if missing and before_generating is not None:
+        before_generating(len(missing))
     for (i, request), _ in zip(missing, generate_together(engine, store, [r for _, r in missing]), strict=True):
         counts["generated"] += 1
         tick(i, request)

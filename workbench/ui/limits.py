@@ -142,22 +142,29 @@ class RateLimit:
         self._lock = threading.Lock()
         self._seen: dict[str, deque[float]] = {}
 
-    def take(self, key: str) -> None:
-        """Count one event for `key`, or raise WorkbenchError saying when it may try again."""
-        if self.count <= 0:
+    def take(self, key: str, n: int = 1) -> None:
+        """Count `n` events for `key` (all or none: a sweep of 16 generations takes 16), or raise WorkbenchError
+        saying when it may try again."""
+        if self.count <= 0 or n <= 0:
             return
+        if n > self.count:
+            raise WorkbenchError(f"That asks for {n} {self.what}; the limit here is {self.count} per {self._period()}.")
         now = time.monotonic()
         with self._lock:
             times = self._seen.setdefault(key, deque())
             while times and now - times[0] > self.period_s:
                 times.popleft()
-            if len(times) >= self.count:
-                wait = int(self.period_s - (now - times[0])) + 1
+            if len(times) + n > self.count:
+                wait = int(self.period_s - (now - times[len(times) + n - self.count - 1])) + 1
+                left = self.count - len(times)
                 raise WorkbenchError(
                     f"You have reached the limit of {self.count} {self.what} per {self._period()}: "
                     f"try again in {wait} seconds."
+                    if n == 1 or not left
+                    else f"That asks for {n} {self.what} and you have {left} left this {self._period()}: "
+                    f"ask for fewer, or try again in {wait} seconds."
                 )
-            times.append(now)
+            times.extend([now] * n)
             if len(self._seen) > self.MAX_KEYS:
                 self._seen = {k: v for k, v in self._seen.items() if v and now - v[-1] <= self.period_s}
 
@@ -180,3 +187,19 @@ def reply_limit(settings: Settings) -> RateLimit:
 def vote_limit(settings: Settings) -> RateLimit:
     """Votes a visitor may cast per hour (the owner is not counted)."""
     return RateLimit(settings.vote_limit, 3600.0, "votes")
+
+
+def check_checkpoint(settings: Settings, owner: bool, checkpoint: str | None) -> None:
+    """Refuse a checkpoint a visitor may not choose (WORKBENCH_VISITOR_CHECKPOINTS: remote models may cost money,
+    and adapters load into the shared server); the owner may choose any. The same rule as the app's
+    `AppContext.check_checkpoint`, without Gradio, for the dashboard."""
+    from workbench.generation.router import REMOTE
+    from workbench.registry import BASE_NAME
+
+    name = (checkpoint or BASE_NAME) if isinstance(checkpoint, str) else ""
+    if len(name) > 300:
+        raise WorkbenchError("That checkpoint name is too long.")
+    kind = "remote" if name.startswith(REMOTE) else "base" if name == BASE_NAME else "adapters"
+    if not owner and kind not in settings.visitor_checkpoints:
+        what = {"remote": "Remote models", "base": "The base model", "adapters": "Adapters"}[kind]
+        raise WorkbenchError(f"{what} are not offered to visitors on this server.")
