@@ -165,8 +165,10 @@ def _router(config: Settings) -> Router:
 
 def engine() -> Router:
     """What generates for every page: the configured model ("base" and its adapters) and the remote models of
-    registry.yaml ("remote:NAME"), each loaded on first use and kept for the process."""
-    return _router(settings())
+    registry.yaml ("remote:NAME"), each loaded on first use and kept for the process. A visitor's requests may not
+    make llama.cpp drop a loaded adapter (`Router.for_visitors`)."""
+    router = _router(settings())
+    return router if is_owner() else router.for_visitors()
 
 
 @contextlib.contextmanager
@@ -218,17 +220,10 @@ def checkpoint_choices() -> list[str]:
     """The checkpoints this caller may choose: every one for the owner, those WORKBENCH_VISITOR_CHECKPOINTS
     allows for a visitor (remote models may cost money). Raises WorkbenchError when the model is unusable."""
     from workbench.studio.compare import checkpoint_choices as every
-    from workbench.ui.limits import check_checkpoint
+    from workbench.ui.limits import may_choose
 
     config, owner = settings(), is_owner()
-    allowed = []
-    for name in every(config):
-        try:
-            check_checkpoint(config, owner, name)
-        except WorkbenchError:
-            continue
-        allowed.append(name)
-    return allowed
+    return [name for name in every(config) if may_choose(config, owner, name)]
 
 
 def check_request(text: str, system_prompt: str | None, checkpoints: list[str], gen: GenerationSettings) -> None:

@@ -237,3 +237,13 @@ def test_visitors_choose_only_what_the_owner_offers_and_cannot_stop_others(tmp_p
     with pytest.raises(WorkbenchError, match="limit of"):
         ctx.take_reply(visitor)
     ctx.take_reply(owner)
+
+
+def test_a_visitors_router_shares_the_engines_and_never_evicts(tmp_path):
+    from workbench.generation.router import Router
+
+    loads = []
+    router = Router(Settings(home=tmp_path), main=lambda: loads.append(1) or object())
+    visitors = router.for_visitors()
+    assert router.main() is visitors.main() and loads == [1]  # one model in memory for both
+    assert router.evict and not visitors.evict

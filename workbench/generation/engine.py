@@ -286,10 +286,11 @@ class ChatEngine:
         """Generate a whole reply; returns its text and stats."""
         return self.stream(messages, settings, adapter).result()
 
-    def start_many(self, requests: Sequence[Request]) -> list[Reply]:
+    def start_many(self, requests: Sequence[Request], *, evict: bool = True) -> list[Reply]:
         """Start many replies together (llama.cpp's slots, or transformers batches for greedy requests) and
-        return their Replies at once, in order. Every request is checked before any starts."""
-        jobs = [self._job(messages, settings, adapter) for messages, settings, adapter in requests]
+        return their Replies at once, in order. Every request is checked before any starts. `evict` as in
+        `stream`."""
+        jobs = [self._job(messages, settings, adapter, evict) for messages, settings, adapter in requests]
         threading.Thread(target=self.backend.run_many, args=(jobs,), daemon=True, name="workbench-many").start()
         return [job.reply for job in jobs]
 

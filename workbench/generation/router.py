@@ -14,6 +14,7 @@ with local checkpoints. The store names a remote checkpoint by its registry name
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,14 @@ class Router:
         self._main = main
         self._engines: dict[str, ChatEngine] = {}
         self._lock = threading.Lock()
+        self.evict = True  # whether a request may make a backend drop a loaded adapter (see `for_visitors`)
+
+    def for_visitors(self) -> Router:
+        """This router for visitors' requests: the same engines (nothing loads twice), but no request through it
+        may make llama.cpp drop a loaded adapter for its own, so no visitor can make it restart over and over."""
+        view = copy.copy(self)  # shares the engines and their lock
+        view.evict = False
+        return view
 
     def main(self) -> ChatEngine:
         """The main model's engine."""
@@ -124,7 +133,7 @@ class Router:
         evict: bool = True,
     ) -> Reply:
         engine, local = self.route(adapter)
-        return engine.stream(messages, settings, local, evict=evict)
+        return engine.stream(messages, settings, local, evict=evict and self.evict)
 
     def generate(
         self, messages: Sequence[Message], settings: GenerationSettings | None = None, adapter: str | None = None
@@ -141,7 +150,7 @@ class Router:
             group.append((messages, settings, local))
         replies: list[Any] = [None] * len(requests)
         for engine, indexes, group in groups.values():
-            for i, reply in zip(indexes, engine.start_many(group), strict=True):
+            for i, reply in zip(indexes, engine.start_many(group, evict=self.evict), strict=True):
                 replies[i] = reply
         return replies
 

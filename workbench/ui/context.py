@@ -19,7 +19,7 @@ from workbench.generation.engine import ChatEngine
 from workbench.generation.router import Router, choices
 from workbench.generation.streaming import Reply
 from workbench.registry import BASE_NAME, Adapter, BaseModel, adapters_signature, list_adapters, resolve_base
-from workbench.ui.limits import Sizes, reply_limit, sizes_for, vote_limit
+from workbench.ui.limits import Sizes, check_checkpoint, may_choose, reply_limit, sizes_for, vote_limit
 
 
 @dataclass(frozen=True)
@@ -152,21 +152,12 @@ class AppContext:
         return None
 
     def check_checkpoint(self, who: Visitor, checkpoint: str | None) -> None:
-        """Refuse a checkpoint a visitor may not choose (WORKBENCH_VISITOR_CHECKPOINTS: remote models may cost
-        money, and adapters load into the shared server); the owner may choose any."""
-        name = (checkpoint or BASE_NAME) if isinstance(checkpoint, str) else ""
-        if len(name) > 300:
-            raise WorkbenchError("That checkpoint name is too long.")
-        if not self._may_choose(who, name):
-            what = {"remote": "Remote models", "base": "The base model", "adapters": "Adapters"}[_kind(name)]
-            raise WorkbenchError(f"{what} are not offered to visitors on this server.")
+        """Refuse a checkpoint a visitor may not choose (`workbench.ui.limits.check_checkpoint`)."""
+        check_checkpoint(self.settings, who.owner, checkpoint)
 
     def choices_for(self, who: Visitor) -> list[str]:
         """The checkpoint names `who` may choose (the selectors' lists)."""
-        return [name for name in self.checkpoint_choices() if self._may_choose(who, name)]
-
-    def _may_choose(self, who: Visitor, name: str) -> bool:
-        return who.owner or _kind(name) in self.settings.visitor_checkpoints
+        return [name for name in self.checkpoint_choices() if may_choose(self.settings, who.owner, name)]
 
     def track(self, key: tuple[str, str], reply: Reply) -> None:
         """Remember the reply a browser session is streaming, so its Stop button can cancel it. `key` is the
@@ -188,13 +179,6 @@ class AppContext:
             return False
         reply.cancel()
         return True
-
-
-def _kind(checkpoint: str) -> str:
-    """What a checkpoint name names, in WORKBENCH_VISITOR_CHECKPOINTS' words: base, adapters or remote."""
-    from workbench.generation.router import REMOTE
-
-    return "remote" if checkpoint.startswith(REMOTE) else "base" if checkpoint in ("", BASE_NAME) else "adapters"
 
 
 def caller_of(ctx: AppContext, request: gr.Request | None) -> Caller:

@@ -189,17 +189,26 @@ def vote_limit(settings: Settings) -> RateLimit:
     return RateLimit(settings.vote_limit, 3600.0, "votes")
 
 
-def check_checkpoint(settings: Settings, owner: bool, checkpoint: str | None) -> None:
-    """Refuse a checkpoint a visitor may not choose (WORKBENCH_VISITOR_CHECKPOINTS: remote models may cost money,
-    and adapters load into the shared server); the owner may choose any. The same rule as the app's
-    `AppContext.check_checkpoint`, without Gradio, for the dashboard."""
+def checkpoint_kind(checkpoint: str) -> str:
+    """What a checkpoint name names, in WORKBENCH_VISITOR_CHECKPOINTS' words: base, adapters or remote."""
     from workbench.generation.router import REMOTE
     from workbench.registry import BASE_NAME
 
-    name = (checkpoint or BASE_NAME) if isinstance(checkpoint, str) else ""
+    return "remote" if checkpoint.startswith(REMOTE) else "base" if checkpoint in ("", BASE_NAME) else "adapters"
+
+
+def may_choose(settings: Settings, owner: bool, checkpoint: str) -> bool:
+    """Whether a caller may choose `checkpoint`: the owner any, a visitor what WORKBENCH_VISITOR_CHECKPOINTS
+    offers (remote models may cost money, and adapters load into the shared server)."""
+    return owner or checkpoint_kind(checkpoint) in settings.visitor_checkpoints
+
+
+def check_checkpoint(settings: Settings, owner: bool, checkpoint: str | None) -> None:
+    """Raise WorkbenchError with one sentence for a checkpoint the caller may not choose (see `may_choose`); the
+    one rule of the app (`AppContext.check_checkpoint`) and the dashboard."""
+    name = (checkpoint or "") if isinstance(checkpoint, str) else ""
     if len(name) > 300:
         raise WorkbenchError("That checkpoint name is too long.")
-    kind = "remote" if name.startswith(REMOTE) else "base" if name == BASE_NAME else "adapters"
-    if not owner and kind not in settings.visitor_checkpoints:
-        what = {"remote": "Remote models", "base": "The base model", "adapters": "Adapters"}[kind]
+    if not may_choose(settings, owner, name):
+        what = {"remote": "Remote models", "base": "The base model", "adapters": "Adapters"}[checkpoint_kind(name)]
         raise WorkbenchError(f"{what} are not offered to visitors on this server.")
