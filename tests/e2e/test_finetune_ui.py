@@ -22,6 +22,8 @@ from tests.fixtures.servers import ROOT, free_port, server_process
 from workbench.config import Settings
 from workbench.training import jobs
 
+pytestmark = pytest.mark.slow  # the app trains (the tiny model, in its own processes)
+
 TOKEN = "let-me-train"
 TINY_RUN = {  # the API's hyperparameters by name for a few seconds on the tiny model; the rest keep the form's
     "learning_rate": 1e-3,
