@@ -114,12 +114,34 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
     the chart and validate the preselected dataset when a page opens.
     """
     tokenizers = Tokenizers()
-    shipped = shipped_datasets()
-    form = HyperparameterForm()
+    tab = _layout(ctx, HyperparameterForm())
+    check, check_args = _wire_check(ctx, tokenizers, tab)
+    inputs = {name: tab.data[name] for name in ("upload", "dataset", "val_upload", "from_votes", *VOTE_FILTERS)}
+    inputs |= {"run_name": tab.run_name, "token": tab.token} | tab.form.components
+    _wire_buttons(ctx, tokenizers, inputs, (tab.start, tab.cancel, tab.resume, tab.send), tab.runs, tab.status)
+    buttons = (tab.cancel, tab.resume, tab.send)
+    refresh_args = _wire_refresh(ctx, tab.runs, tab.plot, tab.progress, tab.rewards, tab.token, buttons)
+
+    def load(run, shown, token_value, **values):
+        return (*refresh_args["fn"](run, shown, token_value), *check(token=token_value, **values), suggest_name())
+
+    tab.on_load = {
+        "fn": load,
+        "inputs": refresh_args["inputs"],  # the run, what is shown, the token
+        "inputs_kwargs": {k: v for k, v in check_args["inputs_kwargs"].items() if k != "token"},
+        "outputs": refresh_args["outputs"] + check_args["outputs"] + [tab.run_name],
+        "api_visibility": "private",
+    }
+    tab.upload, tab.dataset = tab.data["upload"], tab.data["dataset"]
+    return tab
+
+
+def _layout(ctx: AppContext, form: HyperparameterForm) -> SimpleNamespace:
+    """The tab's components: the form and its buttons on the left, the run's chart and progress on the right."""
     with gr.Row():
         with gr.Column(scale=2):
             form.place(["method"])
-            data = _data_inputs(form, shipped)
+            data = _data_inputs(form, shipped_datasets())
             report = gr.Markdown("", elem_id="ft-report")
             run_name = gr.Textbox("", label="Run name", elem_id="ft-run-name")  # a fresh name per page load
             with gr.Accordion("Hyperparameters", open=False, elem_id="ft-hyperparameters"):
@@ -139,9 +161,30 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
             plot = gr.Plot(_figure({"train": [], "val": []}, ""), label="Loss", elem_id="ft-plot")
             rewards = gr.Plot(label="Rewards (DPO)", elem_id="ft-rewards", visible=False)
             progress = gr.Markdown("", elem_id="ft-progress")
-    hp = form.components
+    return SimpleNamespace(
+        form=form,
+        data=data,
+        report=report,
+        run_name=run_name,
+        token=token,
+        start=start,
+        cancel=cancel,
+        resume=resume,
+        send=send,
+        status=status,
+        runs=runs,
+        plot=plot,
+        rewards=rewards,
+        progress=progress,
+    )
+
+
+def _wire_check(ctx: AppContext, tokenizers: Tokenizers, tab: SimpleNamespace) -> tuple:
+    """The validation report follows the data inputs (and the settings that change it); returns the check
+    function and its event arguments."""
+    data, hp = tab.data, tab.form.components
     checked = {name: data[name] for name in ("upload", "dataset", "val_upload", "from_votes", *VOTE_FILTERS)}
-    checked |= {name: hp[name] for name in ("val_fraction", "max_length", "seed", "method")} | {"token": token}
+    checked |= {name: hp[name] for name in ("val_fraction", "max_length", "seed", "method")} | {"token": tab.token}
 
     def check(**values):
         return validate(ctx, tokenizers, **values)
@@ -149,50 +192,21 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
     check_args = {
         "fn": check,
         "inputs_kwargs": checked,
-        "outputs": [report, start],
+        "outputs": [tab.report, tab.start],
         "api_visibility": "private",
     }
     changes = ("upload", "dataset", "val_upload", "from_votes", *VOTE_FILTERS)
     for component in (*(data[n] for n in changes), hp["method"], hp["val_fraction"]):
         component.change(**check_args)
-    for component in (token, hp["max_length"], hp["seed"]):
+    for component in (tab.token, hp["max_length"], hp["seed"]):
         component.blur(**check_args)
     data["from_votes"].change(
         lambda on, token_value=None: vote_checkpoint_choices(ctx, on, token_value),
-        [data["from_votes"], token],
+        [data["from_votes"], tab.token],
         [data["filters"], data["vote_checkpoints"]],
         api_visibility="private",
     )
-    inputs = {name: data[name] for name in ("upload", "dataset", "val_upload", "from_votes", *VOTE_FILTERS)}
-    inputs |= {"run_name": run_name, "token": token} | hp
-    _wire_buttons(ctx, tokenizers, inputs, (start, cancel, resume, send), runs, status)
-    refresh_args = _wire_refresh(ctx, runs, plot, progress, rewards, token, (cancel, resume, send))
-
-    def load(run, shown, token_value, **values):
-        return (*refresh_args["fn"](run, shown, token_value), *check(token=token_value, **values), suggest_name())
-
-    on_load = {
-        "fn": load,
-        "inputs": refresh_args["inputs"],  # the run, what is shown, the token
-        "inputs_kwargs": {k: v for k, v in checked.items() if k != "token"},
-        "outputs": refresh_args["outputs"] + check_args["outputs"] + [run_name],
-        "api_visibility": "private",
-    }
-    return SimpleNamespace(
-        upload=data["upload"],
-        dataset=data["dataset"],
-        report=report,
-        start=start,
-        cancel=cancel,
-        resume=resume,
-        send=send,
-        runs=runs,
-        plot=plot,
-        progress=progress,
-        status=status,
-        form=form,
-        on_load=on_load,
-    )
+    return check, check_args
 
 
 def _data_inputs(form: HyperparameterForm, shipped: list[str]) -> dict[str, gr.components.Component]:
