@@ -1,10 +1,11 @@
-"""`python -m workbench train`: LoRA fine-tuning from a dataset file, with a progress bar and a JSON summary.
+"""`workbench train` (also `python -m workbench train`): LoRA fine-tuning from a dataset file, with progress and a
+JSON summary.
 
-    python -m workbench train --data data/fastchat_identity/train.jsonl --name identity --max-steps 40
-    python -m workbench train --name identity --resume            # after a crash or Cancel: same settings
-    python -m workbench train --data my.jsonl --name x --validate-only   # the validation report, no training
-    python -m workbench train --method dpo --data pairs.jsonl --name x     # prompt/chosen/rejected pairs
-    python -m workbench train --method dpo --from-votes --name x --init-adapter identity --report-to tensorboard
+    workbench train --data data/fastchat_identity/train.jsonl --name identity --max-steps 40
+    workbench train --name identity --resume            # after a crash or Cancel: same settings
+    workbench train --data my.jsonl --name x --validate-only   # the validation report, no training
+    workbench train --method dpo --data pairs.jsonl --name x     # prompt/chosen/rejected pairs
+    workbench train --method dpo --from-votes --name x --init-adapter identity --report-to tensorboard
     accelerate launch --num_processes 2 -m workbench train --data ... --name ...   # DDP, one process per GPU
 
 The validation report prints first (every dropped line with its reason); `--json` prints the run summary
