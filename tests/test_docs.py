@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.cli import build_parser
+from workbench.cli import build_parser, main
 from workbench.cli.docs import REFERENCE, render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,8 +23,14 @@ PROGRAMS = ("workbench ", ".venv/bin/workbench ", "python -m workbench ")
 OTHER_PAGES = {"docs/arena.md", "docs/judge.md", "docs/serving.md", "docs/deploying.md"}
 
 
-def test_the_reference_is_current():
+def test_the_reference_is_current(capsys, tmp_path):
     assert REFERENCE.read_text(encoding="utf-8") == render(), "docs/reference.md is stale: run `make docs`"
+    assert main(["docs", "--check"]) == 0 and "reference.md is current." in capsys.readouterr().out
+    stale = tmp_path / "reference.md"
+    stale.write_text("# Reference\n", encoding="utf-8")
+    assert main(["docs", "--check", "--out", str(stale)]) == 1
+    assert "out of date: run `workbench docs`" in capsys.readouterr().err
+    assert main(["docs", "--out", str(stale)]) == 0 and stale.read_text(encoding="utf-8") == render()
 
 
 def commands(page: Path) -> list[str]:
