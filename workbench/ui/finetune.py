@@ -48,7 +48,6 @@ from workbench.ui.finetune_form import HyperparameterForm
 
 REFRESH_S = 2.0  # how often an open page redraws the loss chart and progress
 LOCKED = "Enter the admin token to see the runs."
-VOTE_FILTERS = ("vote_checkpoints", "vote_same_settings", "vote_min_agreement")  # VoteFilters' fields, prefixed
 NO_RUN = "No loss yet: start a run and its training and validation loss appear here."
 
 
@@ -116,7 +115,7 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
     tokenizers = Tokenizers()
     tab = _layout(ctx, HyperparameterForm())
     check, check_args = _wire_check(ctx, tokenizers, tab)
-    inputs = {name: tab.data[name] for name in ("upload", "dataset", "val_upload", "from_votes", *VOTE_FILTERS)}
+    inputs = {name: c for name, c in tab.data.items() if name != "filters"}  # the data inputs, the vote filters
     inputs |= {"run_name": tab.run_name, "token": tab.token} | tab.form.components
     _wire_buttons(ctx, tokenizers, inputs, (tab.start, tab.cancel, tab.resume, tab.send), tab.runs, tab.status)
     buttons = (tab.cancel, tab.resume, tab.send)
@@ -183,7 +182,7 @@ def _wire_check(ctx: AppContext, tokenizers: Tokenizers, tab: SimpleNamespace) -
     """The validation report follows the data inputs (and the settings that change it); returns the check
     function and its event arguments."""
     data, hp = tab.data, tab.form.components
-    checked = {name: data[name] for name in ("upload", "dataset", "val_upload", "from_votes", *VOTE_FILTERS)}
+    checked = {name: c for name, c in data.items() if name != "filters"}
     checked |= {name: hp[name] for name in ("val_fraction", "max_length", "seed", "method")} | {"token": tab.token}
 
     def check(**values):
@@ -195,8 +194,7 @@ def _wire_check(ctx: AppContext, tokenizers: Tokenizers, tab: SimpleNamespace) -
         "outputs": [tab.report, tab.start],
         "api_visibility": "private",
     }
-    changes = ("upload", "dataset", "val_upload", "from_votes", *VOTE_FILTERS)
-    for component in (*(data[n] for n in changes), hp["method"], hp["val_fraction"]):
+    for component in (*(c for n, c in data.items() if n != "filters"), hp["method"], hp["val_fraction"]):
         component.change(**check_args)
     for component in (tab.token, hp["max_length"], hp["seed"]):
         component.blur(**check_args)
@@ -211,7 +209,9 @@ def _wire_check(ctx: AppContext, tokenizers: Tokenizers, tab: SimpleNamespace) -
 
 def _data_inputs(form: HyperparameterForm, shipped: list[str]) -> dict[str, gr.components.Component]:
     """The dataset inputs: an upload or a shipped file, the validation file or fraction, and DPO on the store's
-    votes with the filters `workbench train --from-votes` has (a new VoteFilters field gets its input here)."""
+    votes with the filters `workbench train --from-votes` has. A vote filter is an input named `vote_<field>` of
+    VoteFilters: the dataset check and the "train" endpoint pass it on by that name, so a new filter (a new
+    VoteFilters field) needs only its component here."""
     from workbench.training.votes import VoteFilters
 
     defaults = VoteFilters()

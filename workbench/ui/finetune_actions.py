@@ -92,6 +92,7 @@ class Tokenizers:
 
 
 FORM = {f.name for f, _ in form_hyperparameters()}  # what the "train" endpoint takes by name
+VOTE = "vote_"  # the prefix of a vote filter's input: vote_<VoteFilters field>
 
 
 def _config(run: str, data: str, val: str | None, values: dict[str, Any]) -> JobConfig:
@@ -107,12 +108,16 @@ def _config(run: str, data: str, val: str | None, values: dict[str, Any]) -> Job
     return JobConfig(run=(run or "").strip(), data=data, val_data=val or None, **clean)
 
 
-def _filters(checkpoints=None, same_settings=False, min_agreement=0.5):
-    """The vote filters from the form's inputs (VoteFilters checks them)."""
+def _filters(inputs: dict[str, Any]):
+    """The vote filters from the form's `vote_<field>` inputs, each a VoteFilters field (which checks them)."""
     from workbench.training.votes import VoteFilters
 
-    chosen = (checkpoints,) if isinstance(checkpoints, str) else tuple(checkpoints or ())
-    return VoteFilters(checkpoints=chosen, same_settings=bool(same_settings), min_agreement=float(min_agreement))
+    return VoteFilters(**{k.removeprefix(VOTE): v for k, v in inputs.items() if v is not None})
+
+
+def _vote_inputs(values: dict[str, Any]) -> dict[str, Any]:
+    """Take the vote filters' inputs out of an endpoint's keyword values."""
+    return {k: values.pop(k) for k in [k for k in values if k.startswith(VOTE)]}
 
 
 def _votes_data(ctx: AppContext, run: str, write: bool, filters) -> tuple[str, dict[str, Any] | None, str]:
@@ -143,9 +148,7 @@ def validate(
     token=None,
     method="sft",
     from_votes=False,
-    vote_checkpoints=None,
-    vote_same_settings=False,
-    vote_min_agreement=0.5,
+    **vote_filters,
 ):
     """The validation report for the chosen files (or the votes under the filters), and whether training may start
     (an admin action: it reads and tokenizes the upload)."""
@@ -155,7 +158,7 @@ def validate(
         return "Enter the admin token to check a dataset.", gr.update(interactive=False)
     try:
         if method == "dpo" and from_votes:
-            filters = _filters(vote_checkpoints, vote_same_settings, vote_min_agreement)
+            filters = _filters(vote_filters)
             counted = _votes_data(ctx, "validation", False, filters)[2]
             return f"**The store's votes**  \n{counted}", gr.update(interactive=True)
         data = _dataset_path(ctx, upload, dataset)
@@ -206,19 +209,17 @@ def make_train_fn(ctx: AppContext, tokenizers: Tokenizers):
         run_name: str = "",
         token: str | None = None,
         from_votes: bool = False,
-        vote_checkpoints: list[str] | None = None,
-        vote_same_settings: bool = False,
-        vote_min_agreement: float = 0.5,
         request: gr.Request = None,
         **values: Any,
     ):
+        votes = _vote_inputs(values)  # vote_checkpoints, ...: the rest are hyperparameters
         try:
             ctx.settings.check_admin(token, client_of(ctx, request))
             val = _keep_upload(ctx, _upload_path(ctx, val_upload) if val_upload else None)
             if values.get("method") == "dpo" and from_votes:
                 from workbench.training.checkpoints import check_run_folder
 
-                filters = _filters(vote_checkpoints, vote_same_settings, vote_min_agreement)
+                filters = _filters(votes)
                 checked = _config(run_name, "votes.jsonl", val, values)  # the name is checked before it names a file
                 check_run_folder(RunPaths.of(ctx.settings, checked.run), resume=False)  # never overwrite its pairs
                 data, values["votes"], _ = _votes_data(ctx, checked.run, True, filters)
