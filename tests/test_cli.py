@@ -78,6 +78,7 @@ def test_unknown_adapter_and_overlong_requests_exit_2(wb_env):
     assert done.returncode == 2 and "context window" in done.stderr
 
 
+@pytest.mark.slow
 def test_models_lists_bases_and_adapters_as_json(wb_env, tmp_path):
     env = {**wb_env, "WORKBENCH_ADAPTERS_DIR": str(tmp_path)}
     (tmp_path / "broken").mkdir()

@@ -1,5 +1,5 @@
 """Importing a workbench module is cheap: in a fresh interpreter it pulls in no torch,
-transformers, peft, trl, datasets, gradio or streamlit (DESIGN.md: the dashboard starts fast and never holds a
+transformers, peft, trl, datasets, gradio or streamlit (docs/DESIGN.md: the dashboard starts fast and never holds a
 model it did not ask for). Add a module to LIGHT when it must stay light.
 
 Run: .venv/bin/python -m pytest -q tests/test_imports.py

@@ -1,4 +1,4 @@
-"""The layout and the dependency direction of DESIGN.md, checked on the source: nothing points upward, nothing
+"""The layout and the dependency direction of docs/DESIGN.md, checked on the source: nothing points upward, nothing
 goes round in a circle.
 
 Every top-level module or package of `workbench` belongs to a layer. A module may import (at the top or inside

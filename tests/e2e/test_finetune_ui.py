@@ -1,6 +1,8 @@
 """The Fine-tune tab end to end: the "train" and "cancel_training" API endpoints through gradio_client (admin token
-checked there too), and a browser that validates the shipped dataset, starts a run, watches the chart, and finds
-the new checkpoint in the Chat tab's selector without a restart. The app trains the tiny random model.
+checked there too), and a browser that finds a fresh install's tab without dead ends (Cancel, Resume and Send
+off, an empty chart that says so, a refusal as a sentence under the buttons), validates the shipped dataset,
+starts a run, watches the chart, and finds the new checkpoint in the Chat tab's selector without a restart. The
+app trains the tiny random model; the browser tests are marked `browser` (not in `make test-fast`).
 
 Run: .venv/bin/python -m pytest -q tests/e2e/test_finetune_ui.py
 """
@@ -20,25 +22,20 @@ from tests.fixtures.servers import ROOT, free_port, server_process
 from workbench.config import Settings
 from workbench.training import jobs
 
+pytestmark = pytest.mark.slow  # the app trains (the tiny model, in its own processes)
+
 TOKEN = "let-me-train"
-TINY_RUN = {  # the API's hyperparameters for a few seconds of training on the tiny model
+TINY_RUN = {  # the API's hyperparameters by name for a few seconds on the tiny model; the rest keep the form's
     "learning_rate": 1e-3,
     "max_steps": 4,
-    "epochs": 1,
-    "batch_size": 2,
-    "grad_accum": 1,
     "max_length": 128,
     "lora_r": 4,
     "lora_alpha": 8,
     "lora_dropout": 0.0,
-    "target_modules": "all-linear",
     "warmup": 0,
-    "weight_decay": 0,
     "eval_steps": 2,
     "save_steps": 2,
-    "patience": 0,
     "seed": 1,
-    "packing": "auto",
 }
 
 
@@ -66,6 +63,31 @@ def _wait_for(settings: Settings, run: str, done, timeout: float = 180) -> jobs.
             return status
         time.sleep(0.5)
     raise TimeoutError(f"{run}: {jobs.run_status(settings, run)}")
+
+
+@pytest.mark.browser
+def test_a_fresh_tab_has_no_dead_ends_and_refusals_are_sentences(finetune_app, page, artifacts):
+    """Before any run exists (this module's first test): the buttons that act on a run are off, the chart says
+    why it is empty, and a refused Start answers under the buttons, with no error badge or pop-up."""
+    from playwright.sync_api import expect
+
+    page.goto(finetune_app.url, wait_until="domcontentloaded")
+    page.get_by_role("tab", name="Fine-tune").click()
+    expect(page.locator("#ft-progress")).to_contain_text("Enter the admin token to see the runs.")
+    page.locator("#ft-token input").fill(TOKEN)
+    page.locator("#ft-token input").press("Tab")
+    expect(page.locator("#ft-progress")).to_contain_text("No runs yet.")
+    for button in ("#ft-cancel", "#ft-resume", "#ft-send-arena"):
+        expect(page.locator(button)).to_be_disabled()
+    expect(page.locator("#ft-plot")).to_contain_text("No loss yet: start a run")
+    assert page.locator("#ft-plot .xtick").count() == 0  # no axes from -1 to 6
+    expect(page.locator("#ft-start")).to_be_enabled()  # the shipped dataset passed its check
+    page.locator("#ft-run-name textarea").fill("no such/name")
+    page.locator("#ft-start").click()
+    expect(page.locator("#ft-status")).to_contain_text("Not started: The run name 'no such/name' is not usable")
+    page.screenshot(path=artifacts / "finetune_fresh.png", full_page=True)
+    assert page.locator(".toast-body").count() == 0 and page.get_by_text("Error", exact=True).count() == 0
+    assert not (finetune_app.settings.adapters_dir / "no such").exists()
 
 
 def test_train_endpoint_needs_the_token_trains_and_cancels(finetune_app, tmp_path):
@@ -129,6 +151,7 @@ def fill_hyperparameters(page, values: dict[str, str]) -> None:
         expect(page.locator(f"#{elem_id} input")).to_have_value(value)
 
 
+@pytest.mark.browser
 def test_page_validates_trains_charts_and_the_chat_lists_the_checkpoint(finetune_app, page, artifacts):
     from playwright.sync_api import expect
 
@@ -153,6 +176,9 @@ def test_page_validates_trains_charts_and_the_chat_lists_the_checkpoint(finetune
     expect(page.locator("#ft-progress")).to_contain_text(f"{run}: finished, step 4 of 4", timeout=180_000)
     expect(page.locator("#ft-plot .js-plotly-plot")).to_be_visible()
     expect(page.locator("#ft-progress")).to_contain_text(f"{run}/checkpoint-4")
+    expect(page.locator("#ft-send-arena")).to_be_enabled()  # a finished run: it can be sent, not resumed
+    expect(page.locator("#ft-cancel")).to_be_disabled()
+    expect(page.locator("#ft-resume")).to_be_disabled()
     page.screenshot(path=artifacts / "finetune_tab.png", full_page=True)
 
     page.get_by_role("tab", name="Chat").click()
@@ -161,6 +187,7 @@ def test_page_validates_trains_charts_and_the_chat_lists_the_checkpoint(finetune
     expect(page.get_by_role("option", name=run, exact=True)).to_be_visible()
 
 
+@pytest.mark.browser
 def test_page_trains_dpo_on_a_pairs_file_and_charts_the_rewards(finetune_app, page, tmp_path):
     from playwright.sync_api import expect
 
@@ -189,6 +216,7 @@ def test_page_trains_dpo_on_a_pairs_file_and_charts_the_rewards(finetune_app, pa
 
 def test_dpo_from_the_stores_votes_then_send_to_the_arena(finetune_app):
     from gradio_client import Client
+    from gradio_client.exceptions import AppError
 
     from workbench.store import Store
 
@@ -201,14 +229,24 @@ def test_dpo_from_the_stores_votes_then_send_to_the_arena(finetune_app):
         store.add_vote(good, bad, "tie", rater="bob")
     client = Client(finetune_app.url, verbose=False)
     args = TINY_RUN | {"upload": None, "dataset": None, "val_upload": None, "val_fraction": 0.25, "max_length": 96}
+    filters = {"vote_checkpoints": ["polite", "plain"], "vote_min_agreement": 0.6}
+    with pytest.raises(AppError, match="Too few usable pairs"):  # the filters are applied: none between these two
+        only = {"vote_checkpoints": ["polite", "nobody"]}
+        client.predict(**args, **only, run_name="x", token=TOKEN, method="dpo", from_votes=True, api_name="/train")
     message, _, _ = client.predict(
-        **args, run_name="from-votes", token=TOKEN, method="dpo", from_votes=True, api_name="/train"
+        **args, **filters, run_name="from-votes", token=TOKEN, method="dpo", from_votes=True, api_name="/train"
     )
     assert "Started **from-votes**" in message
     status = _wait_for(finetune_app.settings, "from-votes", lambda s: not s.active)
     assert (status.status, status.adapter) == ("finished", "from-votes")
     meta = json.loads((finetune_app.settings.adapters_dir / "from-votes" / "workbench.json").read_text())
     assert meta["method"] == "dpo" and meta["votes"]["counts"] == {"votes": 9, "ties": 1, "pairs": 8}
+    assert meta["votes"]["filters"] | {"raters": []} == {
+        "checkpoints": ["polite", "plain"],
+        "raters": [],
+        "same_settings": False,
+        "min_agreement": 0.6,
+    }
     assert (meta["examples"]["train"], meta["examples"]["validation"]) == (6, 2)
 
     sent = client.predict(run_name="from-votes", token=TOKEN, api_name="/send_to_arena")

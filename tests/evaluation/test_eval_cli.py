@@ -104,6 +104,7 @@ def tiny_env(monkeypatch, tiny_model_dir, tiny_home, tmp_path) -> Settings:
     return Settings.from_env()
 
 
+@pytest.mark.slow
 def test_perplexity_command_matches_the_library_and_reports_bf16_drift(capsys, tiny_env, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -158,6 +159,7 @@ def test_perplexity_command_refuses_bad_input_and_writes_nothing(capsys, tiny_en
     assert not (tiny_env.home / "var").exists()
 
 
+@pytest.mark.slow
 def test_eval_command_end_to_end_with_progress_bar_and_store(tiny_env, tmp_path):
     (tmp_path / "t.txt").write_text(read_text(SHAKESPEARE)[:1200], encoding="utf-8")
     spec = tmp_path / "tiny_text.yaml"

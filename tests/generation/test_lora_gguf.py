@@ -93,6 +93,7 @@ def one_sentence(exc: pytest.ExceptionInfo) -> str:
 # --- the converted file ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_converted_adapter_has_llama_cpp_names_shapes_and_metadata(adapter, base_gguf, tmp_path):
     out = convert_adapter(adapter, base_gguf, tmp_path / "a.gguf")
     fields, tensors = gguf_tensors(out)
@@ -128,6 +129,7 @@ def test_q_and_k_get_the_base_gguf_row_permutation_and_v_o_do_not(adapter, base_
                 np.testing.assert_array_equal(unpermute(b, n_head), peft[f"{key}.lora_B.weight"])
 
 
+@pytest.mark.slow
 def test_the_permutation_is_the_one_the_base_gguf_was_stored_with(hf_base, base_gguf):
     import gguf
     from gguf.quants import dequantize
@@ -148,6 +150,7 @@ def test_the_permutation_is_the_one_the_base_gguf_was_stored_with(hf_base, base_
     ],
     ids=["rslora", "patterns"],
 )
+@pytest.mark.slow
 def test_per_module_scaling_is_folded_into_lora_b(options, hf_base, base_gguf, tmp_path):
     import torch
     from peft import PeftModel
@@ -270,6 +273,7 @@ def test_the_registry_still_lists_an_adapter_with_its_gguf_beside_it(adapter, ba
     ],
     ids=["dora", "modules_to_save", "embeddings"],
 )
+@pytest.mark.slow
 def test_what_llama_cpp_cannot_express_is_refused(options, needle, hf_base, base_gguf, tmp_path):
     folder = peft_adapter(hf_base, tmp_path / "odd", **options)
     with pytest.raises(WorkbenchError) as exc:

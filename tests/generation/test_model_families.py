@@ -69,6 +69,7 @@ def independent_nll(model, bos: int | None, ids: list[int], text_len: int) -> tu
     return total, count
 
 
+@pytest.mark.slow
 def test_bos_is_found_by_what_the_tokenizer_does(bos_engine, engine):
     assert bos_token(bos_engine.tokenizer) == bos_engine.tokenizer.bos_token_id
     assert bos_token(engine.tokenizer) is None  # SmolLM2 adds no BOS
@@ -124,6 +125,7 @@ def test_gguf_flags_decide_whether_texts_start_with_bos(bos_model_dir):
     assert flags["add_bos_token"] is False and bos_token(tokenizer) is None
 
 
+@pytest.mark.slow
 def test_training_a_base_model_declares_its_chat_template_and_the_chat_uses_it(bos_model_dir, bos_engine, tmp_path):
     settings = Settings(home=tmp_path, model=str(bos_model_dir), adapters_dir=bos_engine.settings.adapters_dir)
     data = identity_file(tmp_path / "d.jsonl", 8)

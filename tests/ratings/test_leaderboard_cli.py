@@ -54,6 +54,7 @@ def fastchat_battles() -> list[dict]:
     return battles
 
 
+@pytest.mark.slow
 def test_leaderboard_ranks_a_fastchat_battle_file(tmp_path, env):
     path = tmp_path / "clean_battle_20240101.json"
     path.write_text(json.dumps(fastchat_battles(), indent=2))  # the JSON array clean_battle_data.py writes
@@ -85,6 +86,7 @@ def test_leaderboard_ranks_a_fastchat_battle_file(tmp_path, env):
     assert refused.returncode == 2 and "--backend cannot filter them" in refused.stderr
 
 
+@pytest.mark.slow
 def test_leaderboard_bad_battle_line_is_one_sentence_and_exit_2(tmp_path, env):
     path = tmp_path / "battles.jsonl"
     good = json.dumps({"model_a": "a", "model_b": "b", "winner": "model_a"})
@@ -105,6 +107,7 @@ def in_process(args: list[str], home, monkeypatch, capsys) -> tuple[int, str, st
     return code, out, err
 
 
+@pytest.mark.slow
 def test_leaderboard_export_import_from_the_store(tmp_path, env, monkeypatch, capsys):
     home = tmp_path / "home"
     with Store(f"sqlite:///{home / 'var' / 'workbench.db'}") as store:

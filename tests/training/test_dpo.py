@@ -184,9 +184,9 @@ def test_bad_input_stops_before_training(tmp_path, wb_settings, tokenizer):
         run_job(JobConfig(run="x", data=str(few), method="dpo", init_adapter="nope"), wb_settings, **quiet)
     with pytest.raises(WorkbenchError, match="dpo method"):
         JobConfig(run="x", data=str(few), votes={"filters": {}})
-    with pytest.raises(WorkbenchError, match="The DPO loss must be one of"):
+    with pytest.raises(WorkbenchError, match="DPO loss must be one of"):
         JobConfig(run="x", data=str(few), method="dpo", loss_type="bogus")
-    with pytest.raises(WorkbenchError, match="Report to one of none, tensorboard"):
+    with pytest.raises(WorkbenchError, match="Report to must be one of none, tensorboard"):
         JobConfig(run="x", data=str(few), report_to="neptune")
 
 

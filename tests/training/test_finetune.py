@@ -96,6 +96,7 @@ def test_a_template_that_rewrites_history_gets_one_sequence_per_assistant_turn(t
     assert "b" in first and "d" not in first and "d" in second and "b" not in second
 
 
+@pytest.mark.slow
 def test_real_training_gives_an_adapter_the_chat_engine_uses(engine, wb_settings, embedded_dir, tmp_path):
     """A few steps of the embedded model on real data: checkpoints, metadata, logs, store, and a changed reply."""
     train = identity_file(tmp_path / "identity.jsonl", 24)
@@ -190,6 +191,7 @@ def _train_cmd(name: str, data: Path, *extra: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9_ends_where_an_uninterrupted_run_ends(tiny_settings, tiny_env, tmp_path):
     data = identity_file(tmp_path / "d.jsonl", 60)
     steps = ["--max-steps", "6"]

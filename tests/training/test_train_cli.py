@@ -75,6 +75,7 @@ def test_validate_only_prints_every_problem(cli, tmp_path):
     assert err.startswith("error: d.jsonl has no usable example: line 1: ")
 
 
+@pytest.mark.slow
 def test_two_process_ddp_run_on_cpu_gives_a_loadable_adapter(tiny_env, tiny_settings, tiny_model_dir, tmp_path):
     data = identity_file(tmp_path / "d.jsonl", 40)
     cmd = [

@@ -83,6 +83,9 @@ def test_finetune_tab_draws_its_loss_chart_with_plots():
     fig = finetune._figure({"train": [(1, 2.0), (2, 1.0)], "val": [(2, 1.5)]}, "my-run")
     assert [list(t.y) for t in fig.data] == [[2.0, 1.0], [1.5]]
     assert "my-run" in fig.layout.title.text
+    empty = finetune._figure({"train": [], "val": []}, "")  # before the first run: a sentence, not axes
+    assert not empty.data and empty.layout.xaxis.visible is False
+    assert "No loss yet" in empty.layout.annotations[0].text
 
 
 def _battles(rows):

@@ -1,10 +1,11 @@
-"""`python -m workbench train`: LoRA fine-tuning from a dataset file, with a progress bar and a JSON summary.
+"""`workbench train` (also `python -m workbench train`): LoRA fine-tuning from a dataset file, with progress and a
+JSON summary.
 
-    python -m workbench train --data data/fastchat_identity/train.jsonl --name identity --max-steps 40
-    python -m workbench train --name identity --resume            # after a crash or Cancel: same settings
-    python -m workbench train --data my.jsonl --name x --validate-only   # the validation report, no training
-    python -m workbench train --method dpo --data pairs.jsonl --name x     # prompt/chosen/rejected pairs
-    python -m workbench train --method dpo --from-votes --name x --init-adapter identity --report-to tensorboard
+    workbench train --data data/fastchat_identity/train.jsonl --name identity --max-steps 40
+    workbench train --name identity --resume            # after a crash or Cancel: same settings
+    workbench train --data my.jsonl --name x --validate-only   # the validation report, no training
+    workbench train --method dpo --data pairs.jsonl --name x     # prompt/chosen/rejected pairs
+    workbench train --method dpo --from-votes --name x --init-adapter identity --report-to tensorboard
     accelerate launch --num_processes 2 -m workbench train --data ... --name ...   # DDP, one process per GPU
 
 The validation report prints first (every dropped line with its reason); `--json` prints the run summary
@@ -18,13 +19,14 @@ import argparse
 import signal
 import sys
 import threading
-from dataclasses import fields
 
 from workbench.cli.common import add_model_flags, print_json, settings_from
 from workbench.errors import WorkbenchError
-from workbench.training.config import HYPERPARAMETERS, JobConfig, RunPaths
+from workbench.training import hparams
+from workbench.training.config import JobConfig, RunPaths
 
-DEFAULTS = {f.name: f.default for f in fields(JobConfig)}
+HYPERPARAMETERS = hparams.declared(JobConfig)  # each one a flag, named for its field (`hparams.flag`)
+_TYPES = {"int": int, "float": float, "text": str, "list": str}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -37,14 +39,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run from its last complete checkpoint")
     p.add_argument("--validate-only", action="store_true", help="print the validation report and exit")
     p.add_argument("--eval-suite", action="append", default=None, help="evaluation suite to run at every save")
-    p.add_argument("--gradient-checkpointing", action="store_true", default=None, help="save memory (big models)")
     p.add_argument("--no-store", action="store_true", help="do not write training logs to the store")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
     votes = p.add_argument_group("DPO from the store's votes (instead of --data)")
     votes.add_argument("--from-votes", action="store_true", help="train on the store's decisive votes")
-    votes.add_argument("--vote-checkpoint", action="append", help="only votes between these checkpoints (repeat)")
-    votes.add_argument("--vote-rater", action="append", help="only votes by these raters (repeat)")
+    votes.add_argument(
+        "--vote-checkpoint", action="append", metavar="CHECKPOINT", help="only votes between these checkpoints (repeat)"
+    )
+    votes.add_argument("--vote-rater", action="append", metavar="RATER", help="only votes by these raters (repeat)")
     votes.add_argument(
         "--vote-raters",
         choices=["humans", "judges", "all"],
@@ -53,27 +56,44 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     votes.add_argument("--vote-same-settings", action="store_true", help="only outputs made with the same settings")
     votes.add_argument(
-        "--vote-min-agreement", type=float, default=0.5, help="share of a pair's votes its winner needs (0.5-1)"
+        "--vote-min-agreement",
+        type=float,
+        default=0.5,
+        metavar="SHARE",
+        help="share of a pair's votes its winner needs (0.5-1)",
     )
-    hp = p.add_argument_group("hyperparameters")
-    for flag, (name, kind, text) in HYPERPARAMETERS.items():
-        default = DEFAULTS[name]
-        shown = ",".join(default) if isinstance(default, tuple) else default
-        hp.add_argument(flag, type=kind, default=None, help=f"{text} (default: {shown})")
+    _add_hyperparameters(p)
     add_model_flags(p)
     return p
 
 
+def _add_hyperparameters(p: argparse.ArgumentParser) -> None:
+    """One flag per declared hyperparameter, grouped by section. A flag left out is None (JobConfig's default
+    applies, or with --resume the run's saved value), so that a value typed on purpose can be told apart."""
+    groups = {section: p.add_argument_group(f"hyperparameters: {section}") for section in hparams.SECTIONS}
+    for f, spec in HYPERPARAMETERS:
+        group = groups[spec.section]
+        if spec.kind == "bool":
+            group.add_argument(hparams.flag(f.name), action="store_true", default=None, help=spec.help)
+            continue
+        notes = [spec.bounds_text()] if spec.bounds_text() and not spec.choices else []
+        if f.default is not None:
+            notes.append(f"default: {','.join(f.default) if isinstance(f.default, tuple) else f.default}")
+        group.add_argument(  # choices are checked by JobConfig (one sentence), not argparse; the metavar shows them
+            hparams.flag(f.name),
+            type=_TYPES[spec.kind],
+            default=None,
+            metavar="|".join(spec.choices) if spec.choices else spec.kind.upper(),
+            help=f"{spec.help} ({'; '.join(notes)})" if notes else spec.help,
+        )
+
+
 def _given(args: argparse.Namespace) -> dict[str, object]:
     values: dict[str, object] = {}
-    for name, *_ in HYPERPARAMETERS.values():
-        value = getattr(args, name)
+    for f, spec in HYPERPARAMETERS:
+        value = getattr(args, f.name)
         if value is not None:
-            values[name] = (
-                tuple(v.strip() for v in value.split(",") if v.strip()) if name == "target_modules" else value
-            )
-    if args.gradient_checkpointing:
-        values["gradient_checkpointing"] = True
+            values[f.name] = hparams.parse_list(value) if spec.kind == "list" else value
     if args.eval_suite:
         values["eval_suites"] = tuple(args.eval_suite)
     return values
@@ -85,7 +105,7 @@ def job_config(args: argparse.Namespace, settings) -> JobConfig:
 
     given = _given(args)
     if args.resume:
-        extra = [f for f, (name, *_) in HYPERPARAMETERS.items() if name in given] + [
+        extra = [hparams.flag(f.name) for f, _ in HYPERPARAMETERS if f.name in given] + [
             f for f in ("--data", "--val", "--from-votes") if getattr(args, f[2:].replace("-", "_"))
         ]
         if extra:
@@ -102,15 +122,7 @@ def job_config(args: argparse.Namespace, settings) -> JobConfig:
         args.data = str(votes.pop("path"))
     elif not args.data:
         raise WorkbenchError("Name a training file with --data (or continue a run with --resume).")
-    known = {f.name for f in fields(JobConfig)}
-    return JobConfig(
-        run=args.name,
-        data=args.data,
-        val_data=args.val,
-        base_model=args.model,
-        votes=votes,
-        **{k: v for k, v in given.items() if k in known},
-    )
+    return JobConfig(run=args.name, data=args.data, val_data=args.val, base_model=args.model, votes=votes, **given)
 
 
 def _vote_pairs(args: argparse.Namespace, settings) -> dict[str, object]:
@@ -199,7 +211,7 @@ def _print_summary(s: dict) -> None:
     if s["adapter"]:
         print(
             f"Adapter {s['adapter']!r} (from {s['final_checkpoint']}) is at {s['adapter_path']}; "
-            f"chat with it: python -m workbench chat --adapter {s['adapter']}"
+            f"chat with it: workbench chat --adapter {s['adapter']}"
         )
     else:
-        print(f"No final adapter; continue with: python -m workbench train --name {s['run']} --resume")
+        print(f"No final adapter; continue with: workbench train --name {s['run']} --resume")

@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from workbench.errors import WorkbenchError
 from workbench.jsonl import iter_json_lines, read_text
-from workbench.store.frames import LIKERT_COLUMNS, battle_from_vote
+from workbench.store.frames import LIKERT_COLUMNS, VOTE_COLUMNS, battle_from_vote
 from workbench.store.generations import GENERATION_COLUMNS
 from workbench.store.records import digest
 from workbench.store.schema import Generation
@@ -34,23 +34,11 @@ from workbench.store.schema import Generation
 EXPORTS = ("generations", "votes", "likert", "battles", "preferences")
 IMPORTS = ("generations", "votes", "likert")
 FORMATS = ("jsonl", "csv")
-VOTE_EXPORT = [
-    "id",
-    "generation_a_uid",
-    "generation_b_uid",
-    "model_a",
-    "model_b",
-    "shown_left",
-    "winner",
-    "reason",
-    "rater",
-    "session",
-    "key",
-    "tstamp",
-    "prompt",
-    "backend_a",
-    "backend_b",
-]
+# A vote row points at its generations by uid: the store's internal ids and the generations' own columns (text,
+# settings) stay out, since the generations export carries them. Any other vote column is exported.
+_VOTE_NOT_EXPORTED = ("generation_a_id", "generation_b_id", "prompt_hash", "messages", "output_a", "output_b")
+_VOTE_NOT_EXPORTED += ("settings_a", "settings_b", "same_settings")
+VOTE_EXPORT = [c for c in VOTE_COLUMNS if c not in _VOTE_NOT_EXPORTED]
 LIKERT_EXPORT = [
     c for c in LIKERT_COLUMNS if c not in ("generation_id", "prompt_hash", "messages", "output", "settings")
 ]

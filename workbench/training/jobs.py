@@ -29,8 +29,9 @@ from workbench.config import REPO_ROOT, Settings
 from workbench.errors import WorkbenchError
 from workbench.safety.names import PART
 from workbench.safety.redact import redact
+from workbench.training import hparams
 from workbench.training.checkpoints import published_steps
-from workbench.training.config import HYPERPARAMETERS, JobConfig, RunPaths
+from workbench.training.config import JobConfig, RunPaths
 from workbench.training.procs import alive as process_alive
 from workbench.training.procs import signal_job, start_time
 from workbench.training.runlog import END_STATUSES, read_log
@@ -106,13 +107,8 @@ def train_command(config: JobConfig, resume: bool = False) -> list[str]:
         cmd += ["--val", config.val_data]
     if config.base_model:
         cmd += ["--model", config.base_model]
-    for flag, (name, *_) in HYPERPARAMETERS.items():
-        value = getattr(config, name)
-        if value is None:
-            continue  # an optional setting left out (init_adapter)
-        cmd += [flag, ",".join(value) if isinstance(value, tuple) else str(value)]
-    if config.gradient_checkpointing:
-        cmd.append("--gradient-checkpointing")
+    specs = hparams.declared(JobConfig)
+    cmd += hparams.argv({f.name: getattr(config, f.name) for f, _ in specs}, specs)
     for suite in config.eval_suites:
         cmd += ["--eval-suite", suite]
     return cmd

@@ -3,34 +3,33 @@
 Training runs as a separate process (`workbench.training.jobs`), so the chat stays responsive; this tab only reads
 the run's log every few seconds to redraw the loss chart. Checkpoints land in the adapters folder,
 where the Chat tab's selector finds them without a restart. Starting, cancelling and resuming need the
-admin token when WORKBENCH_ADMIN_TOKEN is set, in the page and in the named API endpoints:
+admin token when WORKBENCH_ADMIN_TOKEN is set, in the page and in the named API endpoints (by keyword):
 
-    train(upload, dataset, val_upload, val_fraction, run_name, token, learning_rate, max_steps, epochs,
-          batch_size, grad_accum, max_length, lora_r, lora_alpha, lora_dropout, target_modules, warmup,
-          weight_decay, eval_steps, save_steps, patience, seed, packing, beta, loss_type, init_adapter,
-          report_to, method, from_votes) -> (status, runs, next run name)
+    train(upload, dataset, val_upload, run_name, token, from_votes, vote_checkpoints, vote_same_settings,
+          vote_min_agreement, <every hyperparameter on the form, by its JobConfig name>) -> (status, runs, next name)
     cancel_training(run_name, token) -> status     (stops after the current step; the run stays resumable)
     send_to_arena(run_name, token) -> status       (the run's adapter and its parent answer the Arena's prompts)
     resume_training(run_name, token) -> status     (continues from the last complete checkpoint)
 
-`method` is "sft" (conversations) or "dpo" (prompt/chosen/rejected pairs, or with `from_votes` the store's
-decisive votes, no file); a DPO run's chart adds its reward margin and accuracy, train and validation. The last
-six arguments may be left out (SFT, a new LoRA, no tracker).
-`upload` is a dataset file (gradio_client's `handle_file`), or None to train on `dataset`, a shipped
-file's path relative to the repository (the dropdown's choices). The data is validated before a job starts.
+Every `train` parameter has the form's starting value as its default (the demo recipe), so a client names only
+what it changes: `client.predict(dataset="data/fastchat_identity/train.jsonl", run_name="x", max_steps=4,
+api_name="/train")`. The hyperparameters are JobConfig's declarations (`workbench.ui.finetune_form`; the list
+is in docs/reference.md). `method` "dpo" with `from_votes` trains on the store's decisive votes (no file) under
+the vote filters; a DPO run's chart adds its reward margin and accuracy. `upload` is a dataset file
+(gradio_client's `handle_file`), or None to train on `dataset`, a shipped file's path relative to the repository.
+The data is validated before a job starts. An endpoint refuses bad input with one sentence (an error for a
+client); the page's buttons write that sentence into the status line under them instead.
 """
 
 from __future__ import annotations
 
 import html
-from dataclasses import fields
 from types import SimpleNamespace
 
 import gradio as gr
 
 from workbench.errors import WorkbenchError
 from workbench.training import jobs
-from workbench.training.config import DEMO_SETTINGS, LOSS_TYPES, METHODS, PACKING, REPORT_TO, JobConfig
 from workbench.ui.context import AppContext
 from workbench.ui.finetune_actions import (
     Tokenizers,
@@ -38,22 +37,32 @@ from workbench.ui.finetune_actions import (
     make_resume_fn,
     make_send_fn,
     make_train_fn,
+    on_page,
     run_names,
     shipped_datasets,
     suggest_name,
     validate,
+    vote_checkpoint_choices,
 )
+from workbench.ui.finetune_form import HyperparameterForm
 
 REFRESH_S = 2.0  # how often an open page redraws the loss chart and progress
-# The form starts from the demo recipe's settings (`make finetune-demo`): minutes on 2 CPU cores.
-DEFAULTS = SimpleNamespace(**({f.name: f.default for f in fields(JobConfig)} | DEMO_SETTINGS))
+NO_RUN = "No loss yet: start a run and its training and validation loss appear here."
 
 
-def _figure(curves: dict[str, list[tuple[int, float]]], run: str):
+def _figure(curves: dict[str, list[tuple[int, float]]], run: str, empty: str = NO_RUN):
     from workbench.training.losses import loss_frame
     from workbench.ui import plots
 
-    return plots.loss_curves(loss_frame(curves), title=f"Loss: {run}" if run else "Loss")
+    return plots.loss_curves(loss_frame(curves), title=f"Loss: {run}" if run else "Loss", empty=empty)
+
+
+def _buttons(state: jobs.RunStatus | None) -> tuple[dict, dict, dict]:
+    """Cancel, Resume and Send to the Arena: live only when they can act on the chosen run."""
+    active = state is not None and state.active
+    resumable = state is not None and not active and state.status not in ("finished", "stopped-early")
+    sendable = state is not None and not active and state.adapter is not None
+    return tuple(gr.update(interactive=bool(on)) for on in (active, resumable, sendable))
 
 
 def _rewards(ctx: AppContext, refreshed: tuple) -> dict:
@@ -96,77 +105,6 @@ def _progress_text(status: jobs.RunStatus) -> str:
     return "  \n".join(lines)
 
 
-def _hyperparameter_inputs() -> list[gr.components.Component]:
-    d = DEFAULTS
-    with gr.Accordion("Hyperparameters", open=False, elem_id="ft-hyperparameters"):
-        with gr.Row():
-            lr = gr.Number(d.learning_rate, label="Learning rate", min_width=110, elem_id="ft-learning-rate")
-            steps = gr.Number(
-                d.max_steps, precision=0, label="Max steps (0 = use epochs)", min_width=110, elem_id="ft-max-steps"
-            )
-            epochs = gr.Number(d.epochs, label="Epochs", min_width=110, elem_id="ft-epochs")
-        with gr.Row():
-            batch = gr.Number(d.batch_size, precision=0, label="Batch size", min_width=110, elem_id="ft-batch-size")
-            accum = gr.Number(
-                d.grad_accum, precision=0, label="Gradient accumulation", min_width=110, elem_id="ft-grad-accum"
-            )
-            length = gr.Number(
-                d.max_length, precision=0, label="Max length (tokens)", min_width=110, elem_id="ft-max-length"
-            )
-        with gr.Row():
-            rank = gr.Number(d.lora_r, precision=0, label="LoRA rank", min_width=110, elem_id="ft-lora-r")
-            alpha = gr.Number(d.lora_alpha, precision=0, label="LoRA alpha", min_width=110, elem_id="ft-lora-alpha")
-            dropout = gr.Number(d.lora_dropout, label="LoRA dropout", min_width=110, elem_id="ft-lora-dropout")
-        targets = gr.Textbox(
-            ",".join(d.target_modules),
-            label="Target modules (comma-separated, or all-linear)",
-            elem_id="ft-target-modules",
-        )
-        with gr.Row():
-            warmup = gr.Number(d.warmup, label="Warmup (steps, or fraction < 1)", min_width=110, elem_id="ft-warmup")
-            decay = gr.Number(d.weight_decay, label="Weight decay", min_width=110, elem_id="ft-weight-decay")
-            seed = gr.Number(d.seed, precision=0, label="Seed", min_width=110, elem_id="ft-seed")
-        with gr.Row():
-            eval_steps = gr.Number(
-                d.eval_steps, precision=0, label="Eval every N steps", min_width=110, elem_id="ft-eval-steps"
-            )
-            save_steps = gr.Number(
-                d.save_steps, precision=0, label="Save every N steps", min_width=110, elem_id="ft-save-steps"
-            )
-            patience = gr.Number(
-                d.patience, precision=0, label="Early-stopping patience (0 = off)", min_width=110, elem_id="ft-patience"
-            )
-        packing = gr.Radio(list(PACKING), value=d.packing, label="Packing", elem_id="ft-packing")
-        with gr.Row():
-            beta = gr.Number(d.beta, label="DPO beta", min_width=110, elem_id="ft-beta")
-            loss = gr.Dropdown(list(LOSS_TYPES), value=d.loss_type, label="DPO loss", elem_id="ft-loss-type")
-            init = gr.Textbox("", label="Start from adapter (e.g. an SFT run)", elem_id="ft-init-adapter")
-        report = gr.Dropdown(list(REPORT_TO), value=d.report_to, label="Report to (tracker)", elem_id="ft-report-to")
-    return [
-        lr,
-        steps,
-        epochs,
-        batch,
-        accum,
-        length,
-        rank,
-        alpha,
-        dropout,
-        targets,
-        warmup,
-        decay,
-        eval_steps,
-        save_steps,
-        patience,
-        seed,
-        packing,
-        beta,
-        loss,
-        init,
-        report,
-    ]
-
-
 def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
     """Lay out the Fine-tune tab and wire its events (call inside a gr.Blocks / gr.Tab context).
 
@@ -174,105 +112,198 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
     the chart and validate the preselected dataset when a page opens.
     """
     tokenizers = Tokenizers()
-    shipped = shipped_datasets()
+    tab = _layout(ctx, HyperparameterForm())
+    check, check_args = _wire_check(ctx, tokenizers, tab)
+    inputs = {name: c for name, c in tab.data.items() if name != "filters"}  # the data inputs, the vote filters
+    inputs |= {"run_name": tab.run_name, "token": tab.token} | tab.form.components
+    _wire_buttons(ctx, tokenizers, inputs, (tab.start, tab.cancel, tab.resume, tab.send), tab.runs, tab.status)
+    buttons = (tab.cancel, tab.resume, tab.send)
+    refresh_args = _wire_refresh(ctx, tab.runs, tab.plot, tab.progress, tab.rewards, tab.token, buttons)
+
+    def load(run, shown, token_value, request: gr.Request = None, **values):
+        refreshed = refresh_args["fn"](run, shown, token_value, request)
+        return (*refreshed, *check(token=token_value, request=request, **values), suggest_name())
+
+    tab.on_load = {
+        "fn": load,
+        "inputs": refresh_args["inputs"],  # the run, what is shown, the token
+        "inputs_kwargs": {k: v for k, v in check_args["inputs_kwargs"].items() if k != "token"},
+        "outputs": refresh_args["outputs"] + check_args["outputs"] + [tab.run_name],
+        "api_visibility": "private",
+    }
+    tab.upload, tab.dataset = tab.data["upload"], tab.data["dataset"]
+    return tab
+
+
+def _layout(ctx: AppContext, form: HyperparameterForm) -> SimpleNamespace:
+    """The tab's components: the form and its buttons on the left, the run's chart and progress on the right."""
     with gr.Row():
         with gr.Column(scale=2):
-            with gr.Row():
-                method = gr.Radio(
-                    list(METHODS),
-                    value="sft",
-                    label="Method: sft (conversations) or dpo (prompt/chosen/rejected pairs)",
-                    elem_id="ft-method",
-                )
-                from_votes = gr.Checkbox(False, label="DPO on the store's votes (no file)", elem_id="ft-from-votes")
-            upload = gr.File(
-                label="Upload a dataset (.jsonl, .json or .csv)",
-                file_types=[".jsonl", ".json", ".csv"],
-                type="filepath",
-                elem_id="ft-upload",
-            )
-            dataset = gr.Dropdown(
-                shipped, value=shipped[0] if shipped else None, label="…or pick a shipped dataset", elem_id="ft-dataset"
-            )
-            with gr.Accordion("Validation data", open=False):
-                val_upload = gr.File(
-                    label="Validation file (optional)",
-                    file_types=[".jsonl", ".json", ".csv"],
-                    type="filepath",
-                    elem_id="ft-val-upload",
-                )
-                val_fraction = gr.Slider(
-                    0,
-                    0.5,
-                    value=DEFAULTS.val_fraction,
-                    step=0.01,
-                    elem_id="ft-val-fraction",
-                    label="Held-out fraction of the training file (without a validation file)",
-                )
+            form.place(["method"])
+            data = _data_inputs(form, shipped_datasets())
             report = gr.Markdown("", elem_id="ft-report")
             run_name = gr.Textbox("", label="Run name", elem_id="ft-run-name")  # a fresh name per page load
-            hparams = _hyperparameter_inputs()
+            with gr.Accordion("Hyperparameters", open=False, elem_id="ft-hyperparameters"):
+                form.place_rest()
             token = gr.Textbox(
                 label="Admin token", type="password", elem_id="ft-token", visible=ctx.settings.admin_token is not None
             )
             with gr.Row():
                 start = gr.Button("Start training", variant="primary", interactive=False, elem_id="ft-start")
-                cancel = gr.Button("Cancel", variant="stop", elem_id="ft-cancel")
-                resume = gr.Button("Resume", elem_id="ft-resume")
-                send = gr.Button("Send to the Arena", elem_id="ft-send-arena")
+                # Until a run is chosen in "Run" (and can be cancelled, resumed or sent), these stay off.
+                cancel = gr.Button("Cancel", variant="stop", interactive=False, elem_id="ft-cancel")
+                resume = gr.Button("Resume", interactive=False, elem_id="ft-resume")
+                send = gr.Button("Send to the Arena", interactive=False, elem_id="ft-send-arena")
             status = gr.Markdown("", elem_id="ft-status")
         with gr.Column(scale=3):
             runs = gr.Dropdown([], label="Run", elem_id="ft-runs", allow_custom_value=True)
-            plot = gr.Plot(label="Loss", elem_id="ft-plot")
+            plot = gr.Plot(_figure({"train": [], "val": []}, ""), label="Loss", elem_id="ft-plot")
             rewards = gr.Plot(label="Rewards (DPO)", elem_id="ft-rewards", visible=False)
             progress = gr.Markdown("", elem_id="ft-progress")
+    return SimpleNamespace(
+        form=form,
+        data=data,
+        report=report,
+        run_name=run_name,
+        token=token,
+        start=start,
+        cancel=cancel,
+        resume=resume,
+        send=send,
+        status=status,
+        runs=runs,
+        plot=plot,
+        rewards=rewards,
+        progress=progress,
+    )
 
-    def check(
-        upload_path,
-        chosen,
-        val_path,
-        fraction,
-        max_length,
-        seed_value,
-        token_value,
-        method_value,
-        votes,
-        request: gr.Request = None,
-    ):
-        args = (upload_path, chosen, val_path, fraction, max_length, seed_value, token_value, method_value, votes)
-        return validate(ctx, tokenizers, *args, request=request)
+
+def _wire_check(ctx: AppContext, tokenizers: Tokenizers, tab: SimpleNamespace) -> tuple:
+    """The validation report follows the data inputs (and the settings that change it); returns the check
+    function and its event arguments."""
+    data, hp = tab.data, tab.form.components
+    checked = {name: c for name, c in data.items() if name != "filters"}
+    checked |= {name: hp[name] for name in ("val_fraction", "max_length", "seed", "method")} | {"token": tab.token}
+
+    def check(request: gr.Request = None, **values):
+        return validate(ctx, tokenizers, request=request, **values)
 
     check_args = {
         "fn": check,
-        "inputs": [upload, dataset, val_upload, val_fraction, hparams[5], hparams[15], token, method, from_votes],
-        "outputs": [report, start],
+        "inputs_kwargs": checked,
+        "outputs": [tab.report, tab.start],
         "api_visibility": "private",
     }
-    for component in (upload, dataset, val_upload, val_fraction, method, from_votes):
+    for component in (*(c for n, c in data.items() if n != "filters"), hp["method"], hp["val_fraction"]):
         component.change(**check_args)
-    token.blur(**check_args)
-    hparams[5].blur(**check_args)
-    start.click(
-        make_train_fn(ctx, tokenizers),
-        [upload, dataset, val_upload, val_fraction, run_name, token, *hparams, method, from_votes],
-        [status, runs, run_name],
-        api_name="train",
-        concurrency_limit=None,
-    )
-    cancel.click(make_cancel_fn(ctx), [runs, token], [status], api_name="cancel_training", concurrency_limit=None)
-    resume.click(make_resume_fn(ctx), [runs, token], [status], api_name="resume_training", concurrency_limit=None)
-    send.click(make_send_fn(ctx), [runs, token], [status], api_name="send_to_arena")
+    for component in (tab.token, hp["max_length"], hp["seed"]):
+        component.blur(**check_args)
 
+    def vote_choices(on: bool, token_value: str | None = None, request: gr.Request = None):
+        return vote_checkpoint_choices(ctx, on, token_value, request)
+
+    data["from_votes"].change(
+        vote_choices,
+        [data["from_votes"], tab.token],
+        [data["filters"], data["vote_checkpoints"]],
+        api_visibility="private",
+    )
+    return check, check_args
+
+
+def _data_inputs(form: HyperparameterForm, shipped: list[str]) -> dict[str, gr.components.Component]:
+    """The dataset inputs: an upload or a shipped file, the validation file or fraction, and DPO on the store's
+    votes with the filters `workbench train --from-votes` has. A vote filter is an input named `vote_<field>` of
+    VoteFilters: the dataset check and the "train" endpoint pass it on by that name, so a new filter (a new
+    VoteFilters field) needs only its component here."""
+    from workbench.training.votes import VoteFilters
+
+    defaults = VoteFilters()
+    out: dict[str, gr.components.Component] = {}
+    out["from_votes"] = gr.Checkbox(False, label="DPO on the store's votes (no file)", elem_id="ft-from-votes")
+    with gr.Accordion("Which votes", open=True, visible=False, elem_id="ft-vote-filters") as out["filters"]:
+        out["vote_checkpoints"] = gr.Dropdown(
+            [],
+            multiselect=True,
+            allow_custom_value=True,
+            label="Only votes between these checkpoints (none: any)",
+            elem_id="ft-vote-checkpoints",
+        )
+        with gr.Row():
+            out["vote_same_settings"] = gr.Checkbox(
+                defaults.same_settings,
+                label="Only outputs made with the same settings",
+                elem_id="ft-vote-same-settings",
+            )
+            out["vote_min_agreement"] = gr.Slider(
+                0.5,
+                1.0,
+                value=defaults.min_agreement,
+                step=0.05,
+                label="Minimum agreement",
+                info="share of a pair's decisive votes its winner needs (0.5: any strict majority)",
+                elem_id="ft-vote-min-agreement",
+            )
+    out["upload"] = gr.File(
+        label="Upload a dataset (.jsonl, .json or .csv)",
+        file_types=[".jsonl", ".json", ".csv"],
+        type="filepath",
+        elem_id="ft-upload",
+    )
+    out["dataset"] = gr.Dropdown(
+        shipped, value=shipped[0] if shipped else None, label="…or pick a shipped dataset", elem_id="ft-dataset"
+    )
+    with gr.Accordion("Validation data", open=False):
+        out["val_upload"] = gr.File(
+            label="Validation file (optional)",
+            file_types=[".jsonl", ".json", ".csv"],
+            type="filepath",
+            elem_id="ft-val-upload",
+        )
+        form.place(["val_fraction"])
+    return out
+
+
+def _wire_buttons(ctx: AppContext, tokenizers: Tokenizers, inputs: dict, buttons: tuple, runs, status) -> None:
+    """Start, Cancel, Resume and Send: each a named API endpoint without a trigger on the page (a client gets an
+    error), and a private page event running the same function that writes its refusal into the status line
+    under the buttons instead (no red badge, and no pop-up that follows the person to another tab)."""
+    start, cancel, resume, send = buttons
+    train = make_train_fn(ctx, tokenizers)
+    outputs = [status, runs, inputs["run_name"]]
+    start.click(on_page(train, "Not started", 3), inputs_kwargs=inputs, outputs=outputs, api_visibility="private")
+    gr.on([], train, inputs_kwargs=inputs, outputs=outputs, api_name="train", concurrency_limit=None)
+    for button, make, name, refused in (
+        (cancel, make_cancel_fn, "cancel_training", "Not cancelled"),
+        (resume, make_resume_fn, "resume_training", "Not resumed"),
+        (send, make_send_fn, "send_to_arena", "Not sent"),
+    ):
+        fn = make(ctx)
+        limit = {} if name == "send_to_arena" else {"concurrency_limit": None}
+        token = inputs["token"]
+        button.click(on_page(fn, refused, 1), [runs, token], [status], api_visibility="private", **limit)
+        gr.on([], fn, [runs, token], [status], api_name=name, **limit)
+
+
+def _wire_refresh(ctx, runs, plot, progress, rewards, token, buttons) -> dict:
+    """The chart, progress and buttons follow the chosen run: on a timer, and when another run is chosen."""
     seen = gr.State(None)  # what the chart shows, so an unchanged log is not redrawn every tick
 
     def refresh(run: str | None, shown: list | None, token_value: str | None = None, request: gr.Request = None):
+        off = _buttons(None)
         refusal = ctx.admin_refusal(token_value, request)  # runs, losses and logs are the operator's
         if refusal is not None:
             locked = ["locked", refusal]
             if shown == locked:
-                return gr.skip(), gr.skip(), gr.skip(), shown
-            empty = _figure({"train": [], "val": []}, "")
-            return gr.update(choices=[], value=None), empty, html.escape(refusal, quote=False), locked
+                return gr.skip(), gr.skip(), gr.skip(), shown, *off
+            sentence = html.escape(refusal, quote=False)
+            return (
+                gr.update(choices=[], value=None),
+                _figure({"train": [], "val": []}, "", sentence),
+                sentence,
+                locked,
+                *off,
+            )
         names = run_names(ctx)
         # A chosen run is never replaced here: a tick that left before Start answered still carries the old
         # choice, and a run that was just started may not be on disk yet. Only an empty choice is filled.
@@ -281,27 +312,28 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
             run = names[0] if names else None
             choice = gr.update(choices=names, value=run)
         if run is None:
-            return choice, _figure({"train": [], "val": []}, ""), "No runs yet.", None
+            return choice, _figure({"train": [], "val": []}, ""), "No runs yet.", None, *off
         try:  # the choice can be any text (a custom value, a direct call): the run name is checked first
             state = jobs.run_status(ctx.settings, run)
         except WorkbenchError as exc:
-            return choice, _figure({"train": [], "val": []}, ""), html.escape(str(exc), quote=False), None
+            sentence = html.escape(str(exc), quote=False)
+            return choice, _figure({"train": [], "val": []}, "", sentence), sentence, None, *off
         run = state.run
         log = ctx.settings.adapters_dir / run / "train_log.jsonl"
         signature = [run, log.stat().st_size if log.is_file() else 0, state.status, names]
         if signature == shown:
-            return gr.skip(), gr.skip(), gr.skip(), shown
+            return gr.skip(), gr.skip(), gr.skip(), shown, gr.skip(), gr.skip(), gr.skip()
         curves = jobs.loss_curves(ctx.settings, run)
-        return choice, _figure(curves, run), _progress_text(state), signature
+        return choice, _figure(curves, run), _progress_text(state), signature, *_buttons(state)
 
     def refresh_all(run: str | None, shown: list | None, token_value: str | None = None, request: gr.Request = None):
         out = refresh(run, shown, token_value, request)
-        return (*out, _rewards(ctx, out))
+        return (*out[:4], _rewards(ctx, out), *out[4:])
 
     refresh_args = {
         "fn": refresh_all,
         "inputs": [runs, seen, token],
-        "outputs": [runs, plot, progress, seen, rewards],
+        "outputs": [runs, plot, progress, seen, rewards, *buttons],
         "api_visibility": "private",
         "show_progress": "hidden",
         # In the queue (and under its limits) in a lane of its own; a tick is cheap: it reads file states and
@@ -311,25 +343,4 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
     }
     gr.Timer(REFRESH_S).tick(**refresh_args)
     runs.input(**refresh_args)
-
-    def load(run, shown, token_value, *checked, request: gr.Request = None):
-        return (*refresh_all(run, shown, token_value, request), *check(*checked, request=request), suggest_name())
-
-    on_load = {
-        "fn": load,
-        "inputs": refresh_args["inputs"] + check_args["inputs"],
-        "outputs": refresh_args["outputs"] + check_args["outputs"] + [run_name],
-        "api_visibility": "private",
-    }
-    return SimpleNamespace(
-        upload=upload,
-        dataset=dataset,
-        report=report,
-        start=start,
-        cancel=cancel,
-        runs=runs,
-        plot=plot,
-        progress=progress,
-        status=status,
-        on_load=on_load,
-    )
+    return refresh_args

@@ -1,17 +1,20 @@
 """What the Fine-tune tab's buttons do: validate the chosen data, start, cancel and resume training jobs.
 
 Each `make_*_fn` returns the function behind a button, which is also a named API endpoint (see
-`workbench.ui.finetune` for the signatures). Bad input becomes a gr.Error with one sentence; the
-admin token is checked in every function that starts or stops a job, so the API is guarded like the page.
+`workbench.ui.finetune` for the signatures). Bad input becomes a gr.Error with one sentence (what a client
+gets); `on_page` turns that into the status line's sentence for the page's own buttons. The admin token is
+checked in every function that starts or stops a job, so the API is guarded like the page.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +23,10 @@ import gradio as gr
 from workbench.config import REPO_ROOT
 from workbench.errors import WorkbenchError
 from workbench.safety.names import within
-from workbench.training import jobs
+from workbench.training import hparams, jobs
 from workbench.training.config import JobConfig, RunPaths
 from workbench.ui.context import AppContext, caller_of, user_error
+from workbench.ui.finetune_form import form_hyperparameters
 
 DATA_DIR = REPO_ROOT / "data"
 
@@ -88,51 +92,42 @@ class Tokenizers:
             return self._cache[base.name]
 
 
-INTEGERS = ("max_steps", "batch_size", "grad_accum", "max_length", "lora_r", "lora_alpha", "eval_steps", "save_steps")
-INTEGERS += ("patience", "seed")  # Gradio numbers arrive as floats
+FORM = {f.name for f, _ in form_hyperparameters()}  # what the "train" endpoint takes by name
+VOTE = "vote_"  # the prefix of a vote filter's input: vote_<VoteFilters field>
 
 
 def _config(run: str, data: str, val: str | None, values: dict[str, Any]) -> JobConfig:
-    clean = {k: (int(v) if k in INTEGERS and v is not None and float(v) == int(v) else v) for k, v in values.items()}
-    if clean.get("val_fraction") is not None:
-        clean["val_fraction"] = float(clean["val_fraction"])
-    clean["target_modules"] = tuple(m.strip() for m in str(clean.get("target_modules") or "").split(",") if m.strip())
+    """The job from the form's values (by field name); JobConfig checks each one and answers in one sentence."""
+    unknown = sorted(set(values) - FORM - {"votes"})
+    if unknown:
+        raise WorkbenchError(f"Unknown training settings: {', '.join(unknown)}.")
+    clean = dict(values)
+    if "target_modules" in clean:
+        clean["target_modules"] = hparams.parse_list(clean["target_modules"])
+    if "init_adapter" in clean:
+        clean["init_adapter"] = str(clean["init_adapter"] or "").strip() or None
     return JobConfig(run=(run or "").strip(), data=data, val_data=val or None, **clean)
 
 
-HPARAMS = (
-    "learning_rate",
-    "max_steps",
-    "epochs",
-    "batch_size",
-    "grad_accum",
-    "max_length",
-    "lora_r",
-    "lora_alpha",
-    "lora_dropout",
-    "target_modules",
-    "warmup",
-    "weight_decay",
-    "eval_steps",
-    "save_steps",
-    "patience",
-    "seed",
-    "packing",
-    "beta",
-    "loss_type",
-    "init_adapter",
-    "report_to",
-    "method",
-)
+def _filters(inputs: dict[str, Any]):
+    """The vote filters from the form's `vote_<field>` inputs, each a VoteFilters field (which checks them)."""
+    from workbench.training.votes import VoteFilters
+
+    return VoteFilters(**{k.removeprefix(VOTE): v for k, v in inputs.items() if v is not None})
 
 
-def _votes_data(ctx: AppContext, run: str, write: bool) -> tuple[str, dict[str, Any] | None, str]:
+def _vote_inputs(values: dict[str, Any]) -> dict[str, Any]:
+    """Take the vote filters' inputs out of an endpoint's keyword values."""
+    return {k: values.pop(k) for k in [k for k in values if k.startswith(VOTE)]}
+
+
+def _votes_data(ctx: AppContext, run: str, write: bool, filters) -> tuple[str, dict[str, Any] | None, str]:
     """DPO on the store's votes: (the pairs file, the votes record for the job, the counts sentence). Only `write`
     writes the file (Start); the validation report only counts."""
     from workbench.store import Store
-    from workbench.training.votes import VoteFilters, describe, pairs_path, vote_pairs, write_vote_pairs
+    from workbench.training.votes import describe, pairs_path, vote_pairs, write_vote_pairs
 
-    filters, path = VoteFilters(), pairs_path(ctx.settings, run)
+    path = pairs_path(ctx.settings, run)
     with Store.open(ctx.settings) as store:
         if write:
             counts = write_vote_pairs(store, ctx.settings, filters, path)
@@ -155,9 +150,10 @@ def validate(
     method="sft",
     from_votes=False,
     request: gr.Request | None = None,
+    **vote_filters,
 ):
-    """The validation report for the chosen files, and whether training may start (an admin action: it reads
-    and tokenizes the upload)."""
+    """The validation report for the chosen files (or the votes under the filters), and whether training may start
+    (an admin action: it reads and tokenizes the upload)."""
     from workbench.training.prepare import prepare_data
 
     refusal = ctx.admin_refusal(token, request)
@@ -165,9 +161,9 @@ def validate(
         return f"**Not checked:** {html.escape(refusal, quote=False)}", gr.update(interactive=False)
     try:
         if method == "dpo" and from_votes:
-            return f"**The store's votes**  \n{_votes_data(ctx, 'validation', write=False)[2]}", gr.update(
-                interactive=True
-            )
+            filters = _filters(vote_filters)
+            counted = _votes_data(ctx, "validation", False, filters)[2]
+            return f"**The store's votes**  \n{counted}", gr.update(interactive=True)
         data = _dataset_path(ctx, upload, dataset)
         config = JobConfig(
             method=method if method in ("sft", "dpo") else "sft",
@@ -175,8 +171,8 @@ def validate(
             data=data,
             val_data=_upload_path(ctx, val_upload) if val_upload else None,
             val_fraction=val_fraction,
-            max_length=int(max_length),
-            seed=int(seed),
+            max_length=max_length,
+            seed=seed,
         )
         key = (_file_state(config.data), _file_state(config.val_data), config.val_fraction, config.max_length)
         key += (config.seed, config.method)
@@ -210,51 +206,29 @@ def make_train_fn(ctx: AppContext, tokenizers: Tokenizers):
     from workbench.training.prepare import prepare_data
 
     def train(
-        upload: str | None,
-        dataset: str | None,
-        val_upload: str | None,
-        val_fraction: float,
-        run_name: str,
-        token: str | None,
-        learning_rate: float,
-        max_steps: float,
-        epochs: float,
-        batch_size: float,
-        grad_accum: float,
-        max_length: float,
-        lora_r: float,
-        lora_alpha: float,
-        lora_dropout: float,
-        target_modules: str,
-        warmup: float,
-        weight_decay: float,
-        eval_steps: float,
-        save_steps: float,
-        patience: float,
-        seed: float,
-        packing: str,
-        beta: float = 0.1,
-        loss_type: str = "sigmoid",
-        init_adapter: str | None = "",
-        report_to: str = "none",
-        method: str = "sft",
+        upload: str | None = None,
+        dataset: str | None = None,
+        val_upload: str | None = None,
+        run_name: str = "",
+        token: str | None = None,
         from_votes: bool = False,
         request: gr.Request = None,
+        **values: Any,
     ):
-        values = {k: v for k, v in locals().items() if k in HPARAMS}
-        values["init_adapter"] = (init_adapter or "").strip() or None
+        votes = _vote_inputs(values)  # vote_checkpoints, ...: the rest are hyperparameters
         try:
             ctx.settings.check_admin(token, caller_of(ctx, request))
             val = _keep_upload(ctx, _upload_path(ctx, val_upload) if val_upload else None)
-            if method == "dpo" and from_votes:
+            if values.get("method") == "dpo" and from_votes:
                 from workbench.training.checkpoints import check_run_folder
 
+                filters = _filters(votes)
                 checked = _config(run_name, "votes.jsonl", val, values)  # the name is checked before it names a file
                 check_run_folder(RunPaths.of(ctx.settings, checked.run), resume=False)  # never overwrite its pairs
-                data, values["votes"], _ = _votes_data(ctx, (run_name or "").strip(), write=True)
+                data, values["votes"], _ = _votes_data(ctx, checked.run, True, filters)
             else:
                 data = _keep_upload(ctx, _dataset_path(ctx, upload, dataset))
-            config = _config(run_name, data, val, values | {"val_fraction": val_fraction})
+            config = _config(run_name, data, val, values)
             prepare_data(config, ctx.settings, tokenizers.get(ctx))  # refuse bad data here, not in the job's log
             jobs.start_training(ctx.settings, config, token=token)
         except WorkbenchError as exc:
@@ -315,6 +289,39 @@ def make_resume_fn(ctx: AppContext):
         return f"Resuming **{run_name}** from its last complete checkpoint."
 
     return resume
+
+
+def on_page(fn: Callable, refused: str, outputs: int) -> Callable:
+    """The page's version of an endpoint function: its refusal becomes the status line's sentence ("Not started:
+    ..."), and its other outputs stay as they were."""
+
+    @functools.wraps(fn)
+    def page(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error as exc:
+            sentence = f"**{refused}:** {exc.message}"
+            return sentence if outputs == 1 else (sentence, *[gr.skip()] * (outputs - 1))
+
+    page.__name__ = f"{fn.__name__}_on_page"  # Gradio names an event after its function: not the endpoint's name
+    return page
+
+
+def vote_checkpoint_choices(
+    ctx: AppContext, on: bool, token: str | None = None, request: gr.Request | None = None
+) -> tuple[dict, dict]:
+    """The vote filters shown when training on the store's votes, offering the checkpoints with stored outputs."""
+    if not on or ctx.admin_refusal(token, request) is not None:  # the store's checkpoints are the operator's
+        return gr.update(visible=bool(on)), gr.update()
+    from workbench.store import Store
+
+    try:
+        with Store.open(ctx.settings) as store:
+            frame = store.checkpoints()
+    except WorkbenchError:
+        return gr.update(visible=True), gr.update()  # the report says what is wrong with the store
+    names = [str(n) for n, count in zip(frame["name"], frame["generations"], strict=True) if count]
+    return gr.update(visible=True), gr.update(choices=names)
 
 
 def run_names(ctx: AppContext) -> list[str]:

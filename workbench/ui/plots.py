@@ -149,15 +149,26 @@ def metric_over_steps(frame: pd.DataFrame, *, title: str = "", metric: str = "va
     return _layout(fig, title, xaxis=_step_axis(frame["step"], "training step"), yaxis_title=_esc(metric))
 
 
-def loss_curves(frame: pd.DataFrame, *, title: str = "Loss") -> go.Figure:
+def empty_chart(message: str, *, title: str = "") -> go.Figure:
+    """A chart with nothing to draw yet: the sentence in the middle, no axes (rather than plotly's -1 to 6)."""
+    fig = go.Figure()
+    fig.add_annotation(text=_esc(message), x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False)
+    hidden = {"visible": False}
+    return _layout(fig, title, xaxis=hidden, yaxis=hidden)
+
+
+def loss_curves(frame: pd.DataFrame, *, title: str = "Loss", empty: str = "No loss logged yet.") -> go.Figure:
     """Training loss (line) and validation loss (line with markers) over steps.
 
     Args:
         frame: Columns `step`, `train_loss`, `val_loss` (missing values allowed), e.g.
             `Store.training_logs(run)` or `workbench.training.losses.loss_log(store, settings, run)`.
         title: Figure title.
+        empty: The sentence shown instead of axes when there is no loss to draw.
     """
     _require(frame, ["step", "train_loss", "val_loss"], "A loss chart")
+    if frame[["train_loss", "val_loss"]].dropna(how="all").empty:
+        return empty_chart(empty, title=title)
     fig = go.Figure()
     for column, name, mode in (("train_loss", "train loss", "lines"), ("val_loss", "validation loss", "lines+markers")):
         points = frame[["step", column]].dropna().sort_values("step")

@@ -1,0 +1,89 @@
+"""One declaration per hyperparameter: JobConfig's fields drive the `train` flags, the job's command line, the
+Fine-tune tab's components and the "train" endpoint's parameters, by name. The demo is built, not launched.
+
+Run: .venv/bin/python -m pytest -q tests/ui/test_finetune_form.py
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from workbench.cli import build_parser
+from workbench.cli.train import job_config
+from workbench.config import Settings
+from workbench.training import hparams
+from workbench.training.config import DEMO_SETTINGS, JobConfig
+from workbench.training.jobs import train_command
+from workbench.ui.finetune_form import elem_id, start_value
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from workbench.ui.demo import build_demo
+
+    return build_demo(Settings(home=tmp_path_factory.mktemp("form")))
+
+
+def test_each_hyperparameter_is_a_flag_a_component_and_an_endpoint_parameter(demo):
+    declared = hparams.declared(JobConfig)
+    train = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
+    flags = {o: a for a in train._actions for o in a.option_strings}
+    components = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    endpoint = {p["parameter_name"]: p for p in demo.get_api_info()["named_endpoints"]["/train"]["parameters"]}
+    assert {f.name for f, _ in declared} >= set(DEMO_SETTINGS)
+    for f, spec in declared:
+        action = flags[hparams.flag(f.name)]  # the CLI
+        assert action.dest == f.name and action.default is None and spec.help in action.help
+        if not spec.form:  # CLI only, and said why
+            assert spec.why_not and elem_id(f.name) not in components and f.name not in endpoint
+            continue
+        component = components[elem_id(f.name)]  # the form
+        assert component.label == spec.label and component.info == spec.help
+        assert list(getattr(component, "choices", None) or []) in ([], [(c, c) for c in spec.choices])
+        param = endpoint[f.name]  # the endpoint: by name, defaulting to the form's starting value
+        assert param["parameter_has_default"] and param["parameter_default"] == start_value(f) == component.value
+        assert param["label"] == spec.label
+    form_names = {f.name for f, spec in declared if spec.form}
+    others = {"upload", "dataset", "val_upload", "run_name", "token", "from_votes"}
+    others |= {"vote_checkpoints", "vote_same_settings", "vote_min_agreement"}
+    assert set(endpoint) == form_names | others  # nothing else, nothing by position
+
+
+def test_the_job_command_line_gives_back_the_same_job(tmp_path):
+    config = JobConfig(
+        run="r",
+        data=str(tmp_path / "d.jsonl"),
+        method="dpo",
+        init_adapter="sft/checkpoint-2",
+        target_modules=("q_proj", "v_proj"),
+        gradient_checkpointing=True,
+        learning_rate=3e-4,
+        packing="off",
+        max_steps=7,
+        eval_suites=("s",),
+    )
+    argv = train_command(config)[3:]  # after `python -m workbench`
+    again = job_config(build_parser().parse_args(argv), settings=None)
+    assert again == config
+
+
+@pytest.mark.parametrize(
+    ("values", "sentence"),
+    [
+        ({"max_steps": 2.5}, "Max steps must be a whole number, not 2.5."),
+        ({"seed": -1}, "Seed must be at least 0, not -1."),
+        ({"val_fraction": 0.6}, "Validation fraction must be at most 0.5, not 0.6."),
+        ({"beta": 0}, "DPO beta must be more than 0, not 0."),
+        ({"learning_rate": None}, "Learning rate must be a number, not None."),
+        ({"scheduler": "step"}, "Scheduler must be one of linear, cosine, constant, not 'step'."),
+    ],
+)
+def test_the_declared_bounds_answer_with_the_label(values, sentence):
+    from workbench.errors import WorkbenchError
+
+    with pytest.raises(WorkbenchError) as refused:
+        JobConfig(run="r", data="d.jsonl", **values)
+    assert str(refused.value) == sentence
+    assert JobConfig(run="r", data="d.jsonl", max_steps=4.0).max_steps == 4  # a form's 4.0 is the number 4
