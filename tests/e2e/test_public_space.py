@@ -91,8 +91,7 @@ def test_every_check_of_the_token_is_throttled_and_answers_alike(public_app):
     answers = set()
     for i in range(5):  # five distinct guesses, spread over the dataset check, the run list timer and Cancel
         if i % 3 == 0:
-            inputs = default_inputs(url, check)
-            inputs[6] = f"guess-{i}"  # the token box
+            inputs = default_inputs(url, check, ft_token=f"guess-{i}")
             answers.add(call(url, check, inputs, guesser).output[0].split("** ")[-1])
         elif i % 3 == 1:
             answers.add(call(url, refresh, [None, None, f"guess-{i}"], guesser).output[2])
