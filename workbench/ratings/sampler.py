@@ -1,33 +1,33 @@
 """Which pair to ask raters about next: the pair whose vote would most narrow the leaderboard's open questions.
 
-Pure functions over a battles tally (`Store.vote_tallies()`, or any battles frame). `fit` ranks the contestants
-(`scoring.leaderboard`, the posterior of `posterior`) and applies the stopping rule (`settle`); `weights` gives
-each offered pair its chance of being served; `draw` picks one at random by those chances.
+Pure functions over a battles tally (`Store.vote_tallies()`, or any battles frame). `fit` is the leaderboard's own
+fit (Bradley-Terry's posterior under the weak prior, `settle.posterior_fit`) with its stopping rule (`settle`);
+`weights` gives each offered pair its chance of being served; `draw` picks one at random by those chances.
 
-    state = fit(tally)                              # ratings, covariance, the board and its stopping rule
+    state = fit(tally)                              # ratings, covariance and the stopping rule
     chances = weights(state, [("a", "b"), ("a", "c"), ("b", "c")])
     pair = draw(chances, random.SystemRandom())    # ("a", "c"), or None when nothing is left to ask
 
-"adaptive" (the default) mixes three parts, as Chatbot Arena's efficient-ranking sampler does (Chiang et al.,
-2024, section 5: pairs in proportion to how much a vote shrinks the intervals):
-- information: the chance of a pair is proportional to how much one vote on it (its Fisher information,
-  p (1 - p) for the current ratings) would lower sum (half-widths facing each other / gap)^2 over the neighbour
-  pairs that are not settled yet: the quantity the stopping rule needs below 1. Near-ties that are still open
-  get the votes; pairs already 300 points apart get almost none.
-- placement: a contestant with fewer than MIN_VOTES battles (a new checkpoint) gets PLACEMENT of the draws, its
-  opponents spread over the rating range (the range cut in PLACEMENT_BINS parts, the least played part first),
-  as Inclusion Arena places new models.
+"adaptive" (the default) mixes three parts, in the spirit of Chatbot Arena's efficient-ranking sampler (Chiang et
+al., 2024, section 5: pairs chosen by how much a vote would shrink the intervals):
+- information: a pair's chance grows with how much one vote on it (its Fisher information p (1 - p) at the current
+  ratings, a rank-one update of the covariance) would lower sum (margin / gap)^2 over the neighbour pairs not
+  settled yet, the quantity the stopping rule needs below 1 for each: to the power SHARPNESS (2, measured better
+  than 1 in `bench --case arena_sampling`). Near-ties still open get the votes; pairs 300 points apart almost none.
+- placement: contestants with fewer than MIN_VOTES battles (a new checkpoint) get PLACEMENT of the draws, their
+  opponents spread over the rating range (the range cut in PLACEMENT_BINS parts, the least played part first), as
+  Inclusion Arena places new models.
 - a floor: FLOOR of the draws are uniform over the pairs still served, so no pair starves.
 Only pairs with a contestant still in an unsettled neighbour pair (or one with too few votes) are served, so once
-the ranking is settled nothing is. The draw is random, from the server's own randomness (`random.SystemRandom`
-by default): a visitor can neither predict nor steer the pair they get. "uniform" gives every offered pair the
-same chance and never stops (the owner's choice: WORKBENCH_PAIRS=uniform).
+the ranking is settled nothing is. The draw is random, from the server's own randomness (`random.SystemRandom` by
+default): a visitor can neither predict nor steer the pair they get. "uniform" gives every offered pair the same
+chance and never stops (the owner's choice: WORKBENCH_PAIRS=uniform).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,30 +36,28 @@ import pandas as pd
 from workbench.config import PAIR_MODES
 from workbench.errors import WorkbenchError
 from workbench.ratings import posterior, scoring
-from workbench.ratings.settle import Settlement, rule_of, stopping_rule
+from workbench.ratings.settle import Settlement, posterior_fit, rule_of
 
 MODES = PAIR_MODES
 FLOOR = 0.1  # share of draws uniform over the served pairs: the exploration floor
 PLACEMENT = 0.5  # share of draws that place contestants with too few votes, when there are any
 PLACEMENT_BINS = 4  # a new contestant's first opponents come from this many parts of the rating range
-SHARPNESS = 1.0  # chances grow as (information gain) ** SHARPNESS; 1 is Chatbot Arena's proportional rule
+SHARPNESS = 2.0  # chances grow as (information gain) ** SHARPNESS (1: Chatbot Arena's proportional rule)
 MIN_GAP_ELO = 5.0  # a gap below this counts as this much, so one near-exact tie cannot take every vote
 Pair = tuple[str, str]
 
 
 @dataclass(frozen=True)
 class Fit:
-    """The contestants' ratings and how sure they are, from one tally of votes.
+    """The contestants' ratings and how sure they are, from one tally of votes (the leaderboard's own fit).
 
     Attributes:
         models: Contestant names, in the order of the arrays.
         rating: Posterior-mode ratings in natural log-odds units (mean zero).
-        cov: Their posterior covariance (`posterior.covariance`), relative to the mean.
+        cov: Their posterior covariance, relative to the mean (`settle.posterior_fit`).
         battles: Battles per contestant.
         games: Battles between each two contestants (symmetric).
-        board: model, rating, lower, upper, battles, best first, with the posterior's intervals (the full
-            `scoring.leaderboard` with bootstrap intervals once those say "settled").
-        rule: `settle.stopping_rule` of the board.
+        rule: The stopping rule on these votes (`settle.rule_of`).
     """
 
     models: tuple[str, ...]
@@ -67,7 +65,6 @@ class Fit:
     cov: np.ndarray
     battles: np.ndarray
     games: np.ndarray
-    board: pd.DataFrame
     rule: Settlement
 
     @property
@@ -75,79 +72,49 @@ class Fit:
         """Votes counted in the fit."""
         return self.rule.votes
 
+    @property
+    def order(self) -> list[str]:
+        """The contestants, best first."""
+        return [self.models[k] for k in np.argsort(-self.rating, kind="stable")]
 
-def fit(tally: pd.DataFrame, *, half_width: float | None = None, bootstrap: int = 1000, seed: int = 0) -> Fit:
-    """Ratings, covariance, the board and the stopping rule of a battles tally.
 
-    The board's intervals are the posterior's (what `scoring.leaderboard(bootstrap=0)` gives); only when they say
-    "settled" is the board recomputed with `bootstrap` rounds, as the Leaderboard page computes it (its intervals
-    are never narrower), so the page and the Arena agree on "settled" for the same votes.
-    """
+def fit(tally: pd.DataFrame, *, half_width: float | None = None) -> Fit:
+    """Ratings, covariance and the stopping rule of a battles tally (the same numbers the leaderboard shows)."""
     tally = scoring.check_battles(tally)
     if tally.empty:
         return fit_matchups([], np.zeros((0, 2), dtype=np.int64), np.zeros(0), np.zeros(0), half_width=half_width)
-
-    def full_board() -> pd.DataFrame:
-        return scoring.leaderboard(tally, bootstrap=bootstrap, seed=seed, elo=pd.Series(dtype=float))
-
-    models, pairs, y, counts = scoring._matchups(tally)
-    return fit_matchups(models, pairs, y, counts, half_width=half_width, confirm=full_board if bootstrap else None)
+    return fit_matchups(*scoring._matchups(tally), half_width=half_width)
 
 
 def fit_matchups(
-    models: Sequence[str],
-    pairs: np.ndarray,
-    y: np.ndarray,
-    counts: np.ndarray,
-    *,
-    half_width: float | None = None,
-    confirm: Callable[[], pd.DataFrame] | None = None,
+    models: Sequence[str], pairs: np.ndarray, y: np.ndarray, counts: np.ndarray, *, half_width: float | None = None
 ) -> Fit:
-    """`fit` from `scoring._matchups`' arrays: models, (i, j) rows, outcome for i (1, 0.5, 0) and counts.
-
-    `confirm` gives the full board (with bootstrap intervals), called only when the posterior's say "settled".
-    """
+    """`fit` from `scoring._matchups`' arrays: models, (i, j) rows, the outcome for i (1, 0.5, 0), counts."""
     m = len(models)
-    r = scoring._fit(pairs, y, counts, m, posterior.PRIOR_L2)[0] if m else np.zeros(0)
-    c = posterior.contrast(m)
-    cov = c @ posterior.covariance(pairs, counts, r, m) @ c.T
+    r, cov, battles = posterior_fit(m, pairs, y, counts)
     games = np.zeros((m, m))
     np.add.at(games, (pairs[:, 0], pairs[:, 1]), counts)
-    games = games + games.T
-    battles = games.sum(1)
-    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    elo = scoring.INIT + posterior.ELO_PER_UNIT * r
-    half = scoring.Z95 * posterior.ELO_PER_UNIT * sd
-    best = np.argsort(-elo, kind="stable")
-    names = [models[k] for k in best]
-    columns = {"rating": elo[best], "lower": (elo - half)[best], "upper": (elo + half)[best], "battles": battles[best]}
-    board = pd.DataFrame({"model": pd.Series(names, dtype=object), **columns})
-    rule = rule_of(names, *columns.values(), half_width=half_width)
-    if rule.settled and confirm is not None:
-        board = confirm()
-        rule = stopping_rule(board, half_width=half_width)
-    return Fit(tuple(models), r, cov, battles, games, board, rule)
+    rule = rule_of(tuple(models), r, cov, battles, half_width=half_width)
+    return Fit(tuple(models), r, cov, battles, games + games.T, rule)
 
 
 def _key(a: str, b: str) -> Pair:
     return (a, b) if a <= b else (b, a)
 
 
-def _objective(sd: np.ndarray, gap: np.ndarray, half_width: float | None) -> np.ndarray:
-    """(facing half-widths / gap)^2 per open neighbour pair, or (widest half-width / target)^2 when smaller.
-
-    `sd` has shape (..., pairs, 2): the standard deviations of the higher and the lower contestant.
-    """
+def _open_objective(var_d: np.ndarray, var_hi, var_lo, gap: np.ndarray, half_width: float | None) -> np.ndarray:
+    """sum over open neighbour pairs of (margin / gap)^2, or (widest half-width / target)^2 where that is smaller:
+    what the stopping rule needs below 1 for every pair. The last axis runs over the open pairs."""
     z = scoring.Z95
-    rho = (z * (sd[..., 0] + sd[..., 1]) / gap) ** 2
+    rho = z * z * var_d / gap**2
     if half_width:
-        rho = np.minimum(rho, (z * sd.max(-1) / half_width) ** 2)
+        rho = np.minimum(rho, z * z * np.maximum(var_hi, var_lo) / half_width**2)
     return rho.sum(-1)
 
 
 def information_gain(state: Fit, pairs: Sequence[Pair], half_width: float | None = None) -> np.ndarray:
-    """For each pair (both contestants in the fit), how much one vote on it would lower the stopping rule's
-    open objective (see the module docstring): 0 when nothing is open."""
+    """For each pair (both contestants in the fit), how much one vote on it would lower the stopping rule's open
+    objective (see the module docstring), by a rank-one update of the covariance: 0 when nothing is open."""
     index = {m: i for i, m in enumerate(state.models)}
     rule = state.rule.pairs
     open_ = ~rule["settled"].to_numpy(dtype=bool)
@@ -163,16 +130,19 @@ def information_gain(state: Fit, pairs: Sequence[Pair], half_width: float | None
     x[np.arange(len(pairs)), ij[:, 0]], x[np.arange(len(pairs)), ij[:, 1]] = 1.0, -1.0
     p = posterior.win_probability(state.rating, ij)
     w = p * (1.0 - p)
-    sx = x @ state.cov  # (pairs, models): cov x for each candidate
-    shrink = w[:, None] * sx**2 / (1.0 + w * np.einsum("pm,pm->p", sx, x))[:, None]
-    var = np.diag(state.cov)
-    before = np.sqrt(var)[np.stack([hi, lo], -1)]
-    after = np.sqrt(np.clip(var[None, :] - shrink, 1e-12, None))[:, np.stack([hi, lo], -1)]
-    return np.clip(_objective(before, gap, target) - _objective(after, gap, target), 0.0, None)
+    sx = x @ state.cov  # (candidates, models): cov x
+    scale = (w / (1.0 + w * np.einsum("pm,pm->p", sx, x)))[:, None]
+    cov, var = state.cov, np.diag(state.cov)
+    var_d = var[hi] + var[lo] - 2 * cov[hi, lo]
+    before = _open_objective(var_d, var[hi], var[lo], gap, target)
+    after_d = var_d[None, :] - scale * (sx[:, hi] - sx[:, lo]) ** 2
+    after = _open_objective(after_d, var[hi] - scale * sx[:, hi] ** 2, var[lo] - scale * sx[:, lo] ** 2, gap, target)
+    return np.clip(before - after, 0.0, None)
 
 
-def _placement(state: Fit, pairs: Sequence[Pair], new: set[str]) -> np.ndarray:
-    """Chances for pairs that place a new contestant: opponents from the least played part of the rating range."""
+def placement(state: Fit, pairs: Sequence[Pair], new: set[str]) -> np.ndarray:
+    """Chances (summing to 1) for the pairs that place the `new` contestants: each newcomer an equal share, on its
+    pairs with the least played opponents in the least played part of the rating range (PLACEMENT_BINS parts)."""
     index = {m: i for i, m in enumerate(state.models)}
     rating = {m: state.rating[i] for m, i in index.items()}
     chances = np.zeros(len(pairs))
@@ -221,7 +191,7 @@ def weights(
     known = [k for k, (a, b) in enumerate(pairs) if a in index and b in index]
     gain = np.zeros(len(pairs))
     gain[known] = information_gain(state, [pairs[k] for k in known], half_width) ** SHARPNESS
-    parts = [(FLOOR, np.ones(len(pairs))), (PLACEMENT if new else 0.0, _placement(state, pairs, new))]
+    parts = [(FLOOR, np.ones(len(pairs))), (PLACEMENT if new else 0.0, placement(state, pairs, new))]
     parts.append((1.0 - sum(share for share, _ in parts), gain))
     chances = sum(share * part / part.sum() for share, part in parts if share > 0 and part.sum() > 0)
     chances = chances / chances.sum()

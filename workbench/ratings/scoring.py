@@ -13,7 +13,9 @@ the battles one by one would give, except online Elo, which needs the votes in o
 
 Bradley-Terry is fitted the way FastChat's elo_analysis does it: a logistic model of P(a beats b) =
 1 / (1 + base^((R_b - R_a) / scale)), a tie counting as half a win for each side, on the Elo scale (400,
-base 10) with the mean (or a chosen model) at 1000, and 95% intervals from resampling battles. Ranks account
+base 10) with the mean (or a chosen model) at 1000. The leaderboard adds a weak prior (1000 +- 200 before any vote,
+`workbench.ratings.posterior`) and takes the wider of the posterior's and the bootstrap's 95% intervals, so a few
+votes show wide intervals, never 1,735 vs 265 with zero width. Ranks account
 for overlapping intervals: a model's rank is 1 + the number of models whose lower bound is above its upper bound.
 Agreement between raters (Cohen's kappa, Krippendorff's alpha) lives in `workbench.ratings.agreement`.
 """
