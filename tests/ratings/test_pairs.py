@@ -10,6 +10,7 @@ votes do not count; settings pairs are chosen by settings label.
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 from sqlalchemy import insert
@@ -85,9 +86,16 @@ def test_the_fit_is_cached_on_the_votes_mark(stores, tmp_path, monkeypatch):
             s.execute(insert(Vote), [judge])  # one vote among 600: under REFRESH_SHARE, so the fit stays cached
         assert pairs.current_fit(store, settings) is first and len(reads) == 1
         monkeypatch.setattr(pairs, "REFRESH_S", 0.0)  # once the fit is old, any new vote refits
+        assert pairs.current_fit(store, settings) is first  # served while a background thread refits
+        for _ in range(200):
+            if len(reads) == 2 and not pairs._REFITTING:
+                break
+            time.sleep(0.05)
         again = pairs.current_fit(store, settings)
         assert again is not first and len(reads) == 2
         assert again.votes == first.votes  # a judge's vote is not a person's: the stopping rule ignores it
+        monkeypatch.setattr(pairs, "REFRESH_IDLE_S", 0.0)  # an old fit is redone even when no vote arrived
+        assert pairs.current_fit(store, settings, wait=True) is not again and len(reads) == 3
 
 
 def test_settings_pairs_are_chosen_by_settings_label(tmp_path):

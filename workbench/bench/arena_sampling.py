@@ -25,10 +25,15 @@ from __future__ import annotations
 import itertools
 import random
 import statistics
+import tempfile
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from workbench.bench import BenchContext, Measure
 
 STRENGTHS = (0.0, 50.0, 75.0, 130.0, 180.0, 205.0, 255.0, 300.0)  # true ratings; two near-ties 25 points apart
 TIES, RANDOM, LEFT_BIAS = 0.10, 0.10, 30.0
@@ -152,3 +157,94 @@ def sampling_figures(seeds: int = SEEDS, budget: int = BUDGET) -> dict[str, floa
         "uniform_right": statistics.mean(r.settled_order_right for r in runs["uniform"]),
         "adaptive_right": statistics.mean(r.settled_order_right for r in runs["adaptive"]),
     }
+
+
+def _p95(times: list[float]) -> float:
+    return float(np.quantile(times, 0.95)) * 1000.0
+
+
+def pair_latency(folder: Path, votes: int = 100_000, calls: int = 200) -> dict[str, float]:
+    """Milliseconds to choose a pair at `votes` votes: the sampler's part on a cached fit, a whole `next_pair`
+    from the store right after a new vote (p95), the cold fit, and the old least-voted `next_pair_for` (p95)."""
+    from workbench.bench.votes import fill_votes
+    from workbench.config import Settings
+    from workbench.ratings import pairs as arena_pairs
+    from workbench.store import Store
+
+    url = f"sqlite:///{folder / 'arena.db'}"
+    with Store(url) as store:
+        fill_votes(store, votes=votes, checkpoints=7, prompts=200, raters=50)
+        settings = Settings(home=folder, db_url=url)
+        gens = store.generations()
+        ids = gens.groupby("prompt")["id"].apply(list).tolist()
+        start = time.perf_counter()
+        chooser = arena_pairs.chooser(store, settings)
+        cold = time.perf_counter() - start
+        offered = list(itertools.combinations(sorted(set(gens["checkpoint"])), 2))
+        sampler_times, full, old = [], [], []
+        for k in range(calls):
+            start = time.perf_counter()
+            chooser(offered)
+            sampler_times.append(time.perf_counter() - start)
+            a, b = random.Random(k).sample(ids[k % len(ids)], 2)
+            store.add_vote(a, b, "tie", rater=f"bench-voter-{k}")  # the mark moves before every call
+            start = time.perf_counter()
+            arena_pairs.next_pair(store, settings, "rater-01")  # an active rater: about 2,000 votes of their own
+            full.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            store.next_pair_for("rater-01")
+            old.append(time.perf_counter() - start)
+    return {
+        "sampler": _p95(sampler_times),
+        "full": _p95(full),
+        "full_max": max(full) * 1000,
+        "cold": cold * 1000,
+        "old": _p95(old),
+    }
+
+
+def case_arena_sampling(ctx: BenchContext) -> list[Measure]:
+    """Votes to a settled ranking and Kendall's tau, adaptive against uniform pairs; pair-choice latency."""
+    f = sampling_figures()
+    with tempfile.TemporaryDirectory() as tmp:
+        ms = pair_latency(Path(tmp))
+    unsettled = f"not settled by {BUDGET:,}: uniform {f['uniform_unsettled']}, adaptive {f['adaptive_unsettled']}"
+    budget = f"{f['equal_budget']:,} votes each"
+    return [
+        Measure.against(
+            "arena",
+            f"votes to a settled ranking, median of {SEEDS} seeds",
+            f["adaptive_votes"],
+            "votes",
+            "uniform pairs",
+            f["uniform_votes"],
+            f"target <= 0.6; {unsettled}",
+        ),
+        Measure.against(
+            "arena",
+            f"Kendall's tau vs truth, {budget}",
+            f["adaptive_tau"],
+            "tau",
+            "uniform pairs",
+            f["uniform_tau"],
+            "target >= 1 (no worse)",
+        ),
+        Measure.against(
+            "arena",
+            "settled order exactly the true one",
+            f["adaptive_right"],
+            "share",
+            "uniform pairs",
+            f["uniform_right"],
+        ),
+        Measure("arena", "sampler's choice p95 (cached fit), 100,000 votes", ms["sampler"], "ms", note="target < 50"),
+        Measure.against(
+            "arena",
+            "next pair p95 right after a vote, 100,000 votes",
+            ms["full"],
+            "ms",
+            "old least-voted next_pair_for",
+            ms["old"],
+            f"target < 50 ms; slowest {ms['full_max']:.0f} ms; a cold fit {ms['cold']:.0f} ms",
+        ),
+    ]

@@ -8,10 +8,11 @@ ranking is settled, with the fit cached per store so that choosing a pair stays 
 
 The fit counts human votes only (raters named `judge:<model>` are LLM judges) and ranks checkpoints, or, for
 `differ="settings"`, the settings of one checkpoint's outputs (votes between two settings of one checkpoint). It
-is keyed on `Store.ratings_mark()` and redone when a vote arrived and either REFRESH_SHARE of the votes are new
-since the fit or it is REFRESH_S old: one vote more among 100,000 does not change which pair is worth asking, and
-reading the tally costs more than the 50 ms a pair may take. `WORKBENCH_PAIRS=uniform` needs no fit at all.
-The cache lives in this process and is thread-safe.
+is keyed on the votes' mark (`Store.votes_mark()`, the highest vote id: one index lookup, where `ratings_mark`
+scans the votes) and redone when votes arrived and either REFRESH_SHARE of them are new since the fit or it is
+REFRESH_S old, and in any case once it is REFRESH_IDLE_S old: one vote more among 100,000 does not change which
+pair is worth asking, and reading the tally costs more than the 50 ms a pair may take. `WORKBENCH_PAIRS=uniform`
+needs no fit at all. The cache lives in this process and is thread-safe.
 """
 
 from __future__ import annotations
@@ -35,21 +36,22 @@ if TYPE_CHECKING:
 
 REFRESH_SHARE = 0.01  # refit once this share of the votes is new since the last fit (the benchmark uses it too)
 REFRESH_S = 10.0  # ... or when the fit is this old and any vote arrived
+REFRESH_IDLE_S = 60.0  # ... or when it is this old at all (a deleted vote does not move the mark)
 JUDGE_PREFIX = "judge:"  # raters of this name are LLM judges, not people (issue 20's judge)
 _LOCK = threading.Lock()
 _FITS: dict[tuple, _Cached] = {}
+_REFITTING: set[tuple] = set()  # the keys a background thread is refitting now
 
 
 @dataclass(frozen=True)
 class _Cached:
-    mark: tuple
-    votes: int
+    mark: int
     at: float
     fit: sampler.Fit
 
 
 def stale(fitted: int, votes: int) -> bool:
-    """Whether a fit of `fitted` votes should be redone now that the store holds `votes` (by the vote count)."""
+    """Whether a fit at `fitted` votes (or vote id) should be redone now that there are `votes`."""
     return votes < fitted or votes - fitted >= max(1.0, REFRESH_SHARE * fitted)
 
 
@@ -64,22 +66,41 @@ def human_tally(tally: pd.DataFrame, differ: str = "checkpoint") -> pd.DataFrame
     return contestants(people, "checkpoint")
 
 
-def current_fit(store: Store, settings: Settings, differ: str = "checkpoint") -> sampler.Fit:
-    """The sampler's fit of the store's votes (cached; see the module docstring)."""
-    mark = tuple(store.ratings_mark())
-    votes = int(mark[1])
+def current_fit(store: Store, settings: Settings, differ: str = "checkpoint", *, wait: bool = False) -> sampler.Fit:
+    """The sampler's fit of the store's votes (cached; see the module docstring).
+
+    The first fit of a store is made while the caller waits; later, a stale fit is served while a background
+    thread makes the next one (one at a time per store and kind), so no visitor waits for a refit (about a second
+    at 100,000 votes on a busy machine). `wait=True` refits in the caller's thread instead.
+    """
+    mark = store.votes_mark()
     key = (store.url, differ, settings.settle_half_width)
     with _LOCK:
         cached = _FITS.get(key)
-    if cached is not None and (
-        cached.mark == mark or (not stale(cached.votes, votes) and time.monotonic() - cached.at < REFRESH_S)
-    ):
-        return cached.fit
-    # Fitted outside the lock: two callers may both refit once after a burst of votes, cheaper than queueing.
-    fit = sampler.fit(human_tally(store.vote_tallies(), differ), half_width=settings.settle_half_width or None)
-    with _LOCK:
-        _FITS[key] = _Cached(mark, votes, time.monotonic(), fit)
-    return fit
+    if cached is not None:
+        age = time.monotonic() - cached.at
+        moved = mark != cached.mark
+        if age < REFRESH_IDLE_S and (not moved or (age < REFRESH_S and not stale(cached.mark, mark))):
+            return cached.fit
+        if not wait:
+            with _LOCK:
+                busy = key in _REFITTING
+                _REFITTING.add(key)
+            if not busy:
+                threading.Thread(target=_refit, args=(store, settings, differ, key, mark), daemon=True).start()
+            return cached.fit
+    return _refit(store, settings, differ, key, mark)
+
+
+def _refit(store: Store, settings: Settings, differ: str, key: tuple, mark: int) -> sampler.Fit:
+    try:
+        fit = sampler.fit(human_tally(store.vote_tallies(), differ), half_width=settings.settle_half_width or None)
+        with _LOCK:
+            _FITS[key] = _Cached(mark, time.monotonic(), fit)
+        return fit
+    finally:
+        with _LOCK:
+            _REFITTING.discard(key)
 
 
 class Chooser:
