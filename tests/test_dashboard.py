@@ -259,7 +259,12 @@ def test_leaderboard_numbers_match_a_hand_computed_case(dash):
     assert (board.loc["X", ["wins", "losses", "ties", "battles"]].tolist()) == [3, 1, 0, 4]
     assert board.loc["X", "win_rate"] == 0.75 and board.loc["X", "lower"] <= board.loc["X", "rating"]
     matrix = frame_with(at, "X")
-    assert matrix.loc["X", "Y"] == 0.75 and matrix.loc["Y", "X"] == 0.25
+    assert matrix.loc["X", "Y"] == "0.75 (4)" and matrix.loc["Y", "X"] == "0.25 (4)"  # win rate (battles)
+    assert not matrix.isna().any().any()  # no "None" cells
+    rule = frame_with(at, "votes needed")  # the stopping rule: X > Y, not separated with 4 votes
+    assert list(rule["neighbours"]) == ["X > Y"] and list(rule["separated"]) == ["no"]
+    assert any(i.value.startswith("Not settled yet after 4 votes: 0 of 1 neighbour pairs") for i in at.info)
+    assert any("X, Y have too few votes (under 10)" in i.value for i in at.info)
     assert any("won 2 of 4 decisive votes" in c.value for c in at.caption)
     likert = frame_with(at, "mean").set_index("model")
     assert likert.loc["X", "mean"] == 4.5 and likert.loc["Y", "mean"] == 2.0 and likert.loc["X", "n"] == 2

@@ -114,6 +114,13 @@ def test_a_settled_ranking_serves_nothing_until_a_newcomer_arrives():
     assert set(chances) == {("A", "new"), ("B", "new"), ("C", "new")}
 
 
+def test_no_votes_yet_places_every_checkpoint():
+    state = sampler.fit(tally())
+    assert state.models == () and not state.rule.settled
+    chances = sampler.weights(state, [("a", "b"), ("a", "c"), ("b", "c")])
+    assert chances == pytest.approx({("a", "b"): 1 / 3, ("a", "c"): 1 / 3, ("b", "c"): 1 / 3})
+
+
 def test_a_new_checkpoint_is_placed_against_every_part_of_the_range():
     names = [f"m{k}" for k in range(8)]  # a chain of well-measured contestants, m7 the strongest
     rows = [(names[k + 1], names[k], 70, 30, 0) for k in range(7)] + [(names[7], names[0], 90, 10, 0)]

@@ -59,7 +59,7 @@ def covariance(pairs: np.ndarray, counts: np.ndarray, r: np.ndarray, n_models: i
 def contrast(n_models: int, anchor: int | None = None) -> np.ndarray:
     """The matrix that turns ratings into what is shown: relative to their mean, or to the anchor's rating."""
     if anchor is None:
-        return np.eye(n_models) - np.full((n_models, n_models), 1.0 / n_models)
+        return np.eye(n_models) - np.full((n_models, n_models), 1.0 / max(n_models, 1))
     c = np.eye(n_models)
     c[:, anchor] -= 1.0
     return c
