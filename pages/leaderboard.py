@@ -1,5 +1,6 @@
-"""Leaderboard page: Bradley-Terry ratings with 95% bootstrap intervals and ranks, win rates, online Elo, Likert
-means, battles per pair, position bias, inter-rater agreement, raters' reasons, and downloads of the exports.
+"""Leaderboard page: Bradley-Terry ratings with 95% intervals and ranks, the stopping rule (is each pair of
+neighbours separated, about how many votes would settle the ranking), win rates, online Elo, Likert means, battles
+per pair, position bias, inter-rater agreement, raters' reasons, and downloads of the exports.
 
 Filters by rater, checkpoint, generation settings and backend (what made the outputs: transformers, llama.cpp, or
 "unknown" for outputs stored before backends were recorded; a vote counts when both its outputs match) apply to
@@ -21,6 +22,7 @@ import streamlit as st
 from pages import common
 from workbench.errors import WorkbenchError
 from workbench.ratings.agreement import judge_agreement
+from workbench.ratings.leaderboard import win_rate_cells
 from workbench.ratings.snapshot import ranked, snapshot
 from workbench.store import is_judge
 from workbench.ui import plots
@@ -58,12 +60,15 @@ def _filters(options: dict[str, list[str]]) -> dict[str, list[str]]:
 def _pairwise(result) -> None:
     st.subheader("Bradley-Terry ratings")
     st.caption(
-        f"Logistic fit on the Elo scale (ties count half, as in FastChat), 95% intervals from {BOOTSTRAP} bootstrap "
-        "resamples; models whose intervals overlap share a rank. Online Elo (K=4) is shown for reference."
+        "Logistic fit on the Elo scale (ties count half, as in FastChat) from a prior of 1000 +- 200 points, so a "
+        f"few votes cannot move a rating far; 95% intervals: the wider of {BOOTSTRAP} bootstrap resamples' and the "
+        "posterior's. Models whose intervals overlap share a rank; under 10 votes a model is marked “too few "
+        "votes”. Online Elo (K=4) is shown for reference."
     )
     st.plotly_chart(plots.leaderboard_chart(result.board), key="lb-chart")
     board = result.board.round({"rating": 1, "lower": 1, "upper": 1, "elo": 1, "win_rate": 3})
     st.dataframe(board, hide_index=True, key="lb-board")
+    _stopping(result.settlement)
     left, right = st.columns(2)
     with left:
         st.subheader("Win rates")
@@ -71,10 +76,24 @@ def _pairwise(result) -> None:
     with right:
         st.subheader("Battles per pair")
         st.plotly_chart(plots.count_heatmap(result.counts), key="lb-counts")
-    st.caption("Win rate of the row model against the column model (ties count as not won).")
-    st.dataframe(result.matrix.rename_axis("model").round(3), key="lb-matrix")
+    st.caption("Win rate of the row model against the column model (ties count as not won), and their battles.")
+    st.dataframe(win_rate_cells(result.matrix, result.counts), key="lb-matrix")
     _bias(result.bias)
     _agreement("Agreement between raters (pairwise)", result.agreement)
+
+
+def _stopping(rule) -> None:
+    """The stopping rule: settled or not, and each pair of neighbours (workbench/ratings/settle.py)."""
+    st.subheader("Stopping rule")
+    (st.success if rule.settled else st.info)(rule.summary(), icon=":material/flag:")
+    st.caption(
+        "Neighbours are separated when the 95% interval of their difference excludes zero (gap ± margin; two "
+        "intervals on the chart may overlap a little and still be separated). Votes needed is an estimate: "
+        "margins narrow as 1/sqrt(votes). WORKBENCH_SETTLE_HALF_WIDTH also settles neighbours whose intervals "
+        "are both narrower than ±that many points. The Arena serves only pairs still unsettled."
+    )
+    if len(rule.pairs):
+        st.dataframe(rule.table(), hide_index=True, key="lb-settle")
 
 
 def _bias(bias: dict) -> None:
@@ -249,7 +268,8 @@ def main() -> None:
     options = snap.options()
     of_kind = [r for r in options["raters"] if kind == "all" or is_judge(r) == (kind == "judges")]
     chosen = _filters({**options, "raters": of_kind})
-    view = ranked(snap, by=by, rater_kind=kind, bootstrap=BOOTSTRAP, seed=SEED, **chosen)
+    half_width = common.settings().settle_half_width or None  # the stopping rule's target, if the owner set one
+    view = ranked(snap, by=by, rater_kind=kind, bootstrap=BOOTSTRAP, seed=SEED, half_width=half_width, **chosen)
     result, likert = view.standings, view.likert
     raters = view.raters
     counts = st.columns(3)

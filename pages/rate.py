@@ -4,7 +4,9 @@ The rater gives a name (the owner only: on their own dashboard, from this machin
 keyed id of their address (pages/common.session_id, the Arena's id too); ballots count once per rater and pair.
 The item being shown lives in session state with its idempotency key, and each button sends that key with the
 vote, so a double click or a repeated submission records one vote; names are revealed only after the vote.
-Every vote is written at once. Widgets and wiring only: serving items and recording votes is workbench.store.
+Every vote is written at once.
+Pairs are chosen by the sampler (`workbench.ratings.pairs`, WORKBENCH_PAIRS), which serves nothing once the
+ranking is settled. Widgets and wiring only: serving items and recording votes is workbench.store.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import streamlit as st
 
 from pages import common
 from workbench.errors import WorkbenchError
+from workbench.ratings import pairs
 from workbench.store import check_rater
 from workbench.ui.markup import plain_markdown, vote_receipt
 
@@ -102,7 +105,13 @@ def _count(n: int, word: str) -> str:
 
 
 def _pairwise(store, rater: str | None, sid: str, differ: str = "checkpoint") -> None:
-    item = _current("pair", (rater, sid, differ), lambda: store.next_pair_for(rater, session=sid, differ=differ))
+    settings = common.settings()  # WORKBENCH_PAIRS: the sampler picks the two contestants
+    item = _current(
+        "pair", (rater, sid, differ), lambda: pairs.next_pair(store, settings, rater, session=sid, differ=differ)
+    )
+    if item is None and (settled := pairs.arena_note(store, settings, differ)):
+        st.success(settled, icon=":material/check:")
+        return
     if item is None:
         st.info(
             "You have rated every pair on offer. Compare more checkpoints on the Compare page to make new pairs."

@@ -13,12 +13,12 @@ versions (screenshots) are in tests/e2e/test_dashboard_browser.py.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.dashboard import CHECKPOINTS, LOSSES, RUN
+from tests.ratings.by_hand import map_gap
 from workbench.store import Store
 from workbench.ui.markup import plain_markdown
 
@@ -250,14 +250,21 @@ def test_leaderboard_numbers_match_a_hand_computed_case(dash):
     at = on("leaderboard")
     assert [m.value for m in at.metric] == ["4", "3", "2", "50%"]  # votes, scores, raters, left won
     board = frame_with(at, "rating").set_index("model")
-    # Bradley-Terry with 3 wins in 4: P(X beats Y) = 3/4, so X - Y = 400 log10(3) = 190.85, centred on 1000
-    assert board.loc["X", "rating"] == pytest.approx(1000 + 200 * math.log10(3), abs=0.1)
-    assert board.loc["Y", "rating"] == pytest.approx(1000 - 200 * math.log10(3), abs=0.1)
+    # Bradley-Terry with 3 wins in 4: the MLE would put X 400 log10(3) = 190.85 above Y; the prior (1000 +- 200
+    # before any vote) pulls four votes' gap in, to the posterior mode computed by hand; centred on 1000
+    assert board.loc["X", "rating"] == pytest.approx(1000 + map_gap(3, 1) / 2, abs=0.1)
+    assert board.loc["Y", "rating"] == pytest.approx(1000 - map_gap(3, 1) / 2, abs=0.1)
+    assert (board["note"] == "too few votes").all()  # 4 votes each, under MIN_VOTES
     assert list(board["rank"]) == [1, 1] or board.loc["X", "lower"] > board.loc["Y", "upper"]
     assert (board.loc["X", ["wins", "losses", "ties", "battles"]].tolist()) == [3, 1, 0, 4]
     assert board.loc["X", "win_rate"] == 0.75 and board.loc["X", "lower"] <= board.loc["X", "rating"]
     matrix = frame_with(at, "X")
-    assert matrix.loc["X", "Y"] == 0.75 and matrix.loc["Y", "X"] == 0.25
+    assert matrix.loc["X", "Y"] == "0.75 (4)" and matrix.loc["Y", "X"] == "0.25 (4)"  # win rate (battles)
+    assert not matrix.isna().any().any()  # no "None" cells
+    rule = frame_with(at, "votes needed")  # the stopping rule: X > Y, not separated with 4 votes
+    assert list(rule["neighbours"]) == ["X > Y"] and list(rule["separated"]) == ["no"]
+    assert any(i.value.startswith("Not settled yet after 4 votes: 0 of 1 neighbour pairs") for i in at.info)
+    assert any("X, Y have too few votes (under 10)" in i.value for i in at.info)
     assert any("won 2 of 4 decisive votes" in c.value for c in at.caption)
     likert = frame_with(at, "mean").set_index("model")
     assert likert.loc["X", "mean"] == 4.5 and likert.loc["Y", "mean"] == 2.0 and likert.loc["X", "n"] == 2

@@ -32,6 +32,7 @@ BACKENDS = ("auto", "transformers", "llamacpp")
 DEFAULT_SLOTS = 4
 MAX_SLOTS = 64
 ADMIN_OPEN = ("auto", "1", "0")
+PAIR_MODES = ("adaptive", "uniform")  # WORKBENCH_PAIRS; workbench.ratings.sampler.MODES is this
 SPACE_DATA = Path("/data")  # a Hugging Face Space's persistent storage, when the Space has it
 Parser = Callable[[str, Any], Any]
 _TRUE = {"1", "true", "yes", "on"}
@@ -330,6 +331,21 @@ class Settings:
         "WORKBENCH_UPLOAD_TOTAL_MB",
         whole(0, 1_000_000),
         "megabytes of uploads the app keeps at once (Gradio deletes them after one to two hours)",
+    )
+    # --- Arena pairs and the stopping rule (issue 20: workbench/ratings/sampler.py, settle.py, pairs.py) ---
+    pairs: str = setting(
+        "adaptive",
+        "WORKBENCH_PAIRS",
+        choice(*PAIR_MODES),
+        "how the Arena and the Rate page choose pairs: adaptive (where a vote most narrows the leaderboard's open "
+        "intervals; nothing once the ranking is settled) or uniform (every pair alike, never stopping)",
+    )
+    settle_half_width: int = setting(
+        0,
+        "WORKBENCH_SETTLE_HALF_WIDTH",
+        whole(0, 1000),
+        "rating points: neighbours whose 95% intervals are both narrower than +-this count as settled even when "
+        "they overlap (a near-tie measured well enough); 0: only separated neighbours count",
     )
 
     def __post_init__(self) -> None:

@@ -257,6 +257,34 @@ def test_injected_html_never_runs_in_the_chat_or_the_arena(public_app, page, art
     assert "onerror" in page.locator("#arena-left textarea").input_value()  # shown as text, literally
 
 
+def test_the_arena_serves_what_the_sampler_chooses_and_says_when_the_ranking_is_settled(public_app):
+    """Settings pairs of one checkpoint, voted until the stopping rule is met: the Arena says so and serves none;
+    a new setting's outputs then come first (placement). Pairs go through the app's own sampler."""
+    temps = {0.2: "slow", 0.7: "steady", 1.2: "wild"}  # strongest first below: 0.7 > 0.2 > 1.2
+    prompts = [f"Sampler prompt {i}: name a bird." for i in range(12)]
+    with Store(public_app.db) as store:
+        ids = {
+            (t, p): store.add_generation("sampler-ckpt", p, f"{word} bird {i}", {"temperature": t, "seed": 0})
+            for i, p in enumerate(prompts)
+            for t, word in temps.items()
+        }
+        for rater in ("r1", "r2", "r3", "r4"):
+            for i, p in enumerate(prompts):
+                upset = i == int(rater[1])  # each rater once against the grain: 44 of 48 votes go the strong way
+                for strong, weak in ((0.7, 0.2), (0.2, 1.2), (0.7, 1.2)):
+                    store.add_vote(ids[strong, p], ids[weak, p], "b" if upset else "a", rater=rater)
+    client = Client(public_app.url, verbose=False, headers=visitor("10.0.9.1"))
+    try:
+        prompt, left, right, status, _ = client.predict("", "settings", api_name="/arena_next")
+        assert (prompt, left, right) == ("", "", "") and "settled after 144 votes" in status
+        with Store(public_app.db) as store:  # a setting never voted on: not settled any more
+            store.add_generation("sampler-ckpt", prompts[0], "fresh bird", {"temperature": 1.0, "seed": 0})
+        prompt, left, right, status, _ = client.predict("", "settings", api_name="/arena_next")
+        assert prompt == prompts[0] and "fresh bird" in (left, right) and status.startswith("Which answer")
+    finally:
+        client.close()
+
+
 def test_a_flood_of_guesses_from_many_addresses_never_locks_the_owner_out(public_app):
     """Last in the module: it fills the global window of wrong tokens for five minutes."""
     url = public_app.url

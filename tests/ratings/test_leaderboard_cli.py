@@ -70,6 +70,10 @@ def test_leaderboard_ranks_a_fastchat_battle_file(tmp_path, env):
     strong = models[0]
     assert (strong["battles"], strong["wins"], strong["losses"], strong["ties"]) == (18, 13, 3, 2)
     assert result["position_bias"]["decisive"] == 24
+    rule = result["stopping_rule"]  # the same verdict the Leaderboard page shows
+    assert [(p["higher"], p["lower"]) for p in rule["pairs"]] == [("strong", "mid"), ("mid", "weak")]
+    assert rule["votes"] == 27 and rule["settled"] is False and rule["summary"].startswith("Not settled yet")
+    assert all(p["margin"] > 0 and p["separated"] == (p["gap"] > p["margin"]) for p in rule["pairs"])
 
     # the same file as JSONL, as a table; same seed -> same numbers
     jsonl = tmp_path / "battles.jsonl"
@@ -80,6 +84,11 @@ def test_leaderboard_ranks_a_fastchat_battle_file(tmp_path, env):
     first = next(line for line in lines if "strong" in line)
     assert f"{models[0]['rating']:.1f}" in first and "13-3-2" in first
     assert "Left output won" in table.stdout
+    assert f"Stopping rule: {rule['summary']}" in table.stdout and "strong > mid" in table.stdout
+    narrow = run_cli(["leaderboard", "--battles", str(jsonl), "--half-width", "1000", "--json"], env)
+    assert json.loads(narrow.stdout)["stopping_rule"]["settled"] is True  # every interval is within +-1000
+    wrong = run_cli(["leaderboard", "--battles", str(jsonl), "--half-width", "-3"], env)
+    assert wrong.returncode == 2 and "--half-width must be between 0 and 1000" in wrong.stderr
     assert result["backends"] == ["unknown"] and "backends: unknown" in table.stdout  # no backend columns
 
     refused = run_cli(["leaderboard", "--battles", str(path), "--backend", "llamacpp"], env)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ratings.by_hand import map_gap
 from workbench.errors import WorkbenchError
 from workbench.ratings.snapshot import ranked, snapshot
 from workbench.store import Store, settings_label
@@ -115,10 +116,11 @@ def test_the_lab_table_counts_only_settings_pairs_against_the_setting(made):
 def test_two_settings_rate_as_bradley_terry_says(made):
     url, ids = made
     with Store(url) as store:
-        for p in PROMPTS:  # 0.7 wins 3 of 4 against 0.2: P = 3/4, so 400 log10(3) apart
+        for p in PROMPTS:  # 0.7 wins 3 of 4 against 0.2: the MLE puts them 400 log10(3) = 191 apart, the prior less
             store.add_vote(ids["base", 0.7, p], ids["base", 0.2, p], "b" if p == "p4" else "a", rater="r1")
         table = preference_by_setting(snapshot(store), bootstrap=0).set_index("value")
-    assert table.loc[0.7, "rating"] - table.loc[0.2, "rating"] == pytest.approx(400 * math.log10(3), abs=0.1)
+    gap = table.loc[0.7, "rating"] - table.loc[0.2, "rating"]
+    assert gap == pytest.approx(map_gap(3, 1), abs=0.1) and 100 < gap < 400 * math.log10(3)
 
 
 def test_cli_ranks_settings_from_the_store(made):

@@ -97,6 +97,7 @@ CASES = {
     "agreement": "serving:case_agreement",
     "leaderboard_page": "ratings:case_leaderboard_page",
     "leaderboard_cli": "ratings:case_leaderboard_cli",
+    "arena_sampling": "arena_sampling:case_arena_sampling",
     "public_load": "load:case_public_load",
 }
 

@@ -1,4 +1,4 @@
-"""`python -m workbench leaderboard`: Bradley-Terry ratings with 95% bootstrap intervals and ranks.
+"""`python -m workbench leaderboard`: Bradley-Terry ratings with 95% intervals and ranks, and the stopping rule.
 
     python -m workbench leaderboard                                  # from the store's pairwise votes
     python -m workbench leaderboard --battles clean_battle.json      # a FastChat clean-battle JSON or JSONL file
@@ -7,15 +7,18 @@
     python -m workbench leaderboard --by settings --json             # rank generation settings (or: both)
     python -m workbench leaderboard --raters all                     # count LLM judges' votes too (or: judges)
 
-Prints each model's rating, interval, rank (interval-aware), online Elo and vote counts, the backends behind the
-votes counted ("unknown" for outputs stored before backends were recorded) and the position bias (how often the
-left output won). `--backend` (repeatable) keeps the battles whose both outputs were made by one of the named
-backends, as the Leaderboard page's filter does. `--by` ranks checkpoints (the default), generation settings, or
-each checkpoint under each settings ("both"); votes between two equal contestants are left out. From the store the
-votes are counted in the database (`Store.vote_tallies()`), so 100,000 votes rank in about the time of a battle
-file's first read. `--raters` chooses whose votes count: people's only by default ("humans"), LLM judges' (raters
-named "judge:<model>", see `python -m workbench judge`), or "all". A bad battle file is reported with its line
-number (exit code 2).
+Prints each model's rating, interval, rank (interval-aware), online Elo and vote counts ("too few votes" beside a
+model with under 10), the stopping rule (whether the 95% interval of each pair of neighbours' difference excludes
+zero, and about how many votes would settle the ranking; `--half-width` or WORKBENCH_SETTLE_HALF_WIDTH also settles
+neighbours measured to +-that many points), the backends behind the votes counted ("unknown" for outputs stored
+before backends were recorded) and the position bias (how often the left output won). With `--json` the stopping
+rule is the "stopping_rule" object: settled, votes, votes_needed (null: too close to call), half_width, summary, pairs.
+`--backend` (repeatable) keeps the battles whose both outputs were made by one of the named backends, as the
+Leaderboard page's filter does. `--by` ranks checkpoints (the default), generation settings, or each checkpoint
+under each settings ("both"); votes between two equal contestants are left out. From the store the votes are
+counted in the database (`Store.vote_tallies()`), so 100,000 votes rank in about the time of a battle file's first
+read. `--raters` chooses whose votes count: people's only by default ("humans"), LLM judges' (raters named
+"judge:<model>", see `workbench judge`), or "all". A bad battle file is reported with its line number (exit code 2).
 """
 
 from __future__ import annotations
@@ -52,6 +55,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         choices=["checkpoint", "settings", "both"],
         default="checkpoint",
         help="rank checkpoints, generation settings, or each checkpoint under each settings (default: %(default)s)",
+    )
+    p.add_argument(
+        "--half-width",
+        type=float,
+        metavar="POINTS",
+        help="stopping rule: neighbours both measured to +-POINTS count as settled (default: "
+        "WORKBENCH_SETTLE_HALF_WIDTH; 0: only separated neighbours)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -95,21 +105,27 @@ def _clean(value):
 def run(args: argparse.Namespace) -> int:
     from workbench.ratings import scoring
     from workbench.ratings.leaderboard import backends_of
+    from workbench.ratings.settle import stopping_rule
 
     if args.bootstrap < 0:
         raise WorkbenchError(f"--bootstrap must be 0 or more, not {args.bootstrap}.")
+    if args.half_width is not None and not 0 <= args.half_width <= 1000:
+        raise WorkbenchError(f"--half-width must be between 0 and 1000 rating points, not {args.half_width:g}.")
+    half_width = args.half_width if args.half_width is not None else Settings.from_env().settle_half_width
     battles, ordered, source = _battles(args)
     elo = scoring.online_elo(ordered) if len(ordered) else None
     board = scoring.leaderboard(battles, bootstrap=args.bootstrap, seed=args.seed, anchor=args.anchor, elo=elo)
     n_battles = int(scoring.weights(battles).sum())
     bias = scoring.position_bias(battles) if n_battles else None
     covered = backends_of(battles)
+    rule = stopping_rule(battles, half_width=half_width)
     if args.json:
         models = [{k: _clean(v) for k, v in row.items()} for row in board.to_dict("records")]
         bias_out = {k: _clean(v) for k, v in bias.items()} if bias else None
         meta = {"source": source, "by": args.by, "raters": args.raters, "battles": n_battles}
         meta.update(not_counted=args.left_out, bootstrap=args.bootstrap, seed=args.seed)
-        print_json({**meta, "backends": covered, "models": models, "position_bias": bias_out})
+        stop = _clean_tree(rule.as_dict())
+        print_json({**meta, "backends": covered, "models": models, "position_bias": bias_out, "stopping_rule": stop})
         return 0
     if board.empty:
         print(f"No pairwise votes in {source} {'match the filters' if args.rater or args.backend else 'yet'}.")
@@ -125,17 +141,39 @@ def run(args: argparse.Namespace) -> int:
             f"\nLeft output won {bias['left_wins']} of {bias['decisive']} decisive votes ({bias['rate']:.0%},"
             f" 95% interval {bias['lower']:.0%} to {bias['upper']:.0%}); {bias['ties']} ties or both bad."
         )
+    _print_rule(rule)
     return 0
+
+
+def _clean_tree(value):
+    if isinstance(value, dict):
+        return {k: _clean_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean_tree(v) for v in value]
+    return _clean(value)
+
+
+def _print_rule(rule) -> None:
+    """The stopping rule: its sentence, then each neighbour pair."""
+    print(f"\nStopping rule: {rule.summary()}")
+    table = rule.table()
+    if table.empty:
+        return
+    width = max(10, *(len(n) for n in table["neighbours"]))
+    print(f"  {'neighbours':<{width}}  {'gap (95%)':>15}  {'separated':>9}  votes needed")
+    for r in table.itertuples(index=False):
+        print(f"  {r[0]:<{width}}  {r[1]:>15}  {r[2]:>9}  {r[3]}")
 
 
 def _print_table(board, n_battles: int, bootstrap: int, backends: list[str]) -> None:
     width = max(5, *(len(m) for m in board["model"]))
-    interval = "95% interval" if bootstrap else "(no bootstrap)"
+    interval = "95% interval"
     print(f"{n_battles} battles, {bootstrap} bootstrap rounds; backends: {', '.join(backends)}.\n")
-    print(f"{'rank':>4}  {'model':<{width}}  {'rating':>7}  {interval:^17}  {'votes':>5}  {'W-L-T':>11}  {'elo':>6}")
+    head = f"{'rank':>4}  {'model':<{width}}  {'rating':>7}  {interval:^17}  {'votes':>5}  {'W-L-T':>11}  {'elo':>6}"
+    print(head)
     for r in board.itertuples():
         record = f"{r.wins}-{r.losses}-{r.ties}"
         span = f"{r.lower:7.1f} - {r.upper:<7.1f}"
-        print(
-            f"{r.rank:>4}  {r.model:<{width}}  {r.rating:7.1f}  {span:^17}  {r.battles:>5}  {record:>11}  {r.elo:6.1f}"
-        )
+        elo = f"{r.elo:6.1f}" if not math.isnan(r.elo) else f"{'-':>6}"
+        line = f"{r.rank:>4}  {r.model:<{width}}  {r.rating:7.1f}  {span:^17}  {r.battles:>5}  {record:>11}  {elo}"
+        print(f"{line}  {r.note}".rstrip())

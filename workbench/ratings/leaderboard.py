@@ -29,6 +29,7 @@ import pandas as pd
 
 from workbench.errors import WorkbenchError
 from workbench.ratings import agreement, scoring
+from workbench.ratings.settle import Settlement, stopping_rule
 from workbench.store import check_rater_kind, is_judge, settings_label
 
 UNKNOWN_BACKEND = "unknown"  # the filter's name for outputs whose backend was not recorded
@@ -49,6 +50,7 @@ class Standings:
         likert: `scoring.likert_summary` (model, mean, lower, upper, n, sd).
         agreement: Pairwise votes' agreement between raters on shared items (items, raters, alpha, kappa).
         likert_agreement: The same for Likert scores (interval Krippendorff's alpha).
+        settlement: The stopping rule on these votes (`settle.stopping_rule`): is each pair of neighbours separated.
     """
 
     votes: int
@@ -60,6 +62,7 @@ class Standings:
     likert: pd.DataFrame = field(default_factory=pd.DataFrame)
     agreement: dict[str, Any] = field(default_factory=dict)
     likert_agreement: dict[str, Any] = field(default_factory=dict)
+    settlement: Settlement | None = None
 
 
 def _label(settings: Any) -> str:
@@ -229,11 +232,14 @@ def standings(
     bootstrap: int = 1000,
     seed: int | None = 0,
     sequence: pd.DataFrame | None = None,
+    half_width: float | None = None,
 ) -> Standings:
-    """Leaderboard, win rates, counts, position bias, Likert means and rater agreement for these ratings.
+    """Leaderboard, win rates, counts, position bias, Likert means, rater agreement and the stopping rule for these
+    ratings.
 
     `battles` may be a tally (with `n`); then `sequence` (the same votes one by one, in order, as
-    `Store.vote_sequence()` filtered alike) gives the online Elo and the agreement between raters.
+    `Store.vote_sequence()` filtered alike) gives the online Elo and the agreement between raters. `half_width` is
+    the stopping rule's target (WORKBENCH_SETTLE_HALF_WIDTH; None: separation only).
     """
     n_votes = int(scoring.weights(battles).sum())
     result = Standings(votes=n_votes, scores=len(likert), board=scoring.leaderboard(battles, bootstrap=0))
@@ -245,9 +251,29 @@ def standings(
         result.matrix = scoring.win_rate_matrix(battles, order=order)
         result.counts = scoring.battle_counts(battles, order=order)
         result.bias = scoring.position_bias(battles)
+        result.settlement = stopping_rule(battles, half_width=half_width)
         if ordered is not None and len(ordered):
             result.agreement = agreement.agreement(agreement.pairwise_labels(ordered))
     if len(likert):
         result.likert = scoring.likert_summary(likert, bootstrap=bootstrap, seed=seed)
         result.likert_agreement = agreement.agreement(agreement.likert_labels(likert), level="interval")
     return result
+
+
+def win_rate_cells(matrix: pd.DataFrame, counts: pd.DataFrame) -> pd.DataFrame:
+    """The win-rate matrix as text for a table: "0.75 (4)" (win rate, battles), "never met" where two contestants
+    have no battle, "" on the diagonal; never a missing cell.
+
+    Args:
+        matrix: `Standings.matrix` (row beat column; NaN where they never met).
+        counts: `Standings.counts`, the same order.
+    """
+    cells = pd.DataFrame("", index=matrix.index, columns=matrix.columns, dtype=object)
+    for row in matrix.index:
+        for column in matrix.columns:
+            if row == column:
+                continue
+            n = int(counts.loc[row, column]) if row in counts.index and column in counts.columns else 0
+            rate = matrix.loc[row, column]
+            cells.loc[row, column] = "never met" if not n or pd.isna(rate) else f"{rate:.2f} ({n})"
+    return cells.rename_axis("model")

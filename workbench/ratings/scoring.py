@@ -13,7 +13,9 @@ the battles one by one would give, except online Elo, which needs the votes in o
 
 Bradley-Terry is fitted the way FastChat's elo_analysis does it: a logistic model of P(a beats b) =
 1 / (1 + base^((R_b - R_a) / scale)), a tie counting as half a win for each side, on the Elo scale (400,
-base 10) with the mean (or a chosen model) at 1000, and 95% intervals from resampling battles. Ranks account
+base 10) with the mean (or a chosen model) at 1000. The leaderboard adds a weak prior (1000 +- 200 before any vote,
+`workbench.ratings.posterior`) and takes the wider of the posterior's and the bootstrap's 95% intervals, so a few
+votes show wide intervals, never 1,735 vs 265 with zero width. Ranks account
 for overlapping intervals: a model's rank is 1 + the number of models whose lower bound is above its upper bound.
 Agreement between raters (Cohen's kappa, Krippendorff's alpha) lives in `workbench.ratings.agreement`.
 """
@@ -30,10 +32,14 @@ import pandas as pd
 
 from workbench.errors import WorkbenchError
 from workbench.jsonl import iter_json_lines, read_text
+from workbench.ratings import posterior
+from workbench.ratings.posterior import PRIOR_L2
 
 WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
 SCALE, BASE, INIT = 400.0, 10.0, 1000.0
 Z95 = 1.959963984540054
+MIN_VOTES = 10  # below this many battles a model's place is marked "too few votes"
+TOO_FEW = "too few votes"
 
 
 # --- reading and checking battles -----------------------------------------------------------------------------
@@ -267,31 +273,52 @@ def leaderboard(
     bootstrap: int = 1000,
     seed: int | None = 0,
     anchor: str | None = None,
-    l2: float = 1e-4,
+    l2: float = PRIOR_L2,
     elo: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """The leaderboard, best first: model, rating (Bradley-Terry), lower/upper (95% bootstrap interval),
-    rank (interval-aware), elo (online, for reference), battles, wins, losses, ties, win_rate.
+    """The leaderboard, best first: model, rating (Bradley-Terry), lower/upper (95% interval), rank
+    (interval-aware), elo (online, for reference), battles, wins, losses, ties, win_rate, note.
 
-    With `bootstrap=0` there are no intervals: lower and upper equal the rating and ranks follow the order.
-    `elo` gives the online Elo column (a tally has no order to compute it from; NaN when not given).
+    Ratings are the posterior mode under a weak prior (`workbench.ratings.posterior`: 1000 +- 200 points before
+    any vote), so two votes cannot put two models 1,500 points apart. The interval is the wider of the posterior's
+    normal interval and, with `bootstrap` > 0, the bootstrap percentile interval (FastChat's): a bootstrap of a few
+    identical votes has zero width, the posterior's interval never does. `note` says "too few votes" for a model
+    with fewer than MIN_VOTES battles. `elo` gives the online Elo column (a tally has no order to compute it
+    from; NaN when not given).
     """
     battles = check_battles(battles)
-    columns = ["model", "rating", "lower", "upper", "rank", "elo", "battles", "wins", "losses", "ties", "win_rate"]
+    columns = [
+        "model",
+        "rating",
+        "lower",
+        "upper",
+        "rank",
+        "elo",
+        "battles",
+        "wins",
+        "losses",
+        "ties",
+        "win_rate",
+        "note",
+    ]
     if battles.empty:
         return pd.DataFrame(columns=columns)
-    rating = bradley_terry(battles, anchor=anchor, l2=l2)
-    board = pd.DataFrame({"rating": rating})
+    models, pairs, y, counts = _matchups(battles)
+    r = _fit(pairs, y, counts, len(models), l2)[0]
+    at = models.index(anchor) if anchor is not None and anchor in models else None
+    board = pd.DataFrame({"rating": _to_elo(r, models, anchor, INIT)}, index=models)
+    sd = posterior.centred_sd(posterior.covariance(pairs, counts, r, len(models), l2), at) * posterior.ELO_PER_UNIT
+    board["lower"], board["upper"] = board["rating"] - Z95 * sd, board["rating"] + Z95 * sd
     if bootstrap > 0:
         samples = bootstrap_bradley_terry(battles, bootstrap, seed=seed, anchor=anchor, l2=l2)
-        board["lower"] = samples.quantile(0.025)
-        board["upper"] = samples.quantile(0.975)
-    else:
-        board["lower"] = board["upper"] = board["rating"]
+        board["lower"] = np.minimum(board["lower"], samples.quantile(0.025))
+        board["upper"] = np.maximum(board["upper"], samples.quantile(0.975))
+    board = board.sort_values("rating", ascending=False, kind="stable")
     board["rank"] = ranks_from_intervals(board["lower"], board["upper"])
     board["elo"] = elo if elo is not None else online_elo(battles) if "n" not in battles.columns else math.nan
     board = board.join(record_counts(battles))
     board["win_rate"] = (board["wins"] + 0.5 * board["ties"]) / board["battles"]
+    board["note"] = np.where(board["battles"] < MIN_VOTES, TOO_FEW, "")
     return board.rename_axis("model").reset_index()[columns]
 
 

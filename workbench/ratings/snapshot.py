@@ -106,6 +106,7 @@ def ranked(
     backends: Iterable[str] | None = None,
     bootstrap: int = 1000,
     seed: int | None = 0,
+    half_width: float | None = None,
 ) -> View:
     """Standings of the snapshot's ratings for this selection, computed once per (mark, selection).
 
@@ -116,9 +117,19 @@ def ranked(
         raters, checkpoints, settings, backends: The filters of `filter_ratings` (None or empty: no limit).
         bootstrap: Bootstrap rounds for the intervals.
         seed: Bootstrap seed.
+        half_width: The stopping rule's half-width target (WORKBENCH_SETTLE_HALF_WIDTH; None: separation only).
     """
     chosen = {"raters": raters, "checkpoints": checkpoints, "settings": settings, "backends": backends}
-    key = (snap.url, snap.mark, by, rater_kind, bootstrap, seed, *(_key(v) for v in chosen.values()))
+    key = (
+        snap.url,
+        snap.mark,
+        by,
+        rater_kind,
+        bootstrap,
+        seed,
+        half_width or None,
+        *(_key(v) for v in chosen.values()),
+    )
     with _LOCK:
         if key in _VIEWS:
             _VIEWS.move_to_end(key)
@@ -127,7 +138,7 @@ def ranked(
     sequence = contestants(filter_ratings(snap.sequence, rater_kind=rater_kind, **chosen), by)
     likert = filter_ratings(snap.likert, rater_kind=rater_kind, **chosen)
     view = View(
-        standings(tallies, likert, bootstrap=bootstrap, seed=seed, sequence=sequence),
+        standings(tallies, likert, bootstrap=bootstrap, seed=seed, sequence=sequence, half_width=half_width or None),
         frozenset(sequence["judge"]) | frozenset(likert["rater"]) if len(sequence) or len(likert) else frozenset(),
         tuple(int(i) for i in sequence.loc[sequence["has_reason"], "vote_id"].tail(REASONS)) if len(sequence) else (),
         likert,

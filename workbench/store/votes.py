@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -245,15 +245,23 @@ class RatingsMixin:
     # --- serving items ------------------------------------------------------------------------------------
 
     def _pair_query(
-        self, rater: str, checkpoints: Sequence[str] | None, same_settings: bool, differ: str = "checkpoint"
+        self,
+        rater: str,
+        checkpoints: Sequence[str] | None,
+        same_settings: bool,
+        differ: str = "checkpoint",
+        *,
+        columns: str = "rows",
     ):
+        """The pairs on offer to `rater`: their generations' ids with the votes they have (`columns="rows"`), or the
+        distinct contestants they put side by side (`columns="contestants"`: checkpoint names, or settings hashes
+        with `differ="settings"`)."""
         ga, gb = aliased(Generation), aliased(Generation)
         ca, cb = aliased(Checkpoint), aliased(Checkpoint)
-        on_pair = or_(
-            and_(Vote.generation_a_id == ga.id, Vote.generation_b_id == gb.id),
-            and_(Vote.generation_a_id == gb.id, Vote.generation_b_id == ga.id),
-        )
-        n_votes = select(func.count(Vote.id)).where(on_pair).correlate(ga, gb).scalar_subquery()
+        # A vote stores its pair in id order (`add_vote`; migration 0005 made the old ones so) and ga.id < gb.id
+        # here, so one spelling finds it and both lookups use an index: with the reverse spelling OR-ed in,
+        # SQLite scanned all of an active rater's votes for every candidate pair (0.5 s at 100,000 votes).
+        on_pair = and_(Vote.generation_a_id == ga.id, Vote.generation_b_id == gb.id)
         mine = select(Vote.id).where(on_pair, Vote.rater == rater).correlate(ga, gb).exists()
         conditions = [
             ga.prompt_hash == gb.prompt_hash,
@@ -270,9 +278,14 @@ class RatingsMixin:
             conditions.append(ga.checkpoint_id != gb.checkpoint_id)
             if same_settings:
                 conditions.append(ga.settings_hash == gb.settings_hash)
+        if columns == "contestants":
+            sides = (ga.settings_hash, gb.settings_hash) if differ == "settings" else (ca.name, cb.name)
+            chosen = select(*sides).distinct()
+        else:  # ids and vote counts only: the two served rows are read afterwards (200 full rows cost 10-20 ms)
+            n_votes = select(func.count(Vote.id)).where(on_pair).correlate(ga, gb).scalar_subquery()
+            chosen = select(ga.id.label("a"), gb.id.label("b"), n_votes.label("n"))
         query = (
-            select(ga, ca.name, gb, cb.name, n_votes.label("n"))
-            .select_from(ga)
+            chosen.select_from(ga)
             .join(gb, and_(*conditions))
             .join(ca, ca.id == ga.checkpoint_id)
             .join(cb, cb.id == gb.checkpoint_id)
@@ -280,7 +293,21 @@ class RatingsMixin:
         if checkpoints:
             names = [str(c) for c in checkpoints]
             query = query.where(ca.name.in_(names), cb.name.in_(names))
-        return query
+        return query, (ga, gb, ca, cb)
+
+    def _offered(self, s: Session, rater: str, checkpoints, same_settings: bool, differ: str):
+        """The contestant pairs on offer to `rater` (names sorted within each pair), and the settings hashes behind
+        each settings label (for `differ="settings"`)."""
+        query, _ = self._pair_query(rater, checkpoints, same_settings, differ, columns="contestants")
+        rows = s.execute(query).all()
+        hashes: dict[str, set[str]] = {}
+        if differ == "settings":
+            labels = self._names_and_labels(s)[1]
+            for row in rows:
+                for h in row:
+                    hashes.setdefault(labels.get(h, h), set()).add(h)
+            rows = [(labels.get(a, a), labels.get(b, b)) for a, b in rows]
+        return sorted({tuple(sorted(row)) for row in rows if row[0] != row[1]}), hashes
 
     def next_pair_for(
         self,
@@ -291,6 +318,7 @@ class RatingsMixin:
         same_settings: bool = True,
         differ: str = "checkpoint",
         rng: random.Random | None = None,
+        choose: Callable[[list[tuple[str, str]]], tuple[str, str] | None] | None = None,
     ) -> PairItem | None:
         """The next blind pair for this rater, or None when they have rated every pair on offer.
 
@@ -299,21 +327,39 @@ class RatingsMixin:
         With `differ="settings"` it is two outputs of one checkpoint for the same prompt under two different
         settings instead (which setting people prefer). The left/right order is drawn with `rng` and must be sent
         back as `shown_left` with the vote.
+
+        `choose` picks which two contestants to show (what `workbench.ratings.pairs` passes: the sampler): it is
+        given the contestant pairs on offer to this rater (checkpoint names, or settings labels with
+        `differ="settings"`; sorted within each pair) and returns one of them, or None to serve nothing; the
+        least-voted of that pair's prompts is served.
         """
         if differ not in PAIR_KINDS:
             raise WorkbenchError(f"Pairs differ in {' or '.join(PAIR_KINDS)}, not {differ!r}.")
         rater, _ = _rater(rater, session)
         rng = rng or random.Random()
-        query = self._pair_query(rater, checkpoints, same_settings, differ).order_by("n").limit(_CANDIDATES)
+        query, (ga, gb, ca, cb) = self._pair_query(rater, checkpoints, same_settings, differ)
         with self._read() as s:
-            rows = s.execute(query).all()
-        if not rows:
-            return None
-        fewest = [r for r in rows if r.n == rows[0].n]
-        ga, name_a, gb, name_b, _ = rng.choice(fewest)
-        return PairItem(
-            a=to_record(ga, name_a), b=to_record(gb, name_b), shown_left=rng.choice(SIDES), key=uuid.uuid4().hex
-        )
+            if choose is not None:
+                offered, hashes = self._offered(s, rater, checkpoints, same_settings, differ)
+                picked = choose(offered) if offered else None
+                if picked is None:
+                    return None
+                x, y = picked
+                if differ == "settings":
+                    hx, hy = sorted(hashes[x]), sorted(hashes[y])
+                    sides = (ga.settings_hash.in_(hx) & gb.settings_hash.in_(hy)) | (
+                        ga.settings_hash.in_(hy) & gb.settings_hash.in_(hx)
+                    )
+                else:
+                    sides = ((ca.name == x) & (cb.name == y)) | ((ca.name == y) & (cb.name == x))
+                query = query.where(sides)
+            rows = s.execute(query.order_by("n").limit(_CANDIDATES)).all()
+            if not rows:
+                return None
+            picked = rng.choice([r for r in rows if r.n == rows[0].n])
+            query = select(Generation, Checkpoint.name).join(Checkpoint, Checkpoint.id == Generation.checkpoint_id)
+            found = {g.id: to_record(g, name) for g, name in s.execute(query.where(Generation.id.in_(picked[:2])))}
+        return PairItem(a=found[picked.a], b=found[picked.b], shown_left=rng.choice(SIDES), key=uuid.uuid4().hex)
 
     def _likert_query(self, rater: str, checkpoints: Sequence[str] | None):
         n_scores = select(func.count(Likert.id)).where(Likert.generation_id == Generation.id).scalar_subquery()
@@ -354,7 +400,7 @@ class RatingsMixin:
             votes = s.scalar(select(func.count(Vote.id)).where(Vote.rater == rater))
             likert = s.scalar(select(func.count(Likert.id)).where(Likert.rater == rater))
             pairs_left = s.scalar(
-                select(func.count()).select_from(self._pair_query(rater, checkpoints, True).subquery())
+                select(func.count()).select_from(self._pair_query(rater, checkpoints, True)[0].subquery())
             )
             likert_left = s.scalar(select(func.count()).select_from(self._likert_query(rater, checkpoints).subquery()))
         return Progress(rater=rater, votes=votes, likert=likert, pairs_left=pairs_left, likert_left=likert_left)

@@ -16,6 +16,7 @@ under its registry name. Torch-free: the engine (a ChatEngine, or a Router acros
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -214,10 +215,14 @@ def ensure_pair(
     checkpoints: Sequence[str],
     settings: GenerationSettings,
     rng: random.Random | None = None,
+    choose: Choose | None = None,
 ) -> tuple[GenerationRecord, GenerationRecord]:
-    """Make sure one random prompt of the set has an output from two different random checkpoints
-    (generating what the store lacks); returns the two generations. The Arena calls this when it has no
-    pair left to serve."""
+    """Make sure one random prompt of the set has an output from two different checkpoints (generating what the
+    store lacks); returns the two generations. The Arena calls this when it has no pair left to serve.
+
+    The two checkpoints are random, or chosen by `choose` (`workbench.ratings.pairs.chooser`: the sampler), which
+    is given every pair of their store names and returns one, or None when no pair needs votes (refused then).
+    """
     rng = rng or random.Random()
     choices = list(dict.fromkeys(checkpoints))
     if len(choices) < 2:
@@ -225,12 +230,23 @@ def ensure_pair(
     prompts = store.prompts(prompt_set)
     if not prompts:
         raise WorkbenchError(f"The prompt set {prompt_set!r} has no prompts.")
+    pair = rng.sample(choices, 2) if choose is None else chosen_pair(choose, {c: engine.store_name(c) for c in choices})
     prompt = rng.choice(prompts)
-    requests = [
-        Request(prompt["text"], c, settings, prompt["system_prompt"], prompt["id"]) for c in rng.sample(choices, 2)
-    ]
+    requests = [Request(prompt["text"], c, settings, prompt["system_prompt"], prompt["id"]) for c in pair]
     records = stored_or_made(engine, store, requests)  # the two sides are generated together
     return records[0], records[1]
+
+
+Choose = Callable[[list[tuple[str, str]]], "tuple[str, str] | None"]
+
+
+def chosen_pair(choose: Choose, names: dict[Any, str]) -> list[Any]:
+    """The two of `names`' keys whose names (store names, settings labels) `choose` picks among all pairs."""
+    by_name = {name: key for key, name in names.items()}
+    picked = choose(sorted(tuple(sorted(p)) for p in itertools.combinations(by_name, 2)))
+    if picked is None:
+        raise WorkbenchError("The ranking is settled: no pair of these needs more votes.")
+    return [by_name[picked[0]], by_name[picked[1]]]
 
 
 def stored_or_made(engine: ChatEngine | Router, store: Store, requests: Sequence[Request]) -> list[GenerationRecord]:

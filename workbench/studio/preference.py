@@ -20,7 +20,7 @@ import pandas as pd
 
 from workbench.errors import WorkbenchError
 from workbench.generation.settings import GenerationSettings
-from workbench.studio.compare import Request, stored_or_made
+from workbench.studio.compare import Choose, Request, chosen_pair, stored_or_made
 
 if TYPE_CHECKING:
     from workbench.generation.engine import ChatEngine
@@ -39,10 +39,14 @@ def ensure_settings_pair(
     checkpoints: Sequence[str],
     settings: Sequence[GenerationSettings],
     rng: random.Random | None = None,
+    choose: Choose | None = None,
 ) -> tuple[GenerationRecord, GenerationRecord]:
-    """Make sure one random prompt of the set has one random checkpoint's outputs under two different random
-    settings (generating what the store lacks); returns the two generations. The Arena calls this when it has
-    no settings pair left to serve."""
+    """Make sure one random prompt of the set has one random checkpoint's outputs under two different settings
+    (generating what the store lacks); returns the two generations. The Arena calls this when it has no settings
+    pair left to serve. The two settings are random, or chosen by `choose` (the sampler, as in
+    `compare.ensure_pair`) among every pair of their labels."""
+    from workbench.store import settings_label
+
     rng = rng or random.Random()
     choices = list(dict.fromkeys(settings))
     if len(choices) < 2:
@@ -52,10 +56,9 @@ def ensure_settings_pair(
     prompts = store.prompts(prompt_set)
     if not prompts:
         raise WorkbenchError(f"The prompt set {prompt_set!r} has no prompts.")
+    pair = rng.sample(choices, 2) if choose is None else chosen_pair(choose, {s: settings_label(s) for s in choices})
     prompt, checkpoint = rng.choice(prompts), rng.choice(list(checkpoints))
-    requests = [
-        Request(prompt["text"], checkpoint, s, prompt["system_prompt"], prompt["id"]) for s in rng.sample(choices, 2)
-    ]
+    requests = [Request(prompt["text"], checkpoint, s, prompt["system_prompt"], prompt["id"]) for s in pair]
     records = stored_or_made(engine, store, requests)
     return records[0], records[1]
 

@@ -2,10 +2,12 @@
 
 A visitor presses "Show a pair" and sees two outputs for the same prompt from two different checkpoints,
 left/right drawn at random, names hidden; one of four buttons records the vote (with an optional reason)
-and reveals the names. Pairs come from the store's generations (`Store.next_pair_for`); when none is left
-for this visitor, the tab answers a random prompt of the shipped Vicuna-bench set with two checkpoints,
-stores both outputs and serves them. The pair being judged is kept in the session's state with its
-idempotency key, so a double click or a repeated API call records one vote.
+and reveals the names. Pairs come from the store's generations (`Store.next_pair_for`), the two contestants
+chosen by the sampler (`workbench.ratings.pairs`, WORKBENCH_PAIRS); when none is left for this visitor, the tab
+answers a random prompt of the shipped Vicuna-bench set with two checkpoints the sampler picks, stores both
+outputs and serves them. Once the ranking is settled (adaptive pairs), the tab says so and serves none. The pair
+being judged is kept in the session's state with its idempotency key, so a double click or a repeated API call
+records one vote.
 
 API endpoints (gradio_client keeps the pair in its session between calls):
     arena_next(rater, differ="checkpoint") -> (prompt, left, right, status, reason)    # reason: "" (emptied)
@@ -69,9 +71,12 @@ class Arena:
         """The next pair for this visitor (two checkpoints, or with `differ="settings"` one checkpoint under two
         settings); makes one with the engine when the store has none left (counted against `who`'s reply limit;
         None: an in-process caller, not counted)."""
+        from workbench.ratings.pairs import chooser
+
         store = self.store()
-        item = store.next_pair_for(rater, session=session, differ=differ)
-        if item is None and generate:
+        choose = chooser(store, self.ctx.settings, differ)  # the sampler (WORKBENCH_PAIRS) picks the contestants
+        item = store.next_pair_for(rater, session=session, differ=differ, choose=choose)
+        if item is None and generate and not choose.settled:
             from workbench.studio.compare import ensure_pair
             from workbench.studio.preference import ensure_settings_pair
 
@@ -81,10 +86,12 @@ class Arena:
             checkpoints = self.ctx.checkpoint_choices()
             for _ in range(3):  # a random prompt may already have a pair this visitor rated
                 if differ == "settings":
-                    ensure_settings_pair(self.ctx.router(), store, PROMPT_SET, checkpoints, ARENA_SETTINGS_PAIRS)
+                    ensure_settings_pair(
+                        self.ctx.router(), store, PROMPT_SET, checkpoints, ARENA_SETTINGS_PAIRS, choose=choose
+                    )
                 else:
-                    ensure_pair(self.ctx.router(), store, PROMPT_SET, checkpoints, ARENA_SETTINGS)
-                item = store.next_pair_for(rater, session=session, differ=differ)
+                    ensure_pair(self.ctx.router(), store, PROMPT_SET, checkpoints, ARENA_SETTINGS, choose=choose)
+                item = store.next_pair_for(rater, session=session, differ=differ, choose=choose)
                 if item is not None:
                     break
         return item
@@ -131,7 +138,11 @@ def make_next_fn(arena: Arena):
         except WorkbenchError as exc:
             raise user_error(exc) from None
         if item is None:
-            status = "No pair is left for you to rate. Thank you!"
+            from workbench.ratings.pairs import arena_note
+
+            status = (
+                arena_note(arena.store(), arena.ctx.settings, differ) or "No pair is left for you to rate. Thank you!"
+            )
             return None, "", "", "", status, "", *_buttons(False)
         system = f"[system: {item.a.system_prompt}]\n\n" if item.a.system_prompt else ""
         status = "Which answer is better? Names are revealed after your vote."
