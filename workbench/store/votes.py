@@ -51,6 +51,20 @@ def _text(kind: str, value: str | None) -> str | None:
     return str(value).strip()
 
 
+def _same_question(s: Session, generation_ids: Sequence[int]) -> bool:
+    """Whether two generations answer the same user messages: the two sides of a multi-turn Arena battle each go on
+    from their own earlier answers, so their contexts differ only in the assistant's turns."""
+    rows = s.scalars(select(Generation.messages).where(Generation.id.in_(generation_ids))).all()
+    asked = [[m for m in messages if m.get("role") != "assistant"] for messages in rows]
+    return len(asked) == 2 and asked[0] == asked[1]
+
+
+def servable(generation) -> object:
+    """The SQL condition that a generation (or an alias of the table) may be shown to any rater: not an output of a
+    visitor's own typed prompt (an Arena battle or a chat reply), which only that visitor and the owner see."""
+    return generation.origin.is_(None)
+
+
 class RatingsMixin:
     """add_vote, add_likert, next_pair_for, next_likert_for, rater_progress, delete_vote, delete_rater."""
 
@@ -165,7 +179,7 @@ class RatingsMixin:
                     raise WorkbenchError(
                         f"There is no generation with id {missing[0]} in the store; nothing was recorded."
                     )
-                if len(set(found.values())) > 1:
+                if len(set(found.values())) > 1 and not _same_question(s, generation_ids):
                     raise WorkbenchError("Both generations of a pairwise vote must answer the same prompt.")
                 s.add(row)
                 s.flush()
@@ -219,6 +233,8 @@ class RatingsMixin:
             ga.id < gb.id,
             ga.output != "",
             gb.output != "",
+            servable(ga),
+            servable(gb),
             ~mine,
         ]
         if differ == "settings":  # preference per setting: one checkpoint's outputs under two settings
@@ -278,7 +294,7 @@ class RatingsMixin:
         query = (
             select(Generation, Checkpoint.name, n_scores.label("n"))
             .join(Checkpoint, Checkpoint.id == Generation.checkpoint_id)
-            .where(Generation.output != "", ~mine)
+            .where(Generation.output != "", servable(Generation), ~mine)
         )
         if checkpoints:
             query = query.where(Checkpoint.name.in_([str(c) for c in checkpoints]))
