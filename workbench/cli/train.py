@@ -49,6 +49,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     votes.add_argument(
         "--vote-min-agreement", type=float, default=0.5, help="share of a pair's votes its winner needs (0.5-1)"
     )
+    votes.add_argument(
+        "--vote-source",
+        choices=("arena", "chat", "all"),
+        default="arena",
+        help="the Arena's blind votes, the chat's regenerate pairs (a reply regenerated and kept), or both",
+    )
     hp = p.add_argument_group("hyperparameters")
     for flag, (name, kind, text) in HYPERPARAMETERS.items():
         default = DEFAULTS[name]
@@ -118,6 +124,7 @@ def _vote_pairs(args: argparse.Namespace, settings) -> dict[str, object]:
         raters=tuple(args.vote_rater or ()),
         same_settings=args.vote_same_settings,
         min_agreement=args.vote_min_agreement,
+        source=args.vote_source,
     )
     check_run_folder(RunPaths.of(settings, args.name), resume=False)  # never overwrite a run's pairs
     path = pairs_path(settings, args.name)
