@@ -96,7 +96,9 @@ class FeedbackMixin:
                 seen = self._repeated_feedback(s, row)
                 if seen is not None:
                     return seen
-                found = dict(s.execute(select(Generation.id, Generation.prompt_hash).where(Generation.id.in_(ids))))
+                found = dict(
+                    s.execute(select(Generation.id, Generation.prompt_hash).where(Generation.id.in_(ids))).all()
+                )
                 missing = [g for g in ids if g not in found]
                 if missing:
                     raise WorkbenchError(

@@ -88,11 +88,14 @@ class Arena:
             self.ctx.reply_limit.take(session)  # making a pair runs the model: counted like a reply
 
             checkpoints = self.ctx.checkpoint_choices()
+            cap = self.ctx.settings.arena_max_new_tokens  # the app's length of an Arena answer
+            pairs = [s.replace(max_new_tokens=min(s.max_new_tokens, cap)) for s in ARENA_SETTINGS_PAIRS]
+            single = ARENA_SETTINGS.replace(max_new_tokens=min(ARENA_SETTINGS.max_new_tokens, cap))
             for _ in range(3):  # a random prompt may already have a pair this visitor rated
                 if differ == "settings":
-                    ensure_settings_pair(self.ctx.router(), store, PROMPT_SET, checkpoints, ARENA_SETTINGS_PAIRS)
+                    ensure_settings_pair(self.ctx.router(), store, PROMPT_SET, checkpoints, pairs)
                 else:
-                    ensure_pair(self.ctx.router(), store, PROMPT_SET, checkpoints, ARENA_SETTINGS)
+                    ensure_pair(self.ctx.router(), store, PROMPT_SET, checkpoints, single)
                 item = store.next_pair_for(rater, session=session, differ=differ)
                 if item is not None:
                     break
