@@ -107,7 +107,7 @@ def test_two_turns_are_stored_with_each_sides_own_history_and_the_vote_counts_on
     assert [m["content"] for m in last.messages] == ["Name a fruit.", "Pear.", "Another?"] and last.output == "Fig."
 
     voted, kept = battles.vote(store, battle, "right", rater=None, reason="shorter", session="voter-0123456789")
-    again, kept_again = battles.vote(store, battle, "left", rater=None, reason="", session="voter-0123456789")
+    _, kept_again = battles.vote(store, battle, "left", rater=None, reason="", session="voter-0123456789")
     assert voted.voted and kept == "right" and kept_again == "right"  # one ballot per battle
     votes = store.votes()
     assert len(votes) == 1 and votes["reason"][0] == "shorter"
