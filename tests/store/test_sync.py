@@ -179,3 +179,15 @@ def test_the_owner_is_told_whether_votes_survive_a_restart(tmp_path, monkeypatch
     assert sync.persistence_note(Settings(home=tmp_path)) == ""  # a laptop's store survives
     with pytest.raises(Exception, match="dataset id like user/name"):
         Settings(sync_dataset="not a dataset")
+
+
+def test_a_dataset_that_cannot_be_reached_leaves_the_app_serving_and_says_so(tmp_path):
+    class Unreachable(RecordingApi):
+        def create_repo(self, **kwargs):
+            raise OSError(f"401 Unauthorized for token {TOKEN}")
+
+    settings = Settings(home=tmp_path, sync_dataset="me/unreachable", hf_token=TOKEN)
+    assert sync.start(settings, api=Unreachable()) is None
+    note = sync.persistence_note(settings)
+    assert note.startswith("**Votes are not synced:** the dataset me/unreachable could not be reached")
+    assert "401 Unauthorized" in note and TOKEN not in note  # the reason, with the secret masked

@@ -43,8 +43,16 @@ TABLES = ("generations", "votes", "likert", "feedback")  # the order rows are im
 PRIVATE = ("session",)  # never leaves the store: the visitor's voter id
 
 
+_FAILED: dict[str, str] = {}  # dataset -> why the scheduler could not start (said in the owner's note)
+
+
 def persistence_note(settings: Settings) -> str:
     """One sentence for the owner about whether votes survive a restart here, or "" when nothing needs saying."""
+    if settings.sync_dataset in _FAILED:
+        return (
+            f"**Votes are not synced:** the dataset {settings.sync_dataset} could not be reached when the app started "
+            f"({_FAILED[settings.sync_dataset]}); restart the app to try again."
+        )
     if settings.sync_dataset and settings.hf_token:
         minutes = f"{settings.sync_every / 60:g} minute{'' if settings.sync_every == 60 else 's'}"
         return (
@@ -154,6 +162,13 @@ class StoreScheduler(CommitScheduler):
         return super().push_to_hub()
 
 
+def _hidden(settings: Settings, text: str) -> str:
+    """`text` with the token and every other known secret masked (a hub error may quote the request)."""
+    from workbench.safety.redact import known_secrets, redact
+
+    return redact(text, [s for s in (settings.hf_token, *known_secrets()) if s])
+
+
 def restore(api: Any, settings: Settings, store: Store) -> dict[str, int]:
     """Download the dataset into `var/sync/restored` and import it; {} when it does not exist yet or cannot be
     reached (logged: the app starts anyway, and nothing in the dataset is lost)."""
@@ -167,7 +182,9 @@ def restore(api: Any, settings: Settings, store: Store) -> dict[str, int]:
     except RepositoryNotFoundError:
         return {}
     except Exception as exc:  # the hub is down or the token is wrong: say so in the log, go on without it
-        log.warning("Could not download %s to restore the store: %s", settings.sync_dataset, exc)
+        log.warning(
+            "Could not download %s to restore the store: %s", settings.sync_dataset, _hidden(settings, str(exc))
+        )
         return {}
     return load_folder(store, folder)
 
@@ -188,14 +205,20 @@ def start(settings: Settings, *, api: Any = None) -> StoreScheduler | None:
     if any(added.values()):
         log.info("Restored from %s: %s", settings.sync_dataset, added)
     outbox = Outbox(store, settings.sync_dir / "outbox", known=identities(settings.sync_dir / "restored"))
-    return StoreScheduler(
-        outbox,
-        repo_id=settings.sync_dataset,
-        repo_type="dataset",
-        every=settings.sync_every / 60,
-        private=True,
-        token=settings.hf_token,
-        allow_patterns=["*.jsonl"],
-        ignore_patterns=[".*", "**/.*"],
-        hf_api=api,
-    )
+    try:
+        return StoreScheduler(
+            outbox,
+            repo_id=settings.sync_dataset,
+            repo_type="dataset",
+            every=settings.sync_every / 60,
+            private=True,
+            token=settings.hf_token,
+            allow_patterns=["*.jsonl"],
+            ignore_patterns=[".*", "**/.*"],
+            hf_api=api,
+        )
+    except Exception as exc:  # the dataset cannot be created or reached: the app serves anyway, and says so
+        reason = _hidden(settings, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        _FAILED[settings.sync_dataset] = reason
+        log.error("Votes will not be synced to %s: %s", settings.sync_dataset, reason)
+        return None

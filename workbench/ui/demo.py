@@ -73,7 +73,7 @@ def build_demo(settings: Settings | None = None, ctx: AppContext | None = None) 
             elem_id="header",
         )
         mode = gr.Markdown("", elem_id="model-mode")
-        gr.Markdown(_store_warning(settings), elem_id="store-warning")
+        store_warning = gr.Markdown(_store_warning(settings), elem_id="store-warning")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 chat = build_chat_tab(ctx)
@@ -88,6 +88,8 @@ def build_demo(settings: Settings | None = None, ctx: AppContext | None = None) 
             with gr.Tab("Leaderboard", id="leaderboard") as leaderboard_tab:
                 leaderboard = build_leaderboard_tab(ctx)
         demo.load(lambda: _mode_note(ctx), None, mode, api_visibility="private", show_progress="hidden")
+        # Said again when a page opens: the sync to a dataset starts after the app is built, and may have failed.
+        demo.load(lambda: _store_warning(settings), None, store_warning, api_visibility="private")
         demo.load(**chat.on_load)
         demo.load(**arena.on_load)
         demo.load(**leaderboard.pick_args).then(**leaderboard.refresh_args, api_visibility="private")

@@ -8,7 +8,7 @@ downloads): both call `workbench.ratings.snapshot.ranked` with `BOOTSTRAP` and `
 restart here.
 
 API endpoint:
-    leaderboard(by) -> (summary, board)     # by: "checkpoint" | "settings" | "both"; board: the ratings table
+    leaderboard(by) -> (summary, board, chart, likes, persistence)   # by: "checkpoint" | "settings" | "both"
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ def summary(view, counts: dict[str, int], by: str) -> str:
 
 def make_refresh_fn(ctx: AppContext):
     """The function behind the tab's refresh, its Rank choice and the leaderboard endpoint."""
+    from workbench.store.sync import persistence_note
     from workbench.ui import plots
     from workbench.ui.stores import shared_store
 
@@ -84,10 +85,11 @@ def make_refresh_fn(ctx: AppContext):
             view, counts = standings(store, by)
             likes = store.reaction_counts()
         except WorkbenchError as exc:
-            return plain_markdown(str(exc)), gr.skip(), gr.skip(), gr.skip()
+            return plain_markdown(str(exc)), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         board = view.standings.board
         chart = plots.leaderboard_chart(board) if len(board) and view.standings.votes else None
-        return summary(view, counts, by), board_table(board), gr.update(value=chart, visible=chart is not None), likes
+        shown = gr.update(value=chart, visible=chart is not None)
+        return summary(view, counts, by), board_table(board), shown, likes, persistence_note(ctx.settings)
 
     return refresh
 
@@ -137,11 +139,11 @@ def build_leaderboard_tab(ctx: AppContext) -> SimpleNamespace:
     likes = gr.Dataframe(
         pd.DataFrame(columns=["model", "likes", "dislikes"]), interactive=False, elem_id="lb-likes", show_label=False
     )
-    gr.Markdown(persistence_note(ctx.settings), elem_id="lb-persistence")
+    persistence = gr.Markdown(persistence_note(ctx.settings), elem_id="lb-persistence")
     refresh_args = {
         "fn": make_refresh_fn(ctx),
         "inputs": [by],
-        "outputs": [note, board, chart, likes],
+        "outputs": [note, board, chart, likes, persistence],
         "show_progress": "hidden",
     }
     refresh.click(**refresh_args, api_name="leaderboard", concurrency_limit=None)
