@@ -22,12 +22,12 @@ import streamlit as st
 from pages import common
 from workbench.errors import WorkbenchError
 from workbench.ratings.agreement import judge_agreement
-from workbench.ratings.leaderboard import win_rate_cells
+from workbench.ratings.leaderboard import filter_ratings, win_rate_cells
 from workbench.ratings.snapshot import ranked, snapshot
+from workbench.ratings.views import BOOTSTRAP, SEED, view_counts, views_note
 from workbench.store import is_judge
 from workbench.ui import plots
 
-BOOTSTRAP, SEED = 1000, 0
 EXPORTS = {
     "votes": "Pairwise votes",
     "likert": "Likert scores",
@@ -276,6 +276,8 @@ def main() -> None:
     counts[0].metric("Pairwise votes", result.votes)
     counts[1].metric("Likert scores", result.scores)
     counts[2].metric("Raters", len(raters))
+    # Each view says how many votes the others hold (a settings pair's vote is not counted among checkpoints).
+    st.caption(views_note(view_counts(filter_ratings(snap.tallies, **chosen)), by))
     if not result.votes and not result.scores:
         st.info("No ratings match yet: rate outputs on the Rate page (or in the Gradio app's Arena tab).")
     if result.votes:

@@ -54,7 +54,9 @@ def _record_vote(store, item, choice: str, rater: str | None, sid: str) -> None:
     except WorkbenchError as exc:
         st.session_state["rate-error"] = str(exc)
         return
-    st.session_state["rate-revealed"] = vote_receipt(kept, item.left.checkpoint, item.right.checkpoint)
+    st.session_state["rate-revealed"] = vote_receipt(
+        kept, item.left.checkpoint, item.right.checkpoint, item.left.settings, item.right.settings
+    )
     st.session_state.pop("rate-pair", None)
 
 

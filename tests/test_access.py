@@ -186,11 +186,11 @@ def test_a_public_app_without_a_token_has_no_admin_events_at_all(tmp_path):
 def test_arena_names_come_from_a_login_or_the_owner_never_from_a_typed_name_in_public(tmp_path):
     from types import SimpleNamespace
 
-    from workbench.ui.arena import _visitor
+    from workbench.ui.arena import visitor as _visitor
     from workbench.ui.context import AppContext
 
     public = AppContext(Settings(home=tmp_path, host="0.0.0.0"))
-    name, voter, _ = _visitor(public, "alice", None)
+    name, voter = _visitor(public, "alice", None)
     assert name is None and len(voter) == 32  # typed names count for nothing on a public server
     assert _visitor(public, "", None, SimpleNamespace(username="alice"))[0] == "alice@hf"  # signed in on a Space
     assert _visitor(public, "bob", None)[1] == voter  # the voter is the address, whatever the name

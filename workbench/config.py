@@ -178,6 +178,18 @@ def address(label: str, value: Any) -> str:
     return name
 
 
+def dataset_id(label: str, value: Any) -> str | None:
+    """A Hugging Face repository id, "user/name" (empty means unset)."""
+    name = str(value or "").strip()
+    if not name:
+        return None
+    owner, _, repo = name.partition("/")
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+    if not owner or not repo or "/" in repo or not set(owner + repo) <= allowed or ".." in name:
+        raise WorkbenchError(f"{label} must be a dataset id like user/name, not {value!r}.")
+    return name
+
+
 # --- the settings ----------------------------------------------------------------------------------------------
 
 _SLOTS = f"requests llama.cpp serves at once, 1 to {MAX_SLOTS}"
@@ -347,6 +359,23 @@ class Settings:
         "rating points: neighbours whose 95% intervals are both narrower than +-this count as settled even when "
         "they overlap (a near-tie measured well enough); 0: only separated neighbours count",
     )
+    # --- the open Arena and votes that survive a restart (issue 21) ---
+    arena_max_new_tokens: int = setting(
+        256, "WORKBENCH_ARENA_MAX_NEW_TOKENS", whole(1, 8192), "the most tokens each answer of an Arena battle has"
+    )
+    sync_dataset: str | None = setting(
+        None,
+        "WORKBENCH_SYNC_DATASET",
+        dataset_id,
+        "a Hugging Face dataset (user/name): the store's votes, generations and feedback are pushed to it as JSONL "
+        "and read back at start (needs HF_TOKEN)",
+    )
+    sync_every: float = setting(
+        300.0, "WORKBENCH_SYNC_EVERY", seconds(30, 86_400), "seconds between pushes to WORKBENCH_SYNC_DATASET"
+    )
+    hf_token: str | None = setting(
+        None, "HF_TOKEN", text, "a Hugging Face token that may write WORKBENCH_SYNC_DATASET", child=False
+    )
 
     def __post_init__(self) -> None:
         for f, spec in _specs():
@@ -424,6 +453,12 @@ class Settings:
         if not self.space or not str(self.db_url).startswith("sqlite"):
             return True
         return str(self.db_url).removeprefix("sqlite:///").startswith(str(SPACE_DATA) + "/")
+
+    @property
+    def sync_dir(self) -> Path:
+        """Folder the store's rows are written to for WORKBENCH_SYNC_DATASET (outbox/) and read back from
+        (restored/)."""
+        return self.var_dir / "sync"
 
     def check_admin(self, token: str | None, who: Caller = SHELL) -> None:
         """Raise WorkbenchError unless `who` may take an admin action with `token` (see `workbench.access`)."""

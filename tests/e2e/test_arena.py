@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fixtures.arena import shown_prompt, text_of
 from tests.fixtures.dashboard import SEEDED
 from workbench.store import Store
 from workbench.studio import compare
@@ -63,14 +64,15 @@ def seeded_pair(engine, dash_checkpoints, wb_settings):
 
 def test_arena_vote_is_recorded_once_and_reveals_the_names(gradio_app, seeded_pair, wb_settings):
     from gradio_client import Client
-    from gradio_client.exceptions import AppError
 
     client = Client(gradio_app.url, verbose=False)
     try:
-        with pytest.raises(AppError, match="A rater name must be"):
-            client.predict("<b>x</b>", api_name="/arena_next")
-        prompt, left, right, status, reason = client.predict("", api_name="/arena_next")
-        assert prompt and left and right and status.startswith("Which answer is better?") and reason == ""
+        refused = client.predict("<b>x</b>", api_name="/arena_next")
+        assert "A rater name must be" in refused[2]  # one sentence in the status, nothing served
+        left_chat, right_chat, status, reason = client.predict("", api_name="/arena_next")
+        prompt, left, right = shown_prompt(left_chat), text_of(left_chat[-1]), text_of(right_chat[-1])
+        assert prompt == shown_prompt(right_chat) and left and right and reason == ""
+        assert status.startswith("Which answer is better?")
         first = client.predict("fluent", "", api_name="/vote_right")
         again = client.predict("fluent", "", api_name="/vote_right")  # a double click: same pair, same key
     finally:
@@ -86,7 +88,7 @@ def test_arena_vote_is_recorded_once_and_reveals_the_names(gradio_app, seeded_pa
     for name in (vote[f"model_{left_side}"], vote[f"model_{right_side}"]):
         assert name not in f"{prompt}{left}{right}{status}"  # hidden until the vote
     assert first == again and first.startswith("Recorded: B is better.")
-    assert f"A was **{plain_markdown(vote[f'model_{left_side}'])}**" in first
+    assert f"A was **{plain_markdown(vote[f'model_{left_side}'])}**" in first  # two checkpoints: named
     assert f"B was **{plain_markdown(vote[f'model_{right_side}'])}**" in first
 
 

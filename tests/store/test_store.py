@@ -415,7 +415,7 @@ def test_preferences_are_trl_conversational_pairs(store, tmp_path):
     lines = store.export_bytes("preferences", "jsonl").decode().splitlines()
     assert len(lines) == 1
     pair = json.loads(lines[0])
-    assert set(pair) == {"prompt", "chosen", "rejected"}
+    assert set(pair) == {"prompt", "chosen", "rejected", "source"} and pair["source"] == "arena"
     assert pair["prompt"] == [{"role": "user", "content": "Hi?"}]
     assert pair["chosen"] == [{"role": "assistant", "content": "ck-100 says hello to Hi?"}]
     assert pair["rejected"] == [{"role": "assistant", "content": "base says hello to Hi?"}]

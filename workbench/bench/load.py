@@ -93,13 +93,18 @@ def _chatter(url: str, address: str, until: float, report: LoadReport, tokens: i
 def _voter(url: str, address: str, until: float, report: LoadReport) -> None:
     from gradio_client import Client
 
+    from workbench.generation.settings import message_text
+
     client = Client(url, verbose=False, headers={"X-Forwarded-For": address})
     while time.monotonic() < until:
         started = time.perf_counter()
         try:
-            prompt = client.predict("", api_name="/arena_next")[0]
-            if not prompt:
-                break  # this visitor has judged every pair
+            left, _, status, _ = client.predict("", api_name="/arena_next")
+            if not left:
+                if "No pair is left" in status:
+                    break  # this visitor has judged every pair
+                raise RuntimeError(status)  # a refusal, in the status's words
+            prompt = message_text(left[0]["content"])
             receipt = client.predict("", "", api_name="/vote_left")
             if "Recorded" not in receipt:
                 raise RuntimeError(receipt)

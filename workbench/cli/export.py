@@ -3,8 +3,12 @@
     python -m workbench export --what votes --format csv --out votes.csv
     python -m workbench export --what battles --out battles.jsonl        # FastChat clean-battle form
     python -m workbench export --what preferences --out dpo.jsonl        # TRL DPO pairs (prompt/chosen/rejected)
+    python -m workbench export --what preferences --source chat --out regenerated.jsonl   # the chat's pairs only
+    python -m workbench export --what feedback --out feedback.jsonl      # the chat's likes, dislikes, pairs
 
---what is one of generations, votes, likert, battles, preferences. When WORKBENCH_ADMIN_TOKEN is set, pass
+--what is one of generations, votes, likert, battles, preferences, feedback. votes and preferences hold the Arena's
+blind votes and the chat's regenerate pairs (a reply regenerated and kept), each with its `source`; --source arena
+or chat keeps one of them. When WORKBENCH_ADMIN_TOKEN is set, pass
 the same value with --token. The format defaults to the --out file's suffix (jsonl otherwise).
 """
 
@@ -15,13 +19,22 @@ import argparse
 from workbench.config import Settings
 
 # Kept here rather than imported from workbench.store.export so that building the CLI parser stays light.
-EXPORTS = ("generations", "votes", "likert", "battles", "preferences")
+EXPORTS = ("generations", "votes", "likert", "battles", "preferences", "feedback")
+SOURCES = ("all", "arena", "chat")
 FORMATS = ("jsonl", "csv")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("export", help="export votes, Likert scores, generations, battles or DPO preferences")
+    p = sub.add_parser(
+        "export", help="export votes, Likert scores, generations, battles, DPO preferences or chat feedback"
+    )
     p.add_argument("--what", required=True, choices=EXPORTS, help="what to export")
+    p.add_argument(
+        "--source",
+        choices=SOURCES,
+        default="all",
+        help="votes and preferences: the Arena's votes (arena), the chat's regenerate pairs (chat), or both",
+    )
     p.add_argument("--format", choices=FORMATS, help="jsonl or csv (default: from --out's suffix, else jsonl)")
     p.add_argument("--out", required=True, metavar="FILE", help="file to write")
     p.add_argument("--token", help="the admin token, when WORKBENCH_ADMIN_TOKEN is set")
@@ -35,6 +48,6 @@ def run(args: argparse.Namespace) -> int:
     out = export_target(args.out, "export file")  # no '..', no hidden file, never through a symlink
     fmt = args.format or ("csv" if out.suffix.lower() == ".csv" else "jsonl")
     with Store.open(Settings.from_env()) as store:
-        n = store.export(args.what, fmt, out, token=args.token)
+        n = store.export(args.what, fmt, out, token=args.token, source=args.source)
     print(f"Wrote {n} {args.what} records to {out}.")
     return 0

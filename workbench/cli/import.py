@@ -1,4 +1,4 @@
-"""`python -m workbench import`: read generations, votes or Likert scores written by `export` into the store.
+"""`python -m workbench import`: read generations, votes, Likert scores or chat feedback written by `export`.
 
     python -m workbench import --what generations generations.jsonl
     python -m workbench import --what votes votes.csv --token "$WORKBENCH_ADMIN_TOKEN"
@@ -14,7 +14,7 @@ import argparse
 
 from workbench.config import Settings
 
-IMPORTS = ("generations", "votes", "likert")  # as workbench.store.export.IMPORTS, without importing the store
+IMPORTS = ("generations", "votes", "likert", "feedback")  # as workbench.store.export.IMPORTS, without the store
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -62,6 +62,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="SHARE",
         help="share of a pair's votes its winner needs (0.5-1)",
     )
+    votes.add_argument(
+        "--vote-source",
+        choices=("arena", "chat", "all"),
+        default="arena",
+        help="the Arena's blind votes, the chat's regenerate pairs (a reply regenerated and kept), or both",
+    )
     _add_hyperparameters(p)
     add_model_flags(p)
     return p
@@ -137,6 +143,7 @@ def _vote_pairs(args: argparse.Namespace, settings) -> dict[str, object]:
         same_settings=args.vote_same_settings,
         min_agreement=args.vote_min_agreement,
         rater_kind=args.vote_raters,
+        source=args.vote_source,
     )
     check_run_folder(RunPaths.of(settings, args.name), resume=False)  # never overwrite a run's pairs
     path = pairs_path(settings, args.name)

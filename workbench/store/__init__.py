@@ -13,12 +13,14 @@ older database is upgraded in place when opened. Torch-free, and light to import
     store.add_vote(item.a.id, item.b.id, item.winner_for("left"), rater="alice",
                    shown_left=item.shown_left, key=item.key)
     store.battles()                                   # FastChat clean-battle DataFrame for workbench.ratings.scoring
+    store.add_feedback("like", gid, rater=None, session=voter)   # the chat's likes and regenerate pairs
 """
 
 from __future__ import annotations
 
 from workbench.store.base import StoreBase
 from workbench.store.export import ExportMixin
+from workbench.store.feedback import FeedbackMixin
 from workbench.store.frames import FramesMixin
 from workbench.store.generations import GenerationsMixin
 from workbench.store.judging import JudgePair, JudgeQueue, JudgingMixin
@@ -64,6 +66,7 @@ __all__ = [
 class Store(
     GenerationsMixin,
     RatingsMixin,
+    FeedbackMixin,
     VisitorPromptsMixin,
     FramesMixin,
     TalliesMixin,

@@ -6,8 +6,14 @@ What can be exported (`EXPORTS`):
     likert       1-5 scores, pointing at generations by uid (with its checkpoint and backend)
     battles      votes in FastChat's clean-battle form (model_a, model_b, winner, judge, tstamp, conversations)
     preferences  decisive votes as TRL DPO pairs in conversational form: prompt / chosen / rejected messages
+    feedback     the chat's likes, dislikes (and reactions taken back) and regenerate pairs, by generation uid
 
-generations, votes and likert can be imported back (`IMPORTS`), into the same or another store: rows are
+Pairwise judgements come from two sources: the Arena's blind votes ("arena") and the chat's regenerate pairs
+("chat": the visitor regenerated a reply and kept the new one, which is `generation_a` and the winner). votes and
+preferences carry a `source` column and export both unless `source` says "arena" or "chat"; battles are the
+Arena's alone (FastChat's form is for blind votes).
+
+generations, votes, likert and feedback can be imported back (`IMPORTS`), into the same or another store: rows are
 matched by generation uid and rating key, so importing a file twice adds nothing the second time. A
 generations file from before backends were recorded (no `backend` column) imports with the backend unknown. In
 CSV, lists and objects are JSON text. Exporting, importing and deleting need the admin token when one is set.
@@ -26,36 +32,85 @@ from sqlalchemy import select
 
 from workbench.errors import WorkbenchError
 from workbench.jsonl import iter_json_lines, read_text
+from workbench.store.feedback import FEEDBACK_COLUMNS
 from workbench.store.frames import LIKERT_COLUMNS, VOTE_COLUMNS, battle_from_vote
 from workbench.store.generations import GENERATION_COLUMNS
 from workbench.store.records import digest
 from workbench.store.schema import Generation
 
-EXPORTS = ("generations", "votes", "likert", "battles", "preferences")
-IMPORTS = ("generations", "votes", "likert")
+EXPORTS = ("generations", "votes", "likert", "battles", "preferences", "feedback")
+IMPORTS = ("generations", "votes", "likert", "feedback")
+SOURCES = ("all", "arena", "chat")  # whose pairwise judgements: the Arena's votes, the chat's regenerate pairs
 FORMATS = ("jsonl", "csv")
 # A vote row points at its generations by uid: the store's internal ids and the generations' own columns (text,
 # settings) stay out, since the generations export carries them. Any other vote column is exported.
-_VOTE_NOT_EXPORTED = ("generation_a_id", "generation_b_id", "prompt_hash", "messages", "output_a", "output_b")
+_VOTE_NOT_EXPORTED = (
+    "generation_a_id",
+    "generation_b_id",
+    "prompt_hash",
+    "messages",
+    "messages_b",
+    "output_a",
+    "output_b",
+)
 _VOTE_NOT_EXPORTED += ("settings_a", "settings_b", "same_settings")
 VOTE_EXPORT = [c for c in VOTE_COLUMNS if c not in _VOTE_NOT_EXPORTED]
 LIKERT_EXPORT = [
     c for c in LIKERT_COLUMNS if c not in ("generation_id", "prompt_hash", "messages", "output", "settings")
 ]
 GENERATION_EXPORT = [c for c in GENERATION_COLUMNS if c != "prompt_id"]
-_JSON_FIELDS = {"messages", "settings", "metadata", "conversation_a", "conversation_b", "prompt", "chosen", "rejected"}
+_JSON_FIELDS = {
+    "messages",
+    "messages_b",
+    "settings",
+    "metadata",
+    "conversation_a",
+    "conversation_b",
+    "prompt",
+    "chosen",
+    "rejected",
+}
 
 
 def preference_pair(vote: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A decisive vote as a TRL DPO example in conversational form, or None for a tie or both-bad vote."""
+    """A decisive vote as a TRL DPO example in conversational form, or None for a tie or both-bad vote, or for the
+    two sides of a multi-turn battle (each answered its own conversation, so no one prompt is shared)."""
     if vote["winner"] not in ("a", "b"):
+        return None
+    if vote.get("messages_b") is not None and list(vote["messages_b"]) != list(vote["messages"]):
         return None
     loser = "b" if vote["winner"] == "a" else "a"
     return {
         "prompt": list(vote["messages"]),
         "chosen": [{"role": "assistant", "content": vote[f"output_{vote['winner']}"]}],
         "rejected": [{"role": "assistant", "content": vote[f"output_{loser}"]}],
+        "source": vote.get("source", "arena"),
     }
+
+
+def check_source(source: str) -> str:
+    """`source` if it is one of SOURCES, else WorkbenchError with one sentence."""
+    if source not in SOURCES:
+        raise WorkbenchError(f"The source must be one of {', '.join(SOURCES)}, not {source!r}.")
+    return source
+
+
+def sync_identity(what: str, record: Mapping[str, Any]) -> str:
+    """What identifies an exported row across stores (the key an import matches on): a generation's uid, else the
+    rating's key, or for a rating without one the digest its import would key it by."""
+    if what == "generations":
+        return str(record["uid"])
+    if record.get("key"):
+        return str(record["key"])
+    fields = _KEY_FIELDS[what]
+    return digest({f: record.get(f) for f in fields})
+
+
+_KEY_FIELDS = {
+    "votes": ("generation_a_uid", "generation_b_uid", "winner", "rater", "tstamp"),
+    "likert": ("generation_uid", "score", "rater", "tstamp"),
+    "feedback": ("kind", "generation_uid", "other_generation_uid", "rater", "tstamp"),
+}
 
 
 def write_jsonl(records: Iterable[Mapping[str, Any]], out: io.TextIOBase) -> int:
@@ -120,30 +175,42 @@ def _csv_value(key: str, value: str | None, line: int) -> Any:
 class ExportMixin:
     """export_records, export_bytes, export, import_records, import_file."""
 
-    def export_records(self, what: str, *, token: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
-        """The rows of one export (see EXPORTS) and its column order (admin)."""
+    def export_records(
+        self, what: str, *, token: str | None = None, source: str = "all"
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """The rows of one export (see EXPORTS) and its column order (admin). `source` limits votes and
+        preferences to the Arena's votes ("arena") or the chat's regenerate pairs ("chat")."""
         self.check_admin(token)
+        check_source(source)
         # From the rows, not the DataFrames: pandas turns a missing text value into NaN, which is not JSON.
         if what == "generations":
             return [{c: r[c] for c in GENERATION_EXPORT} for r in self._generation_rows()], GENERATION_EXPORT
         if what == "likert":
             return [{c: r[c] for c in LIKERT_EXPORT} for r in self._likert_rows()], LIKERT_EXPORT
-        if what in ("votes", "battles", "preferences"):
-            rows = self._vote_rows()
+        if what == "feedback":
+            return self.feedback_rows(), list(FEEDBACK_COLUMNS)
+        if what == "battles":
+            records = [battle_from_vote(r) for r in self._vote_rows()]
+            return records, list(records[0]) if records else ["model_a", "model_b", "winner", "judge", "tstamp"]
+        if what in ("votes", "preferences"):
+            rows = self.pairwise_rows(source)
             if what == "votes":
                 return [{c: r[c] for c in VOTE_EXPORT} for r in rows], VOTE_EXPORT
-            if what == "battles":
-                records = [battle_from_vote(r) for r in rows]
-                return records, list(records[0]) if records else ["model_a", "model_b", "winner", "judge", "tstamp"]
             pairs = [p for p in map(preference_pair, rows) if p is not None]
-            return pairs, ["prompt", "chosen", "rejected"]
+            return pairs, ["prompt", "chosen", "rejected", "source"]
         raise WorkbenchError(f"Export one of {', '.join(EXPORTS)}, not {what!r}.")
 
-    def export_bytes(self, what: str, fmt: str = "jsonl", *, token: str | None = None) -> bytes:
+    def pairwise_rows(self, source: str = "all") -> list[dict[str, Any]]:
+        """Pairwise judgements as vote rows (VOTE_COLUMNS), the Arena's votes then the chat's regenerate pairs."""
+        check_source(source)
+        rows = self._vote_rows() if source in ("all", "arena") else []
+        return rows + (self._preferred_rows() if source in ("all", "chat") else [])
+
+    def export_bytes(self, what: str, fmt: str = "jsonl", *, token: str | None = None, source: str = "all") -> bytes:
         """One export as the bytes of a JSONL or CSV file (what a download button serves)."""
         if fmt not in FORMATS:
             raise WorkbenchError(f"The export format must be one of {', '.join(FORMATS)}, not {fmt!r}.")
-        records, columns = self.export_records(what, token=token)
+        records, columns = self.export_records(what, token=token, source=source)
         out = io.StringIO(newline="")
         if fmt == "jsonl":
             write_jsonl(records, out)
@@ -151,9 +218,9 @@ class ExportMixin:
             write_csv(records, out, columns)
         return out.getvalue().encode("utf-8")
 
-    def export(self, what: str, fmt: str, path: str | Path, *, token: str | None = None) -> int:
+    def export(self, what: str, fmt: str, path: str | Path, *, token: str | None = None, source: str = "all") -> int:
         """Write one export to `path`; returns the number of records."""
-        data = self.export_bytes(what, fmt, token=token)
+        data = self.export_bytes(what, fmt, token=token, source=source)
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         Path(path).expanduser().write_bytes(data)
         return data.count(b"\n") - (1 if fmt == "csv" else 0)
@@ -169,7 +236,12 @@ class ExportMixin:
         self.check_admin(token)
         if what not in IMPORTS:
             raise WorkbenchError(f"Import one of {', '.join(IMPORTS)}, not {what!r}.")
-        one = {"generations": self._import_generation, "votes": self._import_vote, "likert": self._import_likert}[what]
+        one = {
+            "generations": self._import_generation,
+            "votes": self._import_vote,
+            "likert": self._import_likert,
+            "feedback": self._import_feedback,
+        }[what]
         added = 0
         for line, record in records:
             try:
@@ -202,6 +274,7 @@ class ExportMixin:
             metadata=r.get("metadata") or None,
             uid=r["uid"],
             created_at=float(r["created_at"]) if r.get("created_at") is not None else None,
+            origin=r.get("origin") or None,
         )
         return 1
 
@@ -217,9 +290,15 @@ class ExportMixin:
 
     def _import_vote(self, r: Mapping[str, Any]) -> int:
         a, b = self._ids_for(r["generation_a_uid"], r["generation_b_uid"])
-        key = self._import_key(r, ("generation_a_uid", "generation_b_uid", "winner", "rater", "tstamp"))
-        before = self._count_key("votes", key)
+        key = self._import_key(r, _KEY_FIELDS["votes"])
         tstamp = float(r["tstamp"]) if r.get("tstamp") is not None else None
+        if (r.get("source") or "arena") == "chat":  # a regenerate pair: a is the reply kept
+            before = self._count_key("feedback", key)
+            self.add_feedback(
+                "preferred", a, other=b, rater=r["rater"], session=r.get("session"), key=key, created_at=tstamp
+            )
+            return 1 - before
+        before = self._count_key("votes", key)
         self.add_vote(
             a,
             b,
@@ -249,9 +328,26 @@ class ExportMixin:
         )
         return 1 - before
 
-    def _count_key(self, table: str, key: str) -> int:
-        from workbench.store.schema import Likert, Vote
+    def _import_feedback(self, r: Mapping[str, Any]) -> int:
+        other = r.get("other_generation_uid")
+        ids = self._ids_for(r["generation_uid"], *([other] if other else []))
+        key = self._import_key(r, _KEY_FIELDS["feedback"])
+        before = self._count_key("feedback", key)
+        tstamp = float(r["tstamp"]) if r.get("tstamp") is not None else None
+        self.add_feedback(
+            r["kind"],
+            ids[0],
+            other=ids[1] if other else None,
+            rater=r["rater"],
+            session=r.get("session"),
+            key=key,
+            created_at=tstamp,
+        )
+        return 1 - before
 
-        model = Vote if table == "votes" else Likert
+    def _count_key(self, table: str, key: str) -> int:
+        from workbench.store.schema import Feedback, Likert, Vote
+
+        model = {"votes": Vote, "likert": Likert, "feedback": Feedback}[table]
         with self._read() as s:
             return 1 if s.scalar(select(model.id).where(model.client_key == key)) is not None else 0

@@ -38,6 +38,8 @@ VOTE_COLUMNS = [
     "settings_a",
     "settings_b",
     "same_settings",
+    "messages_b",
+    "source",
     "backend_a",
     "backend_b",
 ]
@@ -81,6 +83,13 @@ FASTCHAT_WINNER = {"tie": "tie", "bothbad": "tie (bothbad)"}
 
 
 def _vote_row(v: Vote, ga: Generation, name_a: str, gb: Generation, name_b: str) -> dict[str, Any]:
+    return {**vote_like_row(v, ga, name_a, gb, name_b), "source": "arena"}
+
+
+def vote_like_row(v: Any, ga: Generation, name_a: str, gb: Generation, name_b: str) -> dict[str, Any]:
+    """One pairwise judgement as a flat dict (VOTE_COLUMNS): a vote, or a regenerate pair of the chat (`v` a
+    Feedback row: a is the reply kept, so it won, and nothing was shown left or right)."""
+    vote = isinstance(v, Vote)
     return {
         "id": v.id,
         "generation_a_id": ga.id,
@@ -89,9 +98,9 @@ def _vote_row(v: Vote, ga: Generation, name_a: str, gb: Generation, name_b: str)
         "generation_b_uid": gb.uid,
         "model_a": name_a,
         "model_b": name_b,
-        "shown_left": v.shown_left,
-        "winner": v.winner,
-        "reason": v.reason,
+        "shown_left": v.shown_left if vote else "a",
+        "winner": v.winner if vote else "a",
+        "reason": v.reason if vote else None,
         "rater": v.rater,
         "session": v.session,
         "key": v.client_key,
@@ -106,6 +115,9 @@ def _vote_row(v: Vote, ga: Generation, name_a: str, gb: Generation, name_b: str)
         "same_settings": ga.settings_hash == gb.settings_hash,
         "backend_a": ga.backend,
         "backend_b": gb.backend,
+        # The two sides of a multi-turn Arena battle each went on from their own answers: b's own conversation.
+        "messages_b": gb.messages,
+        "source": "arena" if vote else "chat",
     }
 
 
@@ -113,9 +125,10 @@ def battle_from_vote(row: dict[str, Any]) -> dict[str, Any]:
     """A vote row (see `votes()`) in FastChat's clean-battle form, the left output as model_a."""
     left, right = ("a", "b") if row["shown_left"] == "a" else ("b", "a")
     winner = FASTCHAT_WINNER.get(row["winner"]) or ("model_a" if row["winner"] == left else "model_b")
+    messages = {"a": row["messages"], "b": row.get("messages_b") or row["messages"]}
     conversations = {
         side: [
-            *[m for m in row["messages"] if m["role"] != "system"],
+            *[m for m in messages[side] if m["role"] != "system"],
             {"role": "assistant", "content": row[f"output_{side}"]},
         ]
         for side in ("a", "b")

@@ -21,6 +21,7 @@ from workbench.store.records import GenerationRecord, check_backend, digest, nor
 from workbench.store.schema import Checkpoint, Generation, Likert, Vote
 
 _STATS = ("prompt_tokens", "new_tokens", "ttft_s", "tokens_per_s", "total_s", "finish_reason", "seed", "backend")
+ORIGINS = (None, "battle", "chat")  # where a visitor's own text went in (see schema.Generation.origin)
 Prompt = str | Sequence[Mapping[str, Any]]
 SettingsLike = GenerationSettings | Mapping[str, Any] | None
 
@@ -86,6 +87,7 @@ class GenerationsMixin:
         metadata: Mapping[str, Any] | None = None,
         uid: str | None = None,
         created_at: float | None = None,
+        origin: str | None = None,
     ) -> int:
         """Store one output; the checkpoint is created when it is new. Returns the generation id.
 
@@ -102,9 +104,13 @@ class GenerationsMixin:
             metadata: Anything else worth keeping (JSON).
             uid: A stable id for export/import; a new one is made when not given.
             created_at: Epoch seconds (imports keep the original time); now when not given.
+            origin: "battle" for an answer to a prompt a visitor typed in the Arena, "chat" for a chat reply kept
+                for its feedback; None otherwise. Such outputs are never served to other raters.
         """
         if not isinstance(output, str):
             raise WorkbenchError("A generation's output must be text.")
+        if origin not in ORIGINS:
+            raise WorkbenchError(f"A generation's origin must be one of battle, chat or none, not {origin!r}.")
         text, messages, system = normalize_prompt(prompt, system_prompt)
         request = normalize_settings(settings)
         values = _stats_dict(stats)
@@ -124,6 +130,7 @@ class GenerationsMixin:
             **{k: request[k] for k in ("temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty")},
             output=output,
             meta=dict(metadata) if metadata else None,
+            origin=origin,
             **values,
         )
         return self._insert_for_checkpoint(row, checkpoint, base_model, created_at)
@@ -226,6 +233,7 @@ GENERATION_COLUMNS = [
     "metadata",
     "created_at",
     "backend",
+    "origin",
 ]
 
 

@@ -84,6 +84,9 @@ class Generation(Base):
     `settings` is the request as given (seed None when none was asked for) and `settings_hash` its
     fingerprint, which `find_generation` matches; the `seed` column is the seed actually used. `backend` is
     what generated it ("transformers", "llamacpp"; NULL when unknown, as for rows older than revision 0003).
+    `origin` says where a visitor's own text went in: "battle" (a prompt typed in the Arena) or "chat" (a chat
+    reply kept for its feedback); NULL for everything else (prompt sets, the Compare page, suites). Outputs of a
+    visitor's typed prompts are never served to other raters (`next_pair_for`, `next_likert_for` skip them).
     """
 
     __tablename__ = "generations"
@@ -114,6 +117,7 @@ class Generation(Base):
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
     created_at: Mapped[float] = mapped_column(Float, default=now)
     backend: Mapped[str | None] = mapped_column(String(32))
+    origin: Mapped[str | None] = mapped_column(String(16))
 
 
 class Vote(Base):
@@ -157,6 +161,35 @@ class Likert(Base):
     score: Mapped[int] = mapped_column(Integer)
     comment: Mapped[str | None] = mapped_column(Text)
     rater: Mapped[str] = mapped_column(String(64), index=True)
+    session: Mapped[str | None] = mapped_column(String(64))
+    client_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+FEEDBACK_KINDS = ("like", "dislike", "cleared", "preferred")
+
+
+class Feedback(Base):
+    """A chat visitor's feedback on a reply: a like, a dislike, a reaction taken back ("cleared"), or a preference
+    ("preferred": the visitor regenerated `other_generation` and kept `generation`).
+
+    Rows are only ever added: a visitor's current reaction to a reply is their newest like/dislike/cleared row for
+    it, so the table (and the files synced from it) is append-only. `client_key` makes a repeat a no-op.
+    """
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        CheckConstraint("kind IN ('like', 'dislike', 'cleared', 'preferred')", name="ck_feedback_kind"),
+        CheckConstraint(
+            "(kind = 'preferred') = (other_generation_id IS NOT NULL)", name="ck_feedback_preferred_has_other"
+        ),
+        Index("ix_feedback_rater_generation", "rater", "generation_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), index=True)
+    other_generation_id: Mapped[int | None] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"))
+    rater: Mapped[str] = mapped_column(String(64))
     session: Mapped[str | None] = mapped_column(String(64))
     client_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[float] = mapped_column(Float, default=now)

@@ -16,7 +16,7 @@ The owner's own typed prompts have no prompt set and are served as before. Torch
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from workbench.errors import WorkbenchError
@@ -31,12 +31,13 @@ _DESCRIPTION = (
 
 
 def servable(generation):
-    """SQL condition: a generation (the table or an alias of it) may be served to raters, i.e. it does not answer
-    a visitor's prompt that is still waiting for the owner's approval."""
+    """SQL condition: a generation (the table or an alias of it) may be served to any rater. Not an output of a
+    visitor's own prompt in the app (an Arena battle or a chat reply: `origin` is set), which only that visitor and
+    the owner see, nor of a prompt a visitor typed on the dashboard that is still waiting for the owner's approval."""
     waiting = (
         select(Prompt.id).join(PromptSet, PromptSet.id == Prompt.prompt_set_id).where(PromptSet.name == VISITOR_PROMPTS)
     )
-    return or_(generation.prompt_id.is_(None), generation.prompt_id.not_in(waiting))
+    return and_(generation.origin.is_(None), or_(generation.prompt_id.is_(None), generation.prompt_id.not_in(waiting)))
 
 
 class VisitorPromptsMixin:

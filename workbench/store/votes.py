@@ -61,6 +61,14 @@ def _text(kind: str, value: str | None) -> str | None:
     return str(value).strip()
 
 
+def _same_question(s: Session, generation_ids: Sequence[int]) -> bool:
+    """Whether two generations answer the same user messages: the two sides of a multi-turn Arena battle each go on
+    from their own earlier answers, so their contexts differ only in the assistant's turns."""
+    rows = s.scalars(select(Generation.messages).where(Generation.id.in_(generation_ids))).all()
+    asked = [[m for m in messages if m.get("role") != "assistant"] for messages in rows]
+    return len(asked) == 2 and asked[0] == asked[1]
+
+
 class RatingsMixin:
     """add_vote, add_likert, next_pair_for, next_likert_for, rater_progress, delete_vote, delete_rater."""
 
@@ -175,7 +183,7 @@ class RatingsMixin:
                     raise WorkbenchError(
                         f"There is no generation with id {missing[0]} in the store; nothing was recorded."
                     )
-                if len(set(found.values())) > 1:
+                if len(set(found.values())) > 1 and not _same_question(s, generation_ids):
                     raise WorkbenchError("Both generations of a pairwise vote must answer the same prompt.")
                 s.add(row)
                 s.flush()
@@ -269,7 +277,7 @@ class RatingsMixin:
             ga.output != "",
             gb.output != "",
             ~mine,
-            servable(ga),  # a visitor's typed prompt waits for the owner's approval (workbench.store.visitors)
+            servable(ga),  # visitors' own prompts are not served to others (workbench.store.visitors)
             servable(gb),
         ]
         if differ == "settings":  # preference per setting: one checkpoint's outputs under two settings

@@ -3,7 +3,9 @@
     filters = VoteFilters(checkpoints=("base", "identity"), min_agreement=0.6, rater_kind="humans")
     counts = write_vote_pairs(store, settings, filters, path)   # {"votes": 40, "ties": 5, ..., "pairs": 28}
 
-Votes are grouped by the pair of outputs they judged: each pair of outputs becomes at most one preference,
+Two sources of pairwise judgements feed it, kept apart by `VoteFilters.source`: the Arena's blind votes ("arena",
+the default) and the chat's regenerate pairs ("chat": a visitor regenerated a reply and kept the new one); "all"
+takes both. Votes are grouped by the pair of outputs they judged: each pair of outputs becomes at most one preference,
 its winner the majority of its decisive votes, kept when that majority's share reaches `min_agreement`.
 Only people's votes count unless `rater_kind` says "judges" (LLM judges', raters named "judge:<model>") or
 "all". Ties and both-bad votes are dropped and counted, as are votes whose outputs were never stored (empty text)
@@ -22,6 +24,7 @@ from typing import Any
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.registry import CHAT_TEMPLATE_FILE
+from workbench.store.export import SOURCES
 from workbench.store.records import check_rater_kind, is_judge
 from workbench.training.preferences import MIN_PAIRS
 
@@ -36,6 +39,7 @@ class VoteFilters:
         same_settings: Keep only votes whose two outputs used the same generation settings.
         min_agreement: Share of a pair's decisive votes the majority needs (0.5 keeps any strict majority).
         rater_kind: Whose votes count: "humans" (people's only, the default), "judges" (LLM judges') or "all".
+        source: "arena" (the Arena's blind votes), "chat" (the chat's regenerate pairs) or "all".
     """
 
     checkpoints: tuple[str, ...] = ()
@@ -43,6 +47,7 @@ class VoteFilters:
     same_settings: bool = False
     min_agreement: float = 0.5
     rater_kind: str = "humans"
+    source: str = "arena"
 
     def __post_init__(self) -> None:
         for name in ("checkpoints", "raters"):
@@ -53,6 +58,8 @@ class VoteFilters:
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0.5 <= value <= 1:
             raise WorkbenchError(f"The minimum agreement must be between 0.5 and 1, not {value!r}.")
         object.__setattr__(self, "rater_kind", check_rater_kind(self.rater_kind))
+        if self.source not in SOURCES:
+            raise WorkbenchError(f"The votes' source must be one of {', '.join(SOURCES)}, not {self.source!r}.")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -82,7 +89,7 @@ def vote_pairs(store: Any, settings: Settings, filters: VoteFilters) -> tuple[li
     """(preference records, counts) from the store's votes under `filters`."""
     counts: Counter[str] = Counter()
     groups: dict[tuple[int, int], list[dict[str, Any]]] = {}
-    for row in store._vote_rows():
+    for row in store.pairwise_rows(filters.source):
         counts["votes"] += 1
         if not _kept(row, filters):
             counts["filtered_out"] += 1
@@ -90,6 +97,8 @@ def vote_pairs(store: Any, settings: Settings, filters: VoteFilters) -> tuple[li
             counts["ties" if row["winner"] == "tie" else "both_bad"] += 1
         elif not (row["output_a"] or "").strip() or not (row["output_b"] or "").strip():
             counts["without_outputs"] += 1
+        elif row.get("messages_b") is not None and list(row["messages_b"]) != list(row["messages"]):
+            counts["different_contexts"] += 1  # a multi-turn battle: each side went on from its own answers
         else:
             key = tuple(sorted((row["generation_a_id"], row["generation_b_id"])))
             groups.setdefault(key, []).append(row)

@@ -1,34 +1,40 @@
 """The Arena tab: blind pairwise rating for a Space's visitors, written to the same store as the dashboard.
 
-A visitor presses "Show a pair" and sees two outputs for the same prompt from two different checkpoints,
-left/right drawn at random, names hidden; one of four buttons records the vote (with an optional reason)
-and reveals the names. Pairs come from the store's generations (`Store.next_pair_for`), the two contestants
-chosen by the sampler (`workbench.ratings.pairs`, WORKBENCH_PAIRS); when none is left for this visitor, the tab
-answers a random prompt of the shipped Vicuna-bench set with two checkpoints the sampler picks, stores both
-outputs and serves them. Once the ranking is settled (adaptive pairs), the tab says so and serves none. The pair
-being judged is kept in the session's state with its idempotency key, so a double click or a repeated API call
-records one vote.
+Two ways in, one pair of anonymous answers side by side, four vote buttons, the names revealed after the vote:
+- **Your own prompt** (an open battle, `workbench/ui/arena_battle.py`): the visitor types a prompt (or takes a
+  suggested one from the Vicuna-bench set); both answers stream side by side in lock-step and the visitor may go on
+  talking for more turns before voting. Each side keeps its own conversation.
+- **Show a pair**: two stored outputs for a prompt of the set (`Store.next_pair_for`), the two contestants chosen
+  by the sampler (`workbench.ratings.pairs`, WORKBENCH_PAIRS); when none is left for this visitor, the tab answers a
+  random prompt of the set with two contestants the sampler picks, stores both outputs and serves them. Once the
+  ranking is settled (adaptive pairs), the tab says so and serves none.
+A pair differs in the checkpoint, or, with "One checkpoint, two settings", in the generation settings of one
+checkpoint. With only one checkpoint (the base model of a fresh Space) the Arena serves settings pairs and says
+why. What is being judged stays in the session's server-side state with its idempotency key, so a double click
+or a repeated API call records one vote; refusals and errors are one sentence in the status under the buttons.
 
-API endpoints (gradio_client keeps the pair in its session between calls):
-    arena_next(rater, differ="checkpoint") -> (prompt, left, right, status, reason)    # reason: "" (emptied)
-`differ="settings"` serves one checkpoint's answers under two generation settings (preference per setting).
+API endpoints (gradio_client keeps the battle or pair in its session between calls); `rater` may be empty (the
+visitor is then anonymous: typed names count only where the app runs on loopback), `differ` is "checkpoint" or
+"settings":
+    arena_send(message, rater, differ) -> (left, right, status)    # streams; a battle's next turn; left/right are
+                                                                   # the two conversations as chat messages
+    arena_suggest() -> message                                     # a prompt of the set, to send or edit
+    arena_next(rater, differ) -> (left, right, status, reason)     # a stored pair; reason "" (emptied)
     vote_left(reason, rater) / vote_right / vote_tie / vote_bothbad -> status (the names revealed)
-`rater` may be empty: the visitor is then anonymous. Ballots count per visitor address (one per pair), and
-typed names are used only when the app runs on loopback; on a public server every visitor is anonymous.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from types import SimpleNamespace
 
 import gradio as gr
 
 from workbench.errors import WorkbenchError
 from workbench.generation.settings import GenerationSettings
-from workbench.ui.context import AppContext, Visitor, user_error
-from workbench.ui.markup import vote_receipt
+from workbench.studio.battle import ONE_CHECKPOINT
+from workbench.ui.context import AppContext, Visitor
+from workbench.ui.markup import plain_markdown, vote_receipt
 
 PROMPT_SET = "vicuna-bench"
 # The settings of pairs made on the fly: a fixed seed, so a prompt's output is made once and re-used.
@@ -37,7 +43,14 @@ ARENA_SETTINGS = GenerationSettings(temperature=0.7, top_p=0.95, top_k=50, max_n
 ARENA_SETTINGS_PAIRS = tuple(replace(ARENA_SETTINGS, temperature=t) for t in (0.2, 0.7, 1.2))
 PAIR_KINDS = (("Two checkpoints", "checkpoint"), ("One checkpoint, two settings", "settings"))
 CHOICES = (("left", "A is better"), ("right", "B is better"), ("tie", "Tie"), ("bothbad", "Both are bad"))
-START = "Press **Show a pair** to start. Names are revealed after your vote."
+START = (
+    "Type a prompt (or press **Suggest a prompt**) and both answer side by side; or press **Show a pair**. "
+    "Names are revealed after your vote."
+)
+NOTICE = (
+    "Your prompts and both answers are kept with your vote, to rank the models; the owner of this app can export "
+    "them. Do not type anything private."
+)
 
 
 class Arena:
@@ -52,12 +65,17 @@ class Arena:
         """The store named by the app's settings, with the shipped prompt sets loaded (opened once)."""
         with self._lock:
             if self._store is None:
-                from workbench.store import Store
                 from workbench.studio.promptsets import load_shipped
+                from workbench.ui.stores import shared_store
 
-                self._store = Store.open(self.ctx.settings)
-                load_shipped(self._store, [PROMPT_SET])
+                store = shared_store(self.ctx.settings)
+                load_shipped(store, [PROMPT_SET])
+                self._store = store
             return self._store
+
+    def one_checkpoint(self) -> bool:
+        """Whether only one checkpoint can answer here (then pairs differ in settings)."""
+        return len(self.ctx.checkpoint_choices()) < 2
 
     def next_pair(
         self,
@@ -83,24 +101,26 @@ class Arena:
             if who is not None:
                 self.ctx.take_reply(who)  # making a pair runs the model: counted like a reply
 
-            checkpoints = self.ctx.checkpoint_choices()
+            router = self.ctx.router() if who is None or who.owner else self.ctx.router().for_visitors()
+            checkpoints = self.ctx.checkpoint_choices() if who is None else self.ctx.choices_for(who)
+            cap = self.ctx.settings.arena_max_new_tokens  # the app's length of an Arena answer
+            pairs = [s.replace(max_new_tokens=min(s.max_new_tokens, cap)) for s in ARENA_SETTINGS_PAIRS]
+            single = ARENA_SETTINGS.replace(max_new_tokens=min(ARENA_SETTINGS.max_new_tokens, cap))
             for _ in range(3):  # a random prompt may already have a pair this visitor rated
                 if differ == "settings":
-                    ensure_settings_pair(
-                        self.ctx.router(), store, PROMPT_SET, checkpoints, ARENA_SETTINGS_PAIRS, choose=choose
-                    )
+                    ensure_settings_pair(router, store, PROMPT_SET, checkpoints, pairs, choose=choose)
                 else:
-                    ensure_pair(self.ctx.router(), store, PROMPT_SET, checkpoints, ARENA_SETTINGS, choose=choose)
+                    ensure_pair(router, store, PROMPT_SET, checkpoints, single, choose=choose)
                 item = store.next_pair_for(rater, session=session, differ=differ, choose=choose)
                 if item is not None:
                     break
         return item
 
 
-def _visitor(
+def visitor(
     ctx: AppContext, rater: str | None, request: gr.Request | None, profile: gr.OAuthProfile | None = None
-) -> tuple[str | None, str, Visitor]:
-    """The rater's name (None: anonymous), the voter id their ballots count under, and who they are.
+) -> tuple[str | None, str]:
+    """The rater's name (None: anonymous) and the voter id their ballots count under.
 
     The id is a keyed digest of the visitor's address as our proxy saw it (`AppContext.voter`), never anything
     from the client (a Gradio session hash is the client's to choose, so it would give one person any number of
@@ -113,15 +133,30 @@ def _visitor(
     voter = ctx.voter(who)
     username = getattr(profile, "username", None)
     if username:
-        return check_rater(f"{username}@hf"), voter, who
+        return check_rater(f"{username}@hf"), voter
     name = (rater or "").strip() if isinstance(rater, str) else ""
     if not name or not who.owner:
-        return None, voter, who
-    return check_rater(name), voter, who
+        return None, voter
+    return check_rater(name), voter
 
 
-def _buttons(interactive: bool) -> list:
+def say(exc: WorkbenchError) -> str:
+    """A refusal as the status shows it: its one sentence, paths and secrets hidden, literal (escaped)."""
+    from workbench.safety.redact import hide_paths, redact
+
+    return plain_markdown(hide_paths(redact(str(exc))))
+
+
+def buttons(interactive: bool) -> list:
+    """Updates for the four vote buttons."""
     return [gr.update(interactive=interactive) for _ in CHOICES]
+
+
+def pair_chats(item) -> tuple[list[dict], list[dict]]:
+    """A stored pair as the two chat windows show it: the prompt, then each side's output."""
+    system = f"[system: {item.a.system_prompt}]\n\n" if item.a.system_prompt else ""
+    asked = {"role": "user", "content": system + item.a.prompt}
+    return tuple([asked, {"role": "assistant", "content": record.output}] for record in (item.left, item.right))
 
 
 def make_next_fn(arena: Arena):
@@ -130,105 +165,65 @@ def make_next_fn(arena: Arena):
     def show_pair(
         rater: str, differ: str = "checkpoint", request: gr.Request = None, profile: gr.OAuthProfile | None = None
     ):
+        note = ""
         try:
             if differ not in dict(PAIR_KINDS).values():
                 raise WorkbenchError(f"Pairs differ in a checkpoint or in settings, not {differ!r}.")
-            name, session, who = _visitor(arena.ctx, rater, request, profile)
-            item = arena.next_pair(name, session, who, differ=differ)
+            name, session = visitor(arena.ctx, rater, request, profile)
+            who = arena.ctx.visitor(request)
+            few = differ == "checkpoint" and arena.one_checkpoint()
+            item = arena.next_pair(name, session, who, differ=differ, generate=not few)
+            if item is None and few:  # no dead end: one checkpoint still has settings to compare
+                note = ONE_CHECKPOINT + " "
+                item = arena.next_pair(name, session, who, differ="settings")
         except WorkbenchError as exc:
-            raise user_error(exc) from None
+            return gr.skip(), gr.skip(), gr.skip(), say(exc), gr.skip(), *[gr.skip()] * len(CHOICES)
         if item is None:
             from workbench.ratings.pairs import arena_note
 
-            status = (
-                arena_note(arena.store(), arena.ctx.settings, differ) or "No pair is left for you to rate. Thank you!"
-            )
-            return None, "", "", "", status, "", *_buttons(False)
-        system = f"[system: {item.a.system_prompt}]\n\n" if item.a.system_prompt else ""
-        status = "Which answer is better? Names are revealed after your vote."
-        return item, system + item.a.prompt, item.left.output, item.right.output, status, "", *_buttons(True)
+            settled = arena_note(arena.store(), arena.ctx.settings, differ)
+            status = settled or "No pair is left for you to rate. Thank you! Type a prompt of your own to go on."
+            return None, [], [], status, "", *buttons(False)
+        left, right = pair_chats(item)
+        status = note + "Which answer is better? Names are revealed after your vote."
+        return item, left, right, status, "", *buttons(True)
 
     return show_pair
 
 
 def make_vote_fn(arena: Arena, choice: str):
-    """The function behind one vote button and its vote_<choice> endpoint."""
+    """The function behind one vote button and its vote_<choice> endpoint: a stored pair or a battle."""
+    from workbench.studio import battle as battles
 
-    def vote(item, reason: str, rater: str, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
-        if item is None:
-            raise gr.Error("There is no pair to vote on: press Show a pair first.", print_exception=False)
+    def vote(judged, reason: str, rater: str, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        if judged is None or (isinstance(judged, battles.Battle) and not judged.turns):
+            return judged, "There is nothing to vote on yet: type a prompt, or press Show a pair.", *buttons(False)
         try:
-            name, session, who = _visitor(arena.ctx, rater, request, profile)
-            arena.ctx.take_vote(who)
+            name, session = visitor(arena.ctx, rater, request, profile)
+            arena.ctx.take_vote(arena.ctx.visitor(request))
             store = arena.store()
             if name is not None and name.endswith("@hf"):
                 store.join_rater(session, name)  # their anonymous ballots from before they signed in are theirs
-            kept = store.kept_choice(item, store.vote_on_pair(item, choice, rater=name, reason=reason, session=session))
+            if isinstance(judged, battles.Battle):
+                judged, kept = battles.vote(store, judged, choice, rater=name, reason=reason, session=session)
+                revealed = battles.names(arena.ctx.router(), judged)
+                after = " Type a prompt for the next battle, or press **Show a pair**."
+            else:
+                kept = store.kept_choice(
+                    judged, store.vote_on_pair(judged, choice, rater=name, reason=reason, session=session)
+                )
+                revealed = {
+                    "left": judged.left.checkpoint,
+                    "right": judged.right.checkpoint,
+                    "left_settings": judged.left.settings,
+                    "right_settings": judged.right.settings,
+                }
+                after = " Press **Show a pair** for the next one."
         except WorkbenchError as exc:
-            raise user_error(exc) from None
-        status = vote_receipt(kept, item.left.checkpoint, item.right.checkpoint)
+            return judged, say(exc), *[gr.skip()] * len(CHOICES)
+        status = vote_receipt(kept, **revealed)
         if kept != choice:
             status += " (You had already judged this pair; your first vote is the one that counts.)"
-        status += " Press **Show a pair** for the next one."
-        return status, *_buttons(False)
+        return judged, status + after, *buttons(False)
 
     return vote
-
-
-def build_arena_tab(ctx: AppContext) -> SimpleNamespace:
-    """Lay out the Arena tab and wire its events (call inside a gr.Blocks / gr.Tab context)."""
-    arena = Arena(ctx)
-    gr.Markdown(
-        "Two answers to the same prompt from two checkpoints, in random order. Pick the better one: "
-        "your vote goes to the leaderboard.",
-        elem_id="arena-intro",
-    )
-    with gr.Row():
-        # Named raters only where the owner runs the app, or signed in with Hugging Face on a Space (the Space's
-        # README needs `hf_oauth: true`); otherwise every visitor votes anonymously.
-        if ctx.settings.space:
-            gr.LoginButton(value="Sign in to vote under your name", scale=2)
-        rater = gr.Textbox(
-            label="Your name (optional)",
-            max_length=64,
-            scale=3,
-            elem_id="arena-rater",
-            visible=ctx.settings.admin_without_token,
-        )
-        differ = gr.Radio(
-            list(PAIR_KINDS),
-            value="checkpoint",
-            label="Pairs",
-            info="Two checkpoints, or one checkpoint under two generation settings (which setting is better).",
-            scale=2,
-            elem_id="arena-differ",
-        )
-        show = gr.Button("Show a pair", variant="primary", scale=1, elem_id="arena-next")
-    prompt = gr.Textbox(label="Prompt", interactive=False, lines=2, max_lines=8, elem_id="arena-prompt")
-    with gr.Row(equal_height=True):
-        left = gr.Textbox(label="A", interactive=False, lines=10, max_lines=24, elem_id="arena-left")
-        right = gr.Textbox(label="B", interactive=False, lines=10, max_lines=24, elem_id="arena-right")
-    reason = gr.Textbox(label="Why? (optional)", max_length=2000, elem_id="arena-reason")
-    with gr.Row():
-        buttons = [
-            gr.Button(label, interactive=False, elem_id=f"arena-vote-{choice}", variant="secondary")
-            for choice, label in CHOICES
-        ]
-    status = gr.Markdown(START, elem_id="arena-status")
-    item = gr.State(None)
-    show.click(
-        make_next_fn(arena),
-        [rater, differ],
-        [item, prompt, left, right, status, reason, *buttons],  # the reason box is emptied for the new pair
-        api_name="arena_next",
-        concurrency_limit=1,  # making a pair runs the model; one at a time
-    )
-    for button, (choice, _) in zip(buttons, CHOICES, strict=True):
-        button.click(
-            make_vote_fn(arena, choice),
-            [item, reason, rater],
-            [status, *buttons],
-            api_name=f"vote_{choice}",
-            concurrency_limit=None,
-        )
-    return SimpleNamespace(arena=arena, rater=rater, show=show, left=left, right=right, buttons=buttons, status=status)

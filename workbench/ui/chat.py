@@ -20,7 +20,7 @@ import gradio as gr
 from workbench.errors import WorkbenchError
 from workbench.generation.settings import GenerationSettings, conversation, message_text, plain_history
 from workbench.registry import BASE_NAME
-from workbench.ui import chat_tuning
+from workbench.ui import chat_feedback, chat_tuning
 from workbench.ui.context import AppContext, Visitor, reply_key, user_error
 from workbench.ui.limits import check_chat
 
@@ -201,7 +201,7 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
     pending = gr.Textbox(visible=False)
     known = gr.State([BASE_NAME])
     settings_inputs = [system, checkpoint, temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop]
-    chat_fn = make_chat_fn(ctx)
+    chat_fn = chat_feedback.recording(ctx, make_chat_fn(ctx))  # remembers replies for likes and regenerate pairs
 
     def restore(text: str) -> str:
         return text
@@ -218,6 +218,7 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
         stop=stop,
     )
     chat_tuning.wire_presets(ctx, preset, checkpoint, sliders)
+    chat_feedback.wire_likes(ctx, chatbot)
     chat_tuning.wire_token_view(ctx, tokens, chatbot, system, checkpoint, temperature, top_p, top_k, lane)
     # Enter and the Send button do the same; only the first is published as the "chat" API endpoint.
     for trigger, api in ((message.submit, {"api_name": "chat"}), (send.click, {"api_visibility": "private"})):

@@ -127,10 +127,11 @@ class AppContext:
         owner = self.settings.is_owner(who)
         return Visitor(who, owner, sizes_for(self.settings, owner))
 
-    def take_reply(self, who: Visitor) -> None:
-        """Count one generation against a visitor's per-minute limit (never the owner's); raises WorkbenchError."""
+    def take_reply(self, who: Visitor, n: int = 1) -> None:
+        """Count `n` generations against a visitor's per-minute limit (all or none; never the owner's); raises
+        WorkbenchError."""
         if not who.owner:
-            self.reply_limit.take(who.address)
+            self.reply_limit.take(who.address, n)
 
     def take_vote(self, who: Visitor) -> None:
         """Count one vote against a visitor's hourly limit (never the owner's); raises WorkbenchError."""

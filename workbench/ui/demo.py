@@ -1,4 +1,4 @@
-"""The Gradio app: `build_demo()` lays out the tabs (Chat, Fine-tune, Arena) over one shared `AppContext`.
+"""The Gradio app: `build_demo()` lays out the tabs (Chat, Fine-tune, Arena, Leaderboard) over one `AppContext`.
 
 Building the demo loads no model;
 `app.py` (the Hugging Face Spaces entry) builds it at import and launches it under `__main__`.
@@ -9,10 +9,11 @@ from __future__ import annotations
 import gradio as gr
 
 from workbench.config import Settings
-from workbench.ui.arena import build_arena_tab
+from workbench.ui.arena_tab import build_arena_tab
 from workbench.ui.chat import build_chat_tab
 from workbench.ui.context import AppContext
 from workbench.ui.finetune import build_finetune_tab
+from workbench.ui.leaderboard import build_leaderboard_tab
 
 TITLE = "Workbench"
 MAX_UPLOAD = "20mb"  # dataset files; Gradio refuses bigger uploads before they reach a function
@@ -50,12 +51,10 @@ def serve(demo: gr.Blocks, port: int) -> None:
 
 
 def _store_warning(settings: Settings) -> str:
-    if settings.store_survives_restart:
-        return ""
-    return (
-        "**Votes will not survive a restart:** this Space keeps its store inside the app's folder, which is "
-        "rebuilt on every restart. Enable persistent storage (/data) or set WORKBENCH_DB_URL to a database."
-    )
+    from workbench.store.sync import persistence_note
+
+    note = persistence_note(settings)
+    return "" if note.startswith("Votes, generations") else note  # a working sync needs no word in the header
 
 
 def _closed_finetune_note() -> None:
@@ -98,7 +97,7 @@ def build_demo(settings: Settings | None = None, ctx: AppContext | None = None) 
             elem_id="header",
         )
         mode = gr.Markdown("", elem_id="model-mode")
-        gr.Markdown(_store_warning(settings), elem_id="store-warning")
+        store_warning = gr.Markdown(_store_warning(settings), elem_id="store-warning")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 chat = build_chat_tab(ctx)
@@ -110,9 +109,16 @@ def build_demo(settings: Settings | None = None, ctx: AppContext | None = None) 
                 if closed:
                     _closed_finetune_note()
             with gr.Tab("Arena", id="arena"):
-                build_arena_tab(ctx)
+                arena = build_arena_tab(ctx)
+            with gr.Tab("Leaderboard", id="leaderboard") as leaderboard_tab:
+                leaderboard = build_leaderboard_tab(ctx)
         demo.load(lambda: _mode_note(ctx), None, mode, api_visibility="private", show_progress="hidden")
+        # Said again when a page opens: the sync to a dataset starts after the app is built, and may have failed.
+        demo.load(lambda: _store_warning(settings), None, store_warning, api_visibility="private")
         demo.load(**chat.on_load)
+        demo.load(**arena.on_load)
+        demo.load(**leaderboard.pick_args).then(**leaderboard.refresh_args, api_visibility="private")
+        leaderboard_tab.select(**leaderboard.refresh_args, api_visibility="private")
         if finetune is not None:
             demo.load(**finetune.on_load)
     demo.workbench_context = ctx  # type: ignore[attr-defined]
