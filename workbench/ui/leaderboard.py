@@ -28,12 +28,10 @@ EMPTY = "No votes yet: vote in the Arena tab and the ratings appear here."
 
 
 def stopping_line(view) -> str:
-    """The line that says whether the ranking has settled or how many votes it still needs.
-
-    The stopping rule (issue 20, `workbench/ratings/`, engineer `sampler`) goes here: return its sentence for
-    `view` (a `workbench.ratings.snapshot.View`). Until it lands this says nothing.
-    """
-    return ""
+    """The line that says whether the ranking has settled or how many votes it still needs: the stopping rule's
+    sentence (`workbench.ratings.settle`) for `view` (a `workbench.ratings.snapshot.View`), the dashboard's too."""
+    settlement = view.standings.settlement
+    return settlement.summary() if settlement is not None and view.standings.votes else ""
 
 
 def board_table(board: pd.DataFrame) -> pd.DataFrame:
@@ -46,14 +44,15 @@ def board_table(board: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def standings(store, by: str):
+def standings(store, by: str, half_width: int | None = None):
     """(the view, the counts per view) for the whole store's votes ranked `by`."""
     from workbench.ratings.snapshot import ranked, snapshot
 
     if by not in VIEW_NAMES:
         raise WorkbenchError(f"The leaderboard ranks {', '.join(VIEW_NAMES)}, not {by!r}.")
     snap = snapshot(store)
-    return ranked(snap, by=by, bootstrap=BOOTSTRAP, seed=SEED), view_counts(snap.tallies)
+    view = ranked(snap, by=by, bootstrap=BOOTSTRAP, seed=SEED, half_width=half_width)
+    return view, view_counts(snap.tallies)
 
 
 def summary(view, counts: dict[str, int], by: str) -> str:
@@ -82,7 +81,7 @@ def make_refresh_fn(ctx: AppContext):
     def refresh(by: str = "checkpoint"):
         try:
             store = shared_store(ctx.settings)
-            view, counts = standings(store, by)
+            view, counts = standings(store, by, ctx.settings.settle_half_width or None)
             likes = store.reaction_counts()
         except WorkbenchError as exc:
             return plain_markdown(str(exc)), gr.skip(), gr.skip(), gr.skip(), gr.skip()
