@@ -1,21 +1,16 @@
 """Workbench's Gradio app: the Hugging Face Spaces entry point.
 
 `demo` is built at import (no model is loaded; that happens on first use), and `python app.py`
-launches it on 127.0.0.1:7860, loading the model in the background while the server starts.
+launches it on 127.0.0.1:7860, loading the model in the background while the server starts (the page and
+`GET /status` say when it is ready).
 GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override where it listens (a Space sets 0.0.0.0, and then admin
 actions are closed unless WORKBENCH_ADMIN_TOKEN is set; see workbench/access.py). Settings come from
 WORKBENCH_* variables (see workbench/config.py); WORKBENCH_MODEL picks a bigger model on a GPU Space.
 """
 
-import os
-
-from workbench.ui.demo import build_demo, launch_options
+from workbench.ui.demo import build_demo, serve
 
 demo = build_demo()
 
 if __name__ == "__main__":
-    demo.workbench_context.warm_up()
-    settings = demo.workbench_context.settings
-    demo.queue(default_concurrency_limit=1, max_size=settings.queue_size).launch(
-        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), **launch_options(settings)
-    )
+    serve(demo)

@@ -151,9 +151,11 @@ def _convert_gguf(base: BaseModel, target: Path) -> None:
 
 def cached_conversion(base: BaseModel, settings: Settings) -> Path:
     """The safetensors folder for a GGUF base, converting it on first use."""
+    from workbench.generation.fetch import local_file
+
     target = settings.base_dir / base.cache_name
     if not (target / "config.json").is_file():
-        _convert_gguf(base, target)
+        _convert_gguf(local_file(base), target)
     return target
 
 

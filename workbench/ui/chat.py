@@ -10,7 +10,6 @@ one stop string per line.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -27,8 +26,12 @@ from workbench.ui.limits import check_chat
 DEFAULTS = GenerationSettings()
 CHECKPOINT_REFRESH_S = 3.0  # how often an open page looks for adapters that training has written
 # How often a growing reply is sent to the page. Each update costs the app's CPU (the whole history goes through
-# Gradio's queue), which a small machine takes from generation: 20 a second reads as smooth streaming.
+# Gradio's postprocessing, diff and queue), which a small machine takes from generation. One chat alone gets 20
+# a second (smooth streaming); the app as a whole sends at most UPDATES_PER_S, so with many chats at once each
+# one's updates come less often (16 chats: about 3 a second each) and the CPU stays with llama.cpp. The first
+# text of every reply goes out at once.
 STREAM_EVERY_S = 0.05
+UPDATES_PER_S = 48
 
 
 def _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop) -> GenerationSettings:
@@ -41,6 +44,11 @@ def _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, see
         seed=None if seed in (None, "", -1) else seed,
         stop=stop or "",
     )
+
+
+def stream_interval(streams: int) -> float:
+    """Seconds between a reply's updates to its page while `streams` replies stream at once (see UPDATES_PER_S)."""
+    return max(STREAM_EVERY_S, streams / UPDATES_PER_S)
 
 
 def make_chat_fn(ctx: AppContext):
@@ -74,12 +82,9 @@ def make_chat_fn(ctx: AppContext):
         history = [*history, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
         try:
             yield history, "Generating…"
-            sent = time.monotonic()
-            for chunk in reply:
-                history[-1]["content"] += chunk
-                if time.monotonic() - sent >= STREAM_EVERY_S:
-                    sent = time.monotonic()
-                    yield history, "Generating…"
+            for text in reply.pieces(lambda: stream_interval(ctx.streaming())):
+                history[-1]["content"] += text
+                yield history, "Generating…"
         except WorkbenchError as exc:
             raise user_error(exc) from None
         finally:

@@ -1,7 +1,8 @@
 """The Gradio app: `build_demo()` lays out the tabs (Chat, Fine-tune, Arena) over one shared `AppContext`.
 
 Building the demo loads no model;
-`app.py` (the Hugging Face Spaces entry) builds it at import and launches it under `__main__`.
+`app.py` (the Hugging Face Spaces entry) builds it at import and calls `serve(demo)` under `__main__`, which
+starts the model loading in the background, launches the server and prints one line when the model is ready.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from workbench.ui.arena import build_arena_tab
 from workbench.ui.chat import build_chat_tab
 from workbench.ui.context import AppContext
 from workbench.ui.finetune import build_finetune_tab
+from workbench.ui.status import announce_when_ready, build_status_banner, status_route
 
 TITLE = "Workbench"
 MAX_UPLOAD = "20mb"  # dataset files; Gradio refuses bigger uploads before they reach a function
@@ -20,9 +22,29 @@ MAX_UPLOAD = "20mb"  # dataset files; Gradio refuses bigger uploads before they 
 DELETE_CACHE = (3600, 3600)
 
 
-def launch_options(settings: Settings) -> dict:
-    """The `launch()` arguments that make the app safe to expose: where it listens and the upload limit."""
-    return {"server_name": settings.host, "max_file_size": MAX_UPLOAD}
+def queue_options(settings: Settings) -> dict:
+    """The `queue()` arguments: one worker per event by default (the chat's lane is set on its events), and a
+    bound on waiting requests."""
+    return {"default_concurrency_limit": 1, "max_size": settings.queue_size}
+
+
+def launch_options(settings: Settings, ctx: AppContext | None = None) -> dict:
+    """The `launch()` arguments that make the app safe to expose: where it listens and the upload limit; with
+    `ctx`, the `GET /status` route too."""
+    options = {"server_name": settings.host, "max_file_size": MAX_UPLOAD}
+    if ctx is not None:
+        options["app_kwargs"] = {"routes": [status_route(ctx)]}
+    return options
+
+
+def serve(demo: gr.Blocks) -> None:
+    """Launch a demo made by `build_demo` as `python app.py` does, and block: the model starts loading first
+    (the page is served meanwhile), and one line says when it is ready. GRADIO_SERVER_PORT picks the port."""
+    ctx: AppContext = demo.workbench_context  # type: ignore[attr-defined]
+    ctx.warm_up()
+    demo.queue(**queue_options(ctx.settings)).launch(prevent_thread_lock=True, **launch_options(ctx.settings, ctx))
+    announce_when_ready(ctx, demo.local_url)
+    demo.block_thread()
 
 
 def _store_warning(settings: Settings) -> str:
@@ -74,6 +96,7 @@ def build_demo(settings: Settings | None = None, ctx: AppContext | None = None) 
             elem_id="header",
         )
         mode = gr.Markdown("", elem_id="model-mode")
+        status = build_status_banner(ctx)
         gr.Markdown(_store_warning(settings), elem_id="store-warning")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
@@ -87,6 +110,7 @@ def build_demo(settings: Settings | None = None, ctx: AppContext | None = None) 
             with gr.Tab("Arena", id="arena"):
                 build_arena_tab(ctx)
         demo.load(lambda: _mode_note(ctx), None, mode, api_visibility="private", show_progress="hidden")
+        demo.load(**status)
         demo.load(**chat.on_load)
         if finetune is not None:
             demo.load(**finetune.on_load)

@@ -54,6 +54,11 @@ def _xllamacpp() -> Any:
     return xllamacpp
 
 
+def context_for(base: BaseModel, settings: Settings) -> int:
+    """Tokens per slot: WORKBENCH_CONTEXT, else the model's trained context, at most DEFAULT_CONTEXT."""
+    return settings.context or min(gguf_context_length(base.source) or DEFAULT_CONTEXT, DEFAULT_CONTEXT)
+
+
 def _ready(server: Any) -> Any:
     """Wait until a new server's generation loop runs, with one tiny request through it.
 
@@ -124,7 +129,9 @@ class _Loaded:
             while not (free := [i for i, slot in enumerate(self.slots) if not slot.busy]):
                 if cancelled.is_set():
                     return -1, False
-                self._free.wait(0.05)
+                # release() wakes one waiter at once; the timeout only bounds how late a cancel is noticed
+                # (each wake of every waiting request takes the GIL from the requests that generate).
+                self._free.wait(0.25)
 
             def fit(i: int) -> tuple[int, float]:
                 slot = self.slots[i]
@@ -186,9 +193,7 @@ class LlamaCppBackend:
                 "set WORKBENCH_BACKEND=transformers, or point WORKBENCH_MODEL at a .gguf file."
             )
         _xllamacpp()
-        trained = gguf_context_length(base.source)
-        context = settings.context or min(trained or DEFAULT_CONTEXT, DEFAULT_CONTEXT)
-        return cls(base, settings, load_tokenizer(base, settings), context)
+        return cls(base, settings, load_tokenizer(base, settings), context_for(base, settings))
 
     def _start(self, loras: list[tuple[str, int]]) -> _Loaded:
         xl = _xllamacpp()
