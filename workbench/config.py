@@ -176,10 +176,10 @@ def usable_cores() -> int:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
         cores = os.cpu_count() or 1
-    return max(1, min(cores, _cgroup_quota() or cores))
+    return max(1, min(cores, cpu_quota() or cores))
 
 
-def _cgroup_quota() -> int | None:
+def cpu_quota() -> int | None:
     """Whole cores allowed by the cgroup's CPU quota (v2 cpu.max or v1 cfs), rounded up; None without one."""
     try:
         quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
@@ -316,6 +316,13 @@ class Settings:
         "would not survive a restart",
         documented="unset",
         child=False,
+    )
+    # --- serving (issue 18) ---
+    threads: int = setting(
+        0,
+        "WORKBENCH_THREADS",
+        whole(0, 512),
+        "llama.cpp's compute threads (0: llama.cpp's own choice, one per physical core, at most the CPU quota)",
     )
 
     def __post_init__(self) -> None:

@@ -146,7 +146,9 @@ def _embedded_from_hub() -> BaseModel:
         return BaseModel(
             EMBEDDED_NAME, str(path), "gguf", reason="from the Hugging Face cache", hub_file=EMBEDDED_HUB_FILE
         )
-    if _hub_offline():
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():  # what hf_hub_download will go by (HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE)
         return BaseModel(
             EMBEDDED_NAME,
             str(path),

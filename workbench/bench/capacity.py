@@ -75,19 +75,15 @@ class Bare:
     def __init__(self, settings: Settings, slots: int) -> None:
         import xllamacpp as xl
 
-        from workbench.generation.backends.llamacpp import context_for
+        from workbench.generation.backends.llamacpp import context_for, server_params
+        from workbench.generation.fetch import local_file
         from workbench.generation.loading import load_tokenizer
         from workbench.registry import resolve_base
 
-        base = resolve_base(settings)
+        base = local_file(resolve_base(settings))
         self.context = context_for(base, settings)
         self.tokenizer = load_tokenizer(base, settings)
-        params = xl.CommonParams()
-        params.model.path = base.source
-        params.n_parallel = slots
-        params.n_ctx = self.context * slots
-        params.verbosity = -1
-        self.server = xl.Server(params)
+        self.server = xl.Server(server_params(base, settings, slots, self.context))
 
     def prompt(self, message: str) -> list[int]:
         """The token ids the app's engine makes of a new chat with this message (no system prompt)."""
@@ -237,3 +233,39 @@ def case_serving_capacity(ctx: BenchContext, levels: tuple[int, ...] = LEVELS, t
         "each level's chats sent at once; app = python app.py through its HTTP API (SSE)",
     )
     return [setup] + [row for app, theirs in pairs for row in level_measures(app, theirs, status["slots"])]
+
+
+SLOT_COUNTS = (2, 4, 6, 8, 12, 16)
+
+
+def case_slot_choice(ctx: BenchContext, counts: tuple[int, ...] = SLOT_COUNTS, tokens: int = TOKENS) -> list[Measure]:
+    """Bare llama.cpp's total tokens/s with 1, 8 and 16 chats at once for each slot count, against the slot count
+    WORKBENCH_SLOTS=0 chooses on this machine: the measurement behind `config.auto_slots`. Each count runs alone
+    (one server at a time)."""
+    from workbench.config import auto_slots, usable_cores
+
+    chosen = auto_slots()
+    rates: dict[int, dict[int, float]] = {}
+    for slots in sorted(set(counts) | {chosen}):
+        bare = Bare(ctx.settings, slots)
+        bare.run(messages(2, 20_000), 8, TEMPERATURE)  # warm up
+        rates[slots] = {
+            n: Level(n, bare.run(messages(n, 1000 * slots + n), tokens, TEMPERATURE)).tokens_per_s for n in (1, 8, 16)
+        }
+        del bare
+    measures = []
+    for slots, by_level in rates.items():
+        for n, rate in by_level.items():
+            note = "the auto choice" if slots == chosen else ""
+            measures.append(
+                Measure.against(
+                    "slot_choice",
+                    f"{slots:>2} slots, {n:>2} chats: total tokens/s",
+                    rate,
+                    "tok/s",
+                    f"{chosen} slots (auto, {usable_cores()} cores)",
+                    rates[chosen][n],
+                    note,
+                )
+            )
+    return measures
