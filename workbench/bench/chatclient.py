@@ -18,6 +18,7 @@ import json
 import re
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,4 +135,10 @@ def run_chats(
     endpoint = endpoint or chat_endpoint(url)
     values = {"temperature": temperature, "max-new-tokens": max_new_tokens}
     payloads = [endpoint.data(m, **values) for m in messages]
-    return asyncio.run(_many(url, endpoint, payloads, timeout))
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # the usual case: no event loop in this thread
+        return asyncio.run(_many(url, endpoint, payloads, timeout))
+    # Called from inside an event loop (Playwright's sync API keeps one): run ours in a thread of its own.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, _many(url, endpoint, payloads, timeout)).result()

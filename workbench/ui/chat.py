@@ -17,6 +17,7 @@ from typing import Any
 import gradio as gr
 
 from workbench.errors import WorkbenchError
+from workbench.generation.router import REMOTE
 from workbench.generation.settings import GenerationSettings, conversation, message_text, plain_history
 from workbench.registry import BASE_NAME
 from workbench.ui import chat_tuning
@@ -74,8 +75,16 @@ def make_chat_fn(ctx: AppContext):
             check_chat(ctx.sizes, message, system_prompt, history, settings)
             ctx.reply_limit.take(client_of(ctx, request))
             messages = conversation(history, message, system_prompt)
+        except WorkbenchError as exc:
+            raise user_error(exc) from None
+        waiting = ctx.loading() and not (checkpoint or "").startswith(REMOTE)
+        if waiting:  # the first visitors of a starting app: their message shows at once, the reply once loaded
+            yield [*history, {"role": "user", "content": message}], "Waiting for the model to finish loading…"
+        try:
             reply = ctx.router().stream(messages, settings, adapter=checkpoint or BASE_NAME)
         except WorkbenchError as exc:
+            if waiting:
+                yield history, ""  # the message goes back to the box (the failure handler), so not shown twice
             raise user_error(exc) from None
         session = session_of(request)
         ctx.track(session, reply)

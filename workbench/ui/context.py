@@ -97,6 +97,10 @@ class AppContext:
             "error": sentence,
         }
 
+    def loading(self) -> bool:
+        """True until the main model is loaded (a request for it waits for the load)."""
+        return self._engine is None
+
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait for the background load started by `warm_up()`; True when the model is ready."""
         thread = self._warm_up

@@ -39,21 +39,23 @@ def banner_text(status: dict) -> str:
         return ""
     if status["error"]:
         return f"**The model could not be loaded:** {status['error']}"
+    phase = status["phase"][:1].upper() + status["phase"][1:]
     return (
-        f"**Loading {status['model'] or 'the model'}…** {status['phase'].capitalize()}. You can send a message "
+        f"**Loading {status['model'] or 'the model'}…** {phase}. You can send a message "
         "now: it is answered as soon as the model is ready."
     )
 
 
 def build_status_banner(ctx: AppContext) -> dict:
     """The banner under the header (call inside the gr.Blocks); returns the `demo.load` arguments that fill it."""
-    banner = gr.Markdown("", elem_id="model-status")
+    banner = gr.Markdown("", elem_id="model-status", visible=False)
     timer = gr.Timer(REFRESH_S, active=False)
 
     def refresh():
         status = ctx.status()
+        text = banner_text(status)
         # Keep asking while loading; stop once there is an answer (ready, or an error to read).
-        return banner_text(status), gr.Timer(active=not status["ready"] and not status["error"])
+        return gr.Markdown(text, visible=bool(text)), gr.Timer(active=not status["ready"] and not status["error"])
 
     args = {"fn": refresh, "outputs": [banner, timer], "api_visibility": "private", "show_progress": "hidden"}
     timer.tick(queue=False, **args)
