@@ -12,7 +12,8 @@ Modules: `model` (loading, the transformers engine against bare `generate`, CPU 
 (the llama.cpp backend against bare llama.cpp, several visitors through the running app, batched jobs against
 one request at a time, agreement between backends), `capacity` (1 to 32 chats at once through the running app
 with a light SSE client, against bare llama.cpp with the same slots; the measurement behind the default slot
-count), `ratings` (the leaderboard at 100,000 votes: the page and the
+count), `space` (how soon `python app.py` answers its first visitor, here and in a fresh venv made from
+requirements.txt alone as a Space builds it), `ratings` (the leaderboard at 100,000 votes: the page and the
 CLI, against the old row-wise path and a FastChat battle file), `load` (a public Space under load: twenty visitors
 chatting and fifty voting through the running app for a minute: correctness under a crowd, whose latencies are
 mostly its own load generator's).
@@ -98,6 +99,8 @@ CASES = {
     "app_concurrency": "serving:case_app_concurrency",
     "serving_capacity": "capacity:case_serving_capacity",
     "slot_choice": "capacity:case_slot_choice",
+    "first_reply": "space:case_first_reply",
+    "space_fresh_venv": "space:case_space_fresh_venv",
     "batched_jobs": "serving:case_batched_jobs",
     "agreement": "serving:case_agreement",
     "leaderboard_page": "ratings:case_leaderboard_page",
