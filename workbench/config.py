@@ -162,9 +162,13 @@ def address(label: str, value: Any) -> str:
 
 # --- the machine ---------------------------------------------------------------------------------------------
 
-# The default slot count, chosen by measurement (`python -m workbench bench --case slot_choice`, docs/serving.md):
-# SLOTS_PER_CORE slots per usable core, between AUTO_SLOTS_MIN and AUTO_SLOTS_MAX.
-SLOTS_PER_CORE = 2
+# The default slot count: SLOTS_PER_CORE per usable core, between AUTO_SLOTS_MIN and AUTO_SLOTS_MAX. Measured on
+# 2 cores, bare llama.cpp on the embedded model, 64-token replies, 1/4/8/16 chats at once (issue 18): 4 slots
+# 138/172/203/196 tokens/s, 8 slots 136/165/218/215; 2 slots give ~15% less than 4 at 8+ chats. So 4 per core (8
+# on a 2-core Space): the same alone, ~8% more with many visitors, fewer of them waiting for a slot, and each slot's
+# own KV cache (about 95 MB at 4096 tokens) is small beside a Space's 16 GB. `python -m workbench bench --case
+# slot_choice` repeats the sweep on the machine at hand.
+SLOTS_PER_CORE = 4
 AUTO_SLOTS_MIN = 2
 AUTO_SLOTS_MAX = 16
 
