@@ -68,9 +68,9 @@ def fresh_venv(path: Path = SPACE_VENV) -> tuple[Path, float | None]:
     return python, time.perf_counter() - started
 
 
-def first_reply(python: Path, env: dict[str, str]) -> dict[str, Any]:
-    """Start `python app.py` with `env`, chat the moment the page answers; seconds since the start, and what
-    `/status` and the reply's stats said."""
+def first_reply(python: Path, env: dict[str, str], app_dir: Path = REPO_ROOT) -> dict[str, Any]:
+    """Start `python app.py` (in `app_dir`) with `env`, chat the moment the page answers; seconds since the start,
+    and what `/status` said afterwards."""
     import httpx
 
     from workbench.bench.chatclient import chat_endpoint, run_chats
@@ -86,7 +86,7 @@ def first_reply(python: Path, env: dict[str, str]) -> dict[str, Any]:
     }
     with tempfile.TemporaryFile() as log:
         started = time.perf_counter()
-        proc = subprocess.Popen([str(python), "app.py"], cwd=REPO_ROOT, env=env, stdout=log, stderr=log)
+        proc = subprocess.Popen([str(python), "app.py"], cwd=app_dir, env=env, stdout=log, stderr=log)
         try:
             while True:
                 if proc.poll() is not None:
@@ -100,7 +100,8 @@ def first_reply(python: Path, env: dict[str, str]) -> dict[str, Any]:
             chat = run_chats(
                 url, ["Hello! Who are you?"], max_new_tokens=TOKENS, temperature=0.7, endpoint=chat_endpoint(url)
             )[0]
-            status = httpx.get(f"{url}status", timeout=30, trust_env=False).json()
+            reply = httpx.get(f"{url}status", timeout=30, trust_env=False)
+            status = reply.json() if reply.status_code == 200 else {"ready": None, "backend": None}
         finally:
             proc.terminate()
             try:

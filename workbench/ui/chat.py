@@ -33,6 +33,7 @@ CHECKPOINT_REFRESH_S = 3.0  # how often an open page looks for adapters that tra
 # text of every reply goes out at once.
 STREAM_EVERY_S = 0.05
 UPDATES_PER_S = 48
+LANE_PER_SLOT = 2
 
 
 def _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop) -> GenerationSettings:
@@ -45,6 +46,11 @@ def _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, see
         seed=None if seed in (None, "", -1) else seed,
         stop=stop or "",
     )
+
+
+def lane_width(slots: int) -> int:
+    """How many generating events Gradio runs at once for a backend with `slots` slots (see build_chat_tab)."""
+    return LANE_PER_SLOT * slots
 
 
 def stream_interval(streams: int) -> float:
@@ -211,9 +217,10 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
     def restore(text: str) -> str:
         return text
 
-    # Every way of generating shares one queue lane as wide as the backend's slots: llama.cpp decodes that many
-    # visitors' replies together (the transformers backend takes them one at a time behind its lock).
-    lane = {"concurrency_id": "generate", "concurrency_limit": ctx.settings.slots}
+    # Every way of generating shares one queue lane, twice as wide as the backend's slots: llama.cpp decodes
+    # `slots` replies together, and the next ones wait at the backend already tokenized, which hands a slot over
+    # the moment one frees (Gradio's queue starts a waiting event only after the last one's completion went out).
+    lane = {"concurrency_id": "generate", "concurrency_limit": lane_width(ctx.settings.slots)}
     sliders = SimpleNamespace(
         temperature=temperature,
         max_new_tokens=max_new_tokens,

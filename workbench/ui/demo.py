@@ -11,7 +11,7 @@ import gradio as gr
 
 from workbench.config import Settings
 from workbench.ui.arena import build_arena_tab
-from workbench.ui.chat import build_chat_tab
+from workbench.ui.chat import build_chat_tab, lane_width
 from workbench.ui.context import AppContext
 from workbench.ui.finetune import build_finetune_tab
 from workbench.ui.status import announce_when_ready, build_status_banner, status_route
@@ -37,7 +37,10 @@ def queue_options(settings: Settings) -> dict:
 def launch_options(settings: Settings, ctx: AppContext | None = None) -> dict:
     """The `launch()` arguments that make the app safe to expose: where it listens and the upload limit; with
     `ctx`, the `GET /status` route too."""
-    options = {"server_name": settings.host, "max_file_size": MAX_UPLOAD}
+    # Each running generator holds one of Gradio's worker threads (40 by default): room for the chat's lane and
+    # the rest of the app's events beside it.
+    threads = max(40, lane_width(settings.slots) + 24)
+    options = {"server_name": settings.host, "max_file_size": MAX_UPLOAD, "max_threads": threads}
     if ctx is not None:
         options["app_kwargs"] = {"routes": [status_route(ctx)]}
     return options
