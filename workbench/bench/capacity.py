@@ -7,14 +7,19 @@ count it chooses itself (its `/status` says which). At each level (1, 4, 8, 16 a
 moment, 64-token replies, temperature 0.7), the light client of `workbench.bench.chatclient` sends every chat
 through the app's HTTP API (`/gradio_api/queue/join` + `/gradio_api/queue/data`, as a browser does); then the
 same prompts (the same token ids) go to bare llama.cpp, the same `xllamacpp` binding on the same GGUF with the
-same slots and context, called from one thread per chat. The two alternate level by level in one run (an idle
-llama.cpp server takes no CPU), so a busy machine slows both alike and the ratios hold.
+same slots and context, called from one thread per chat. Each level runs `--repeats` rounds (3 by default), the
+app and bare llama.cpp taking turns going first, in one run (an idle llama.cpp server takes no CPU), so a busy
+machine slows both alike and the ratios hold. Each chat comes from its own visitor whose page is open (its
+Gradio session exists; see `chatclient`).
 
-Per level: total tokens/s (every reply's tokens over the time the last one finished), p50/p95 time to the
-first text and to the whole reply. Targets (issue 18): app tokens/s at 1, 8 and 16 chats >= 0.9x bare; p95
+Per level: total tokens/s (every reply's tokens over the time each round's last one finished), p50/p95 time to
+the first text and to the whole reply. Targets (issue 18): app tokens/s at 1, 8 and 16 chats >= 0.9x bare; p95
 first-token time at 16 chats <= 1.5x bare.
 
-`case_slot_choice` records the measurement behind the default slot count (`workbench.generation.slots`).
+`case_slot_choice` repeats the measurement behind the default slot count (`config.auto_slots`).
+
+On a machine shared with other work, llama.cpp's threads (which wait for each other at every step) slow down
+far more than their share; `WORKBENCH_THREADS=1` gives steadier ratios there (both sides use it).
 """
 
 from __future__ import annotations
@@ -44,10 +49,14 @@ def messages(n: int, offset: int = 0) -> list[str]:
 
 @dataclass
 class Level:
-    """One level's chats, by the app or by bare llama.cpp."""
+    """One level's chats, by the app or by bare llama.cpp: one list of timings per round."""
 
     concurrency: int
-    chats: list[ChatTiming]
+    rounds: list[list[ChatTiming]]
+
+    @property
+    def chats(self) -> list[ChatTiming]:
+        return [c for chats in self.rounds for c in chats]
 
     @property
     def errors(self) -> list[str]:
@@ -55,8 +64,8 @@ class Level:
 
     @property
     def tokens_per_s(self) -> float:
-        """Every reply's tokens over the time until the last one finished."""
-        return sum(c.tokens for c in self.chats) / max(c.done_s for c in self.chats)
+        """Every reply's tokens over the time each round took until its last reply finished."""
+        return sum(c.tokens for c in self.chats) / sum(max(c.done_s for c in chats) for chats in self.rounds)
 
     def quantile(self, what: str, q: float) -> float:
         """Nearest-rank q-quantile of `first_s` or `done_s` over the answered chats."""
@@ -157,26 +166,29 @@ def wait_ready(url: str, timeout: float = 600.0) -> dict[str, Any]:
     raise RuntimeError(f"the app was not ready within {timeout:.0f} s")
 
 
-def measure_levels(url: str, bare: Bare, levels: tuple[int, ...], tokens: int) -> list[tuple[Level, Level]]:
-    """(app, bare) per level, alternating which goes first so that a drifting machine load favours neither."""
+def measure_levels(
+    url: str, bare: Bare, levels: tuple[int, ...], tokens: int, rounds: int = 1
+) -> list[tuple[Level, Level]]:
+    """(app, bare) per level, each over `rounds` rounds; the two take turns going first, so that a drifting
+    machine load favours neither. Every round's prompts are new to both."""
     endpoint = chat_endpoint(url)
     run_chats(url, messages(1, 10_000), max_new_tokens=8, temperature=TEMPERATURE, endpoint=endpoint)  # warm up
     bare.run(messages(1, 10_000), 8, TEMPERATURE)
-    results, offset = [], 0
-    for k, n in enumerate(levels):
-        texts = messages(n, offset)
-        offset += n
-
-        def app_level(texts=texts, n=n) -> Level:
-            return Level(n, run_chats(url, texts, max_new_tokens=tokens, temperature=TEMPERATURE, endpoint=endpoint))
-
-        def bare_level(texts=texts, n=n) -> Level:
-            return Level(n, bare.run(texts, tokens, TEMPERATURE))
-
-        if k % 2 == 0:
-            app, theirs = app_level(), bare_level()
-        else:
-            theirs, app = bare_level(), app_level()
+    results, offset, turn = [], 0, 0
+    for n in levels:
+        app, theirs = Level(n, []), Level(n, [])
+        for _ in range(rounds):
+            texts = messages(n, offset)
+            offset += n
+            first, second = ((app, "app"), (theirs, "bare")) if turn % 2 == 0 else ((theirs, "bare"), (app, "app"))
+            for level, who in (first, second):
+                if who == "app":
+                    level.rounds.append(
+                        run_chats(url, texts, max_new_tokens=tokens, temperature=TEMPERATURE, endpoint=endpoint)
+                    )
+                else:
+                    level.rounds.append(bare.run(texts, tokens, TEMPERATURE))
+            turn += 1
         results.append((app, theirs))
     return results
 
@@ -223,14 +235,16 @@ def case_serving_capacity(ctx: BenchContext, levels: tuple[int, ...] = LEVELS, t
     with _app(settings, "llamacpp") as app:
         status = wait_ready(app.url)
         bare = Bare(settings, status["slots"])
-        pairs = measure_levels(app.url, bare, levels, tokens)
+        pairs = measure_levels(app.url, bare, levels, tokens, rounds=ctx.repeats)
     setup = Measure(
         CASE,
         "setup: slots the app chose",
         status["slots"],
         "slots",
-        note=f"{status['model']} on {status['backend']}; {tokens}-token replies, temperature {TEMPERATURE}; "
-        "each level's chats sent at once; app = python app.py through its HTTP API (SSE)",
+        note=f"{status['model']} on {status['backend']}, llama.cpp threads: {settings.threads or 'its default'}; "
+        f"{tokens}-token replies, temperature {TEMPERATURE}; each level's chats sent at once ({ctx.repeats} rounds), "
+        "each from its own visitor with the page open; "
+        "app = python app.py through its HTTP API (SSE), bare = xllamacpp in this process",
     )
     return [setup] + [row for app, theirs in pairs for row in level_measures(app, theirs, status["slots"])]
 
@@ -250,7 +264,7 @@ def case_slot_choice(ctx: BenchContext, counts: tuple[int, ...] = SLOT_COUNTS, t
         bare = Bare(ctx.settings, slots)
         bare.run(messages(2, 20_000), 8, TEMPERATURE)  # warm up
         rates[slots] = {
-            n: Level(n, bare.run(messages(n, 1000 * slots + n), tokens, TEMPERATURE)).tokens_per_s for n in (1, 8, 16)
+            n: Level(n, [bare.run(messages(n, 1000 * slots + n), tokens, TEMPERATURE)]).tokens_per_s for n in (1, 8, 16)
         }
         del bare
     measures = []

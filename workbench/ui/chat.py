@@ -26,13 +26,13 @@ from workbench.ui.limits import check_chat
 
 DEFAULTS = GenerationSettings()
 CHECKPOINT_REFRESH_S = 3.0  # how often an open page looks for adapters that training has written
-# How often a growing reply is sent to the page. Each update costs the app's CPU (the whole history goes through
-# Gradio's postprocessing, diff and queue), which a small machine takes from generation. One chat alone gets 20
-# a second (smooth streaming); the app as a whole sends at most UPDATES_PER_S, so with many chats at once each
-# one's updates come less often (16 chats: about 3 a second each) and the CPU stays with llama.cpp. The first
-# text of every reply goes out at once.
-STREAM_EVERY_S = 0.05
-UPDATES_PER_S = 48
+# How often a growing reply is sent to the page. Each update costs the app's CPU (Gradio's postprocessing, diff,
+# a thread hop and the event stream; 2-3 ms on 2 busy cores), which a small machine takes from generation. One
+# chat alone gets 12 a second (smooth streaming); the app as a whole sends at most UPDATES_PER_S, so with many
+# chats at once each one's updates come less often (16 chats: 2 a second each) and the CPU stays with llama.cpp.
+# The first text of every reply goes out at once.
+STREAM_EVERY_S = 0.08
+UPDATES_PER_S = 32
 LANE_PER_SLOT = 2
 
 
