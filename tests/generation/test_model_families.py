@@ -179,15 +179,15 @@ def test_gemma_keeps_its_bos_and_its_perplexity_matches_a_plain_forward_pass(gem
     settings, engine = gemma
     info = model_info(engine.base, settings)
     assert (info.architecture, info.chat_template, info.adds_bos) == ("gemma3", "none", True)
-    folder = settings.base_dir / engine.base.cache_name
-    assert json.loads((folder / "tokenizer_config.json").read_text())["add_bos_token"] is True
     assert bos_token(engine.tokenizer) == 2
     text = TEXT.read_text(encoding="utf-8")[:2500]
-    with engine.model_for("base") as model:
+    with engine.model_for("base") as model:  # converts the GGUF (llama.cpp read its tokenizer from the file)
         result = perplexity_of_text(model, engine.tokenizer, text, window=256, batch_size=2)
         ids = tokenize_text(engine.tokenizer, text)
         total, count = independent_nll(model, 2, ids, 255)
         without, n = independent_nll(model, None, ids, 256)
+    folder = settings.base_dir / engine.base.cache_name
+    assert json.loads((folder / "tokenizer_config.json").read_text())["add_bos_token"] is True
     assert result.bos and result.mean_nll == pytest.approx(total / count, rel=1e-3)
     assert math.exp(without / n) > 2 * result.perplexity  # leaving BOS out is what made it 3.8x too high
 

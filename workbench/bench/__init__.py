@@ -10,9 +10,13 @@ and the README, not into tests. Each case runs in a fresh interpreter.
 
 Modules: `model` (loading, the transformers engine against bare `generate`, CPU dtype, perplexity), `serving`
 (the llama.cpp backend against bare llama.cpp, several visitors through the running app, batched jobs against
-one request at a time, agreement between backends), `ratings` (the leaderboard at 100,000 votes: the page and the
+one request at a time, agreement between backends), `capacity` (1 to 32 chats at once through the running app
+with a light SSE client, against bare llama.cpp with the same slots; the measurement behind the default slot
+count), `space` (how soon `python app.py` answers its first visitor, here and in a fresh venv made from
+requirements.txt alone as a Space builds it), `ratings` (the leaderboard at 100,000 votes: the page and the
 CLI, against the old row-wise path and a FastChat battle file), `load` (a public Space under load: twenty visitors
-chatting and fifty voting through the running app for a minute).
+chatting and fifty voting through the running app for a minute: correctness under a crowd, whose latencies are
+mostly its own load generator's).
 """
 
 from __future__ import annotations
@@ -93,6 +97,10 @@ CASES = {
     "llamacpp_decode": "serving:case_llamacpp_decode",
     "llamacpp_ttft": "serving:case_llamacpp_ttft",
     "app_concurrency": "serving:case_app_concurrency",
+    "serving_capacity": "capacity:case_serving_capacity",
+    "slot_choice": "capacity:case_slot_choice",
+    "first_reply": "space:case_first_reply",
+    "space_fresh_venv": "space:case_space_fresh_venv",
     "batched_jobs": "serving:case_batched_jobs",
     "agreement": "serving:case_agreement",
     "leaderboard_page": "ratings:case_leaderboard_page",
@@ -136,10 +144,11 @@ def as_rows(measures: list[Measure]) -> list[dict[str, Any]]:
 
 def format_table(measures: list[Measure]) -> str:
     """Measures as an aligned text table."""
-    lines = [f"{'case':<11} {'measure':<44} {'value':>12}  {'vs anchor':<28} {'ratio':>6}  note"]
+    width = max([11, *(len(m.case) for m in measures)])
+    lines = [f"{'case':<{width}} {'measure':<44} {'value':>12}  {'vs anchor':<34} {'ratio':>6}  note"]
     for m in measures:
         value = f"{m.value:.3g} {m.unit}"
         anchor = f"{m.anchor} {m.anchor_value:.3g}" if m.anchor_value is not None else ""
         ratio = f"{m.ratio:.2f}" if m.ratio is not None else ""
-        lines.append(f"{m.case:<11} {m.name:<44} {value:>12}  {anchor:<28} {ratio:>6}  {m.note}")
+        lines.append(f"{m.case:<{width}} {m.name:<44} {value:>12}  {anchor:<34} {ratio:>6}  {m.note}")
     return "\n".join(lines)

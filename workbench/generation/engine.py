@@ -74,8 +74,10 @@ class ChatEngine:
             base_name: A base model other than the configured one.
             backend: "transformers" or "llamacpp" instead of the settings' choice.
         """
+        from workbench.generation.fetch import local_file
+
         settings = settings or Settings.from_env()
-        base = resolve_base(settings, base_name)
+        base = local_file(resolve_base(settings, base_name))  # the embedded model from the hub, if it must be
         return cls(load_backend(choose_backend(settings, base, backend), base, settings), settings)
 
     @property

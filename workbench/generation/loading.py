@@ -122,12 +122,11 @@ def _quiet_transformers() -> None:
 
 def _convert_gguf(base: BaseModel, target: Path) -> None:
     """Dequantize a GGUF once and save it as a safetensors model folder at `target`, atomically."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     gguf = Path(base.source)
     log.info("converting %s to safetensors under %s (first start only)", gguf.name, target)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    flags = _carry_gguf_flags(tokenizer, gguf)
+    tokenizer, flags = _gguf_tokenizer(base)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # transformers marks a GGUF-loaded model as quantized and refuses to save it; the weights are
     # already dequantized to plain tensors, so clearing the flag saves an ordinary checkpoint.
@@ -151,9 +150,11 @@ def _convert_gguf(base: BaseModel, target: Path) -> None:
 
 def cached_conversion(base: BaseModel, settings: Settings) -> Path:
     """The safetensors folder for a GGUF base, converting it on first use."""
+    from workbench.generation.fetch import local_file
+
     target = settings.base_dir / base.cache_name
     if not (target / "config.json").is_file():
-        _convert_gguf(base, target)
+        _convert_gguf(local_file(base), target)
     return target
 
 
@@ -204,6 +205,23 @@ def model_source(base: BaseModel, settings: Settings) -> tuple[str, bool, bool]:
     return source, local, base.trust_remote_code or settings.trust_remote_code
 
 
+def _gguf_tokenizer(base: BaseModel) -> tuple[Any, dict[str, bool]]:
+    """The tokenizer a GGUF holds, set to add BOS/EOS as the file says (the one the conversion saves), and
+    those flags."""
+    from transformers import AutoTokenizer
+
+    from workbench.generation.fetch import local_file
+
+    gguf = Path(local_file(base).source)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    except (OSError, ValueError) as exc:
+        raise WorkbenchError(
+            f"The tokenizer of {base.name!r} could not be read from {gguf.name}: {_first_line(exc)}"
+        ) from None
+    return tokenizer, _carry_gguf_flags(tokenizer, gguf)
+
+
 def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
@@ -215,6 +233,11 @@ def load_tokenizer(base: BaseModel, settings: Settings) -> Any:
     if not base.usable:
         raise WorkbenchError(base.reason)
     _quiet_transformers()
+    if base.kind == "gguf" and not (settings.base_dir / base.cache_name / "config.json").is_file():
+        # Not converted yet (a fresh Space): llama.cpp needs only the tokenizer, which the GGUF holds, so the
+        # first start reads it from there (about a second) instead of converting the whole model first (about
+        # 16 s); the conversion waits until something needs the transformers weights.
+        return _prepare_tokenizer(_gguf_tokenizer(base)[0])
     source, local, trust = model_source(base, settings)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local, trust_remote_code=trust)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -53,18 +54,69 @@ class ModelInfo:
         return asdict(self)
 
 
+# GGUF metadata value types (the GGUF spec): struct formats of the scalars; 8 is a string, 9 an array.
+_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+_STRING, _ARRAY = 8, 9
+_WANTED = ("general.architecture", "tokenizer.chat_template", "tokenizer.ggml.")
+_VOCABULARY = (".tokens", ".scores", ".token_type", ".merges")  # large, and not needed here
+
+
+def _wanted(key: str) -> bool:
+    return (key.startswith(_WANTED) and not key.endswith(_VOCABULARY)) or key.endswith(".context_length")
+
+
+class _Header:
+    """Reads a GGUF file's metadata section in order, skipping what is not wanted.
+
+    Why not `gguf.GGUFReader`: it maps every field, the 49,152-token vocabulary included, into numpy views
+    (a second or more of a cold start for the embedded model, which a first visitor waits for); this reads the
+    few values asked for and steps over the rest.
+    """
+
+    def __init__(self, f) -> None:
+        self.f = f
+
+    def unpack(self, fmt: str):
+        size = struct.calcsize(fmt)
+        return struct.unpack("<" + fmt, self.f.read(size))[0]
+
+    def string(self, keep: bool = True) -> str | None:
+        n = self.unpack("Q")
+        if not keep:
+            self.f.seek(n, 1)
+            return None
+        return self.f.read(n).decode("utf-8", errors="replace")
+
+    def value(self, kind: int, keep: bool) -> Any:
+        if kind in _SCALARS:
+            return self.unpack(_SCALARS[kind])
+        if kind == _STRING:
+            return self.string(keep)
+        if kind != _ARRAY:
+            raise ValueError(f"unknown GGUF value type {kind}")
+        item, count = self.unpack("I"), self.unpack("Q")
+        if item in _SCALARS and not keep:
+            self.f.seek(count * struct.calcsize(_SCALARS[item]), 1)
+            return None
+        values = [self.value(item, keep) for _ in range(count)]
+        return values if keep else None
+
+
 @functools.lru_cache(maxsize=16)
 def _gguf_fields(path: str, mtime_ns: int) -> dict[str, Any]:
-    from gguf import GGUFReader
-
-    wanted = ("general.architecture", "tokenizer.chat_template", "tokenizer.ggml.")
-    vocabulary = (".tokens", ".scores", ".token_type", ".merges")  # large, and not needed here
-    reader = GGUFReader(path)
-    return {
-        key: field.contents()
-        for key, field in reader.fields.items()
-        if (key.startswith(wanted) and not key.endswith(vocabulary)) or key.endswith(".context_length")
-    }
+    with open(path, "rb") as f:
+        header = _Header(f)
+        if f.read(4) != b"GGUF" or header.unpack("I") < 2:
+            raise ValueError(f"{Path(path).name} is not a GGUF file of version 2 or later")
+        header.unpack("Q")  # tensors
+        fields = {}
+        for _ in range(header.unpack("Q")):
+            key = header.string()
+            keep = _wanted(key)
+            value = header.value(header.unpack("I"), keep)
+            if keep:
+                fields[key] = value
+    return fields
 
 
 def gguf_fields(path: str | Path) -> dict[str, Any]:

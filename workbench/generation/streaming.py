@@ -4,7 +4,8 @@
 `count_tokens()` for each new token, `push()` with text as it is decoded, and `close()` once, after it has
 filled in the stats. `push()` holds back text that could be the start of a stop string and tells the backend
 to stop when a stop string appeared or the reply was cancelled, so stop strings and cancel mean the same on
-every backend. The caller iterates the Reply for the visible text; `cancel()` works from any thread.
+every backend. The caller iterates the Reply for the visible text (or `pieces(every)` for text gathered over
+an interval); `cancel()` works from any thread.
 """
 
 from __future__ import annotations
@@ -84,6 +85,43 @@ class Reply:
                 yield chunk
         finally:
             self.cancel_if_running()
+        self._raise_error()
+
+    def pieces(self, every: Callable[[], float]) -> Iterator[str]:
+        """The reply's text in pieces: the first text as soon as it exists, then what arrived meanwhile every
+        `every()` seconds, and the rest as soon as the reply ends.
+
+        A consumer that forwards each piece (the app sends each one to the page) wakes once per interval instead
+        of once per token, so it takes less of the CPU the backend generates with. Closing it early cancels.
+        """
+        try:
+            ended = False
+            chunk = self._chunks.get()  # the first text: no waiting beyond the backend
+            while not ended:
+                text = ""
+                while chunk is not None:
+                    if chunk is _END:
+                        ended = True
+                        break
+                    text += chunk
+                    chunk = self._next_now()
+                if text:
+                    self.text += text
+                    yield text
+                if not ended:
+                    self._closed.wait(every())  # returns early when the reply ends
+                    chunk = self._next_now()
+        finally:
+            self.cancel_if_running()
+        self._raise_error()
+
+    def _next_now(self) -> object | None:
+        try:
+            return self._chunks.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _raise_error(self) -> None:
         if isinstance(self.error, WorkbenchError):  # already one sentence for people
             raise WorkbenchError(str(self.error)) from self.error
         if self.error is not None:

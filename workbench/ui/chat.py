@@ -10,7 +10,6 @@ one stop string per line.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import gradio as gr
 
 from workbench.errors import WorkbenchError
+from workbench.generation.router import REMOTE
 from workbench.generation.settings import GenerationSettings, conversation, message_text, plain_history
 from workbench.registry import BASE_NAME
 from workbench.ui import chat_feedback, chat_tuning
@@ -26,9 +26,14 @@ from workbench.ui.limits import check_chat
 
 DEFAULTS = GenerationSettings()
 CHECKPOINT_REFRESH_S = 3.0  # how often an open page looks for adapters that training has written
-# How often a growing reply is sent to the page. Each update costs the app's CPU (the whole history goes through
-# Gradio's queue), which a small machine takes from generation: 20 a second reads as smooth streaming.
-STREAM_EVERY_S = 0.05
+# How often a growing reply is sent to the page. Each update costs the app's CPU (Gradio's postprocessing, diff,
+# a thread hop and the event stream; 2-3 ms on 2 busy cores), which a small machine takes from generation. One
+# chat alone gets 12 a second (smooth streaming); the app as a whole sends at most UPDATES_PER_S, so with many
+# chats at once each one's updates come less often (16 chats: 2 a second each) and the CPU stays with llama.cpp.
+# The first text of every reply goes out at once.
+STREAM_EVERY_S = 0.08
+UPDATES_PER_S = 32
+LANE_PER_SLOT = 2
 
 
 def _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop) -> GenerationSettings:
@@ -41,6 +46,16 @@ def _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, see
         seed=None if seed in (None, "", -1) else seed,
         stop=stop or "",
     )
+
+
+def lane_width(slots: int) -> int:
+    """How many generating events Gradio runs at once for a backend with `slots` slots (see build_chat_tab)."""
+    return LANE_PER_SLOT * slots
+
+
+def stream_interval(streams: int) -> float:
+    """Seconds between a reply's updates to its page while `streams` replies stream at once (see UPDATES_PER_S)."""
+    return max(STREAM_EVERY_S, streams / UPDATES_PER_S)
 
 
 def make_chat_fn(ctx: AppContext):
@@ -68,20 +83,25 @@ def make_chat_fn(ctx: AppContext):
             ctx.check_checkpoint(who, checkpoint)
             ctx.take_reply(who)
             messages = conversation(history, message, system_prompt)
+        except WorkbenchError as exc:
+            raise user_error(exc) from None
+        waiting = ctx.loading() and not (checkpoint or "").startswith(REMOTE)
+        if waiting:  # the first visitors of a starting app: their message shows at once, the reply once loaded
+            yield [*history, {"role": "user", "content": message}], "Waiting for the model to finish loading…"
+        try:
             reply = ctx.router().stream(messages, settings, adapter=checkpoint or BASE_NAME, evict=who.owner)
         except WorkbenchError as exc:
+            if waiting:
+                yield history, ""  # the message goes back to the box (the failure handler), so not shown twice
             raise user_error(exc) from None
         session = reply_key(ctx, request)
         ctx.track(session, reply)
         history = [*history, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
         try:
             yield history, "Generating…"
-            sent = time.monotonic()
-            for chunk in reply:
-                history[-1]["content"] += chunk
-                if time.monotonic() - sent >= STREAM_EVERY_S:
-                    sent = time.monotonic()
-                    yield history, "Generating…"
+            for text in reply.pieces(lambda: stream_interval(ctx.streaming())):
+                history[-1]["content"] += text
+                yield history, "Generating…"
         except WorkbenchError as exc:
             raise user_error(exc) from None
         finally:
@@ -206,9 +226,10 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
     def restore(text: str) -> str:
         return text
 
-    # Every way of generating shares one queue lane as wide as the backend's slots: llama.cpp decodes that many
-    # visitors' replies together (the transformers backend takes them one at a time behind its lock).
-    lane = {"concurrency_id": "generate", "concurrency_limit": ctx.settings.slots}
+    # Every way of generating shares one queue lane, twice as wide as the backend's slots: llama.cpp decodes
+    # `slots` replies together, and the next ones wait at the backend already tokenized, which hands a slot over
+    # the moment one frees (Gradio's queue starts a waiting event only after the last one's completion went out).
+    lane = {"concurrency_id": "generate", "concurrency_limit": lane_width(ctx.settings.slots)}
     sliders = SimpleNamespace(
         temperature=temperature,
         max_new_tokens=max_new_tokens,

@@ -1,11 +1,14 @@
 """State shared by the Gradio tabs of one app process: settings, the lazily loaded engine, live replies.
 
 The engine is loaded on first use (or by `warm_up()` in a background thread when the app launches),
-never when the UI is built, so `app.py` can be imported without loading a model.
+never when the UI is built, so `app.py` can be imported without loading a model. While it loads, `status()`
+says what the load is doing (fetching the model, starting llama.cpp) for the page and the `/status` route; a
+chat sent meanwhile waits for the load and then streams.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import threading
 from dataclasses import dataclass
@@ -49,6 +52,7 @@ class AppContext:
         self._engine: ChatEngine | None = None
         self._router = Router(self.settings, main=self.engine)
         self._load_error: WorkbenchError | None = None
+        self._phase = "waiting for the first request"  # what the model load is doing, for status()
         self._warm_up: threading.Thread | None = None
         self._engine_lock = threading.Lock()
         self._replies: dict[tuple[str, str], Reply] = {}
@@ -71,8 +75,60 @@ class AppContext:
         """The chat engine, loading the base model on first call (other callers wait for it)."""
         with self._engine_lock:
             if self._engine is None:
-                self._engine = ChatEngine.load(self.settings)
+                try:
+                    self._engine = self._load()
+                except WorkbenchError as exc:
+                    self._load_error, self._phase = exc, "failed"
+                    raise
+                self._load_error, self._phase = None, "ready"
             return self._engine
+
+    def _load(self) -> ChatEngine:
+        from workbench.generation.backends import choose_backend
+        from workbench.generation.fetch import local_file
+
+        self._phase = "finding the model"
+        base = local_file(resolve_base(self.settings), progress=self._say)
+        backend = choose_backend(self.settings, base)
+        where = f"llama.cpp with {self.settings.slots} slots" if backend == "llamacpp" else backend
+        self._say(f"loading {base.name}'s tokenizer and starting {where}")
+        return ChatEngine.load(self.settings)
+
+    def _say(self, phase: str) -> None:
+        self._phase = phase
+
+    def status(self) -> dict:
+        """Whether the model is ready, and which: {"ready", "phase", "model", "backend", "slots", "error"}.
+
+        `phase` says what the load is doing ("downloading … from the Hugging Face hub", "ready"); `error` is the
+        load's one sentence when it failed (with server paths shortened and secrets masked: visitors read it).
+        """
+        engine, error = self._engine, self._load_error
+        base = engine.base if engine is not None else self.base()
+        sentence = None
+        if error is not None:
+            from workbench.safety.redact import hide_paths, redact
+
+            sentence = hide_paths(redact(str(error)))
+        return {
+            "ready": engine is not None,
+            "phase": self._phase,
+            "model": base.name if base is not None else None,
+            "backend": engine.backend_name if engine is not None else None,
+            "slots": engine.slots if engine is not None else self.settings.slots,
+            "error": sentence,
+        }
+
+    def loading(self) -> bool:
+        """True until the main model is loaded (a request for it waits for the load)."""
+        return self._engine is None
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait for the background load started by `warm_up()`; True when the model is ready."""
+        thread = self._warm_up
+        if thread is not None:
+            thread.join(timeout)
+        return self._engine is not None
 
     def router(self) -> Router:
         """What generates for a checkpoint name: the main engine, or a remote model's ("remote:NAME")."""
@@ -82,10 +138,8 @@ class AppContext:
         """Start loading the model in the background, so the first message does not wait for it."""
 
         def load() -> None:
-            try:
+            with contextlib.suppress(WorkbenchError):  # status() reports it; a chat tries again and shows it
                 self.engine()
-            except WorkbenchError as exc:  # shown to the user on their first message instead
-                self._load_error = exc
 
         thread = threading.Thread(target=load, name="workbench-warm-up", daemon=True)
         self._warm_up = thread
@@ -132,6 +186,10 @@ class AppContext:
         WorkbenchError."""
         if not who.owner:
             self.reply_limit.take(who.address, n)
+
+    def streaming(self) -> int:
+        """How many replies are streaming to pages now."""
+        return len(self._replies)
 
     def take_vote(self, who: Visitor) -> None:
         """Count one vote against a visitor's hourly limit (never the owner's); raises WorkbenchError."""

@@ -1,53 +1,94 @@
 """The Gradio app: `build_demo()` lays out the tabs (Chat, Fine-tune, Arena, Leaderboard) over one `AppContext`.
 
 Building the demo loads no model;
-`app.py` (the Hugging Face Spaces entry) builds it at import and launches it under `__main__`.
+`app.py` (the Hugging Face Spaces entry) builds it at import and calls `serve(demo)` under `__main__`, which
+starts the model loading in the background, launches the server and prints one line when the model is ready.
 """
 
 from __future__ import annotations
+
+import os
 
 import gradio as gr
 
 from workbench.config import Settings
 from workbench.ui.arena_tab import build_arena_tab
-from workbench.ui.chat import build_chat_tab
+from workbench.ui.chat import build_chat_tab, lane_width
 from workbench.ui.context import AppContext
 from workbench.ui.finetune import build_finetune_tab
 from workbench.ui.leaderboard import build_leaderboard_tab
+from workbench.ui.status import announce_when_ready, build_status_banner, status_route
 
 TITLE = "Workbench"
 MAX_UPLOAD = "20mb"  # dataset files; Gradio refuses bigger uploads before they reach a function
 # Uploaded files are deleted from Gradio's cache after an hour (checked hourly); training keeps its own copy.
 DELETE_CACHE = (3600, 3600)
+# Gradio's queue looks for work every millisecond and for progress every 10 ms, idle or not: 6% of a core on the
+# idle app (measured), and on a 2-core machine every wake-up takes a core from one of llama.cpp's two compute
+# threads, which then wait for each other at the next step. Every 10 ms and 100 ms starts a queued event no later
+# than a person can tell. (Gradio has no setting for these; its Queue reads the attributes on each loop.)
+QUEUE_POLL_S = 0.01
+PROGRESS_POLL_S = 0.1
+# Gradio's queue also rebuilds a pandas summary of its last 10,000 events (for its /monitoring page) after every
+# event by default: measured at ~25 ms of the app's CPU per chat on 2 busy cores, growing with the app's age.
+# Its own variables (read when the queue is made) keep fewer events and summarise them every 1,000; set them
+# to override.
+GRADIO_ANALYTICS = {"GRADIO_ANALYTICS_MAX_EVENTS": "1000", "GRADIO_ANALYTICS_CACHE_FREQUENCY": "1000"}
+
+
+def queue_options(settings: Settings) -> dict:
+    """The `queue()` arguments: one worker per event by default (the chat's lane is set on its events), and a
+    bound on waiting requests."""
+    return {"default_concurrency_limit": 1, "max_size": settings.queue_size}
 
 
 def launch_options(demo: gr.Blocks) -> dict:
-    """The `launch()` arguments that make the app safe to expose: where it listens, whether it is shared (never
-    unless GRADIO_SHARE says so), the upload limit, and the HTTP guard in front of Gradio (`workbench.ui.guard`:
-    Host allowlist, body caps, uploads for the admin only)."""
+    """The `launch()` arguments that make the app safe to expose and serve: where it listens, whether it is shared
+    (never unless GRADIO_SHARE says so), the upload limit, the worker threads, the `GET /status` route, and the HTTP
+    guard in front of Gradio (`workbench.ui.guard`: Host allowlist, body caps, uploads for the admin only)."""
     from starlette.middleware import Middleware
 
     from workbench.ui.guard import Guard
 
     ctx: AppContext = demo.workbench_context  # type: ignore[attr-defined]
     settings = ctx.settings
+    # Each running generator holds one of Gradio's worker threads (40 by default): room for the chat's lane and
+    # the rest of the app's events beside it.
+    threads = max(40, lane_width(settings.slots) + 24)
     guard = Middleware(Guard, settings=settings, uploads=ctx.uploads_open)
     return {
         "server_name": settings.host,
         "share": settings.share,
         "max_file_size": MAX_UPLOAD,
-        "app_kwargs": {"middleware": [guard]},
+        "max_threads": threads,
+        "app_kwargs": {"middleware": [guard], "routes": [status_route(ctx)]},
     }
 
 
-def serve(demo: gr.Blocks, port: int) -> None:
-    """Queue and launch the app as `python app.py` does: the queue's bound, each visitor's share of it, the guard."""
+def _calm_queue(demo: gr.Blocks) -> None:
+    """Make Gradio's queue poll less often (see QUEUE_POLL_S); a Gradio without these attributes is left as is."""
+    queue = getattr(demo, "_queue", None)
+    if hasattr(queue, "sleep_when_free") and hasattr(queue, "progress_update_sleep_when_free"):
+        queue.sleep_when_free = QUEUE_POLL_S
+        queue.progress_update_sleep_when_free = PROGRESS_POLL_S
+
+
+def serve(demo: gr.Blocks) -> None:
+    """Launch a demo made by `build_demo` as `python app.py` does, and block: the model starts loading first
+    (the page is served meanwhile), the queue gets its bound and each visitor's share of it, and one line says
+    when the model is ready. GRADIO_SERVER_PORT picks the port."""
     from workbench.ui.guard import share_queue
 
-    settings = demo.workbench_context.settings  # type: ignore[attr-defined]
-    demo.queue(default_concurrency_limit=1, max_size=settings.queue_size)
-    share_queue(demo, settings)
-    demo.launch(server_port=port, **launch_options(demo))
+    ctx: AppContext = demo.workbench_context  # type: ignore[attr-defined]
+    ctx.warm_up()
+    for name, value in GRADIO_ANALYTICS.items():
+        os.environ.setdefault(name, value)
+    demo.queue(**queue_options(ctx.settings))
+    share_queue(demo, ctx.settings)
+    _calm_queue(demo)
+    demo.launch(prevent_thread_lock=True, **launch_options(demo))
+    announce_when_ready(ctx, demo.local_url)
+    demo.block_thread()
 
 
 def _store_warning(settings: Settings) -> str:
@@ -97,6 +138,7 @@ def build_demo(settings: Settings | None = None, ctx: AppContext | None = None) 
             elem_id="header",
         )
         mode = gr.Markdown("", elem_id="model-mode")
+        status = build_status_banner(ctx)
         store_warning = gr.Markdown(_store_warning(settings), elem_id="store-warning")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
@@ -115,6 +157,7 @@ def build_demo(settings: Settings | None = None, ctx: AppContext | None = None) 
         demo.load(lambda: _mode_note(ctx), None, mode, api_visibility="private", show_progress="hidden")
         # Said again when a page opens: the sync to a dataset starts after the app is built, and may have failed.
         demo.load(lambda: _store_warning(settings), None, store_warning, api_visibility="private")
+        demo.load(**status)
         demo.load(**chat.on_load)
         demo.load(**arena.on_load)
         demo.load(**leaderboard.pick_args).then(**leaderboard.refresh_args, api_visibility="private")

@@ -18,6 +18,7 @@ process can use it; requests go through `handle_completions` in process.
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.config import Settings
+from workbench.config import Settings, cpu_quota, usable_cores
 from workbench.errors import WorkbenchError
 from workbench.generation.backends.base import Job
 from workbench.generation.loading import load_tokenizer
@@ -52,6 +53,35 @@ def _xllamacpp() -> Any:
             "or set WORKBENCH_BACKEND=transformers."
         ) from None
     return xllamacpp
+
+
+def context_for(base: BaseModel, settings: Settings) -> int:
+    """Tokens per slot: WORKBENCH_CONTEXT, else the model's trained context, at most DEFAULT_CONTEXT."""
+    return settings.context or min(gguf_context_length(base.source) or DEFAULT_CONTEXT, DEFAULT_CONTEXT)
+
+
+def compute_threads(settings: Settings) -> int | None:
+    """llama.cpp's compute threads: WORKBENCH_THREADS, else the usable cores where a CPU quota allows fewer than
+    the machine shows (llama.cpp counts the cores it sees, and twice the threads a quota allows run far slower),
+    else None for llama.cpp's own choice."""
+    if settings.threads:
+        return settings.threads
+    quota = cpu_quota()
+    return usable_cores() if quota is not None and quota < (os.cpu_count() or quota) else None
+
+
+def server_params(base: BaseModel, settings: Settings, slots: int, context: int) -> Any:
+    """llama.cpp's server parameters for `base` with `slots` slots of `context` tokens (also the benchmark's
+    bare llama.cpp, so that both run alike)."""
+    params = _xllamacpp().CommonParams()
+    params.model.path = base.source
+    params.n_parallel = slots
+    params.n_ctx = context * slots
+    params.verbosity = -1  # llama.cpp's own progress lines would flood the app's log
+    threads = compute_threads(settings)
+    if threads:
+        params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads
+    return params
 
 
 def _ready(server: Any) -> Any:
@@ -124,7 +154,9 @@ class _Loaded:
             while not (free := [i for i, slot in enumerate(self.slots) if not slot.busy]):
                 if cancelled.is_set():
                     return -1, False
-                self._free.wait(0.05)
+                # release() wakes one waiter at once; the timeout only bounds how late a cancel is noticed
+                # (each wake of every waiting request takes the GIL from the requests that generate).
+                self._free.wait(0.25)
 
             def fit(i: int) -> tuple[int, float]:
                 slot = self.slots[i]
@@ -186,17 +218,11 @@ class LlamaCppBackend:
                 "set WORKBENCH_BACKEND=transformers, or point WORKBENCH_MODEL at a .gguf file."
             )
         _xllamacpp()
-        trained = gguf_context_length(base.source)
-        context = settings.context or min(trained or DEFAULT_CONTEXT, DEFAULT_CONTEXT)
-        return cls(base, settings, load_tokenizer(base, settings), context)
+        return cls(base, settings, load_tokenizer(base, settings), context_for(base, settings))
 
     def _start(self, loras: list[tuple[str, int]]) -> _Loaded:
         xl = _xllamacpp()
-        params = xl.CommonParams()
-        params.model.path = self.base.source
-        params.n_parallel = self.slots
-        params.n_ctx = self.context_window * self.slots
-        params.verbosity = -1  # llama.cpp's own progress lines would flood the app's log
+        params = server_params(self.base, self.settings, self.slots, self.context_window)
         params.api_keys = [self._secret]
         # llama.cpp also keeps slots' prompt states in RAM and restores them into any slot by prompt prefix,
         # whichever adapter computed them; our slot assignment (see _Loaded) is the only prompt cache.

@@ -1,0 +1,285 @@
+"""The serving_capacity case: many visitors chatting at once through the running app, against bare llama.cpp.
+
+    python -m workbench bench --case serving_capacity
+
+`python app.py` runs as its owner on loopback (no per-visitor limits), on the llama.cpp backend with the slot
+count it chooses itself (its `/status` says which). At each level (1, 4, 8, 16 and 32 chats sent at the same
+moment, 64-token replies, temperature 0.7), the light client of `workbench.bench.chatclient` sends every chat
+through the app's HTTP API (`/gradio_api/queue/join` + `/gradio_api/queue/data`, as a browser does); then the
+same prompts (the same token ids) go to bare llama.cpp, the same `xllamacpp` binding on the same GGUF with the
+same slots and context, called from one thread per chat. Each level runs `--repeats` rounds (3 by default), the
+app and bare llama.cpp taking turns going first, in one run (an idle llama.cpp server takes no CPU), so a busy
+machine slows both alike and the ratios hold. Each chat comes from its own visitor whose page is open (its
+Gradio session exists; see `chatclient`).
+
+Per level: total tokens/s (every reply's tokens over the time each round's last one finished), p50/p95 time to
+the first text and to the whole reply. Targets (issue 18): app tokens/s at 1, 8 and 16 chats >= 0.9x bare; p95
+first-token time at 16 chats <= 1.5x bare.
+
+`case_slot_choice` repeats the measurement behind the default slot count (`config.auto_slots`).
+
+On a machine shared with other work, llama.cpp's threads (which wait for each other at every step) slow down
+far more than their share; `WORKBENCH_THREADS=1` gives steadier ratios there (both sides use it).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, replace
+from types import SimpleNamespace
+from typing import Any
+
+from workbench.bench import BenchContext, Measure
+from workbench.bench.chatclient import ChatTiming, chat_endpoint, run_chats
+from workbench.config import Settings
+
+LEVELS = (1, 4, 8, 16, 32)
+TOKENS = 64
+TEMPERATURE = 0.7
+SUBJECTS = ("a dragon who learns to cook", "a knight who fears the dark", "a robot who paints", "a lost pirate")
+CASE = "serving_capacity"
+
+
+def messages(n: int, offset: int = 0) -> list[str]:
+    """`n` distinct chat messages (no two share a cached prompt beyond the chat template's opening)."""
+    return [f"Story {offset + i}: write a long story about {SUBJECTS[(offset + i) % len(SUBJECTS)]}." for i in range(n)]
+
+
+@dataclass
+class Level:
+    """One level's chats, by the app or by bare llama.cpp: one list of timings per round."""
+
+    concurrency: int
+    rounds: list[list[ChatTiming]]
+
+    @property
+    def chats(self) -> list[ChatTiming]:
+        return [c for chats in self.rounds for c in chats]
+
+    @property
+    def errors(self) -> list[str]:
+        return [c.error for c in self.chats if c.error]
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Every reply's tokens over the time each round took until its last reply finished."""
+        return sum(c.tokens for c in self.chats) / sum(max(c.done_s for c in chats) for chats in self.rounds)
+
+    def quantile(self, what: str, q: float) -> float:
+        """Nearest-rank q-quantile of `first_s` or `done_s` over the answered chats."""
+        values = sorted(getattr(c, what) for c in self.chats if getattr(c, what) is not None and not c.error)
+        if not values:
+            return math.nan
+        return values[max(0, math.ceil(q * len(values)) - 1)]
+
+
+# --- bare llama.cpp ---------------------------------------------------------------------------------------------
+
+
+class Bare:
+    """llama.cpp on the app's GGUF with the app's slots and context, fed the app's prompt token ids."""
+
+    def __init__(self, settings: Settings, slots: int) -> None:
+        import xllamacpp as xl
+
+        from workbench.generation.backends.llamacpp import context_for, server_params
+        from workbench.generation.fetch import local_file
+        from workbench.generation.loading import load_tokenizer
+        from workbench.registry import resolve_base
+
+        base = local_file(resolve_base(settings))
+        self.context = context_for(base, settings)
+        self.tokenizer = load_tokenizer(base, settings)
+        self.server = xl.Server(server_params(base, settings, slots, self.context))
+
+    def prompt(self, message: str) -> list[int]:
+        """The token ids the app's engine makes of a new chat with this message (no system prompt)."""
+        from workbench.generation.settings import conversation
+
+        encoded = self.tokenizer.apply_chat_template(
+            conversation([], message, ""), add_generation_prompt=True, tokenize=True, return_dict=True
+        )
+        return list(encoded["input_ids"])
+
+    def _one(self, body: dict[str, Any], started: float, out: list, index: int) -> None:
+        marks: list[float] = []
+        state = {"tokens": None, "error": ""}
+
+        def on_chunk(chunk: Any) -> bool:
+            if not isinstance(chunk, dict) or "choices" not in chunk:
+                state["error"] = str(chunk)[:200]
+                return True
+            choice = chunk["choices"][0]
+            if choice.get("finish_reason"):
+                state["tokens"] = (chunk.get("usage") or {}).get("completion_tokens")
+            elif choice.get("text"):
+                marks.append(time.perf_counter())
+            return False
+
+        self.server.handle_completions(body, on_chunk)
+        done = time.perf_counter() - started
+        tokens = state["tokens"] if state["tokens"] is not None else len(marks)
+        out[index] = ChatTiming(marks[0] - started if marks else None, done, tokens, state["error"])
+
+    def run(self, texts: list[str], tokens: int, temperature: float) -> list[ChatTiming]:
+        """Every chat at the same moment, one thread each (as the app's Gradio workers do); timings in order."""
+        import random
+
+        from workbench.generation.backends.llamacpp import request_body
+        from workbench.generation.settings import GenerationSettings
+
+        settings = GenerationSettings(temperature=temperature, max_new_tokens=tokens)
+        bodies = [
+            request_body(
+                SimpleNamespace(prompt_ids=self.prompt(t), settings=settings, seed=random.randrange(2**31)),
+                self.context,
+            )
+            for t in texts
+        ]
+        out: list[Any] = [None] * len(texts)
+        started = time.perf_counter()
+        threads = [threading.Thread(target=self._one, args=(b, started, out, i)) for i, b in enumerate(bodies)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return out
+
+
+# --- the case ---------------------------------------------------------------------------------------------------
+
+
+def wait_ready(url: str, timeout: float = 600.0) -> dict[str, Any]:
+    """The app's `/status` once it says the model is ready (raises with its error when loading failed)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = httpx.get(f"{url}status", timeout=10, trust_env=False).json()
+        if status.get("ready"):
+            return status
+        if status.get("error"):
+            raise RuntimeError(f"the app could not load its model: {status['error']}")
+        time.sleep(0.25)
+    raise RuntimeError(f"the app was not ready within {timeout:.0f} s")
+
+
+def measure_levels(
+    url: str, bare: Bare, levels: tuple[int, ...], tokens: int, rounds: int = 1
+) -> list[tuple[Level, Level]]:
+    """(app, bare) per level, each over `rounds` rounds; the two take turns going first, so that a drifting
+    machine load favours neither. Every round's prompts are new to both."""
+    endpoint = chat_endpoint(url)
+    run_chats(url, messages(1, 10_000), max_new_tokens=8, temperature=TEMPERATURE, endpoint=endpoint)  # warm up
+    bare.run(messages(1, 10_000), 8, TEMPERATURE)
+    results, offset, turn = [], 0, 0
+    for n in levels:
+        app, theirs = Level(n, []), Level(n, [])
+        for _ in range(rounds):
+            texts = messages(n, offset)
+            offset += n
+            first, second = ((app, "app"), (theirs, "bare")) if turn % 2 == 0 else ((theirs, "bare"), (app, "app"))
+            for level, who in (first, second):
+                if who == "app":
+                    level.rounds.append(
+                        run_chats(url, texts, max_new_tokens=tokens, temperature=TEMPERATURE, endpoint=endpoint)
+                    )
+                else:
+                    level.rounds.append(bare.run(texts, tokens, TEMPERATURE))
+            turn += 1
+        results.append((app, theirs))
+    return results
+
+
+def level_measures(app: Level, bare: Level, slots: int) -> list[Measure]:
+    """The rows of one level: throughput, first-token and completion quantiles, each against bare llama.cpp."""
+    n = app.concurrency
+    anchor = f"bare llama.cpp, {slots} slots"
+    throughput_target = "target: ratio >= 0.9" if n in (1, 8, 16) else ""
+    errors = f"; {len(app.errors)} app errors: {app.errors[0]}" if app.errors else ""
+    rows = [
+        Measure.against(
+            CASE,
+            f"{n:>2} chats: total tokens/s",
+            app.tokens_per_s,
+            "tok/s",
+            anchor,
+            bare.tokens_per_s,
+            f"{throughput_target}{errors}".lstrip("; "),
+        )
+    ]
+    for what, label in (("first_s", "first token"), ("done_s", "completion")):
+        for q in (0.5, 0.95):
+            target = "target: ratio <= 1.5" if (n, what, q) == (16, "first_s", 0.95) else ""
+            rows.append(
+                Measure.against(
+                    CASE,
+                    f"{n:>2} chats: p{int(q * 100)} {label}",
+                    app.quantile(what, q),
+                    "s",
+                    anchor,
+                    bare.quantile(what, q),
+                    target,
+                )
+            )
+    return rows
+
+
+def case_serving_capacity(ctx: BenchContext, levels: tuple[int, ...] = LEVELS, tokens: int = TOKENS) -> list[Measure]:
+    """Concurrent chats through the running app against bare llama.cpp with the same slots (see the module)."""
+    from workbench.bench.serving import _app
+
+    settings = replace(ctx.settings, admin_open="auto")  # the owner on loopback: no per-visitor limits
+    with _app(settings, "llamacpp") as app:
+        status = wait_ready(app.url)
+        bare = Bare(settings, status["slots"])
+        pairs = measure_levels(app.url, bare, levels, tokens, rounds=ctx.repeats)
+    setup = Measure(
+        CASE,
+        "setup: slots the app chose",
+        status["slots"],
+        "slots",
+        note=f"{status['model']} on {status['backend']}, llama.cpp threads: {settings.threads or 'its default'}; "
+        f"{tokens}-token replies, temperature {TEMPERATURE}; each level's chats sent at once ({ctx.repeats} rounds), "
+        "each from its own visitor with the page open; "
+        "app = python app.py through its HTTP API (SSE), bare = xllamacpp in this process",
+    )
+    return [setup] + [row for app, theirs in pairs for row in level_measures(app, theirs, status["slots"])]
+
+
+SLOT_COUNTS = (2, 4, 6, 8, 12, 16)
+
+
+def case_slot_choice(ctx: BenchContext, counts: tuple[int, ...] = SLOT_COUNTS, tokens: int = TOKENS) -> list[Measure]:
+    """Bare llama.cpp's total tokens/s with 1, 8 and 16 chats at once for each slot count, against the slot count
+    WORKBENCH_SLOTS=0 chooses on this machine: the measurement behind `config.auto_slots`. Each count runs alone
+    (one server at a time)."""
+    from workbench.config import auto_slots, usable_cores
+
+    chosen = auto_slots()
+    rates: dict[int, dict[int, float]] = {}
+    for slots in sorted(set(counts) | {chosen}):
+        bare = Bare(ctx.settings, slots)
+        bare.run(messages(2, 20_000), 8, TEMPERATURE)  # warm up
+        rates[slots] = {
+            n: Level(n, [bare.run(messages(n, 1000 * slots + n), tokens, TEMPERATURE)]).tokens_per_s for n in (1, 8, 16)
+        }
+        del bare
+    measures = []
+    for slots, by_level in rates.items():
+        for n, rate in by_level.items():
+            note = "the auto choice" if slots == chosen else ""
+            measures.append(
+                Measure.against(
+                    "slot_choice",
+                    f"{slots:>2} slots, {n:>2} chats: total tokens/s",
+                    rate,
+                    "tok/s",
+                    f"{chosen} slots (auto, {usable_cores()} cores)",
+                    rates[chosen][n],
+                    note,
+                )
+            )
+    return measures
