@@ -19,6 +19,7 @@ FINISH_REASONS = ("eos", "stop", "length", "cancelled")
 MAX_SEED = 2**32 - 1
 
 Message = dict[str, str]
+EMPTY_MESSAGE = "The message is empty: type something to send."
 
 
 def _number(name: str, value: Any, kind: type) -> Any:
@@ -149,7 +150,7 @@ def check_messages(messages: Sequence[Mapping[str, Any]]) -> list[Message]:
     if clean[-1]["role"] != "user":
         raise WorkbenchError("The last message must be the user's.")
     if not clean[-1]["content"].strip():
-        raise WorkbenchError("The message is empty: type something to send.")
+        raise WorkbenchError(EMPTY_MESSAGE)
     return clean
 
 
