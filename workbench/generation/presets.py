@@ -36,6 +36,7 @@ SHIPPED: dict[str, GenerationSettings] = {
     # Flatter distribution with a wide nucleus and no top-k: varied wording, more risk of drifting.
     "creative": GenerationSettings(temperature=1.1, top_p=0.98, top_k=0, repetition_penalty=1.05),
 }
+DEFAULT_PRESET = "balanced"  # the one GenerationSettings() holds: what the Chat tab and the dashboard start from
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,39}$")
 
 
