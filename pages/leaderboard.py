@@ -58,7 +58,7 @@ def _pairwise(result) -> None:
     )
     st.plotly_chart(plots.leaderboard_chart(result.board), key="lb-chart")
     board = result.board.round({"rating": 1, "lower": 1, "upper": 1, "elo": 1, "win_rate": 3})
-    st.dataframe(board, hide_index=True, key="lb-board")
+    common.table(board, digits=1, hide_index=True, key="lb-board")
     left, right = st.columns(2)
     with left:
         st.subheader("Win rates")
@@ -67,7 +67,8 @@ def _pairwise(result) -> None:
         st.subheader("Battles per pair")
         st.plotly_chart(plots.count_heatmap(result.counts), key="lb-counts")
     st.caption("Win rate of the row model against the column model (ties count as not won).")
-    st.dataframe(result.matrix.rename_axis("model").round(3), key="lb-matrix")
+    st.caption(f"{common.MISSING} = no battles between the two.")
+    common.table(result.matrix.rename_axis("model"), key="lb-matrix")
     _bias(result.bias)
     _agreement("Agreement between raters (pairwise)", result.agreement)
 
@@ -96,14 +97,14 @@ def _agreement(title: str, summary: dict) -> None:
         f"Krippendorff's alpha "
         f"{'n/a' if math.isnan(alpha) else f'{alpha:.3f}'} (1 = perfect agreement, 0 = chance)."
     )
-    st.dataframe(summary["kappa"].round(3), hide_index=True)
+    common.table(summary["kappa"], hide_index=True)
 
 
 def _likert(result) -> None:
     st.subheader("Likert scores")
     st.caption(f"Mean score per checkpoint with a 95% bootstrap interval ({BOOTSTRAP} resamples).")
     st.plotly_chart(plots.likert_chart(result.likert), key="lb-likert-chart")
-    st.dataframe(result.likert.round(3), hide_index=True, key="lb-likert")
+    common.table(result.likert, hide_index=True, key="lb-likert")
     _agreement("Agreement between raters (scores)", result.likert_agreement)
 
 
