@@ -12,7 +12,8 @@ Modules: `model` (loading, the transformers engine against bare `generate`, CPU 
 (the llama.cpp backend against bare llama.cpp, several visitors through the running app, batched jobs against
 one request at a time, agreement between backends), `ratings` (the leaderboard at 100,000 votes: the page and the
 CLI, against the old row-wise path and a FastChat battle file), `load` (a public Space under load: twenty visitors
-chatting and fifty voting through the running app for a minute).
+chatting and fifty voting through the running app for a minute), `quality` (a newcomer's first questions answered
+with the default settings, against the old defaults).
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ CASES = {
     "leaderboard_page": "ratings:case_leaderboard_page",
     "leaderboard_cli": "ratings:case_leaderboard_cli",
     "public_load": "load:case_public_load",
+    "demo_quality": "quality:case_demo_quality",
 }
 
 
