@@ -206,6 +206,11 @@ def generation_settings(prefix: str, *, max_new_tokens: int = 128, seed: int = 0
 MISSING = "—"  # what a table shows where there is no number (no battles between a pair, an interval not yet known)
 
 
-def table(frame, *, digits: int = 3, **kwargs) -> None:
-    """`st.dataframe` with missing values shown as a dash, not "None", and floats to `digits` places."""
-    st.dataframe(frame.style.format(precision=digits, na_rep=MISSING), **kwargs)
+def table(frame, *, digits: int = 3, places: dict[str, int] | None = None, **kwargs) -> None:
+    """`st.dataframe` with missing values shown as a dash, not "None"; floats to `digits` places, or to
+    `places[column]` for the columns named there."""
+    styler = frame.style.format(precision=digits, na_rep=MISSING)
+    for column, n in (places or {}).items():
+        if column in frame.columns:
+            styler = styler.format(precision=n, na_rep=MISSING, subset=[column])
+    st.dataframe(styler, **kwargs)

@@ -242,7 +242,12 @@ def _preference() -> None:
         st.info("No votes compare two settings yet: rate settings pairs on the Rate page or in the Arena.")
         return
     st.plotly_chart(plots.preference_chart(table, axis.replace("_", " ")), key="lab-pref-chart")
-    common.table(table.round({"rating": 1, "lower": 1, "upper": 1, "win_rate": 3}), hide_index=True, key="lab-pref")
+    common.table(
+        table.round({"rating": 1, "lower": 1, "upper": 1, "win_rate": 3}),
+        places={"rating": 1, "lower": 1, "upper": 1},
+        hide_index=True,
+        key="lab-pref",
+    )
 
 
 def _token_view(checkpoint: str, messages, gen: GenerationSettings) -> None:

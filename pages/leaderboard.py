@@ -57,8 +57,8 @@ def _pairwise(result) -> None:
         "resamples; models whose intervals overlap share a rank. Online Elo (K=4) is shown for reference."
     )
     st.plotly_chart(plots.leaderboard_chart(result.board), key="lb-chart")
-    board = result.board.round({"rating": 1, "lower": 1, "upper": 1, "elo": 1, "win_rate": 3})
-    common.table(board, digits=1, hide_index=True, key="lb-board")
+    places = {"rating": 1, "lower": 1, "upper": 1, "elo": 1}
+    common.table(result.board.round(places | {"win_rate": 3}), places=places, hide_index=True, key="lb-board")
     left, right = st.columns(2)
     with left:
         st.subheader("Win rates")

@@ -71,7 +71,7 @@ def shown_cells(at, column: str) -> list[str]:
     from streamlit import dataframe_util
 
     element = next(d for d in at.dataframe if column in d.value.columns)
-    shown = dataframe_util.convert_arrow_bytes_to_pandas_df(element.proto.styler.display_values)
+    shown = dataframe_util.convert_arrow_bytes_to_pandas_df(element.proto.arrow_data.styler.display_values)
     return [str(v) for v in shown.to_numpy().ravel()]
 
 
@@ -269,6 +269,7 @@ def test_leaderboard_numbers_match_a_hand_computed_case(dash):
     assert matrix.loc["X", "Y"] == 0.75 and matrix.loc["Y", "X"] == 0.25
     cells = shown_cells(at, "X")  # the diagonal (no battles) reads as a dash, not "None"
     assert cells.count("—") == 2 and not {"None", "nan", "<NA>"} & set(cells), cells
+    assert "0.750" in shown_cells(at, "rating")  # the win rate keeps its three places beside one-place ratings
     assert any("won 2 of 4 decisive votes" in c.value for c in at.caption)
     likert = frame_with(at, "mean").set_index("model")
     assert likert.loc["X", "mean"] == 4.5 and likert.loc["Y", "mean"] == 2.0 and likert.loc["X", "n"] == 2
