@@ -37,11 +37,11 @@ CHECKPOINT_REFRESH_S = 3.0  # how often an open page looks for adapters that tra
 # Gradio's queue), which a small machine takes from generation: 20 a second reads as smooth streaming.
 STREAM_EVERY_S = 0.05
 NOTHING_TO_UNDO = "There is no message to regenerate or undo yet."
-# Prompts the embedded model answers right with the default settings on every seed `bench --case demo_quality`
-# tries (workbench/bench/quality.py), plus an instruction it follows; a newcomer's first try should work.
+# Prompts the embedded model answered right with the default settings on all 6 seeds tried with the prompts of
+# `bench --case demo_quality` (workbench/bench/quality.py): a newcomer's first try should work.
 EXAMPLES = (
     "What is the capital of Japan?",
-    "Who wrote Romeo and Juliet?",
+    "What is the largest ocean on Earth?",
     "What is the chemical formula of water?",
     "In which direction does the sun rise?",
     "What language is spoken in Brazil?",
