@@ -12,7 +12,6 @@ With WORKBENCH_SYNC_DATASET=user/name and HF_TOKEN, the store is read back from 
 listens and pushed to it every few minutes (workbench/store/sync.py), so votes survive a Space's restart.
 """
 
-
 from workbench.store import sync
 from workbench.ui.demo import build_demo, serve
 

@@ -255,7 +255,7 @@ def _apply_preset(prefix: str) -> None:
     st.session_state[f"{prefix}-max-new-tokens"] = gen.max_new_tokens
 
 
-def _preset_picker(prefix: str) -> None:
+def _preset_picker(prefix: str, default: str) -> None:
     from workbench.generation import presets
 
     try:
@@ -266,7 +266,7 @@ def _preset_picker(prefix: str) -> None:
     st.selectbox(
         "Preset",
         names,
-        index=None,
+        index=names.index(default) if default in names else None,
         placeholder="Start from a preset…",
         key=f"{prefix}-preset",
         on_change=_apply_preset,
@@ -274,22 +274,41 @@ def _preset_picker(prefix: str) -> None:
     )
 
 
-def generation_settings(prefix: str, *, max_new_tokens: int = 128, seed: int = 0):
+def _start(prefix: str, default: str):
+    """The values the widgets start from: the default preset (the Chat tab's too), as the selectbox shows it."""
+    from workbench.generation import presets
+
+    try:
+        return presets.preset(settings(), default)
+    except WorkbenchError:  # a user preset named as the default and then removed: the built-in defaults
+        return presets.SHIPPED[presets.DEFAULT_PRESET]
+
+
+def generation_settings(prefix: str, *, max_new_tokens: int = 128, seed: int = 0, preset: str | None = None):
     """Generation-setting widgets (in an expander); returns GenerationSettings, or None after showing an error.
 
-    The seed defaults to a fixed value so the same request gives the same output and can be re-shown from
-    the store; -1 asks for a random seed each time.
+    They start from `preset` (the default preset, `presets.DEFAULT_PRESET`, when None), which the preset box
+    shows as chosen. The seed defaults to a fixed value so the same request gives the same output and can be
+    re-shown from the store; -1 asks for a random seed each time.
     """
+    from workbench.generation import presets
     from workbench.generation.settings import GenerationSettings
 
-    with st.expander("Generation settings", expanded=False):
-        _preset_picker(prefix)
+    preset = preset or presets.DEFAULT_PRESET
+    d = _start(prefix, preset)
+    label = "Generation settings" if preset == presets.DEFAULT_PRESET else f"Generation settings ({preset})"
+    with st.expander(label, expanded=False):
+        _preset_picker(prefix, preset)
         left, right = st.columns(2)
-        temperature = left.slider("Temperature (0 = greedy)", 0.0, 2.0, 0.7, 0.05, key=f"{prefix}-temperature")
-        top_p = right.slider("Top-p", 0.05, 1.0, 0.95, 0.01, key=f"{prefix}-top-p")
-        top_k = left.number_input("Top-k (0 = off)", 0, 500, 50, key=f"{prefix}-top-k")
+        temperature = left.slider(
+            "Temperature (0 = greedy)", 0.0, 2.0, d.temperature, 0.05, key=f"{prefix}-temperature"
+        )
+        top_p = right.slider("Top-p", 0.05, 1.0, d.top_p, 0.01, key=f"{prefix}-top-p")
+        top_k = left.number_input("Top-k (0 = off)", 0, 500, d.top_k, key=f"{prefix}-top-k")
         new_tokens = right.number_input("Max new tokens", 1, 2048, max_new_tokens, key=f"{prefix}-max-new-tokens")
-        penalty = left.slider("Repetition penalty", 0.5, 2.0, 1.0, 0.05, key=f"{prefix}-repetition-penalty")
+        penalty = left.slider(
+            "Repetition penalty", 0.5, 2.0, d.repetition_penalty, 0.05, key=f"{prefix}-repetition-penalty"
+        )
         seed_value = right.number_input("Seed (-1 = random)", -1, 2**32 - 1, seed, key=f"{prefix}-seed")
     try:
         return GenerationSettings(
@@ -303,3 +322,16 @@ def generation_settings(prefix: str, *, max_new_tokens: int = 128, seed: int = 0
     except WorkbenchError as exc:
         show_error(exc)
         return None
+
+
+MISSING = "—"  # what a table shows where there is no number (no battles between a pair, an interval not yet known)
+
+
+def table(frame, *, digits: int = 3, places: dict[str, int] | None = None, **kwargs) -> None:
+    """`st.dataframe` with missing values shown as a dash, not "None"; floats to `digits` places, or to
+    `places[column]` for the columns named there."""
+    styler = frame.style.format(precision=digits, na_rep=MISSING)
+    for column, n in (places or {}).items():
+        if column in frame.columns:
+            styler = styler.format(precision=n, na_rep=MISSING, subset=[column])
+    st.dataframe(styler, **kwargs)

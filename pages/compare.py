@@ -19,11 +19,14 @@ import streamlit as st
 from pages import common
 from workbench.errors import WorkbenchError
 from workbench.store import VISITOR_PROMPTS
+from workbench.store.records import settings_label
 from workbench.studio import compare
 from workbench.ui.markup import plain_markdown
 
 TYPED, FROM_SET = "Type a prompt", "A prompt set"
 VISITOR_RUN_OUTPUTS = 64  # prompts x checkpoints in one visitor's prompt-set run (the Lab's sweep holds as many)
+CHECKPOINTS, SETTINGS = "Checkpoints side by side", "One checkpoint under two settings"
+SECOND_PRESET = "creative"  # where the second settings start: visibly different from the defaults
 
 
 def _short(text: str, n: int = 90) -> str:
@@ -69,6 +72,7 @@ def _show(column, checkpoint: str, record, from_store: bool) -> None:
     column.markdown(f"#### {plain_markdown(checkpoint)}")
     column.caption(("From the store · " if from_store else "Generated now · ") + compare.summary(record))
     column.text(record.output or "(empty reply)")
+    column.caption(settings_label(record.settings))  # tells two columns of one checkpoint apart
 
 
 def _run(store, requests: list[compare.Request], reuse: bool, hold: bool) -> list[dict]:
@@ -91,6 +95,7 @@ def _run(store, requests: list[compare.Request], reuse: bool, hold: bool) -> lis
             continue
         column.markdown(f"#### {plain_markdown(request.checkpoint)}")
         status, placeholder = column.empty(), column.empty()
+        column.caption(settings_label(request.settings.to_dict()))
         status.caption("Generating…")
         reply, text = next(replies), ""
         for chunk in reply:
@@ -103,7 +108,7 @@ def _run(store, requests: list[compare.Request], reuse: bool, hold: bool) -> lis
     return shown
 
 
-def _prompt_set_section(store, chosen: list[str], gen) -> None:
+def _prompt_set_section(store, chosen: list[str], gens: list) -> None:
     st.subheader("Run a whole prompt set")
     sets = _prompt_sets(store)
     if not sets:
@@ -113,62 +118,95 @@ def _prompt_set_section(store, chosen: list[str], gen) -> None:
     name = left.selectbox("Prompt set to run", sets, key="cmp-run-set")
     limit = right.number_input("Prompts (0 = all)", 0, 10_000, 5, key="cmp-run-limit")
     total = len(store.prompts(name)) if not limit else min(limit, len(store.prompts(name)))
-    st.caption(f"{total} prompts × {len(chosen)} checkpoints, with the settings above; stored outputs are re-used.")
-    if st.button("Run the prompt set", key="cmp-run-go", disabled=not chosen or gen is None):
+    what = f"{len(chosen)} checkpoints" if len(gens) == 1 else f"{len(gens)} settings"
+    st.caption(f"{total} prompts × {what}, with the settings above; stored outputs are re-used.")
+    if st.button("Run the prompt set", key="cmp-run-go", disabled=not chosen or None in gens):
         bar = st.progress(0.0, text="Starting…")
 
         def progress(done: int, total: int, label: str) -> None:
             bar.progress(done / total, text=f"{done} of {total}: {label}")
 
         with common.user_errors():
-            _check_run(total * len(set(chosen)), chosen, gen)
-            counts = compare.run_prompt_set(
-                common.engine(),
-                store,
-                name,
-                chosen,
-                gen,
-                limit=int(limit) or None,
-                progress=progress,
-                before_generating=common.take_replies,  # each output the store lacks counts, before any starts
-            )
+            _check_run(total * len(set(chosen)) * len(gens), chosen, gens)
+            counts = {"generated": 0, "from_store": 0}
+            for gen in gens:  # two settings make settings pairs for the Rate page
+                done = compare.run_prompt_set(
+                    common.engine(),
+                    store,
+                    name,
+                    chosen,
+                    gen,
+                    limit=int(limit) or None,
+                    progress=progress,
+                    before_generating=common.take_replies,  # each output the store lacks counts, before any starts
+                )
+                counts = {k: counts[k] + done[k] for k in counts}
             st.success(f"Done: {counts['generated']} outputs generated, {counts['from_store']} taken from the store.")
 
 
-def _check_run(outputs: int, chosen: list[str], gen) -> None:
+def _check_run(outputs: int, chosen: list[str], gens: list) -> None:
     """Refuse a prompt-set run a visitor may not ask for: too many outputs, sizes, checkpoints."""
     if not common.is_owner() and outputs > VISITOR_RUN_OUTPUTS:
         raise WorkbenchError(
             f"That run asks for {outputs} outputs; a visitor's run is at most {VISITOR_RUN_OUTPUTS}: run fewer prompts."
         )
-    common.check_request("", None, chosen, gen)
+    for gen in gens:
+        common.check_request("", None, chosen, gen)
+
+
+def _what(choices: list[str]) -> str:
+    """Checkpoints side by side, or one checkpoint under two settings (the only choice with the base model alone,
+    so a fresh install can compare something)."""
+    if len(choices) < 2:
+        st.info(
+            "Only the base model is here, so compare it under two generation settings. Train an adapter (Gradio "
+            "app, Fine-tune tab) to compare checkpoints side by side."
+        )
+        return SETTINGS
+    return st.radio("Compare", [CHECKPOINTS, SETTINGS], horizontal=True, key="cmp-what")
+
+
+def _requests(chosen: list[str], gens: list, text: str, system: str, prompt_id) -> list[compare.Request]:
+    """The comparison's requests (every checkpoint under every setting), refused in one sentence when they would
+    not compare anything."""
+    if len(gens) > 1:
+        if gens[0] == gens[1]:
+            raise WorkbenchError("The two settings are the same: change one of them to compare.")
+    else:
+        chosen = compare.check_checkpoints(chosen)
+    return [compare.Request(text, c, g, system or None, prompt_id) for c in chosen for g in gens]
 
 
 def main() -> None:
     st.title("Compare checkpoints")
-    st.caption("The same prompt to 2 to 4 checkpoints, side by side. Every output is stored for rating.")
+    st.caption(
+        "The same prompt to 2 to 4 checkpoints, or to one checkpoint under two settings, side by side. Every "
+        "output is stored for rating."
+    )
     store, cfg = common.store(), common.settings()
     try:
         choices = common.checkpoint_choices()
     except WorkbenchError as exc:
         common.show_error(exc)
         return
+    what = _what(choices)
     text, set_system, prompt_id = _pick_prompt(store)
     system = st.text_input("System prompt (optional)", value=set_system or "", key="cmp-system")
-    if len(choices) < 2:
-        st.info(
-            "Only the base model is available: train an adapter (Gradio app, Fine-tune tab) to compare checkpoints."
+    if what == SETTINGS:
+        chosen = [st.selectbox("Checkpoint", choices, key="cmp-checkpoint")]
+        gens = [common.generation_settings("cmp"), common.generation_settings("cmp-b", preset=SECOND_PRESET)]
+    else:
+        chosen = st.multiselect(
+            "Checkpoints (2 to 4)", choices, default=choices[:2], max_selections=4, key="cmp-checkpoints"
         )
-    chosen = st.multiselect(
-        "Checkpoints (2 to 4)", choices, default=choices[:2], max_selections=4, key="cmp-checkpoints"
-    )
-    gen = common.generation_settings("cmp")
+        gens = [common.generation_settings("cmp")]
     fresh = st.checkbox("Generate anew even when the store has this output", key="cmp-fresh")
-    if st.button("Compare", type="primary", key="cmp-go", disabled=gen is None):
+    ready = None not in gens
+    if st.button("Compare", type="primary", key="cmp-go", disabled=not ready):
         try:
-            chosen = compare.check_checkpoints(chosen)
-            common.check_request(text, system, chosen, gen)  # this caller's sizes and checkpoints, before any work
-            requests = [compare.Request(text, c, gen, system or None, prompt_id) for c in chosen]
+            requests = _requests(chosen, gens, text, system, prompt_id)
+            for gen in gens:  # this caller's sizes and checkpoints, before any work
+                common.check_request(text, system, [r.checkpoint for r in requests], gen)
             compare.stored(store, cfg, requests[0])  # refuses an empty prompt before any column is drawn
             # A visitor's own words (a typed prompt, or their own system prompt) wait for the owner's approval.
             hold = not common.is_owner() and (prompt_id is None or (system or None) != (set_system or None))
@@ -180,7 +218,7 @@ def main() -> None:
         for column, item in zip(st.columns(len(shown)), shown, strict=True):
             _show(column, item["checkpoint"], item["record"], item["from_store"])
     st.divider()
-    _prompt_set_section(store, chosen, gen)
+    _prompt_set_section(store, chosen, gens)
 
 
 main()

@@ -109,8 +109,9 @@ def _setting(checkpoint: str) -> GenerationSettings:
     for name, key in SLIDERS.items():
         st.session_state.setdefault(key, getattr(st.session_state["lab-base"], name))
     names = list(presets.presets(common.settings()))
+    default = names.index(presets.DEFAULT_PRESET) if presets.DEFAULT_PRESET in names else None  # = the sliders
     st.selectbox(
-        "Preset", names, index=None, placeholder="Start from a preset…", key="lab-preset", on_change=_on_preset
+        "Preset", names, index=default, placeholder="Start from a preset…", key="lab-preset", on_change=_on_preset
     )
     cols = st.columns(4)
     cols[0].slider("Temperature", 0.0, 2.0, step=0.05, key="lab-temperature")
@@ -222,7 +223,7 @@ def _show_sweep(messages) -> None:
         x = axes[1] if len(axes) > 1 else None
         fig = plots.sweep_heatmap(part, metric, title=title, y=axes[0], x=x, labels=sweep.AXIS_LABELS)
         column.plotly_chart(fig, key=f"lab-heat-{name}")
-    st.dataframe(table.round(3), hide_index=True, key="lab-measures")
+    common.table(table, hide_index=True, key="lab-measures")
     for key, cell in outputs.groupby(["checkpoint", *axes], sort=True):
         label = " · ".join([key[0]] + [f"{sweep.AXIS_LABELS[a]} {v:g}" for a, v in zip(axes, key[1:], strict=True)])
         with st.expander(label):
@@ -258,7 +259,12 @@ def _preference() -> None:
         st.info("No votes compare two settings yet: rate settings pairs on the Rate page or in the Arena.")
         return
     st.plotly_chart(plots.preference_chart(table, axis.replace("_", " ")), key="lab-pref-chart")
-    st.dataframe(table.round({"rating": 1, "lower": 1, "upper": 1, "win_rate": 3}), hide_index=True, key="lab-pref")
+    common.table(
+        table.round({"rating": 1, "lower": 1, "upper": 1, "win_rate": 3}),
+        places={"rating": 1, "lower": 1, "upper": 1},
+        hide_index=True,
+        key="lab-pref",
+    )
 
 
 def _token_view(checkpoint: str, messages, gen: GenerationSettings) -> None:
@@ -295,7 +301,7 @@ def _token_view(checkpoint: str, messages, gen: GenerationSettings) -> None:
     st.html(tokenview.token_html(rows, colour_by))
     st.caption(tokenview.summary(rows))
     with st.expander("Every token"):
-        st.dataframe(tokenview.token_table(rows).round(4), hide_index=True, key="lab-tv-table")
+        common.table(tokenview.token_table(rows), digits=4, hide_index=True, key="lab-tv-table")
 
 
 def _next_tokens(checkpoint: str, messages, gen: GenerationSettings) -> None:
@@ -316,7 +322,7 @@ def _next_tokens(checkpoint: str, messages, gen: GenerationSettings) -> None:
         frame = held[3]
         st.plotly_chart(plots.next_token_bars(frame), key="lab-nt-chart")
         st.caption(f"{int(frame['kept_by_top_p'].sum())} of these {len(frame)} tokens survive top-p {gen.top_p:g}.")
-        st.dataframe(frame.round(4), hide_index=True, key="lab-nt-table")
+        common.table(frame, digits=4, hide_index=True, key="lab-nt-table")
 
 
 def main() -> None:

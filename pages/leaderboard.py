@@ -66,8 +66,8 @@ def _pairwise(result) -> None:
         "votes”. Online Elo (K=4) is shown for reference."
     )
     st.plotly_chart(plots.leaderboard_chart(result.board), key="lb-chart")
-    board = result.board.round({"rating": 1, "lower": 1, "upper": 1, "elo": 1, "win_rate": 3})
-    st.dataframe(board, hide_index=True, key="lb-board")
+    places = {"rating": 1, "lower": 1, "upper": 1, "elo": 1}
+    common.table(result.board.round(places | {"win_rate": 3}), places=places, hide_index=True, key="lb-board")
     _stopping(result.settlement)
     left, right = st.columns(2)
     with left:
@@ -120,14 +120,14 @@ def _agreement(title: str, summary: dict) -> None:
         f"Krippendorff's alpha "
         f"{'n/a' if math.isnan(alpha) else f'{alpha:.3f}'} (1 = perfect agreement, 0 = chance)."
     )
-    st.dataframe(summary["kappa"].round(3), hide_index=True)
+    common.table(summary["kappa"], hide_index=True)
 
 
 def _likert(result) -> None:
     st.subheader("Likert scores")
     st.caption(f"Mean score per checkpoint with a 95% bootstrap interval ({BOOTSTRAP} resamples).")
     st.plotly_chart(plots.likert_chart(result.likert), key="lb-likert-chart")
-    st.dataframe(result.likert.round(3), hide_index=True, key="lb-likert")
+    common.table(result.likert, hide_index=True, key="lb-likert")
     _agreement("Agreement between raters (scores)", result.likert_agreement)
 
 

@@ -32,7 +32,7 @@ def _per_checkpoint(results) -> None:
                 label = mv.metric_label(metric)
                 fig = plots.metric_bars(frame, title=f"{label} · {suite}", base=mv.base_of(frame), metric=label)
                 st.plotly_chart(fig, key=f"bars-{suite}-{metric}")
-                st.dataframe(frame[TABLE], hide_index=True, key=f"table-{suite}-{metric}")
+                common.table(frame[TABLE], hide_index=True, key=f"table-{suite}-{metric}")
 
 
 def _over_steps(results) -> None:
@@ -54,7 +54,7 @@ def _over_steps(results) -> None:
         return
     label = mv.metric_label(metric)
     st.plotly_chart(plots.metric_over_steps(frame, title=f"{label} · {run}", metric=label), key="steps-chart")
-    st.dataframe(frame, hide_index=True, key="steps-table")
+    common.table(frame, hide_index=True, key="steps-table")
 
 
 def _losses(store) -> None:
@@ -79,7 +79,7 @@ def _losses(store) -> None:
     run = st.selectbox("Training run", runs, key="loss-run")
     frame = losses.loss_log(store, common.settings(), run)
     st.plotly_chart(plots.loss_curves(frame, title=f"Loss · {run}"), key="loss-chart")
-    st.dataframe(frame, hide_index=True, key="loss-table")
+    common.table(frame, hide_index=True, key="loss-table")
 
 
 def _examples(store, results) -> None:
@@ -97,7 +97,7 @@ def _examples(store, results) -> None:
         return
     table = examples.assign(references=examples["references"].map(lambda r: " ||| ".join(r or [])))
     st.caption("Sentence BLEU per example (sacrebleu, effective order); lowest first.")
-    st.dataframe(
+    common.table(
         table[["example_index", "score", "prompt", "hypothesis", "references"]].sort_values("score"),
         hide_index=True,
         key="examples-table",

@@ -115,12 +115,7 @@ def _pairwise(store, rater: str | None, sid: str, differ: str = "checkpoint") ->
         st.success(settled, icon=":material/check:")
         return
     if item is None:
-        st.info(
-            "You have rated every pair on offer. Compare more checkpoints on the Compare page to make new pairs."
-            if differ == "checkpoint"
-            else "You have rated every settings pair on offer. Outputs of one checkpoint for the same prompt under "
-            "other settings (Compare with other settings, or the Arena's settings pairs) make new ones."
-        )
+        _offer_pairs(store, differ, voted=bool(store.rater_progress(rater, session=sid).votes))
         return
     _prompt(item.a)
     left, right = st.columns(2)
@@ -138,6 +133,39 @@ def _pairwise(store, rater: str | None, sid: str, differ: str = "checkpoint") ->
             width="stretch",
             type="primary" if choice in ("left", "right") else "secondary",
         )
+
+
+def _offer_pairs(store, differ: str, voted: bool) -> None:
+    """No pair left for this rater: say so, and offer to make some now (with only the base model, settings pairs
+    of it), so the page never ends in a dead end."""
+    from workbench.studio import compare
+
+    if voted:
+        st.info("You have rated every pair on offer.")
+    else:
+        st.info("There are no pairs to rate yet.")
+    kind = differ
+    if differ == "checkpoint" and len(compare.checkpoint_choices(common.settings())) < 2:
+        kind = "settings"  # one model alone cannot make checkpoint pairs
+        st.caption("Only the base model is here, so its pairs differ in generation settings.")
+    what = "of the base model under two settings" if kind == "settings" else "of the first two checkpoints"
+    st.caption(
+        f"Make pairs: the first {compare.PAIR_PROMPTS} prompts of {compare.PAIR_SET} answered {what} (the Compare "
+        "page makes any pair you like)."
+    )
+    if not st.button(f"Make {compare.PAIR_PROMPTS} pairs to rate", key=f"rate-make-{differ}", type="primary"):
+        return
+    bar = st.progress(0.0, text="Generating…")
+    try:
+        compare.make_pairs(
+            common.engine(), store, kind, progress=lambda d, t, label: bar.progress(d / t, text=f"{d} of {t}: {label}")
+        )
+    except WorkbenchError as exc:
+        common.show_error(exc)
+        return
+    st.session_state.pop("rate-pair", None)  # fetch again: there are pairs now
+    st.session_state["rate-kind-next"] = SETTINGS_PAIR if kind == "settings" else PAIRWISE
+    st.rerun()
 
 
 def _likert(store, rater: str | None, sid: str) -> None:
@@ -159,7 +187,7 @@ def _progress(store, rater: str | None, sid: str) -> None:
     progress = store.rater_progress(rater, session=sid)
     left = progress.pairs_left + progress.likert_left
     total = progress.done + left
-    st.progress(progress.done / total if total else 1.0)
+    st.progress(progress.done / total if total else 0.0)  # nothing on offer is not "all done"
     st.caption(
         f"{progress.rater}: {_count(progress.votes, 'pairwise vote')} and {_count(progress.likert, 'score')} given; "
         f"{_count(progress.pairs_left, 'pair')} and {_count(progress.likert_left, 'output')} left."
@@ -171,6 +199,8 @@ def main() -> None:
     st.caption("Outputs are shown without the checkpoint's name; it is revealed after you vote.")
     store = common.store()
     rater, sid = _rater()
+    if "rate-kind-next" in st.session_state:  # where "make pairs" sends the rater (set before the radio is drawn)
+        st.session_state["rate-kind"] = st.session_state.pop("rate-kind-next")
     kind = st.radio("What to rate", [PAIRWISE, SETTINGS_PAIR, LIKERT], horizontal=True, key="rate-kind")
     if "rate-error" in st.session_state:
         common.show_error(st.session_state.pop("rate-error"))

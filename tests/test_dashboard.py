@@ -66,6 +66,15 @@ def frame_with(at, column: str):
     return next(d.value for d in at.dataframe if column in d.value.columns)
 
 
+def shown_cells(at, column: str) -> list[str]:
+    """The cells of the table that has `column`, as the page displays them (after the page's formatting)."""
+    from streamlit import dataframe_util
+
+    element = next(d for d in at.dataframe if column in d.value.columns)
+    shown = dataframe_util.convert_arrow_bytes_to_pandas_df(element.proto.arrow_data.styler.display_values)
+    return [str(v) for v in shown.to_numpy().ravel()]
+
+
 def compare_columns(at) -> list[tuple[str, str, str]]:
     """(header, caption, output) of each comparison column."""
     out = []
@@ -265,6 +274,7 @@ def test_leaderboard_numbers_match_a_hand_computed_case(dash):
     assert list(rule["neighbours"]) == ["X > Y"] and list(rule["separated"]) == ["no"]
     assert any(i.value.startswith("Not settled yet after 4 votes: 0 of 1 neighbour pairs") for i in at.info)
     assert any("X, Y have too few votes (under 10)" in i.value for i in at.info)
+    assert "0.750" in shown_cells(at, "rating")  # the win rate keeps its three places beside one-place ratings
     assert any("won 2 of 4 decisive votes" in c.value for c in at.caption)
     likert = frame_with(at, "mean").set_index("model")
     assert likert.loc["X", "mean"] == 4.5 and likert.loc["Y", "mean"] == 2.0 and likert.loc["X", "n"] == 2
@@ -374,6 +384,44 @@ def test_lab_sweeps_two_axes_shows_tokens_and_saves_the_setting_with_the_checkpo
     messages = [{"role": "user", "content": "Write one sentence about the sea."}]
     direct = dash.engine.next_token_probabilities(messages, adapter, k=10, temperature=0.2)
     assert bars["x"] == pytest.approx([p for _, _, p in direct], rel=1e-4)
+
+
+def test_a_fresh_install_compares_the_base_model_under_two_settings_and_makes_pairs_to_rate(
+    dash, monkeypatch, tmp_path
+):
+    from workbench.generation import presets
+    from workbench.studio import compare
+
+    dash.empty()
+    monkeypatch.setenv("WORKBENCH_ADAPTERS_DIR", str(tmp_path / "no-adapters"))  # only the base model
+    at = on("compare")
+    assert "Only the base model is here" in at.info[0].value
+    assert at.selectbox(key="cmp-preset").value == presets.DEFAULT_PRESET
+    assert at.slider(key="cmp-temperature").value == presets.SHIPPED[presets.DEFAULT_PRESET].temperature
+    assert at.selectbox(key="cmp-b-preset").value == "creative" and at.slider(key="cmp-b-temperature").value == 1.1
+    at.text_area(key="cmp-prompt").input("What is the capital of France?")
+    for prefix in ("cmp", "cmp-b"):
+        at.number_input(key=f"{prefix}-max-new-tokens").set_value(6)
+    at.button(key="cmp-go").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    shown = compare_columns(at)
+    assert [h for h, _, _ in shown] == ["base", "base"] and all(c.startswith("Generated now") for _, c, _ in shown)
+    labels = [c.value for c in at.caption if c.value.startswith("temp ")]
+    assert len(labels) == 2 and labels[0] != labels[1]  # each column says its settings
+
+    # Rate: no checkpoint pairs with one model, so it offers to make (settings) pairs, and then serves one
+    monkeypatch.setattr(compare, "PAIR_PROMPTS", 1)
+    monkeypatch.setattr(compare, "PAIR_TOKENS", 6)
+    at.switch_page("pages/rate.py").run()
+    assert [i.value for i in at.info] == ["There are no pairs to rate yet."]
+    assert any("Only the base model is here" in c.value for c in at.caption)
+    at.button(key="rate-make-checkpoint").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.radio(key="rate-kind").value == "Pairwise: same checkpoint, two generation settings"
+    assert [b.label for b in at.button if b.key.startswith("vote-")][:2] == ["A is better", "B is better"]
+    with Store(dash.settings.db_url) as store:
+        first = store.prompts(compare.PAIR_SET)[0]["text"]
+        assert (store.generations()["prompt"] == first).sum() == 2  # the base model under both settings
 
 
 def test_compare_preset_fills_the_generation_settings(dash):

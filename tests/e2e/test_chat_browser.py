@@ -74,3 +74,49 @@ def test_preset_fills_the_sliders_and_the_token_view_reads_the_last_reply(page, 
     assert "".join(spans.all_inner_texts()).replace("↵", "").strip() in reply.replace("\n", "")
     assert "top alternatives" in spans.first.get_attribute("title")
     page.screenshot(path=artifacts / "chat_tokens.png", full_page=True)
+
+
+def notice_says(page, sentence: str) -> None:
+    """The sentence shows under the message box, and no bare "Error" badge or pop-up is anywhere on the page."""
+    expect(page.locator("#chat-notice")).to_have_text(sentence)
+    assert "Error" not in page.locator("body").inner_text()
+
+
+def test_every_mistake_is_answered_in_words_under_the_message_box(page, gradio_app, artifacts):
+    from workbench.generation import presets
+    from workbench.generation.settings import EMPTY_MESSAGE
+    from workbench.ui.chat import EXAMPLES, NOTHING_TO_UNDO
+
+    page.goto(gradio_app.url, wait_until="domcontentloaded")
+    box = page.locator("#msg textarea")
+    expect(box).to_be_editable()
+    expect(page.locator("#preset input")).to_have_value(presets.DEFAULT_PRESET)  # what the sliders hold
+    page.locator("#send").click()
+    notice_says(page, EMPTY_MESSAGE)
+    page.locator("#clear").click()
+    expect(page.locator("#chat-notice")).to_have_text("")
+    box.press("Enter")
+    notice_says(page, EMPTY_MESSAGE)
+    for button in ("#undo", "#regenerate"):
+        page.locator("#clear").click()
+        page.locator(button).click()
+        notice_says(page, NOTHING_TO_UNDO)
+    # an example prompt fills the box; its answer clears the notice; Undo takes it back with its statistics
+    page.locator("#chat-examples").get_by_text(EXAMPLES[0]).click()
+    expect(box).to_have_value(EXAMPLES[0])
+    set_slider(page, "max-new-tokens", 8)
+    page.locator("#send").click()
+    expect(page.locator("#stats")).to_contain_text("stopped:")
+    expect(page.locator("#chat-notice")).to_have_text("")
+    page.locator("#undo").click()
+    expect(page.locator("#stats")).to_have_text("")
+    expect(box).to_have_value(EXAMPLES[0])
+    expect(page.locator('#chatbot [data-testid="bot"]')).to_have_count(0)
+    # a mistake found by the queued reply (a checkpoint that does not exist) is said there too; the message stays
+    checkpoint = page.locator("#checkpoint input")
+    checkpoint.fill("no-such-adapter")
+    checkpoint.press("Enter")
+    box.press("Enter")
+    notice_says(page, "There is no adapter called 'no-such-adapter'; `python -m workbench models` lists them.")
+    expect(box).to_have_value(EXAMPLES[0])
+    page.screenshot(path=artifacts / "chat_mistakes.png", full_page=True)

@@ -10,6 +10,7 @@ model in the dashboard's process and draws the sweep and the next-token chart.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from types import SimpleNamespace
@@ -26,10 +27,7 @@ XSS = "<img src=x onerror=alert(1)> ![pixel](http://example.com/p.png) <b>bold?<
 IDLE = '!document.querySelector(\'[data-testid="stStatusWidget"], [data-stale="true"]\')'
 
 
-@pytest.fixture(scope="module")
-def dashboard(seeded_db, engine, tmp_path_factory):
-    home = tmp_path_factory.mktemp("dash-browser")
-    settings = dash_settings(home, engine.settings, copy_db(seeded_db, home / "store.db"))
+def _serve(settings, log: str):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
     env |= settings_env(settings) | {"PYTHONUNBUFFERED": "1"}
     port = free_port()
@@ -37,8 +35,26 @@ def dashboard(seeded_db, engine, tmp_path_factory):
     cmd += ["--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     cmd += ["--server.fileWatcherType", "none"]
     health = f"http://127.0.0.1:{port}/_stcore/health"
-    with server_process(cmd, health, env, "dashboard_server.log") as proc:
-        yield SimpleNamespace(url=f"http://127.0.0.1:{port}", settings=settings, proc=proc)
+    return server_process(cmd, health, env, log), f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def dashboard(seeded_db, engine, tmp_path_factory):
+    home = tmp_path_factory.mktemp("dash-browser")
+    settings = dash_settings(home, engine.settings, copy_db(seeded_db, home / "store.db"))
+    server, url = _serve(settings, "dashboard_server.log")
+    with server as proc:
+        yield SimpleNamespace(url=url, settings=settings, proc=proc)
+
+
+@pytest.fixture(scope="module")
+def fresh_dashboard(wb_settings, tmp_path_factory):
+    """The dashboard of a fresh install: an empty store and only the base model (no adapter)."""
+    home = tmp_path_factory.mktemp("dash-fresh")
+    settings = dataclasses.replace(dash_settings(home, wb_settings, home / "store.db"), adapters_dir=home / "adapters")
+    server, url = _serve(settings, "dashboard_fresh_server.log")
+    with server as proc:
+        yield SimpleNamespace(url=url, settings=settings, proc=proc)
 
 
 def shoot(page, artifacts, name: str) -> None:
@@ -156,3 +172,25 @@ def test_lab_page_sweeps_two_settings_and_shows_a_replys_tokens(page, dashboard,
     expect(page.get_by_text("tokens survive top-p")).to_be_visible(timeout=120_000)
     assert page.get_by_test_id("stPlotlyChart").count() >= 2  # the sweep's heatmap, next-token bars
     shoot(page, artifacts, "dashboard_lab.png")
+
+
+def test_a_fresh_install_leads_somewhere_on_compare_and_rate(page, fresh_dashboard, artifacts):
+    from playwright.sync_api import expect
+
+    from workbench.generation import presets
+
+    open_page(page, fresh_dashboard, "", "Compare checkpoints")
+    main = page.get_by_test_id("stMain")
+    expect(main).to_contain_text("Only the base model is here, so compare it under two generation settings.")
+    expect(page.get_by_text("Generation settings (creative)")).to_be_visible()  # the second setting
+    page.get_by_text("Generation settings", exact=True).click()
+    expect(page.get_by_test_id("stSelectbox").filter(has_text="Preset").first).to_contain_text(presets.DEFAULT_PRESET)
+    expect(page.get_by_role("button", name="Compare", exact=True)).to_be_enabled()
+    assert "None" not in main.inner_text() and "Choose 2 to 4" not in main.inner_text()
+    shoot(page, artifacts, "dashboard_fresh_compare.png")
+    open_page(page, fresh_dashboard, "rate", "Rate outputs")
+    expect(main).to_contain_text("There are no pairs to rate yet.")
+    expect(main).to_contain_text("Only the base model is here, so its pairs differ in generation settings.")
+    expect(page.get_by_role("button", name="Make 5 pairs to rate")).to_be_enabled()
+    assert "You have rated every pair" not in main.inner_text()
+    shoot(page, artifacts, "dashboard_fresh_rate.png")

@@ -553,4 +553,5 @@ def test_settings_label_filters_votes_by_settings(store):
     assert labels.nunique() == 2
     greedy_votes = votes[labels == settings_label(GenerationSettings(temperature=0))]
     assert list(greedy_votes["winner"]) == ["tie"]
-    assert settings_label(SETTINGS) == "temp 0.7 · top-p 0.9 · top-k 50 · max 256 · rep 1 · seed 11"
+    rep = f"rep {SETTINGS.repetition_penalty:g}"  # the default penalty
+    assert settings_label(SETTINGS) == f"temp 0.7 · top-p 0.9 · top-k 50 · max 256 · {rep} · seed 11"

@@ -17,7 +17,7 @@ import pytest
 from workbench.cli import main
 from workbench.errors import WorkbenchError
 from workbench.evaluation.metrics.diversity import repetition_rate
-from workbench.generation.settings import ReplyStats
+from workbench.generation.settings import GenerationSettings, ReplyStats
 from workbench.studio import sweep
 
 MESSAGES = [{"role": "user", "content": "Write one sentence about the sea."}]
@@ -60,7 +60,7 @@ def test_grid_shape_seeds_and_settings_that_are_not_swept():
     assert list(out.columns[:3]) == ["checkpoint", "top_k", "temperature"]
     assert list(out["seed"][:4]) == [10, 11, 10, 11]  # the same seeds in every cell
     first = out.iloc[0]
-    assert first["output"] == "base t=0.5 k=5 p=0.95 seed=10"  # top-p from the base settings
+    assert first["output"] == f"base t=0.5 k=5 p={GenerationSettings().top_p:g} seed=10"  # top-p: the base's
     table = sweep.measure(out)
     assert len(table) == 12 and set(table["mean_tokens"]) == {7.0}
     with pytest.raises(WorkbenchError, match="keep it at 64"):

@@ -232,3 +232,21 @@ def test_sweep_heatmap_on_any_axes_and_one_axis():
     assert [list(r) for r in heat.z] == [[0.4, 0.1], [0.5, 0.2]] and fig.layout.yaxis.title.text == "top-k"
     one = plots.sweep_heatmap(sweep, "rep", y="top_k", x=None).data[0]
     assert list(one.y) == ["5", "50"] and [list(r) for r in one.z] == [[pytest.approx(0.25)], [pytest.approx(0.35)]]
+
+
+def test_long_names_are_wrapped_on_the_axes_and_the_margins_grow_to_fit_them():
+    long = "SmolLM2-135M-Instruct · temp 0.2 · top-p 0.9 · top-k 50 · max 256 · rep 1.1 · seed 0"
+    names = [long, "run/checkpoint-4"]
+    matrix = pd.DataFrame([[np.nan, 0.75], [0.25, np.nan]], index=names, columns=names)
+    board = pd.DataFrame(
+        {"model": names, "rating": [1100.0, 900.0], "lower": [1000.0, 800.0], "upper": [1200.0, 1000.0]}
+        | {"rank": [1, 2], "battles": [4, 4]}
+    )
+    for fig, axes in ((plots.win_rate_heatmap(matrix), "xy"), (plots.leaderboard_chart(board), "x")):
+        for axis in axes:
+            layout = fig.layout[f"{axis}axis"]
+            assert layout.automargin is True and list(layout.tickvals) == names  # the data keep the full names
+            wrapped = layout.ticktext[0].split("<br>")
+            assert len(wrapped) > 1 and all(len(line) <= plots.TICK_WIDTH for line in wrapped)
+            assert " ".join(wrapped) == long and layout.ticktext[1] == names[1]
+    assert plots.win_rate_heatmap(matrix).layout.xaxis.tickangle == 0

@@ -16,7 +16,8 @@ count), `space` (how soon `python app.py` answers its first visitor, here and in
 requirements.txt alone as a Space builds it), `ratings` (the leaderboard at 100,000 votes: the page and the
 CLI, against the old row-wise path and a FastChat battle file), `load` (a public Space under load: twenty visitors
 chatting and fifty voting through the running app for a minute: correctness under a crowd, whose latencies are
-mostly its own load generator's).
+mostly its own load generator's), `quality` (a newcomer's first questions answered
+with the default settings, against the old defaults).
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ CASES = {
     "leaderboard_cli": "ratings:case_leaderboard_cli",
     "arena_sampling": "arena_sampling:case_arena_sampling",
     "public_load": "load:case_public_load",
+    "demo_quality": "quality:case_demo_quality",
 }
 
 

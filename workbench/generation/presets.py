@@ -1,4 +1,5 @@
-"""Presets: named generation settings. Three ship (precise, balanced, creative); a user's own live in
+"""Presets: named generation settings. Three ship (precise, balanced, creative; balanced is the default, the one
+`GenerationSettings()` holds and the Chat tab and dashboard start from); a user's own live in
 `models/presets.json`; a tuned setting can be saved into an adapter's folder as its `generation_config.json`
 (transformers' GenerationConfig format), so it travels with the adapter and is the default when it is chosen.
 
@@ -31,11 +32,13 @@ GENERATION_CONFIG = "generation_config.json"
 SHIPPED: dict[str, GenerationSettings] = {
     # Near-greedy and a little repeat-averse: factual answers, the same reply most times.
     "precise": GenerationSettings(temperature=0.2, top_p=0.9, top_k=40, repetition_penalty=1.1),
-    # The app's defaults.
+    # The defaults (DEFAULT_PRESET): low temperature, a narrower nucleus and a light repeat penalty, which answer
+    # the embedded model's simple questions best (workbench/bench/quality.py).
     "balanced": GenerationSettings(),
     # Flatter distribution with a wide nucleus and no top-k: varied wording, more risk of drifting.
     "creative": GenerationSettings(temperature=1.1, top_p=0.98, top_k=0, repetition_penalty=1.05),
 }
+DEFAULT_PRESET = "balanced"  # the one GenerationSettings() holds: what the Chat tab and the dashboard start from
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,39}$")
 
 

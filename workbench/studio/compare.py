@@ -12,6 +12,7 @@ under its registry name. Torch-free: the engine (a ChatEngine, or a Router acros
     record = save(store, engine, request, reply)              # after iterating the reply's text
     run_prompt_set(engine, store, "vicuna-bench", ["base", "run/checkpoint-20"], GenerationSettings(seed=0))
     ensure_pair(engine, store, "vicuna-bench", ["base", "run"], settings, rng)   # for the Arena
+    make_pairs(engine, store, "settings")          # new pairs for the Rate page: base, default preset vs creative
 """
 
 from __future__ import annotations
@@ -254,6 +255,52 @@ def stored_or_made(engine: ChatEngine | Router, store: Store, requests: Sequence
     found = [stored(store, engine.settings, r) for r in requests]
     made = iter(generate_together(engine, store, [r for r, f in zip(requests, found, strict=True) if f is None]))
     return [f if f is not None else next(made) for f in found]
+
+
+PAIR_SET, PAIR_PROMPTS, PAIR_TOKENS = "vicuna-bench", 5, 96  # what "make pairs" answers: a few short replies
+
+
+def make_pairs(
+    engine: ChatEngine | Router,
+    store: Store,
+    differ: str,
+    settings_pair: Sequence[GenerationSettings] | None = None,
+    *,
+    prompt_set: str = PAIR_SET,
+    limit: int | None = None,
+    progress: Progress | None = None,
+) -> dict[str, int]:
+    """Outputs that make new pairs to rate: the first `limit` (PAIR_PROMPTS) prompts of a set answered by the first two
+    checkpoints under the first setting (`differ="checkpoint"`), or by the base model under both settings
+    (`differ="settings"`, which a fresh install with no adapter can always do). Stored outputs are re-used.
+    `settings_pair` defaults to the default preset against "creative" (seed 0, PAIR_TOKENS new tokens).
+
+    Returns:
+        {"generated": n, "from_store": m}
+    """
+    if settings_pair is None:
+        from workbench.generation import presets
+
+        chosen = (presets.SHIPPED[presets.DEFAULT_PRESET], presets.SHIPPED["creative"])
+        settings_pair = [g.replace(seed=0, max_new_tokens=PAIR_TOKENS) for g in chosen]
+    if differ == "settings":
+        checkpoints, gens = ["base"], list(settings_pair[:2])
+        if len(gens) < 2 or gens[0] == gens[1]:
+            raise WorkbenchError("Settings pairs need two different generation settings.")
+    else:
+        checkpoints, gens = checkpoint_choices(engine.settings)[:2], list(settings_pair[:1])
+        if len(checkpoints) < 2:
+            raise WorkbenchError(
+                "Pairs of checkpoints need an adapter besides the base model: train one (the Fine-tune tab), or "
+                "rate settings pairs of the base model."
+            )
+    counts = {"generated": 0, "from_store": 0}
+    for gen in gens:
+        done = run_prompt_set(
+            engine, store, prompt_set, checkpoints, gen, limit=limit or PAIR_PROMPTS, progress=progress
+        )
+        counts = {k: counts[k] + done[k] for k in counts}
+    return counts
 
 
 def summary(record: Any) -> str:

@@ -18,11 +18,18 @@ import gradio as gr
 
 from workbench.errors import WorkbenchError
 from workbench.generation.router import REMOTE
-from workbench.generation.settings import GenerationSettings, conversation, message_text, plain_history
+from workbench.generation.settings import (
+    EMPTY_MESSAGE,
+    GenerationSettings,
+    conversation,
+    message_text,
+    plain_history,
+)
 from workbench.registry import BASE_NAME
 from workbench.ui import chat_feedback, chat_tuning
 from workbench.ui.context import AppContext, Visitor, reply_key, user_error
 from workbench.ui.limits import check_chat
+from workbench.ui.notice import NO_NOTICE, in_page, notice_html, quiet_stop
 
 DEFAULTS = GenerationSettings()
 CHECKPOINT_REFRESH_S = 3.0  # how often an open page looks for adapters that training has written
@@ -34,6 +41,16 @@ CHECKPOINT_REFRESH_S = 3.0  # how often an open page looks for adapters that tra
 STREAM_EVERY_S = 0.08
 UPDATES_PER_S = 32
 LANE_PER_SLOT = 2
+NOTHING_TO_UNDO = "There is no message to regenerate or undo yet."
+# Prompts the embedded model answered right with the default settings on all 6 seeds tried with the prompts of
+# `bench --case demo_quality` (workbench/bench/quality.py): a newcomer's first try should work.
+EXAMPLES = (
+    "What is the capital of Japan?",
+    "What is the largest ocean on Earth?",
+    "What is the chemical formula of water?",
+    "In which direction does the sun rise?",
+    "What language is spoken in Brazil?",
+)
 
 
 def _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop) -> GenerationSettings:
@@ -92,7 +109,7 @@ def make_chat_fn(ctx: AppContext):
             reply = ctx.router().stream(messages, settings, adapter=checkpoint or BASE_NAME, evict=who.owner)
         except WorkbenchError as exc:
             if waiting:
-                yield history, ""  # the message goes back to the box (the failure handler), so not shown twice
+                yield history, ""  # the message goes back to the box (ui/notice.in_page), so not shown twice
             raise user_error(exc) from None
         session = reply_key(ctx, request)
         ctx.track(session, reply)
@@ -112,19 +129,50 @@ def make_chat_fn(ctx: AppContext):
     return chat
 
 
-def _take_message(message: str) -> tuple[str, str]:
-    """First step of a send: refuse an empty message (kept in the box), else move it out of the box."""
+def _take_message(message: str) -> tuple[Any, str, str]:
+    """First step of a send: an empty message stays in the box and the notice says why (the next step then stops
+    the chain); otherwise the message moves out of the box to be answered, and the notice clears."""
     if not message or not message.strip():
-        raise gr.Error("The message is empty: type something to send.", print_exception=False)
-    return "", message
+        return gr.skip(), "", notice_html(EMPTY_MESSAGE)
+    return "", message, NO_NOTICE
 
 
-def _pop_last_exchange(history: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
-    """Remove the last user message and everything after it; return the rest and that message."""
+def _pop_last_exchange(history: list[dict[str, Any]] | None) -> tuple[list[dict[str, Any]], str]:
+    """Remove the last user message and everything after it; return the rest and that message.
+
+    Raises:
+        WorkbenchError: when there is no user message yet.
+    """
+    history = plain_history(history)
     for i in range(len(history) - 1, -1, -1):
         if history[i]["role"] == "user":
             return history[:i], message_text(history[i]["content"])
-    raise gr.Error("There is no message to regenerate or undo yet.", print_exception=False)
+    raise WorkbenchError(NOTHING_TO_UNDO)
+
+
+def _undo(history, box: str) -> tuple[Any, Any, str, str]:
+    """Undo: drop the last exchange, put its message back in the box, clear the removed reply's statistics."""
+    try:
+        rest, text = _pop_last_exchange(history)
+    except WorkbenchError as exc:
+        return gr.skip(), gr.skip(), gr.skip(), notice_html(exc)
+    return rest, text if not (box or "").strip() else gr.skip(), "", NO_NOTICE
+
+
+def _start_regenerate(history) -> tuple[Any, str, Any, str]:
+    """Regenerate: drop the last exchange and hand its message on to be answered again (its statistics go)."""
+    try:
+        rest, text = _pop_last_exchange(history)
+    except WorkbenchError as exc:
+        return gr.skip(), "", gr.skip(), notice_html(exc)
+    return rest, text, "", NO_NOTICE
+
+
+def _need_message(pending: str) -> None:
+    """Gate between the quick first step and the queued reply: nothing to answer ends the chain quietly (the
+    notice already says why). It has no outputs, so nothing on the page is marked as failed."""
+    if not pending:
+        raise quiet_stop("nothing to answer")
 
 
 def _checkpoint_update(ctx: AppContext, who: Visitor, current: str, known: list[str]):
@@ -158,12 +206,16 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
                     elem_id="msg", placeholder="Type a message and press Enter", show_label=False, scale=5
                 )
                 send = gr.Button("Send", variant="primary", elem_id="send", scale=1, min_width=80)
+            # What went wrong with the last thing done here, in words (see workbench/ui/notice.py).
+            notice = gr.HTML(NO_NOTICE, elem_id="chat-notice")
             with gr.Row():
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop", size="sm")
                 regenerate = gr.Button("Regenerate", elem_id="regenerate", size="sm")
                 undo = gr.Button("Undo", elem_id="undo", size="sm")
                 clear = gr.Button("Clear", elem_id="clear", size="sm")
             stats = gr.Markdown("", elem_id="stats")
+            # A click puts the prompt in the box (nothing runs until Send; no API endpoint is published).
+            gr.Examples([[p] for p in EXAMPLES], inputs=[message], label="Try one", elem_id="chat-examples")
             tokens = chat_tuning.token_view_layout()
         with gr.Column(scale=2):
             # Custom values are allowed so an API client can name an adapter that landed after its session
@@ -223,9 +275,6 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
     settings_inputs = [system, checkpoint, temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop]
     chat_fn = chat_feedback.recording(ctx, make_chat_fn(ctx))  # remembers replies for likes and regenerate pairs
 
-    def restore(text: str) -> str:
-        return text
-
     # Every way of generating shares one queue lane, twice as wide as the backend's slots: llama.cpp decodes
     # `slots` replies together, and the next ones wait at the backend already tokenized, which hands a slot over
     # the moment one frees (Gradio's queue starts a waiting event only after the last one's completion went out).
@@ -238,20 +287,11 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
         repetition_penalty=repetition_penalty,
         stop=stop,
     )
-    chat_tuning.wire_presets(ctx, preset, checkpoint, sliders)
+    chat_tuning.wire_presets(ctx, preset, checkpoint, sliders, notice)
     chat_feedback.wire_likes(ctx, chatbot)
     chat_tuning.wire_token_view(ctx, tokens, chatbot, system, checkpoint, temperature, top_p, top_k, lane)
-    # Enter and the Send button do the same; only the first is published as the "chat" API endpoint.
-    for trigger, api in ((message.submit, {"api_name": "chat"}), (send.click, {"api_visibility": "private"})):
-        taken = trigger(_take_message, [message], [message, pending], queue=False, api_visibility="private")
-        taken.success(chat_fn, [pending, chatbot, *settings_inputs], [chatbot, stats], **api, **lane).failure(
-            restore, [pending], [message], api_visibility="private"
-        )
-    regenerate.click(_pop_last_exchange, [chatbot], [chatbot, pending], queue=False, api_visibility="private").success(
-        chat_fn, [pending, chatbot, *settings_inputs], [chatbot, stats], api_visibility="private", **lane
-    )
-    undo.click(_pop_last_exchange, [chatbot], [chatbot, message], queue=False, api_visibility="private")
-    clear.click(lambda: ([], ""), None, [chatbot, stats], queue=False, api_visibility="private")
+    _wire_generation(chat_fn, message, send, regenerate, undo, chatbot, stats, notice, pending, settings_inputs, lane)
+    clear.click(lambda: ([], "", NO_NOTICE), None, [chatbot, stats, notice], queue=False, api_visibility="private")
 
     def stop_reply(request: gr.Request) -> None:
         ctx.cancel(reply_key(ctx, request))
@@ -270,4 +310,36 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
     }
     gr.Timer(CHECKPOINT_REFRESH_S).tick(**refresh_args)
     checkpoint.focus(**refresh_args)
-    return SimpleNamespace(chatbot=chatbot, message=message, stats=stats, checkpoint=checkpoint, on_load=refresh_args)
+    return SimpleNamespace(
+        chatbot=chatbot, message=message, stats=stats, notice=notice, checkpoint=checkpoint, on_load=refresh_args
+    )
+
+
+def _wire_generation(chat_fn, message, send, regenerate, undo, chatbot, stats, notice, pending, inputs, lane) -> None:
+    """Send, Enter, Regenerate and Undo, and the "chat" API endpoint.
+
+    The page's events never raise a person's mistake (workbench/ui/notice.py says why): a quick first step outside
+    the queue writes the notice, a gate with no outputs ends the chain when there is nothing to answer, and the
+    queued reply shows its own errors in the notice. The "chat" endpoint is the same function on a trigger that is
+    not on the page (as gr.ChatInterface publishes its own), and raises: an API caller gets a failed call.
+    """
+    quick = {"queue": False, "api_visibility": "private"}
+    # hidden: the page's screen-reader announcer would otherwise say "Error" when the gate stops a chain
+    gate = {"fn": _need_message, "inputs": [pending], "outputs": None, "show_progress": "hidden", **quick}
+    page_chat = in_page(chat_fn)
+    answer = {
+        "fn": page_chat,
+        "inputs": [pending, chatbot, *inputs, message],
+        "outputs": [chatbot, stats, notice, message],
+        "show_progress_on": [chatbot, stats],
+        "api_visibility": "private",
+        **lane,
+    }
+    for trigger in (message.submit, send.click):
+        taken = trigger(_take_message, [message], [message, pending, notice], **quick)
+        taken.then(**gate).success(**answer)
+    popped = regenerate.click(_start_regenerate, [chatbot], [chatbot, pending, stats, notice], **quick)
+    popped.then(**gate).success(**answer)
+    undo.click(_undo, [chatbot, message], [chatbot, message, stats, notice], **quick)
+    api_only = gr.Button(visible=False, elem_id="chat-api")
+    api_only.click(chat_fn, [pending, chatbot, *inputs], [chatbot, stats], api_name="chat", **lane)

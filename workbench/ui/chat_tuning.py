@@ -6,7 +6,7 @@ creates later:
 
     preset = preset_picker(ctx)                      # in the settings column
     tokens = token_view_layout()                     # under the conversation
-    wire_presets(ctx, preset, checkpoint, sliders)   # sliders: a namespace of the six setting components
+    wire_presets(ctx, preset, checkpoint, sliders, notice)  # sliders: a namespace of the six setting components
     wire_token_view(ctx, tokens, chatbot, system, checkpoint, temperature, top_p, top_k, lane)
 
 The token view reads the reply with one teacher-forced pass of the transformers reference (loaded on first use);
@@ -27,6 +27,7 @@ from workbench.generation.settings import GenerationSettings, conversation, mess
 from workbench.registry import BASE_NAME
 from workbench.ui.context import AppContext, user_error
 from workbench.ui.limits import check_chat, check_reply
+from workbench.ui.notice import NO_NOTICE, notice_html
 
 SLIDERS = ("temperature", "max_new_tokens", "top_p", "top_k", "repetition_penalty", "stop")
 
@@ -39,7 +40,7 @@ def preset_picker(ctx: AppContext) -> gr.Dropdown:
         names = list(presets.SHIPPED)
     return gr.Dropdown(
         names,
-        value=None,
+        value=presets.DEFAULT_PRESET,  # the sliders start at GenerationSettings(), which is this preset
         label="Preset",
         elem_id="preset",
         info="Fills the settings below; a checkpoint saved with its own setting brings it when chosen.",
@@ -50,17 +51,20 @@ def _values(gen: GenerationSettings) -> list[Any]:
     return [gen.temperature, gen.max_new_tokens, gen.top_p, gen.top_k, gen.repetition_penalty, "\n".join(gen.stop)]
 
 
-def wire_presets(ctx: AppContext, preset: gr.Dropdown, checkpoint: gr.Dropdown, sliders: SimpleNamespace) -> None:
-    """Choosing a preset fills the sliders; choosing a checkpoint with a saved setting fills them with it."""
+def wire_presets(
+    ctx: AppContext, preset: gr.Dropdown, checkpoint: gr.Dropdown, sliders: SimpleNamespace, notice: gr.HTML
+) -> None:
+    """Choosing a preset fills the sliders (or says in the notice why it cannot); choosing a checkpoint with a
+    saved setting fills them with it."""
     outputs = [getattr(sliders, name) for name in SLIDERS]
 
     def apply_preset(name: str | None):
         if not name:
-            return [gr.skip()] * len(outputs)
+            return [gr.skip()] * (len(outputs) + 1)
         try:
-            return _values(presets.preset(ctx.settings, name))
-        except WorkbenchError as exc:
-            raise user_error(exc) from None
+            return [*_values(presets.preset(ctx.settings, name)), NO_NOTICE]
+        except WorkbenchError as exc:  # e.g. presets.json was removed after the page was built
+            return [gr.skip()] * len(outputs) + [notice_html(user_error(exc))]
 
     def apply_checkpoint(name: str | None):
         try:
@@ -71,7 +75,7 @@ def wire_presets(ctx: AppContext, preset: gr.Dropdown, checkpoint: gr.Dropdown, 
             return [gr.skip()] * (len(outputs) + 1)
         return [*_values(saved), gr.update(value=None)]
 
-    preset.change(apply_preset, [preset], outputs, queue=False, api_visibility="private")
+    preset.change(apply_preset, [preset], [*outputs, notice], queue=False, api_visibility="private")
     checkpoint.change(apply_checkpoint, [checkpoint], [*outputs, preset], queue=False, api_visibility="private")
 
 
@@ -127,8 +131,8 @@ def wire_token_view(
                 top_k=settings.top_k,
             )
             return token_html(rows, colour_by) + f"<p style='font-size:0.85em'>{html.escape(summary(rows))}</p>"
-        except WorkbenchError as exc:
-            raise user_error(exc) from None
+        except WorkbenchError as exc:  # said where the tokens would be (workbench/ui/notice.py: not a raise)
+            return notice_html(user_error(exc))
 
     inputs = [chatbot, system, checkpoint, temperature, top_p, top_k, tokens.colour]
     tokens.show.click(show, inputs, [tokens.view], api_visibility="private", **lane)

@@ -23,7 +23,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 HEIGHT = 380
-MARGIN = {"l": 60, "r": 20, "t": 50, "b": 60}
+MARGIN = {"l": 60, "r": 20, "t": 50, "b": 60}  # the least; automargin grows them to fit the labels
+TICK_WIDTH = 24  # characters per line of a category tick label
 BAR = "#4C78A8"
 BASE_COLOUR = "#9D9DA1"
 LINE_COLOURS = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D")
@@ -36,7 +37,27 @@ def _esc(value: Any) -> str:
     return html.escape(str(value), quote=False)
 
 
+def _wrapped(label: str, width: int = TICK_WIDTH) -> str:
+    """A long (escaped) tick label broken onto lines of about `width` characters at its spaces, so that plotly
+    neither clips it nor tilts it into the title."""
+    lines: list[str] = []
+    for word in label.split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "<br>".join(lines)
+
+
+def _category_ticks(fig: go.Figure, axis: str, labels: Sequence[str]) -> None:
+    """Show the (escaped) category labels of an axis wrapped; the data keep the full names."""
+    getattr(fig, f"update_{axis}axes")(tickmode="array", tickvals=list(labels), ticktext=[_wrapped(x) for x in labels])
+
+
 def _layout(fig: go.Figure, title: str, **extra: Any) -> go.Figure:
+    # automargin: the margins grow to fit the tick labels and axis titles (fixed ones clipped long model names)
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
     fig.update_layout(
         title=_esc(title) if title else None,
         height=HEIGHT,
@@ -116,6 +137,7 @@ def metric_bars(frame: pd.DataFrame, *, title: str = "", base: str | None = None
                 annotation_text=f"base {base_value:.4g}",
                 annotation_position="top left",
             )
+    _category_ticks(fig, "x", fig.data[0].x)
     return _layout(fig, title, yaxis_title=_esc(metric), xaxis_title="checkpoint", showlegend=False)
 
 
@@ -252,7 +274,9 @@ def win_rate_heatmap(matrix: pd.DataFrame, counts: pd.DataFrame | None = None, *
     else:
         fig.data[0].customdata = [[""] * len(matrix.columns) for _ in matrix.index]
     fig.update_yaxes(autorange="reversed", title="model")
-    fig.update_xaxes(title="opponent", side="top")
+    fig.update_xaxes(title="opponent", side="top", tickangle=0)
+    _category_ticks(fig, "x", fig.data[0].x)
+    _category_ticks(fig, "y", fig.data[0].y)
     return _layout(fig, title)
 
 
@@ -261,7 +285,9 @@ def count_heatmap(counts: pd.DataFrame, *, title: str = "") -> go.Figure:
     text = [[str(int(v)) for v in row] for row in counts.to_numpy()]
     fig = go.Figure(_heatmap(counts, text, "<b>%{y}</b> vs <b>%{x}</b>: %{z} battles<extra></extra>", "Blues", None))
     fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(side="top")
+    fig.update_xaxes(side="top", tickangle=0)
+    _category_ticks(fig, "x", fig.data[0].x)
+    _category_ticks(fig, "y", fig.data[0].y)
     return _layout(fig, title)
 
 
@@ -282,6 +308,7 @@ def _interval_chart(
             hovertemplate=f"<b>%{{x}}</b><br>{axis}: %{{y:.1f}}{hover_extra}<extra></extra>",
         )
     )
+    _category_ticks(fig, "x", fig.data[0].x)
     return _layout(fig, title, yaxis_title=axis, xaxis_title=label, showlegend=False)
 
 
