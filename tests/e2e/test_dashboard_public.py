@@ -43,18 +43,14 @@ def dashboard(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def rebinding_browser():
+def rebinding_browser(browser):
     """Chromium that resolves rebind.test to 127.0.0.1 (what a DNS-rebinding attacker's name does) and nothing
-    else outside loopback."""
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=60_000)
+    else outside loopback; launched by the session's Playwright (a second sync Playwright in one thread fails)."""
     args = [a for a in CHROMIUM_ARGS if not a.startswith("--host-resolver-rules")]
     args.append(f"--host-resolver-rules=MAP {REBIND} 127.0.0.1 , MAP * ~NOTFOUND , EXCLUDE 127.0.0.1")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
-        yield browser
-        browser.close()
+    rebinding = browser.browser_type.launch(executable_path=CHROMIUM, args=args, headless=True)
+    yield rebinding
+    rebinding.close()
 
 
 VISITS = {

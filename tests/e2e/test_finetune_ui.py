@@ -19,6 +19,7 @@ import pytest
 
 from tests.fixtures.finetune import identity_file, settings_env
 from tests.fixtures.servers import ROOT, free_port, server_process
+from workbench.access import NEEDS_TOKEN
 from workbench.config import Settings
 from workbench.training import jobs
 
@@ -73,7 +74,7 @@ def test_a_fresh_tab_has_no_dead_ends_and_refusals_are_sentences(finetune_app, p
 
     page.goto(finetune_app.url, wait_until="domcontentloaded")
     page.get_by_role("tab", name="Fine-tune").click()
-    expect(page.locator("#ft-progress")).to_contain_text("Enter the admin token to see the runs.")
+    expect(page.locator("#ft-progress")).to_contain_text(NEEDS_TOKEN)  # the one answer to a missing token
     page.locator("#ft-token input").fill(TOKEN)
     page.locator("#ft-token input").press("Tab")
     expect(page.locator("#ft-progress")).to_contain_text("No runs yet.")
@@ -158,7 +159,7 @@ def test_page_validates_trains_charts_and_the_chat_lists_the_checkpoint(finetune
     page.goto(finetune_app.url, wait_until="domcontentloaded")
     page.get_by_role("tab", name="Fine-tune").click()
     report = page.locator("#ft-report")
-    expect(report).to_contain_text("Enter the admin token to check a dataset.")  # a visitor's upload is not read
+    expect(report).to_contain_text(f"Not checked: {NEEDS_TOKEN}")  # a visitor's upload is not read
     page.locator("#ft-token input").fill(TOKEN)
     page.locator("#ft-token input").press("Tab")  # the token's blur checks the chosen dataset
     expect(report).to_contain_text("train.jsonl: chat shape (JSONL), 450 records, 450 kept.")
@@ -246,6 +247,8 @@ def test_dpo_from_the_stores_votes_then_send_to_the_arena(finetune_app):
         "raters": [],
         "same_settings": False,
         "min_agreement": 0.6,
+        "rater_kind": "humans",
+        "source": "arena",
     }
     assert (meta["examples"]["train"], meta["examples"]["validation"]) == (6, 2)
 
