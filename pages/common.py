@@ -226,6 +226,9 @@ def checkpoint_choices() -> list[str]:
     return [name for name in every(config) if may_choose(config, owner, name)]
 
 
+NO_CHECKPOINTS = "No checkpoint is offered to visitors on this server."
+
+
 def check_request(text: str, system_prompt: str | None, checkpoints: list[str], gen: GenerationSettings) -> None:
     """Refuse (WorkbenchError, one sentence) a request larger than this caller's sizes, or a checkpoint they may
     not choose; the widgets limit nothing a client cannot change."""

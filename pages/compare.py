@@ -189,6 +189,9 @@ def main() -> None:
     except WorkbenchError as exc:
         common.show_error(exc)
         return
+    if not choices:
+        st.info(common.NO_CHECKPOINTS)
+        return
     what = _what(choices)
     text, set_system, prompt_id = _pick_prompt(store)
     system = st.text_input("System prompt (optional)", value=set_system or "", key="cmp-system")

@@ -337,7 +337,7 @@ def main() -> None:
         common.show_error(exc)
         return
     if not choices:
-        st.info("No checkpoint is offered to visitors on this server.")
+        st.info(common.NO_CHECKPOINTS)
         return
     checkpoint = st.selectbox("Checkpoint", choices, key="lab-checkpoint", on_change=_on_checkpoint)
     prompt = _prompt()

@@ -184,7 +184,7 @@ def test_a_fresh_install_leads_somewhere_on_compare_and_rate(page, fresh_dashboa
     expect(main).to_contain_text("Only the base model is here, so compare it under two generation settings.")
     expect(page.get_by_text("Generation settings (creative)")).to_be_visible()  # the second setting
     page.get_by_text("Generation settings", exact=True).click()
-    expect(page.get_by_test_id("stSelectbox").filter(has_text="Preset").first).to_contain_text(presets.DEFAULT_PRESET)
+    expect(page.get_by_role("combobox", name="Preset").first).to_have_value(presets.DEFAULT_PRESET)
     expect(page.get_by_role("button", name="Compare", exact=True)).to_be_enabled()
     assert "None" not in main.inner_text() and "Choose 2 to 4" not in main.inner_text()
     shoot(page, artifacts, "dashboard_fresh_compare.png")

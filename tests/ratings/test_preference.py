@@ -20,6 +20,7 @@ import pytest
 
 from tests.ratings.by_hand import map_gap
 from workbench.errors import WorkbenchError
+from workbench.generation.settings import GenerationSettings
 from workbench.ratings.snapshot import ranked, snapshot
 from workbench.store import Store, settings_label
 from workbench.studio.preference import preference_by_setting
@@ -106,7 +107,7 @@ def test_the_lab_table_counts_only_settings_pairs_against_the_setting(made):
     assert rating[0.7] > rating[0.2] > rating[1.2]
     assert table["lower"].le(table["rating"]).all() and table["rating"].le(table["upper"]).all()
     assert preference_by_setting(snap, checkpoint="tuned").empty
-    assert list(preference_by_setting(snap, axis="top_p", bootstrap=0)["value"]) == [0.95, 0.95, 0.95]
+    assert list(preference_by_setting(snap, axis="top_p", bootstrap=0)["value"]) == [GenerationSettings().top_p] * 3
     with pytest.raises(WorkbenchError, match="against temperature"):
         preference_by_setting(snap, axis="colour")
     trace = plots.preference_chart(table, "temperature").data[0]

@@ -135,15 +135,17 @@ def test_a_one_turn_battle_is_a_preference_pair(store, tmp_path):
 def test_receipt_names_the_settings_that_differed_or_the_checkpoints():
     hot, cold = GenerationSettings(temperature=1.2).to_dict(), GenerationSettings(temperature=0.2).to_dict()
     same = vote_receipt("left", "SmolLM2", "SmolLM2", hot, cold)
+    default = GenerationSettings()  # the settings a label names beside the one that was changed
+    p = f"top-p {default.top_p:g}"
     assert same == (
         "Recorded: A is better. Both answers came from **SmolLM2**; "
-        "A: temperature 1.2 · top-p 0.95, B: temperature 0.2 · top-p 0.95."
+        f"A: temperature 1.2 · {p}, B: temperature 0.2 · {p}."
     )
     assert "A was" not in same
     assert vote_receipt("tie", "x", "y", hot, hot) == "Recorded: a tie. A was **x**, B was **y**."
     topk = GenerationSettings(top_k=5).to_dict()
     both = vote_receipt("bothbad", "x", "y", hot, topk)
     assert (
-        "A was **x** (temperature 1.2 · top-p 0.95 · top-k 50)" in both
-        and "(temperature 0.7 · top-p 0.95 · top-k 5)" in both
+        f"A was **x** (temperature 1.2 · {p} · top-k 50)" in both
+        and f"(temperature {default.temperature:g} · {p} · top-k 5)" in both
     )

@@ -69,7 +69,7 @@ def case_generation(ctx: BenchContext, new_tokens: int = 64) -> list[Measure]:
     """Engine streaming throughput against a bare `model.generate` of the same tokens (engine overhead)."""
     engine = ctx.engine
     ids = engine.encode(STORY)
-    settings = GenerationSettings(temperature=0, max_new_tokens=new_tokens)
+    settings = GenerationSettings(temperature=0, repetition_penalty=1.0, max_new_tokens=new_tokens)  # as bare generate
     replies = []
 
     def through_engine() -> None:

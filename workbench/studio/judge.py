@@ -306,7 +306,10 @@ def judge(
     started = time.perf_counter()
     rater = judge_name(engine, checkpoint, name)
     run = JudgeRun(rater, checkpoint, prompt.source)
-    settings = GenerationSettings(temperature=0, top_p=1, top_k=0, max_new_tokens=max_new_tokens, seed=0)
+    # Greedy and unpenalised: a verdict repeats the words of the question ("A", "B"), and chat defaults may change.
+    settings = GenerationSettings(
+        temperature=0, top_p=1, top_k=0, repetition_penalty=1.0, max_new_tokens=max_new_tokens, seed=0
+    )
     queue = store.judge_pairs(rater, prompt_set=prompt_set, limit=limit)
     pairs, run.skipped, run.candidates = queue.pairs, queue.judged, queue.judged + queue.waiting
     backend, _ = engine.route(checkpoint)
