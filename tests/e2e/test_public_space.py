@@ -143,7 +143,10 @@ def test_oversized_requests_and_the_token_views_reply_are_measured(public_app):
     # The page's event answers in its notice, not with a failure badge; nothing was tokenized.
     assert long_reply.success and "The reply to read is over 16,000 characters" in long_reply.output[0]
     many = [turn("user", "z"), turn("assistant", "y")] * 101
-    assert "messages" in call(url, show, [many, "", "base", 0.7, 0.9, 50, "probability"], visitor("10.0.7.3")).error
+    assert (
+        "202 messages"
+        in call(url, show, [many, "", "base", 0.7, 0.9, 50, "probability"], visitor("10.0.7.3")).output[0]
+    )
 
 
 def test_a_visitor_gets_their_share_of_the_queue(public_app):
@@ -246,6 +249,7 @@ def test_injected_html_never_runs_in_the_chat_or_the_arena(public_app, page, art
     page.locator("#msg textarea").press("Enter")
     expect(page.locator("#stats")).to_contain_text("tokens", timeout=120_000)
     page.get_by_role("tab", name="Arena").click()
+    page.get_by_label("Two checkpoints").check()  # the seeded pairs (the tab may start on settings pairs)
     page.locator("#arena-next").click()
     expect(page.locator("#arena-status")).to_contain_text("Which answer is better?")
     page.locator("#arena-vote-left").click()
