@@ -76,11 +76,13 @@ def answers(engine, gen: GenerationSettings, seeds: Sequence[int] = SEEDS) -> li
 def case_demo_quality(ctx: BenchContext) -> list[Measure]:
     """Share of the demo prompts answered right with the defaults, against the defaults before issue 22."""
     from workbench.bench.serving import _engine
+    from workbench.generation.presets import SHIPPED
 
     engine = _engine(ctx.settings, "llamacpp")
     try:
         new = score(answers(engine, GenerationSettings()))
         old = score(answers(engine, OLD_DEFAULTS))
+        precise = score(answers(engine, SHIPPED["precise"]))  # issue 22's starting point: 0.2 / 0.9 / 1.1
         greedy = score(answers(engine, GenerationSettings(temperature=0), seeds=(0,)))
     finally:
         engine.close()
@@ -97,5 +99,6 @@ def case_demo_quality(ctx: BenchContext) -> list[Measure]:
             old,
             "higher is better; a keyword per prompt",
         ),
+        Measure("demo_quality", f"answered right, the precise preset ({n})", precise, "share", note="context"),
         Measure("demo_quality", f"answered right, greedy ({len(PROMPTS)} prompts)", greedy, "share", note="context"),
     ]
