@@ -69,13 +69,11 @@ def _pairwise(result) -> None:
     places = {"rating": 1, "lower": 1, "upper": 1, "elo": 1}
     common.table(result.board.round(places | {"win_rate": 3}), places=places, hide_index=True, key="lb-board")
     _stopping(result.settlement)
-    left, right = st.columns(2)
-    with left:
-        st.subheader("Win rates")
-        st.plotly_chart(plots.win_rate_heatmap(result.matrix, result.counts), key="lb-winrate")
-    with right:
-        st.subheader("Battles per pair")
-        st.plotly_chart(plots.count_heatmap(result.counts), key="lb-counts")
+    # One under the other: side by side, each heatmap's columns were too narrow for checkpoint names.
+    st.subheader("Win rates")
+    st.plotly_chart(plots.win_rate_heatmap(result.matrix, result.counts), key="lb-winrate")
+    st.subheader("Battles per pair")
+    st.plotly_chart(plots.count_heatmap(result.counts), key="lb-counts")
     st.caption("Win rate of the row model against the column model (ties count as not won), and their battles.")
     st.dataframe(win_rate_cells(result.matrix, result.counts), key="lb-matrix")
     _bias(result.bias)

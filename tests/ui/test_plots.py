@@ -242,11 +242,20 @@ def test_long_names_are_wrapped_on_the_axes_and_the_margins_grow_to_fit_them():
         {"model": names, "rating": [1100.0, 900.0], "lower": [1000.0, 800.0], "upper": [1200.0, 1000.0]}
         | {"rank": [1, 2], "battles": [4, 4]}
     )
-    for fig, axes in ((plots.win_rate_heatmap(matrix), "xy"), (plots.leaderboard_chart(board), "x")):
-        for axis in axes:
-            layout = fig.layout[f"{axis}axis"]
-            assert layout.automargin is True and list(layout.tickvals) == names  # the data keep the full names
-            wrapped = layout.ticktext[0].split("<br>")
-            assert len(wrapped) > 1 and all(len(line) <= plots.TICK_WIDTH for line in wrapped)
-            assert " ".join(wrapped) == long and layout.ticktext[1] == names[1]
+    heatmap_columns = (plots.win_rate_heatmap(matrix), "x", plots.HEATMAP_TICK_WIDTH)  # narrow columns
+    for fig, axis, width in (
+        heatmap_columns,
+        (plots.win_rate_heatmap(matrix), "y", plots.TICK_WIDTH),
+        (plots.leaderboard_chart(board), "x", plots.TICK_WIDTH),
+    ):
+        layout = fig.layout[f"{axis}axis"]
+        assert layout.automargin is True and list(layout.tickvals) == names  # the data keep the full names
+        for name, text in zip(names, layout.ticktext, strict=True):
+            lines = text.split("<br>")
+            assert all(len(line) <= width for line in lines), lines
+            assert "".join(lines).replace(" ", "") == name.replace(" ", "")  # nothing lost, only line breaks
+        assert len(layout.ticktext[0].split("<br>")) > 1
     assert plots.win_rate_heatmap(matrix).layout.xaxis.tickangle == 0
+    # a name without spaces breaks after its separators, never inside a word
+    assert plots._wrapped("dashrun/checkpoint-4", 12) == "dashrun/<br>checkpoint-4"
+    assert plots._wrapped("run/checkpoint-4") == "run/checkpoint-4"

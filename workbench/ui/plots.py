@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ import plotly.graph_objects as go
 HEIGHT = 380
 MARGIN = {"l": 60, "r": 20, "t": 50, "b": 60}  # the least; automargin grows them to fit the labels
 TICK_WIDTH = 24  # characters per line of a category tick label
+HEATMAP_TICK_WIDTH = 12  # a heatmap's column labels: with many models a column is narrower than a name
 BAR = "#4C78A8"
 BASE_COLOUR = "#9D9DA1"
 LINE_COLOURS = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D")
@@ -38,20 +40,26 @@ def _esc(value: Any) -> str:
 
 
 def _wrapped(label: str, width: int = TICK_WIDTH) -> str:
-    """A long (escaped) tick label broken onto lines of about `width` characters at its spaces, so that plotly
-    neither clips it nor tilts it into the title."""
-    lines: list[str] = []
+    """A long (escaped) tick label broken onto lines of about `width` characters at its spaces, and inside a long
+    name after a "/", "-" or "_" (checkpoint names have no spaces), so that plotly neither clips it, tilts it into
+    the title, nor overlaps it with its neighbours."""
+    pieces: list[tuple[str, str]] = []  # (text, what joins it to the previous piece on one line)
     for word in label.split(" "):
-        if lines and len(lines[-1]) + 1 + len(word) <= width:
-            lines[-1] += " " + word
+        parts = re.findall(r"[^/_-]*[/_-]|[^/_-]+", word) if len(word) > width else [word]
+        pieces += [(part, " " if i == 0 else "") for i, part in enumerate(parts)]
+    lines: list[str] = []
+    for part, joint in pieces:
+        if lines and len(lines[-1]) + len(joint) + len(part) <= width:
+            lines[-1] += joint + part
         else:
-            lines.append(word)
+            lines.append(part)
     return "<br>".join(lines)
 
 
-def _category_ticks(fig: go.Figure, axis: str, labels: Sequence[str]) -> None:
+def _category_ticks(fig: go.Figure, axis: str, labels: Sequence[str], width: int = TICK_WIDTH) -> None:
     """Show the (escaped) category labels of an axis wrapped; the data keep the full names."""
-    getattr(fig, f"update_{axis}axes")(tickmode="array", tickvals=list(labels), ticktext=[_wrapped(x) for x in labels])
+    ticks = [_wrapped(x, width) for x in labels]
+    getattr(fig, f"update_{axis}axes")(tickmode="array", tickvals=list(labels), ticktext=ticks)
 
 
 def _layout(fig: go.Figure, title: str, **extra: Any) -> go.Figure:
@@ -275,7 +283,7 @@ def win_rate_heatmap(matrix: pd.DataFrame, counts: pd.DataFrame | None = None, *
         fig.data[0].customdata = [[""] * len(matrix.columns) for _ in matrix.index]
     fig.update_yaxes(autorange="reversed", title="model")
     fig.update_xaxes(title="opponent", side="top", tickangle=0)
-    _category_ticks(fig, "x", fig.data[0].x)
+    _category_ticks(fig, "x", fig.data[0].x, HEATMAP_TICK_WIDTH)
     _category_ticks(fig, "y", fig.data[0].y)
     return _layout(fig, title)
 
@@ -286,7 +294,7 @@ def count_heatmap(counts: pd.DataFrame, *, title: str = "") -> go.Figure:
     fig = go.Figure(_heatmap(counts, text, "<b>%{y}</b> vs <b>%{x}</b>: %{z} battles<extra></extra>", "Blues", None))
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(side="top", tickangle=0)
-    _category_ticks(fig, "x", fig.data[0].x)
+    _category_ticks(fig, "x", fig.data[0].x, HEATMAP_TICK_WIDTH)
     _category_ticks(fig, "y", fig.data[0].y)
     return _layout(fig, title)
 
