@@ -203,11 +203,7 @@ def _app(settings: Settings, backend: str) -> Iterator[SimpleNamespace]:
                 time.sleep(0.5)
             yield SimpleNamespace(url=url, pid=proc.pid)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc)
 
 
 def _chat(url: str, message: str, tokens: int) -> tuple[float, int]:
@@ -377,3 +373,12 @@ def case_agreement(ctx: BenchContext, prompts: int = 16, tokens: int = 48) -> li
                 )
             )
     return measures
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Stop an app the benchmark started: terminate, and kill it when it has not exited in 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()

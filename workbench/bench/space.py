@@ -74,7 +74,7 @@ def first_reply(python: Path, env: dict[str, str], app_dir: Path = REPO_ROOT) ->
     import httpx
 
     from workbench.bench.chatclient import chat_endpoint, run_chats
-    from workbench.bench.serving import _free_port
+    from workbench.bench.serving import _free_port, stop_process
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
@@ -103,11 +103,7 @@ def first_reply(python: Path, env: dict[str, str], app_dir: Path = REPO_ROOT) ->
             reply = httpx.get(f"{url}status", timeout=30, trust_env=False)
             status = reply.json() if reply.status_code == 200 else {"ready": None, "backend": None}
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc)
     first = page + chat.first_s if chat.first_s is not None else None
     return {"page_s": page, "first_s": first, "done_s": page + chat.done_s, "status": status, "error": chat.error}
 
