@@ -36,6 +36,27 @@ def test_chat_streams_and_sliders_apply(page, gradio_app, artifacts):
     assert len(page.evaluate("window.__botTexts")) >= 2  # partial answers were shown while streaming
     assert "tok/s" in stats.inner_text() and "first token" in stats.inner_text()
     expect(box).to_have_value("")
+    page.screenshot(path=artifacts / "chat_greedy.png", full_page=True)
+
+
+def test_a_newcomers_first_question_with_the_defaults(page, gradio_app, artifacts):
+    """The README's shot: the page as it opens (the default preset, no system prompt), an example prompt
+    clicked and sent. Only the seed is fixed (Advanced), so the sampled answer is the same on every run; the
+    example prompts are the ones the defaults answered right on every seed measured (bench demo_quality)."""
+    from workbench.generation import presets
+    from workbench.ui.chat import EXAMPLES
+
+    page.goto(gradio_app.url, wait_until="domcontentloaded")
+    box = page.locator("#msg textarea")
+    expect(box).to_be_editable()
+    expect(page.locator("#preset input")).to_have_value(presets.DEFAULT_PRESET)
+    page.locator("#advanced").click()  # left open: the shot shows every default
+    page.locator("#seed input").fill("0")
+    page.locator("#chat-examples").get_by_text(EXAMPLES[0], exact=True).click()
+    expect(box).to_have_value(EXAMPLES[0])
+    box.press("Enter")
+    expect(page.locator("#stats")).to_contain_text("stopped:")
+    expect(page.locator('#chatbot [data-testid="bot"]').last).to_contain_text("Tokyo")
     page.screenshot(path=artifacts / "chat.png", full_page=True)
 
 
