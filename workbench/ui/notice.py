@@ -62,6 +62,8 @@ def in_page(chat_fn):
     into the box (when the box is still empty), so nothing typed is lost.
     """
 
+    # The chat's parameters are spelled out again on purpose: Gradio reads this function's own signature to hand
+    # it the inputs and the gr.Request, so `*args` would lose the request.
     def page_chat(
         message: str,
         history,
