@@ -48,30 +48,43 @@ def start_app(env: dict[str, str]):
     return server_process([sys.executable, str(ROOT / "app.py")], f"http://127.0.0.1:{port}/", env, "faults_app.log")
 
 
-def vote_until_killed(url: str, address: str, acknowledged: list[str], stop: threading.Event) -> None:
-    """One visitor voting as fast as the app answers; each acknowledged vote's prompt goes to `acknowledged`."""
+def vote_until_killed(
+    url: str, address: str, acknowledged: list[str], stop: threading.Event, refusals: list[str]
+) -> None:
+    """One visitor voting as fast as the app answers; each acknowledged vote's prompt goes to `acknowledged`,
+    anything else the app answered before the kill to `refusals` (the test shows them if the voters stall)."""
     try:
         client = Client(url, verbose=False, headers={"X-Forwarded-For": address})
         while not stop.is_set():
             prompt = shown_prompt(client.predict("", api_name="/arena_next")[0])
             if not prompt:
-                return  # every pair rated
-            if "Recorded" in client.predict("", "", api_name="/vote_left"):
+                refusals.append(f"{address}: no pair shown")
+                return
+            answer = client.predict("", "", api_name="/vote_left")
+            if "Recorded" in answer:
                 acknowledged.append(prompt)
-    except Exception:  # the app died under us: what was acknowledged before counts
+            else:
+                refusals.append(f"{address}: {answer}")
+    except Exception as exc:  # the app died under us: what was acknowledged before counts
+        if not stop.is_set():
+            refusals.append(f"{address}: {type(exc).__name__}: {exc}")
         return
 
 
 def test_kill_9_while_visitors_vote_loses_no_acknowledged_vote(wb_env, tmp_path):
     db_url = f"sqlite:///{tmp_path / 'store.db'}"
     seed(db_url, prompts=40)
-    env = public_app_env(wb_env, free_port(), db_url, vote_limit="0")
+    # Its own adapters folder: the session's adapters would be new checkpoints the sampler places first, by
+    # generating their answers live, and this test is about votes, not generation.
+    adapters = str(tmp_path / "adapters")
+    env = public_app_env(wb_env, free_port(), db_url, vote_limit="0", adapters_dir=adapters)
     url = f"http://127.0.0.1:{env['GRADIO_SERVER_PORT']}/"
     acknowledged = {f"10.9.0.{n}": [] for n in range(VOTERS)}
+    refusals: list[str] = []
     stop = threading.Event()
     with start_app(env) as proc:
         threads = [
-            threading.Thread(target=vote_until_killed, args=(url, address, acks, stop), daemon=True)
+            threading.Thread(target=vote_until_killed, args=(url, address, acks, stop, refusals), daemon=True)
             for address, acks in acknowledged.items()
         ]
         for thread in threads:
@@ -85,7 +98,7 @@ def test_kill_9_while_visitors_vote_loses_no_acknowledged_vote(wb_env, tmp_path)
         for thread in threads:
             thread.join(timeout=30)
     total = sum(map(len, acknowledged.values()))
-    assert total >= 60, "the voters did not get going before the kill"
+    assert total >= 60, f"the voters did not get going before the kill ({total} votes): {refusals[:5]}"
     with Store(db_url) as store:
         votes = store.votes()
     assert not votes.duplicated(["rater", "generation_a_id", "generation_b_id"]).any()
