@@ -96,9 +96,11 @@ def test_serving_capacity_plumbing_on_a_tiny_run(space, wb_settings):
     from workbench.bench import format_table
     from workbench.bench.capacity import Bare, level_measures, measure_levels, wait_ready
 
+    space.hub.release()  # already released where the first test ran; run alone, this test would wait for ever
     slots = wait_ready(space.url)["slots"]
-    pairs = measure_levels(space.url, Bare(wb_settings, slots), (1, 2), tokens=8)
+    pairs = measure_levels(space.url, Bare(wb_settings, slots), (1, 2), tokens=8, min_chats=2)
     assert [(app.concurrency, bare.concurrency) for app, bare in pairs] == [(1, 1), (2, 2)]
+    assert [(len(app.rounds), len(bare.rounds)) for app, bare in pairs] == [(2, 2), (1, 1)]  # 2 chats a level
     for app, bare in pairs:
         assert not app.errors and not bare.errors
         assert all(c.tokens > 0 and c.first_s is not None and c.first_s <= c.done_s for c in app.chats + bare.chats)

@@ -7,8 +7,9 @@ count it chooses itself (its `/status` says which). At each level (1, 4, 8, 16 a
 moment, 64-token replies, temperature 0.7), the light client of `workbench.bench.chatclient` sends every chat
 through the app's HTTP API (`/gradio_api/queue/join` + `/gradio_api/queue/data`, as a browser does); then the
 same prompts (the same token ids) go to bare llama.cpp, the same `xllamacpp` binding on the same GGUF with the
-same slots and context, called from one thread per chat. Each level runs `--repeats` rounds (3 by default), the
-app and bare llama.cpp taking turns going first, in one run (an idle llama.cpp server takes no CPU), so a busy
+same slots and context, called from one thread per chat. Each level runs `--repeats` rounds (3 by default; more
+at 1 and 4 chats, so that every level has at least MIN_CHATS replies per side), the app and bare llama.cpp
+taking turns going first, in one run (an idle llama.cpp server takes no CPU), so a busy
 machine slows both alike and the ratios hold. Each chat comes from its own visitor whose page is open (its
 Gradio session exists; see `chatclient`).
 
@@ -40,6 +41,9 @@ TOKENS = 64
 TEMPERATURE = 0.7
 SUBJECTS = ("a dragon who learns to cook", "a knight who fears the dark", "a robot who paints", "a lost pirate")
 CASE = "serving_capacity"
+# At least this many chats per side at each level: a level of 1 chat with 3 rounds gave 3 samples, so its p95
+# was its slowest reply and its ratio moved by 0.05 between runs on a quiet machine.
+MIN_CHATS = 12
 
 
 def messages(n: int, offset: int = 0) -> list[str]:
@@ -167,17 +171,18 @@ def wait_ready(url: str, timeout: float = 600.0) -> dict[str, Any]:
 
 
 def measure_levels(
-    url: str, bare: Bare, levels: tuple[int, ...], tokens: int, rounds: int = 1
+    url: str, bare: Bare, levels: tuple[int, ...], tokens: int, rounds: int = 1, min_chats: int = MIN_CHATS
 ) -> list[tuple[Level, Level]]:
-    """(app, bare) per level, each over `rounds` rounds; the two take turns going first, so that a drifting
-    machine load favours neither. Every round's prompts are new to both."""
+    """(app, bare) per level, each over `rounds` rounds (more where that would give a level fewer than
+    `min_chats` chats); the two take turns going first, so that a drifting machine load favours neither. Every
+    round's prompts are new to both."""
     endpoint = chat_endpoint(url)
     run_chats(url, messages(1, 10_000), max_new_tokens=8, temperature=TEMPERATURE, endpoint=endpoint)  # warm up
     bare.run(messages(1, 10_000), 8, TEMPERATURE)
     results, offset, turn = [], 0, 0
     for n in levels:
         app, theirs = Level(n, []), Level(n, [])
-        for _ in range(rounds):
+        for _ in range(max(rounds, math.ceil(min_chats / n))):
             texts = messages(n, offset)
             offset += n
             first, second = ((app, "app"), (theirs, "bare")) if turn % 2 == 0 else ((theirs, "bare"), (app, "app"))
@@ -242,7 +247,8 @@ def case_serving_capacity(ctx: BenchContext, levels: tuple[int, ...] = LEVELS, t
         status["slots"],
         "slots",
         note=f"{status['model']} on {status['backend']}, llama.cpp threads: {settings.threads or 'its default'}; "
-        f"{tokens}-token replies, temperature {TEMPERATURE}; each level's chats sent at once ({ctx.repeats} rounds), "
+        f"{tokens}-token replies, temperature {TEMPERATURE}; each level's chats sent at once ({ctx.repeats} rounds, "
+        f"more at low levels for {MIN_CHATS} chats per level), "
         "each from its own visitor with the page open; "
         "app = python app.py through its HTTP API (SSE), bare = xllamacpp in this process",
     )
