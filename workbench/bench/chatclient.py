@@ -77,9 +77,13 @@ def chat_endpoint(url: str, api_name: str = "chat") -> Endpoint:
 
 
 def _has_text(history: Any) -> bool:
-    if not isinstance(history, list) or not history:
+    """Whether the last message is the assistant's and holds text (a starting app first echoes the user's
+    message alone, which is not a first token)."""
+    if not isinstance(history, list) or not history or not isinstance(history[-1], dict):
         return False
-    content = history[-1].get("content") if isinstance(history[-1], dict) else None
+    if history[-1].get("role") != "assistant":
+        return False
+    content = history[-1].get("content")
     if isinstance(content, list):  # a message's content as parts: [{"type": "text", "text": ...}]
         return any(isinstance(p, dict) and p.get("text") for p in content)
     return bool(content)
