@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from workbench.config import Settings
+from workbench.config import Settings, reference
 from workbench.generation.settings import GenerationSettings
 
 
@@ -19,7 +19,8 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend", help="auto, transformers or llamacpp (default: auto: llama.cpp for a GGUF model on the CPU)"
     )
-    parser.add_argument("--slots", help="requests llama.cpp generates at once (default: 4)")
+    slots = next(row for row in reference() if row["variable"] == "WORKBENCH_SLOTS")  # its one declaration
+    parser.add_argument("--slots", help=f"{slots['help']} (default: {slots['default']})")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
