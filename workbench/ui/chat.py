@@ -10,12 +10,14 @@ one stop string per line.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
 
+from workbench.config import usable_cores
 from workbench.errors import WorkbenchError
 from workbench.generation.router import REMOTE
 from workbench.generation.settings import (
@@ -34,12 +36,14 @@ from workbench.ui.notice import NO_NOTICE, in_page, notice_html, quiet_stop
 DEFAULTS = GenerationSettings()
 CHECKPOINT_REFRESH_S = 3.0  # how often an open page looks for adapters that training has written
 # How often a growing reply is sent to the page. Each update costs the app's CPU (Gradio's postprocessing, diff,
-# a thread hop and the event stream; 2-3 ms on 2 busy cores), which a small machine takes from generation. One
-# chat alone gets 12 a second (smooth streaming); the app as a whole sends at most UPDATES_PER_S, so with many
-# chats at once each one's updates come less often (16 chats: 2 a second each) and the CPU stays with llama.cpp.
-# The first text of every reply goes out at once.
+# a thread hop and the event stream; 2-4 ms on 2 busy cores), which a small machine takes from llama.cpp's compute
+# threads. One chat alone gets 12 a second (smooth streaming); the app as a whole sends at most
+# UPDATES_PER_CORE_S a second per usable core, so with many chats at once each one's updates come less often and
+# the CPU stays with generation. Measured on 2 cores (bench serving_capacity at 8 and 16 chats, app against bare
+# llama.cpp): 32 a second in all gave 0.88-0.94x, 16 gave 0.98-1.10x; so 8 per core (2 cores, 8 chats: each
+# updates twice a second). The first text of every reply goes out at once.
 STREAM_EVERY_S = 0.08
-UPDATES_PER_S = 32
+UPDATES_PER_CORE_S = 8
 LANE_PER_SLOT = 2
 NOTHING_TO_UNDO = "There is no message to regenerate or undo yet."
 # Prompts the embedded model answered right with the default settings on all 6 seeds tried with the prompts of
@@ -70,9 +74,15 @@ def lane_width(slots: int) -> int:
     return LANE_PER_SLOT * slots
 
 
+@functools.cache
+def updates_per_s() -> int:
+    """The most updates a second the whole app sends to its pages on this machine (see UPDATES_PER_CORE_S)."""
+    return UPDATES_PER_CORE_S * usable_cores()
+
+
 def stream_interval(streams: int) -> float:
-    """Seconds between a reply's updates to its page while `streams` replies stream at once (see UPDATES_PER_S)."""
-    return max(STREAM_EVERY_S, streams / UPDATES_PER_S)
+    """Seconds between a reply's updates to its page while `streams` replies stream at once (see updates_per_s)."""
+    return max(STREAM_EVERY_S, streams / updates_per_s())
 
 
 def make_chat_fn(ctx: AppContext):
