@@ -198,6 +198,33 @@ def test_arena_names_come_from_a_login_or_the_owner_never_from_a_typed_name_in_p
     assert _visitor(owner, "alice", None)[0] == "alice"
 
 
+def test_a_voter_id_cannot_be_matched_to_an_address_without_the_secret(tmp_path):
+    """The attack of issue 17: an unsalted sha256 of the address gave 203.0.113.77 back from a sweep of its /16 in
+    0.06 s. The same sweep finds the address only with the store's secret."""
+    import hashlib
+    import ipaddress
+    import secrets
+    import stat
+
+    secret = access.voter_secret(tmp_path)
+    key_file = tmp_path / access.SECRET_FILE
+    assert len(bytes.fromhex(secret.decode())) == 32 and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert access.voter_secret(tmp_path) == secret  # made once, then read
+    shown = access.voter_id(access.address_key("203.0.113.77"), secret)  # what the Raters filter and export show
+    network = [str(ip) for ip in ipaddress.ip_network("203.0.0.0/16")]
+
+    def sweep(guess) -> list[str]:
+        return [address for address in network if guess(address) == shown]
+
+    assert sweep(lambda address: access.voter_id(address, secret)) == ["203.0.113.77"]  # the sweep itself works
+    assert sweep(lambda address: access.voter_id(address, secrets.token_hex(32).encode())) == []
+    assert sweep(lambda address: hashlib.sha256(address.encode()).hexdigest()[: len(shown)]) == []
+    # One person behind IPv6 holds a whole /64: one voter, not 2**64 of them; the next /64 is someone else.
+    same = {access.voter_id(access.address_key(a), secret) for a in ("2001:db8:1:2::1", "2001:db8:1:2:ffff::9")}
+    other = access.voter_id(access.address_key("2001:db8:1:3::1"), secret)
+    assert len(same) == 1 and other not in same
+
+
 def test_errors_on_the_page_carry_no_server_paths_or_secrets(monkeypatch):
     from workbench.ui.context import user_error
 
