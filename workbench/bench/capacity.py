@@ -8,7 +8,7 @@ moment, 64-token replies, temperature 0.7), the light client of `workbench.bench
 through the app's HTTP API (`/gradio_api/queue/join` + `/gradio_api/queue/data`, as a browser does); then the
 same prompts (the same token ids) go to bare llama.cpp, the same `xllamacpp` binding on the same GGUF with the
 same slots and context, called from one thread per chat. Each level runs `--repeats` rounds (3 by default; more
-at 1 and 4 chats, so that every level has at least MIN_CHATS replies per side), the app and bare llama.cpp
+where that would leave a level under MIN_CHATS replies per side: 12 rounds of 1 chat), the app and bare llama.cpp
 taking turns going first, in one run (an idle llama.cpp server takes no CPU), so a busy
 machine slows both alike and the ratios hold. Each chat comes from its own visitor whose page is open (its
 Gradio session exists; see `chatclient`).
