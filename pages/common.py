@@ -5,13 +5,14 @@ Not a page itself (dashboard.py lists the pages). The store is opened once per p
 only when a page generates text, also once per process. Errors a user can fix (`WorkbenchError`) are shown
 with `st.error` as their one sentence, escaped, with secrets masked and server paths shortened.
 
-Who is asking is decided per run, as the Gradio app decides per request (`workbench.access`): `caller()` is the
-visitor's address (behind the settings' trusted proxies) and whether the connection really is this machine's
-(loopback peer, loopback Host and Origin, no proxy header). The owner (`is_owner()`: this machine on a dashboard
-that listens on loopback, or everyone with WORKBENCH_ADMIN_OPEN=1) gets the owner's sizes, no rate limits and
-typed rater names; every other caller is a visitor, whose generations count against the reply limit
-(`take_replies`) and who may choose only the checkpoints WORKBENCH_VISITOR_CHECKPOINTS allows
-(`checkpoint_choices`, `check_request`). Admin actions go through `check_admin` (the one throttle).
+Who is asking is decided per run by the same gate as the Gradio app's requests (`workbench.gate`): `visitor()` is
+the run's Visitor (address key behind the settings' trusted proxies, owner or not, sizes). The owner (this machine
+on a dashboard that listens on loopback, or everyone with WORKBENCH_ADMIN_OPEN=1) gets the owner's sizes, no rate
+limits and typed rater names; every other caller is a visitor, whose generations count against the reply limit
+(`take_replies`), whose votes against the vote limit (`take_vote`), both keyed by address as in the app, and who
+may choose only the checkpoints WORKBENCH_VISITOR_CHECKPOINTS allows (`checkpoint_choices`, `check_request`).
+Errors reach the page through the gate's one funnel (`workbench.gate.sentence`). Admin actions go through
+`check_admin` (the one throttle).
 """
 
 from __future__ import annotations
@@ -25,24 +26,21 @@ import streamlit as st
 from workbench.access import SHELL, Caller
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
-from workbench.ui.markup import plain_markdown
+from workbench.gate.sentence import public_sentence
+from workbench.views.markup import plain_markdown
 
 if TYPE_CHECKING:
+    from workbench.gate.sizes import Sizes
+    from workbench.gate.visitor import Visitor
     from workbench.generation.router import Router
     from workbench.generation.settings import GenerationSettings
     from workbench.store import Store
-    from workbench.ui.limits import Sizes
-
-SENTENCE_CHARS = 300  # an error longer than this (a backend's message) is cut: one sentence, not a dump
 
 
 def sentence(exc: BaseException | str) -> str:
-    """What a page shows of an error: its text with secrets masked and absolute server paths shortened (the funnel
-    the app's `user_error` uses), on one line and at most SENTENCE_CHARS characters."""
-    from workbench.safety.redact import hide_paths, redact
-
-    text = " ".join(hide_paths(redact(str(exc))).split())
-    return text if len(text) <= SENTENCE_CHARS else text[: SENTENCE_CHARS - 1].rstrip() + "…"
+    """What a page shows of an error: the gate's one public sentence (secrets, URLs and server paths hidden, one
+    line, capped), the same funnel as the app's."""
+    return public_sentence(exc, (settings().home,))
 
 
 def show_error(exc: BaseException | str) -> None:
@@ -82,16 +80,21 @@ def client() -> str:
     return caller().address
 
 
+def visitor() -> Visitor:
+    """This run's Visitor (`workbench.gate.visitor`): address key, owner or not, sizes."""
+    from workbench.gate.visitor import visitor_of
+
+    return visitor_of(settings(), caller())
+
+
 def is_owner() -> bool:
     """Whether this run is the owner's (`Settings.is_owner`): the owner's sizes, no rate limits, typed names."""
-    return settings().is_owner(caller())
+    return visitor().owner
 
 
 def sizes() -> Sizes:
     """What one request of this caller may hold (the visitor's or the owner's `Sizes`)."""
-    from workbench.ui.limits import sizes_for
-
-    return sizes_for(settings(), is_owner())
+    return visitor().sizes
 
 
 def check_admin(token: str | None) -> None:
@@ -184,43 +187,30 @@ def session_id() -> str:
     """The anonymous voter id of this visitor: from their address as our proxy saw it, so a reload, a new tab or
     an edited URL cannot make a second voter (ballots count once per voter and pair); keyed with the store's
     secret (`workbench.access.voter_id`), the same id the app's Arena gives the same address."""
-    from workbench.access import voter_id, voter_secret
-
-    return voter_id(client(), voter_secret(settings().secrets_dir))
-
-
-@st.cache_resource
-def _vote_limit(config: Settings):
-    from workbench.ui.limits import vote_limit
-
-    return vote_limit(config)
-
-
-@st.cache_resource
-def _reply_limit(config: Settings):
-    from workbench.ui.limits import reply_limit
-
-    return reply_limit(config)
+    return visitor().voter(settings())
 
 
 def take_vote() -> None:
-    """Count one vote against this visitor's hourly limit (never the owner's); raises WorkbenchError past it."""
-    if not is_owner():
-        _vote_limit(settings()).take(session_id())
+    """Count one vote against this visitor's hourly limit, keyed by address as in the app (never the owner's);
+    raises WorkbenchError past it."""
+    from workbench.gate.limits import limits_for
+
+    limits_for(settings()).take_vote(visitor())
 
 
 def take_replies(n: int = 1) -> None:
     """Count `n` generated outputs against this visitor's per-minute reply limit, all or none, before any is
     generated (never the owner's); raises WorkbenchError with one sentence past it."""
-    if not is_owner():
-        _reply_limit(settings()).take(client(), n)
+    from workbench.gate.limits import limits_for
+
+    limits_for(settings()).take_reply(visitor(), n)
 
 
 def checkpoint_choices() -> list[str]:
     """The checkpoints this caller may choose: every one for the owner, those WORKBENCH_VISITOR_CHECKPOINTS
     allows for a visitor (remote models may cost money). Raises WorkbenchError when the model is unusable."""
+    from workbench.gate.checkpoints import may_choose
     from workbench.studio.compare import checkpoint_choices as every
-    from workbench.ui.limits import may_choose
 
     config, owner = settings(), is_owner()
     return [name for name in every(config) if may_choose(config, owner, name)]
@@ -232,12 +222,13 @@ NO_CHECKPOINTS = "No checkpoint is offered to visitors on this server."
 def check_request(text: str, system_prompt: str | None, checkpoints: list[str], gen: GenerationSettings) -> None:
     """Refuse (WorkbenchError, one sentence) a request larger than this caller's sizes, or a checkpoint they may
     not choose; the widgets limit nothing a client cannot change."""
-    from workbench.ui.limits import check_chat, check_checkpoint
+    from workbench.gate.checkpoints import check_checkpoint
+    from workbench.gate.sizes import check_chat
 
-    config, owner = settings(), is_owner()
-    check_chat(sizes(), text or "", system_prompt or "", [], gen)
+    who = visitor()
+    check_chat(who.sizes, text or "", system_prompt or "", [], gen)
     for name in checkpoints:
-        check_checkpoint(config, owner, name)
+        check_checkpoint(settings(), who.owner, name)
 
 
 def _apply_preset(prefix: str) -> None:

@@ -21,7 +21,7 @@ from workbench.errors import WorkbenchError
 from workbench.store import VISITOR_PROMPTS
 from workbench.store.records import settings_label
 from workbench.studio import compare
-from workbench.ui.markup import plain_markdown
+from workbench.views.markup import plain_markdown
 
 TYPED, FROM_SET = "Type a prompt", "A prompt set"
 VISITOR_RUN_OUTPUTS = 64  # prompts x checkpoints in one visitor's prompt-set run (the Lab's sweep holds as many)

@@ -4,7 +4,7 @@ two settings and several checkpoints with a heatmap per measure, which setting r
 reply coloured by its probability with the alternatives on hover, and the first token's distribution.
 
 Widgets and wiring only: the work is workbench/studio/sweep.py and lab.py (through the ChatEngine), presets are
-workbench/generation/presets.py, the token view is workbench/ui/tokenview.py.
+workbench/generation/presets.py, the token view is workbench/views/tokenview.py.
 
 A visitor (pages/common.py) has the app's limits: every output of a sweep, a token view (and its re-reading under
 new sliders) and the first-token distribution count against their reply limit before the model is asked, with
@@ -21,7 +21,7 @@ from workbench.generation import presets
 from workbench.generation.settings import GenerationSettings, conversation
 from workbench.generation.tokenprobs import mean_logprob
 from workbench.studio import lab, sweep
-from workbench.ui import plots, tokenview
+from workbench.views import plots, tokenview
 
 AXIS_VALUES = {
     "temperature": [0.0, 0.3, 0.7, 1.0, 1.3, 1.6],

@@ -26,7 +26,7 @@ from workbench.ratings.leaderboard import filter_ratings, win_rate_cells
 from workbench.ratings.snapshot import ranked, snapshot
 from workbench.ratings.views import BOOTSTRAP, SEED, view_counts, views_note
 from workbench.store import is_judge
-from workbench.ui import plots
+from workbench.views import plots
 
 EXPORTS = {
     "votes": "Pairwise votes",

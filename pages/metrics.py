@@ -4,7 +4,7 @@ Per checkpoint (bars, the base model as a dashed reference line), over the train
 per suite), training and validation loss curves (the admin's only: the owner, or after the admin token), and
 the outputs behind a BLEU score, example by example.
 Hover shows each value with its sacrebleu signature. Widgets and wiring only: the shaping is
-workbench/evaluation/views.py and workbench/training/losses.py, the figures workbench/ui/plots.py.
+workbench/evaluation/views.py and workbench/training/losses.py, the figures workbench/views/plots.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import streamlit as st
 from pages import common
 from workbench.evaluation import views as mv
 from workbench.training import losses
-from workbench.ui import plots
+from workbench.views import plots
 
 TABLE = ["checkpoint", "step", "value", "signature", "num_examples", "num_tokens"]
 

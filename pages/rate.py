@@ -17,7 +17,7 @@ from pages import common
 from workbench.errors import WorkbenchError
 from workbench.ratings import pairs
 from workbench.store import check_rater
-from workbench.ui.markup import plain_markdown, vote_receipt
+from workbench.views.markup import plain_markdown, vote_receipt
 
 PAIRWISE, LIKERT = "Pairwise: which is better?", "Single output: score 1 to 5"
 SETTINGS_PAIR = "Pairwise: same checkpoint, two generation settings"  # which setting people prefer
@@ -145,7 +145,12 @@ def _offer_pairs(store, differ: str, voted: bool) -> None:
     else:
         st.info("There are no pairs to rate yet.")
     kind = differ
-    if differ == "checkpoint" and len(compare.checkpoint_choices(common.settings())) < 2:
+    try:
+        offered = common.checkpoint_choices()  # what this caller may choose (WORKBENCH_VISITOR_CHECKPOINTS)
+    except WorkbenchError as exc:
+        common.show_error(exc)
+        return
+    if differ == "checkpoint" and len(offered) < 2:
         kind = "settings"  # one model alone cannot make checkpoint pairs
         st.caption("Only the base model is here, so its pairs differ in generation settings.")
     what = "of the base model under two settings" if kind == "settings" else "of the first two checkpoints"
@@ -158,7 +163,12 @@ def _offer_pairs(store, differ: str, voted: bool) -> None:
     bar = st.progress(0.0, text="Generating…")
     try:
         compare.make_pairs(
-            common.engine(), store, kind, progress=lambda d, t, label: bar.progress(d / t, text=f"{d} of {t}: {label}")
+            common.engine(),
+            store,
+            kind,
+            progress=lambda d, t, label: bar.progress(d / t, text=f"{d} of {t}: {label}"),
+            offered=offered,
+            before_generating=common.take_replies,  # a visitor's reply budget counts each new output first
         )
     except WorkbenchError as exc:
         common.show_error(exc)

@@ -12,8 +12,9 @@ import pytest
 from workbench import access
 from workbench.config import SPACE_DATA, Settings
 from workbench.errors import WorkbenchError
+from workbench.gate.limits import RateLimit, reply_limit, vote_limit
+from workbench.gate.sizes import check_chat, sizes_for, visitor_sizes
 from workbench.generation.settings import GenerationSettings
-from workbench.ui.limits import RateLimit, check_chat, reply_limit, sizes_for, visitor_sizes, vote_limit
 
 
 @pytest.mark.parametrize(
@@ -237,8 +238,8 @@ def test_errors_on_the_page_carry_no_server_paths_or_secrets(monkeypatch):
 def test_visitors_choose_only_what_the_owner_offers_and_cannot_stop_others(tmp_path):
     from types import SimpleNamespace
 
-    from workbench.ui.context import AppContext, Visitor
-    from workbench.ui.limits import sizes_for
+    from workbench.gate.visitor import Visitor
+    from workbench.ui.context import AppContext
 
     settings = Settings(home=tmp_path, host="0.0.0.0")
     ctx = AppContext(settings)

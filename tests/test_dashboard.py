@@ -20,7 +20,7 @@ import pytest
 from tests.fixtures.dashboard import CHECKPOINTS, LOSSES, RUN
 from tests.ratings.by_hand import map_gap
 from workbench.store import Store
-from workbench.ui.markup import plain_markdown
+from workbench.views.markup import plain_markdown
 
 pytestmark = pytest.mark.slow  # the real model generates on Compare and Lab, and seeds the store
 ROOT = Path(__file__).resolve().parents[1]

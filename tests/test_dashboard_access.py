@@ -24,8 +24,9 @@ from streamlit.runtime.context import StreamlitHeaders
 from workbench.access import SHELL
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
+from workbench.gate.checkpoints import check_checkpoint
+from workbench.gate.limits import RateLimit
 from workbench.store import Store
-from workbench.ui.limits import RateLimit, check_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 PORT = "8501"
@@ -65,7 +66,8 @@ def test_a_run_is_this_machines_only_from_loopback_with_loopback_host_and_origin
 
 
 def test_errors_are_masked_shortened_and_one_line(monkeypatch):
-    from pages.common import SENTENCE_CHARS, sentence
+    from pages.common import sentence
+    from workbench.gate.sentence import SENTENCE_CHARS
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-live-0123456789abcdefXYZ")
     text = sentence(

@@ -21,11 +21,11 @@ from workbench.cli import build_parser
 from workbench.cli.common import generation_from
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
+from workbench.gate.sizes import check_chat, visitor_sizes
 from workbench.generation.settings import GenerationSettings, check_messages, conversation, plain_history
 from workbench.store import Store
 from workbench.training.data import read_dataset
 from workbench.ui.chat import _settings
-from workbench.ui.limits import check_chat, visitor_sizes
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 numbers = st.one_of(

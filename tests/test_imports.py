@@ -71,10 +71,14 @@ LIGHT = [
     "workbench.store.judging",
     "workbench.cli.judge",
     "workbench.ui",
-    "workbench.ui.plots",
-    "workbench.ui.tokenview",
-    "workbench.ui.markup",
-    "workbench.ui.limits",
+    "workbench.views.plots",
+    "workbench.views.tokenview",
+    "workbench.views.markup",
+    "workbench.gate.visitor",
+    "workbench.gate.fields",
+    "workbench.gate.sentence",
+    "workbench.gate.limits",
+    "workbench.gate.checkpoints",
 ]
 
 

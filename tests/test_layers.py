@@ -3,9 +3,10 @@ goes round in a circle.
 
 Every top-level module or package of `workbench` belongs to a layer. A module may import (at the top or inside
 a function) modules of its own package and of packages in lower layers, never a package beside it in the same
-layer nor anything above. No two modules import each other, directly or round a longer cycle. Only the Gradio
-modules of `workbench.ui` import gradio (its `plots` and `markup` serve the Streamlit pages too); nothing in
-`workbench` imports streamlit. A new top-level module or package must be given a layer here.
+layer nor anything above. No two modules import each other, directly or round a longer cycle. Only
+`workbench.ui` imports gradio; nothing in `workbench` imports streamlit; the Streamlit pages never import
+`workbench.ui` (what both UIs share lives below it: `workbench.gate`, `workbench.views`). A new top-level module or
+package must be given a layer here.
 """
 
 import ast
@@ -19,9 +20,11 @@ LAYERS = [
     {"access"},  # who may do what: the admin check, client addresses
     {"config", "jsonl"},  # settings; the one JSON-lines reader
     {"safety"},  # names that reach the file system; secrets kept out of what is written or shown
+    {"views"},  # figures, safe markup and token colouring that both UIs show (no gradio, no streamlit)
     {"remote"},  # remote models' registry entries
     {"registry"},  # what exists on disk (and on the servers registry.yaml names)
     {"generation"},  # the one way text is generated
+    {"gate"},  # who is asking, what they may send and do, the one public error sentence: both UIs' one gate
     {"store"},  # the database (it checks generation settings before it keeps them)
     {"evaluation", "ratings"},  # measuring checkpoints; ranking them from votes
     {"training", "studio"},  # LoRA jobs (evaluated at each save); the logic behind the dashboard pages
@@ -30,7 +33,7 @@ LAYERS = [
     {"__main__"},  # `python -m workbench` -> cli
 ]
 TOP_MODULES = {"__init__", "__main__", "access", "config", "errors", "registry", "remote", "jsonl"}
-SHARED_UI = {"plots.py", "markup.py", "__init__.py"}  # used by the Streamlit pages: no gradio
+SHARED_UI = {"__init__.py"}  # importing workbench.ui itself stays light
 
 
 def layer_of(top: str) -> int:
@@ -114,3 +117,10 @@ def test_no_import_cycles():
     for module in sorted(graph):
         if module not in state:
             visit(module, [module])
+
+
+def test_pages_never_import_the_gradio_package():
+    pages = Path(__file__).resolve().parents[1] / "pages"
+    for path in sorted([*pages.glob("*.py"), pages.parent / "dashboard.py"]):
+        for name in imported(path):
+            assert not name.startswith("workbench.ui"), f"{path.name} imports {name}: pages use workbench.gate/views"

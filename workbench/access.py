@@ -147,10 +147,9 @@ def is_local_request(peer: str | None, headers: Any, *, trusted_proxies: int, sh
     hosts = header_values(headers, "host")
     if len(hosts) != 1 or not is_loopback(host_name(hosts[0])):
         return False
-    for origin in header_values(headers, "origin"):
-        if origin.strip() != "null" and not is_loopback(urlsplit(origin.strip()).hostname):
-            return False
-    return True
+    # "Origin: null" is what a sandboxed iframe, a file:// page or a redirect across origins sends: a page of
+    # unknown origin, never this machine's own, so it is a visitor (it could otherwise start a run on a laptop app).
+    return all(is_loopback(urlsplit(origin.strip()).hostname) for origin in header_values(headers, "origin"))
 
 
 @dataclass(frozen=True)

@@ -372,6 +372,13 @@ class Settings:
         whole(1, 1000),
         "generations one visitor may have waiting or running at once (their share of the queue)",
     )
+    visitor_events: int = setting(
+        12,
+        "WORKBENCH_VISITOR_EVENTS",
+        whole(1, 100_000),
+        "actions of any kind one visitor may have waiting or running at once (a page opening sends about eight); "
+        "must be below WORKBENCH_QUEUE_SIZE, so no address can fill the queue",
+    )
     visitor_checkpoints: tuple[str, ...] = setting(
         ("base", "adapters"),
         "WORKBENCH_VISITOR_CHECKPOINTS",
@@ -440,6 +447,11 @@ class Settings:
         object.__setattr__(self, "adapters_dir", self.adapters_dir or models / "adapters")
         if not self.slots:
             object.__setattr__(self, "slots", auto_slots())
+        if self.visitor_events >= self.queue_size:
+            raise WorkbenchError(
+                f"WORKBENCH_VISITOR_EVENTS ({self.visitor_events}) must be below WORKBENCH_QUEUE_SIZE "
+                f"({self.queue_size}), or one visitor could fill the queue."
+            )
         if not self.db_url:
             # A Space keeps only /data across restarts; the repository folder is rebuilt on each one.
             store = SPACE_DATA / "workbench" if self.space and SPACE_DATA.is_dir() else home / "var"

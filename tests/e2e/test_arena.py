@@ -15,7 +15,7 @@ from tests.fixtures.arena import shown_prompt, text_of
 from tests.fixtures.dashboard import SEEDED
 from workbench.store import Store
 from workbench.studio import compare
-from workbench.ui.markup import plain_markdown
+from workbench.views.markup import plain_markdown
 
 pytestmark = pytest.mark.slow
 

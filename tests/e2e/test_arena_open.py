@@ -27,7 +27,7 @@ from workbench.registry import embedded_base
 from workbench.store import Store
 from workbench.store.records import anonymous_rater
 from workbench.studio.battle import ONE_CHECKPOINT
-from workbench.ui.markup import plain_markdown
+from workbench.views.markup import plain_markdown
 
 pytestmark = pytest.mark.slow
 

@@ -24,7 +24,7 @@ from workbench.generation.settings import GenerationSettings
 from workbench.ratings.snapshot import ranked, snapshot
 from workbench.store import Store, settings_label
 from workbench.studio.preference import preference_by_setting
-from workbench.ui import plots
+from workbench.views import plots
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPS = (0.2, 0.7, 1.2)

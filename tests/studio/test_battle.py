@@ -23,7 +23,7 @@ from workbench.generation.streaming import Reply
 from workbench.store import Store
 from workbench.studio import battle as battles
 from workbench.training.votes import VoteFilters, vote_pairs
-from workbench.ui.markup import vote_receipt
+from workbench.views.markup import vote_receipt
 
 BASE = GenerationSettings(max_new_tokens=16)
 

@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from workbench import access
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
+from workbench.gate.sizes import check_chat, check_reply, visitor_sizes
 from workbench.generation.settings import GenerationSettings
 from workbench.ui import guard
 from workbench.ui.chat_tuning import last_exchange
-from workbench.ui.limits import check_chat, check_reply, visitor_sizes
 
 ADMIN, VISITOR = "198.51.100.10", "198.51.100.20"
 VIEW = GenerationSettings(max_new_tokens=1)  # what the token view checks its request with

@@ -269,11 +269,15 @@ def make_pairs(
     prompt_set: str = PAIR_SET,
     limit: int | None = None,
     progress: Progress | None = None,
+    offered: Sequence[str] | None = None,
+    before_generating: Callable[[int], None] | None = None,
 ) -> dict[str, int]:
     """Outputs that make new pairs to rate: the first `limit` (PAIR_PROMPTS) prompts of a set answered by the first two
     checkpoints under the first setting (`differ="checkpoint"`), or by the base model under both settings
     (`differ="settings"`, which a fresh install with no adapter can always do). Stored outputs are re-used.
     `settings_pair` defaults to the default preset against "creative" (seed 0, PAIR_TOKENS new tokens).
+    `offered` is the checkpoints the caller may choose (default: all); `before_generating` counts the outputs the
+    store lacks against the caller's reply budget before any is generated (see `run_prompt_set`).
 
     Returns:
         {"generated": n, "from_store": m}
@@ -283,12 +287,15 @@ def make_pairs(
 
         chosen = (presets.SHIPPED[presets.DEFAULT_PRESET], presets.SHIPPED["creative"])
         settings_pair = [g.replace(seed=0, max_new_tokens=PAIR_TOKENS) for g in chosen]
+    offered = list(checkpoint_choices(engine.settings) if offered is None else offered)
     if differ == "settings":
         checkpoints, gens = ["base"], list(settings_pair[:2])
         if len(gens) < 2 or gens[0] == gens[1]:
             raise WorkbenchError("Settings pairs need two different generation settings.")
+        if "base" not in offered:
+            raise WorkbenchError("The base model is not offered to visitors on this server.")
     else:
-        checkpoints, gens = checkpoint_choices(engine.settings)[:2], list(settings_pair[:1])
+        checkpoints, gens = offered[:2], list(settings_pair[:1])
         if len(checkpoints) < 2:
             raise WorkbenchError(
                 "Pairs of checkpoints need an adapter besides the base model: train one (the Fine-tune tab), or "
@@ -297,7 +304,14 @@ def make_pairs(
     counts = {"generated": 0, "from_store": 0}
     for gen in gens:
         done = run_prompt_set(
-            engine, store, prompt_set, checkpoints, gen, limit=limit or PAIR_PROMPTS, progress=progress
+            engine,
+            store,
+            prompt_set,
+            checkpoints,
+            gen,
+            limit=limit or PAIR_PROMPTS,
+            progress=progress,
+            before_generating=before_generating,
         )
         counts = {k: counts[k] + done[k] for k in counts}
     return counts

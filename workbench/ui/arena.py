@@ -31,10 +31,11 @@ from dataclasses import replace
 import gradio as gr
 
 from workbench.errors import WorkbenchError
+from workbench.gate.visitor import Visitor
 from workbench.generation.settings import GenerationSettings
 from workbench.studio.battle import ONE_CHECKPOINT
-from workbench.ui.context import AppContext, Visitor
-from workbench.ui.markup import plain_markdown, vote_receipt
+from workbench.ui.context import AppContext
+from workbench.views.markup import plain_markdown, vote_receipt
 
 PROMPT_SET = "vicuna-bench"
 # The settings of pairs made on the fly: a fixed seed, so a prompt's output is made once and re-used.
@@ -141,10 +142,10 @@ def visitor(
 
 
 def say(exc: WorkbenchError) -> str:
-    """A refusal as the status shows it: its one sentence, paths and secrets hidden, literal (escaped)."""
-    from workbench.safety.redact import hide_paths, redact
+    """A refusal as the status shows it: the gate's public sentence (secrets, URLs and paths hidden), literal."""
+    from workbench.gate.sentence import public_sentence
 
-    return plain_markdown(hide_paths(redact(str(exc))))
+    return plain_markdown(public_sentence(exc))
 
 
 def buttons(interactive: bool) -> list:

@@ -16,10 +16,10 @@ from types import SimpleNamespace
 import gradio as gr
 
 from workbench.errors import WorkbenchError
+from workbench.gate.sizes import check_chat
 from workbench.generation.settings import GenerationSettings
 from workbench.studio import battle as battles
 from workbench.ui.arena import CHOICES, PROMPT_SET, START, Arena, buttons, say, visitor
-from workbench.ui.limits import check_chat
 
 ANSWERING = "Both are answering…"
 ASK = "Which answer is better? Vote, or go on talking: the names are revealed after your vote."
@@ -119,6 +119,6 @@ def wire(arena: Arena, page: SimpleNamespace) -> None:
     page.send.click(send, inputs, outputs, api_visibility="private", **lane)
     page.suggest.click(make_suggest_fn(arena), None, [page.message], api_name="arena_suggest", concurrency_limit=None)
     cleared = [page.judged, page.left, page.right, page.status, page.reason, *page.votes]
-    page.new.click(new_battle, None, cleared, queue=False, api_visibility="private")
-    page.differ.input(new_battle, None, cleared, queue=False, api_visibility="private")
+    page.new.click(new_battle, None, cleared, concurrency_limit=None, api_visibility="private")
+    page.differ.input(new_battle, None, cleared, concurrency_limit=None, api_visibility="private")
     assert len(page.votes) == len(CHOICES)

@@ -63,6 +63,7 @@ def build_arena_tab(ctx: AppContext) -> SimpleNamespace:
             max_lines=6,
             scale=5,
             elem_id="arena-message",
+            max_length=ctx.sizes.message_chars,
         )
         send = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="arena-send")
     with gr.Row():

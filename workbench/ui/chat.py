@@ -19,6 +19,8 @@ import gradio as gr
 
 from workbench.config import usable_cores
 from workbench.errors import WorkbenchError
+from workbench.gate.sizes import check_chat
+from workbench.gate.visitor import Visitor
 from workbench.generation.router import REMOTE
 from workbench.generation.settings import (
     EMPTY_MESSAGE,
@@ -29,8 +31,7 @@ from workbench.generation.settings import (
 )
 from workbench.registry import BASE_NAME
 from workbench.ui import chat_feedback, chat_tuning
-from workbench.ui.context import AppContext, Visitor, reply_key, user_error
-from workbench.ui.limits import check_chat
+from workbench.ui.context import AppContext, reply_key, user_error
 from workbench.ui.notice import NO_NOTICE, in_page, notice_html, quiet_stop
 
 DEFAULTS = GenerationSettings()
@@ -186,7 +187,7 @@ def _need_message(pending: str) -> None:
 
 
 def _checkpoint_update(ctx: AppContext, who: Visitor, current: str, known: list[str]):
-    from workbench.safety.redact import hide_paths, redact
+    from workbench.gate.sentence import public_sentence
 
     choices = ctx.choices_for(who)
     unusable = (
@@ -195,7 +196,7 @@ def _checkpoint_update(ctx: AppContext, who: Visitor, current: str, known: list[
         else []
     )
     # A reason may name files on the server: visitors see them shortened, like every error on the page.
-    note = "\n".join(f"- `{a.name}` cannot be used: {hide_paths(redact(a.reason))}" for a in unusable)
+    note = "\n".join(f"- `{a.name}` cannot be used: {public_sentence(a.reason, ctx.roots())}" for a in unusable)
     if choices == known:
         return gr.skip(), gr.skip(), known
     value = current if current in choices else BASE_NAME
@@ -213,7 +214,11 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
             chatbot = gr.Chatbot(elem_id="chatbot", height=460, label="Conversation", buttons=["copy"])
             with gr.Row():
                 message = gr.Textbox(
-                    elem_id="msg", placeholder="Type a message and press Enter", show_label=False, scale=5
+                    elem_id="msg",
+                    placeholder="Type a message and press Enter",
+                    show_label=False,
+                    scale=5,
+                    max_length=ctx.sizes.message_chars,
                 )
                 send = gr.Button("Send", variant="primary", elem_id="send", scale=1, min_width=80)
             # What went wrong with the last thing done here, in words (see workbench/ui/notice.py).
@@ -247,6 +252,7 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
                 lines=3,
                 elem_id="system-prompt",
                 placeholder="Optional: how the assistant should behave.",
+                max_length=ctx.sizes.system_chars,
             )
             temperature = gr.Slider(
                 0,
@@ -278,9 +284,15 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
                     elem_id="repetition-penalty",
                 )
                 seed = gr.Number(-1, precision=0, minimum=-1, label="Seed (-1 = random)", elem_id="seed")
-                stop = gr.Textbox("", label="Stop strings (one per line)", lines=2, elem_id="stop-strings")
+                stop = gr.Textbox(
+                    "",
+                    label="Stop strings (one per line)",
+                    lines=2,
+                    elem_id="stop-strings",
+                    max_length=ctx.sizes.stop_strings * (ctx.sizes.stop_chars + 1),
+                )
     # The message being answered; a hidden Textbox (not a State) so that the API endpoint takes it.
-    pending = gr.Textbox(visible=False)
+    pending = gr.Textbox(visible=False, max_length=ctx.sizes.message_chars)
     known = gr.State([BASE_NAME])
     settings_inputs = [system, checkpoint, temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop]
     chat_fn = chat_feedback.recording(ctx, make_chat_fn(ctx))  # remembers replies for likes and regenerate pairs
@@ -301,12 +313,14 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
     chat_feedback.wire_likes(ctx, chatbot)
     chat_tuning.wire_token_view(ctx, tokens, chatbot, system, checkpoint, temperature, top_p, top_k, lane)
     _wire_generation(chat_fn, message, send, regenerate, undo, chatbot, stats, notice, pending, settings_inputs, lane)
-    clear.click(lambda: ([], "", NO_NOTICE), None, [chatbot, stats, notice], queue=False, api_visibility="private")
+    clear.click(
+        lambda: ([], "", NO_NOTICE), None, [chatbot, stats, notice], concurrency_limit=None, api_visibility="private"
+    )
 
     def stop_reply(request: gr.Request) -> None:
         ctx.cancel(reply_key(ctx, request))
 
-    stop_btn.click(stop_reply, None, None, queue=False, api_name="stop")
+    stop_btn.click(stop_reply, None, None, concurrency_limit=None, api_name="stop")
 
     def refresh(current: str, seen: list[str], request: gr.Request = None):
         return _checkpoint_update(ctx, ctx.visitor(request), current, seen)
@@ -328,12 +342,13 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
 def _wire_generation(chat_fn, message, send, regenerate, undo, chatbot, stats, notice, pending, inputs, lane) -> None:
     """Send, Enter, Regenerate and Undo, and the "chat" API endpoint.
 
-    The page's events never raise a person's mistake (workbench/ui/notice.py says why): a quick first step outside
-    the queue writes the notice, a gate with no outputs ends the chain when there is nothing to answer, and the
-    queued reply shows its own errors in the notice. The "chat" endpoint is the same function on a trigger that is
-    not on the page (as gr.ChatInterface publishes its own), and raises: an API caller gets a failed call.
+    The page's events never raise a person's mistake (workbench/ui/notice.py says why): a quick first step (queued
+    like every event, so the gate checks it, with no concurrency limit: it takes no lock) writes the notice, a gate
+    with no outputs ends the chain when there is nothing to answer, and the queued reply shows its own errors in the
+    notice. The "chat" endpoint is the same function on a trigger that is not on the page (as gr.ChatInterface
+    publishes its own), and raises: an API caller gets a failed call.
     """
-    quick = {"queue": False, "api_visibility": "private"}
+    quick = {"concurrency_limit": None, "api_visibility": "private"}
     # hidden: the page's screen-reader announcer would otherwise say "Error" when the gate stops a chain
     gate = {"fn": _need_message, "inputs": [pending], "outputs": None, "show_progress": "hidden", **quick}
     page_chat = in_page(chat_fn)

@@ -26,13 +26,19 @@ from typing import Any
 import gradio as gr
 
 from workbench.errors import WorkbenchError
+from workbench.gate.visitor import Visitor
 from workbench.generation.settings import GenerationSettings, conversation, message_text, plain_history
 from workbench.registry import BASE_NAME
-from workbench.ui.context import AppContext, Visitor, session_of
+from workbench.ui.context import AppContext, session_of
 
 log = logging.getLogger(__name__)
 SESSIONS_KEPT = 5_000  # browser sessions whose recent replies are remembered (bounded memory under a flood)
 REPLIES_KEPT = 16  # replies remembered per session
+# The log is bounded by its text too, not only by counts: session hashes are the client's to choose, and one
+# reply's conversation may hold a visitor's 100,000 characters (the owner's a million), so counts alone allowed
+# 5,000 x 16 x ~112k characters. Oldest replies of a session go first, then the least recently used sessions.
+SESSION_CHARS = 2_000_000
+TOTAL_CHARS = 64_000_000
 UNKNOWN = "This reply was not made in this session of the app (it may have restarted), so no feedback was recorded."
 
 
@@ -48,6 +54,10 @@ class Entry:
     generation_id: int | None = None
     kept: bool = False  # its preference pairs are stored
 
+    def chars(self) -> int:
+        """The text it holds (its conversation and its reply), the log's measure of its memory."""
+        return len(self.output) + sum(len(m["content"]) for m in self.messages)
+
     def asked(self) -> list[dict[str, str]]:
         """The conversation without the system prompt (how the page's history shows it)."""
         return [m for m in self.messages if m["role"] != "system"]
@@ -56,9 +66,13 @@ class Entry:
 class ReplyLog:
     """The recent replies of each browser session, thread-safe and bounded."""
 
-    def __init__(self) -> None:
+    def __init__(self, session_chars: int = SESSION_CHARS, total_chars: int = TOTAL_CHARS) -> None:
         self._lock = threading.Lock()
         self._sessions: OrderedDict[str, list[Entry]] = OrderedDict()
+        self._chars: dict[str, int] = {}  # per session: the text of its entries and of the replies they replaced
+        self.session_chars = session_chars
+        self.total_chars = total_chars
+        self.total = 0
 
     def add(self, session: str, entry: Entry) -> Entry:
         """Remember a reply; one that answers the same conversation as the session's last reply replaced it."""
@@ -67,10 +81,17 @@ class ReplyLog:
             self._sessions.move_to_end(session)
             if entries and entries[-1].messages == entry.messages and entries[-1].output != entry.output:
                 entry.replaced = [entries[-1], *entries[-1].replaced][:REPLIES_KEPT]
+            for old in entry.replaced:
+                old.replaced = []  # the newest entry holds the chain flat: nothing older stays reachable
             entries.append(entry)
             del entries[:-REPLIES_KEPT]
-            while len(self._sessions) > SESSIONS_KEPT:
-                self._sessions.popitem(last=False)
+            while len(entries) > 1 and _held(entries) > self.session_chars:
+                del entries[0]
+            self.total += _held(entries) - self._chars.get(session, 0)
+            self._chars[session] = _held(entries)
+            while len(self._sessions) > 1 and (len(self._sessions) > SESSIONS_KEPT or self.total > self.total_chars):
+                gone, _ = self._sessions.popitem(last=False)
+                self.total -= self._chars.pop(gone)
         return entry
 
     def find(self, session: str, asked: list[dict[str, str]], output: str) -> Entry | None:
@@ -78,6 +99,12 @@ class ReplyLog:
         with self._lock:
             entries = list(self._sessions.get(session, ()))
         return next((e for e in reversed(entries) if e.output == output and e.asked() == asked), None)
+
+
+def _held(entries: list[Entry]) -> int:
+    """The text a session's entries keep alive: each entry and each reply it replaced, once."""
+    seen = {id(e): e for entry in entries for e in (entry, *entry.replaced)}
+    return sum(e.chars() for e in seen.values())
 
 
 def _settings(values: dict[str, Any]) -> dict[str, Any]:

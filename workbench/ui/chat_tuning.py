@@ -22,11 +22,11 @@ from typing import Any
 import gradio as gr
 
 from workbench.errors import WorkbenchError
+from workbench.gate.sizes import check_chat, check_reply
 from workbench.generation import presets
 from workbench.generation.settings import GenerationSettings, conversation, message_text, plain_history
 from workbench.registry import BASE_NAME
 from workbench.ui.context import AppContext, user_error
-from workbench.ui.limits import check_chat, check_reply
 from workbench.ui.notice import NO_NOTICE, notice_html
 
 SLIDERS = ("temperature", "max_new_tokens", "top_p", "top_k", "repetition_penalty", "stop")
@@ -75,8 +75,9 @@ def wire_presets(
             return [gr.skip()] * (len(outputs) + 1)
         return [*_values(saved), gr.update(value=None)]
 
-    preset.change(apply_preset, [preset], [*outputs, notice], queue=False, api_visibility="private")
-    checkpoint.change(apply_checkpoint, [checkpoint], [*outputs, preset], queue=False, api_visibility="private")
+    quick = {"concurrency_limit": None, "api_visibility": "private"}  # queued (the gate's door), no lock taken
+    preset.change(apply_preset, [preset], [*outputs, notice], **quick)
+    checkpoint.change(apply_checkpoint, [checkpoint], [*outputs, preset], **quick)
 
 
 def token_view_layout() -> SimpleNamespace:
@@ -108,7 +109,7 @@ def wire_token_view(
 ) -> None:
     """The button reads the last reply's tokens under the current temperature, top-p and top-k."""
     from workbench.generation.tokenprobs import token_probabilities
-    from workbench.ui.tokenview import summary, token_html
+    from workbench.views.tokenview import summary, token_html
 
     def show(history, system_prompt, name, t, p, k, colour_by, request: gr.Request = None):
         try:

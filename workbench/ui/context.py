@@ -11,37 +11,21 @@ from __future__ import annotations
 import contextlib
 import html
 import threading
-from dataclasses import dataclass
 
 import gradio as gr
 
-from workbench.access import SHELL, Caller, caller, voter_id, voter_secret
+from workbench.access import SHELL, Caller, caller
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
+from workbench.gate.checkpoints import check_checkpoint, may_choose
+from workbench.gate.limits import limits_for
+from workbench.gate.sentence import public_sentence
+from workbench.gate.sizes import sizes_for
+from workbench.gate.visitor import Visitor, visitor_of
 from workbench.generation.engine import ChatEngine
 from workbench.generation.router import Router, choices
 from workbench.generation.streaming import Reply
 from workbench.registry import BASE_NAME, Adapter, BaseModel, adapters_signature, list_adapters, resolve_base
-from workbench.ui.limits import Sizes, check_checkpoint, may_choose, reply_limit, sizes_for, vote_limit
-
-
-@dataclass(frozen=True)
-class Visitor:
-    """Who sent a request, as the server functions need it.
-
-    Attributes:
-        caller: Their address key and whether they really are this machine (`workbench.access.Caller`).
-        owner: The app's owner (`Settings.is_owner`): the owner's sizes, no rate limits, typed rater names.
-        sizes: What one of their requests may hold.
-    """
-
-    caller: Caller
-    owner: bool
-    sizes: Sizes
-
-    @property
-    def address(self) -> str:
-        return self.caller.address
 
 
 class AppContext:
@@ -61,8 +45,7 @@ class AppContext:
         self._disk: tuple[tuple, list[Adapter], list[str]] | None = None  # (adapters_signature, adapters, choices)
         self._disk_lock = threading.Lock()
         self.sizes = sizes_for(self.settings)  # the most one chat request may hold here (what the sliders offer)
-        self.reply_limit = reply_limit(self.settings)  # per visitor address; the owner is not counted
-        self.vote_limit = vote_limit(self.settings)
+        self.limits = limits_for(self.settings)  # per visitor address, the same for the app and its HTTP API
 
     def base(self) -> BaseModel | None:
         """The base model the app serves (torch-free lookup), or None when it is unusable."""
@@ -105,11 +88,7 @@ class AppContext:
         """
         engine, error = self._engine, self._load_error
         base = engine.base if engine is not None else self.base()
-        sentence = None
-        if error is not None:
-            from workbench.safety.redact import hide_paths, redact
-
-            sentence = hide_paths(redact(str(error)))
+        sentence = public_sentence(error, self.roots()) if error is not None else None
         return {
             "ready": engine is not None,
             "phase": self._phase,
@@ -177,15 +156,16 @@ class AppContext:
 
     def visitor(self, request: gr.Request | None) -> Visitor:
         """Who sent `request` (None: an in-process call, this machine's own), with their role and sizes."""
-        who = caller_of(self, request)
-        owner = self.settings.is_owner(who)
-        return Visitor(who, owner, sizes_for(self.settings, owner))
+        return visitor_of(self.settings, caller_of(self, request))
+
+    def roots(self) -> tuple:
+        """Folders whose paths an error may show relative to them (the app's home): everything else is cut."""
+        return (self.settings.home,)
 
     def take_reply(self, who: Visitor, n: int = 1) -> None:
         """Count `n` generations against a visitor's per-minute limit (all or none; never the owner's); raises
         WorkbenchError."""
-        if not who.owner:
-            self.reply_limit.take(who.address, n)
+        self.limits.take_reply(who, n)
 
     def streaming(self) -> int:
         """How many replies are streaming to pages now."""
@@ -193,12 +173,11 @@ class AppContext:
 
     def take_vote(self, who: Visitor) -> None:
         """Count one vote against a visitor's hourly limit (never the owner's); raises WorkbenchError."""
-        if not who.owner:
-            self.vote_limit.take(who.address)
+        self.limits.take_vote(who)
 
     def voter(self, who: Visitor) -> str:
         """The id a visitor's anonymous ballots count under (keyed with the store's secret, never the address)."""
-        return voter_id(who.address, voter_secret(self.settings.secrets_dir))
+        return who.voter(self.settings)
 
     def admin_refusal(self, token: str | None, request: gr.Request | None) -> str | None:
         """None when the caller of `request` may take admin actions with `token`, else the one sentence that says
@@ -267,13 +246,7 @@ def reply_key(ctx: AppContext, request: gr.Request | None) -> tuple[str, str]:
 
 
 def user_error(exc: WorkbenchError) -> gr.Error:
-    """A WorkbenchError as the Gradio error a person sees (its one sentence, no traceback).
-
-    The sentence may name a file on the server, a remote model's URL or quote a secret from the environment: the
-    page gets it with paths shortened, URLs and secrets masked (visitors see no server layout). Gradio renders it
-    as HTML and it may quote user input, so it is escaped too.
-    """
-    from workbench.safety.redact import hide_paths, hide_urls, redact
-
-    text = hide_paths(hide_urls(redact(str(exc))))
-    return gr.Error(html.escape(text, quote=False), print_exception=False)
+    """A WorkbenchError as the Gradio error a person sees: the gate's one public sentence
+    (`workbench.gate.sentence`: secrets, URLs and server paths hidden, one line, capped), escaped, since Gradio
+    renders it as HTML and it may quote user input; no traceback."""
+    return gr.Error(html.escape(public_sentence(exc), quote=False), print_exception=False)

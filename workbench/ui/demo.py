@@ -77,14 +77,14 @@ def serve(demo: gr.Blocks) -> None:
     """Launch a demo made by `build_demo` as `python app.py` does, and block: the model starts loading first
     (the page is served meanwhile), the queue gets its bound and each visitor's share of it, and one line says
     when the model is ready. GRADIO_SERVER_PORT picks the port."""
-    from workbench.ui.guard import share_queue
+    from workbench.ui.guard import gate_queue
 
     ctx: AppContext = demo.workbench_context  # type: ignore[attr-defined]
     ctx.warm_up()
     for name, value in GRADIO_ANALYTICS.items():
         os.environ.setdefault(name, value)
     demo.queue(**queue_options(ctx.settings))
-    share_queue(demo, ctx.settings)
+    gate_queue(demo, ctx.settings)
     _calm_queue(demo)
     demo.launch(prevent_thread_lock=True, **launch_options(demo))
     announce_when_ready(ctx, demo.local_url)
@@ -164,5 +164,16 @@ def build_demo(settings: Settings | None = None, ctx: AppContext | None = None) 
         leaderboard_tab.select(**leaderboard.refresh_args, api_visibility="private")
         if finetune is not None:
             demo.load(**finetune.on_load)
+    _queue_everything(demo)
     demo.workbench_context = ctx  # type: ignore[attr-defined]
     return demo
+
+
+def _queue_everything(demo: gr.Blocks) -> None:
+    """Put every event that runs server code in the queue, where the gate checks it (`workbench.ui.guard.
+    gate_queue`): an event outside it is served by `/gradio_api/run/predict`, past the gate. Gradio makes some
+    events of its own unqueued (gr.Examples' click); ours say nothing about the queue, so they are queued already."""
+    for fn in demo.fns.values():
+        if fn.fn is not None and not fn.queue:
+            fn.queue = True
+            fn.concurrency_limit = None  # a quick event of Gradio's own: it takes no lock, so none waits for another

@@ -47,12 +47,14 @@ from workbench.ui.finetune_actions import (
 from workbench.ui.finetune_form import HyperparameterForm
 
 REFRESH_S = 2.0  # how often an open page redraws the loss chart and progress
+NAME_CHARS = 128  # a run name (workbench.safety.names checks it further)
+TOKEN_CHARS = 512  # the admin token box: longer than any token a person sets
 NO_RUN = "No loss yet: start a run and its training and validation loss appear here."
 
 
 def _figure(curves: dict[str, list[tuple[int, float]]], run: str, empty: str = NO_RUN):
     from workbench.training.losses import loss_frame
-    from workbench.ui import plots
+    from workbench.views import plots
 
     return plots.loss_curves(loss_frame(curves), title=f"Loss: {run}" if run else "Loss", empty=empty)
 
@@ -68,7 +70,7 @@ def _buttons(state: jobs.RunStatus | None) -> tuple[dict, dict, dict]:
 def _rewards(ctx: AppContext, refreshed: tuple) -> dict:
     """The reward chart for what `refresh` drew: redrawn with it, shown only for a DPO run's log."""
     from workbench.training.losses import reward_log
-    from workbench.ui import plots
+    from workbench.views import plots
 
     signature = refreshed[3]
     if refreshed[1] == gr.skip():
@@ -142,11 +144,16 @@ def _layout(ctx: AppContext, form: HyperparameterForm) -> SimpleNamespace:
             form.place(["method"])
             data = _data_inputs(form, shipped_datasets())
             report = gr.Markdown("", elem_id="ft-report")
-            run_name = gr.Textbox("", label="Run name", elem_id="ft-run-name")  # a fresh name per page load
+            # a fresh name per page load
+            run_name = gr.Textbox("", label="Run name", elem_id="ft-run-name", max_length=NAME_CHARS)
             with gr.Accordion("Hyperparameters", open=False, elem_id="ft-hyperparameters"):
                 form.place_rest()
             token = gr.Textbox(
-                label="Admin token", type="password", elem_id="ft-token", visible=ctx.settings.admin_token is not None
+                label="Admin token",
+                type="password",
+                elem_id="ft-token",
+                visible=ctx.settings.admin_token is not None,
+                max_length=TOKEN_CHARS,
             )
             with gr.Row():
                 start = gr.Button("Start training", variant="primary", interactive=False, elem_id="ft-start")

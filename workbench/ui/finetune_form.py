@@ -21,11 +21,14 @@ from typing import Any
 
 import gradio as gr
 
+from workbench.gate.fields import Number
 from workbench.training import hparams
 from workbench.training.config import DEMO_SETTINGS, JobConfig
 from workbench.training.hparams import Hyperparameter
+from workbench.ui.fields import declare
 
 PER_ROW = 3
+TEXT_CHARS = 1_000  # a text hyperparameter (target modules, an adapter to start from): a short list of names
 
 
 def form_hyperparameters() -> list[tuple[Field, Hyperparameter]]:
@@ -57,8 +60,13 @@ def component(f: Field, spec: Hyperparameter) -> gr.components.Component:
     if spec.kind == "float" and spec.at_least is not None and spec.at_most is not None:
         return gr.Slider(spec.at_least, spec.at_most, value=value, step=0.01, **common)
     if spec.kind in ("int", "float"):
-        return gr.Number(value, precision=0 if spec.kind == "int" else None, min_width=110, **common)
-    return gr.Textbox(value, **common)
+        number = gr.Number(value, precision=0 if spec.kind == "int" else None, min_width=110, **common)
+        # The page's bounds stay unset (JobConfig says an out-of-range value in the tab's status line, where Gradio
+        # would only badge the box); the gate still refuses anything outside them at the queue's door.
+        low = spec.at_least if spec.at_least is not None else spec.above
+        high = spec.at_most if spec.at_most is not None else spec.below
+        return declare(number, Number(spec.label, low=low, high=high, integer=spec.kind == "int"))
+    return gr.Textbox(value, max_length=TEXT_CHARS, **common)
 
 
 class HyperparameterForm:

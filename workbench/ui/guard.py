@@ -2,7 +2,7 @@
 from anyone but the admin, and a visitor's requests beyond their share of the queue.
 
     demo.queue(...).launch(**launch_options(settings, uploads=...))   # installs `Guard` as ASGI middleware
-    share_queue(demo, settings)                                      # after demo.queue(): per-visitor share
+    gate_queue(demo, settings)                                       # after demo.queue(): inputs, visitor share
 
 `Guard` is plain ASGI (no Gradio import, nothing buffered beyond the caps):
 - **Host allowlist** (`Settings.answers_to`): a DNS-rebinding page reaches 127.0.0.1 under its own name; such
@@ -16,9 +16,9 @@ from anyone but the admin, and a visitor's requests beyond their share of the qu
   per request. The body is read whole into memory first (a few uploads at once), so a refused upload never
   touches the disk; Gradio writes only accepted ones.
 
-Gradio's queue has one global bound (`max_size`) and no per-visitor share, so `share_queue` wraps the queue's
-`push` (the one door of `/gradio_api/queue/join`) to count the caller's events already waiting or running in the
-generation lanes, and refuses one more than `Settings.visitor_requests` with HTTP 503 and a sentence.
+Behind it, `gate_queue` wraps the queue's `push` (the one door of `/gradio_api/queue/join`): each request's values
+are checked against its event's declared inputs (`workbench.ui.fields`: HTTP 400 and a sentence), and Gradio's one
+global bound (`max_size`) gets a per-visitor share (HTTP 503 and a sentence).
 """
 
 from __future__ import annotations
@@ -222,37 +222,72 @@ async def _refuse(scope: Scope, send: Send, status: int, sentence: str) -> None:
 # --- the queue ---------------------------------------------------------------------------------------------
 
 
-def share_queue(demo: Any, settings: Settings, lanes: tuple[str, ...] = GENERATION_LANES) -> None:
-    """Give each visitor at most `settings.visitor_requests` events waiting or running in the generation `lanes`
-    (call after `demo.queue()`). The owner is not limited. Gradio 6's `Queue.push` is the one door of
-    `/gradio_api/queue/join`; it is wrapped on this demo's queue only."""
+def gate_queue(demo: Any, settings: Settings) -> None:
+    """Check every request at the queue's door (call after `demo.queue()`): its values against the event's
+    declared inputs (`workbench.ui.fields`), then the caller's share of the queue. Gradio 6's `Queue.push` is the
+    one door of `/gradio_api/queue/join` (every event of the app is queued: `tests/e2e/test_hostile.py` checks),
+    so nothing reaches a function, nor Gradio's preprocessing, unchecked. Wrapped on this demo's queue only.
+
+    The share: a visitor may have at most `Settings.visitor_events` events of any kind waiting or running, and at
+    most `Settings.visitor_requests` of them in the generation lanes; the owner is not limited. Without the first,
+    one address firing cheap events from many session hashes filled Gradio's global `max_size` and every other
+    visitor was answered "Queue is full".
+    """
+    from workbench.errors import WorkbenchError
+    from workbench.gate.fields import check_all
+    from workbench.gate.sentence import public_sentence
+    from workbench.gate.sizes import sizes_for
+    from workbench.ui.fields import fields_of
+
     queue = demo._queue
     push = queue.push
+    sizes = sizes_for(settings)  # the largest request any caller of this app may send; functions check the caller's
+    checks = {index: fields_of(fn, sizes) for index, fn in demo.fns.items()}
 
     def who_sent(request: Any) -> Any:
         peer = request.client.host if getattr(request, "client", None) is not None else None
         return caller(peer, request.headers, trusted_proxies=settings.trusted_proxies, shared=settings.share)
 
-    async def shared_push(body: Any, request: Any, username: str | None):
-        fn = demo.fns.get(body.fn_index) if body.fn_index is not None else None
-        if fn is not None and fn.concurrency_id in lanes and request is not None:
-            who = who_sent(request)
-            if not settings.is_owner(who):
-                mine = sum(1 for event in _events(queue, lanes) if who_sent(event.request).address == who.address)
-                if mine >= settings.visitor_requests:
-                    return (
-                        False,
-                        f"You already have {mine} requests waiting or running, the most one visitor may have here: "
-                        "wait for them to finish.",
-                        "queue_full",
-                    )
+    async def gated_push(body: Any, request: Any, username: str | None):
+        index = body.fn_index
+        fields = checks.get(index) if isinstance(index, int) and not isinstance(index, bool) else None
+        if fields is None:
+            return False, "This app has no such action.", "error"
+        try:
+            check_all(fields, body.data)
+        except WorkbenchError as exc:
+            return False, public_sentence(exc), "error"
+        if request is not None:
+            refusal = _over_share(queue, demo.fns[index], who_sent(request), who_sent, settings)
+            if refusal:
+                return False, refusal, "queue_full"
         return await push(body=body, request=request, username=username)
 
-    queue.push = shared_push
+    queue.push = gated_push
 
 
-def _events(queue: Any, lanes: tuple[str, ...]) -> list[Any]:
-    """Events waiting in `lanes` and events being processed there."""
-    waiting = [e for lane in lanes if (q := queue.event_queue_per_concurrency_id.get(lane)) for e in q.queue]
-    running = [e for job in queue.active_jobs if job for e in job if e.fn.concurrency_id in lanes]
+def _over_share(queue: Any, fn: Any, who: Any, who_sent: Callable[[Any], Any], settings: Settings) -> str | None:
+    """The sentence refusing `who` one more event of `fn`, or None while they are within their share."""
+    if settings.is_owner(who):
+        return None
+    mine = [e for e in _events(queue) if who_sent(e.request).address == who.address]
+    if fn.concurrency_id in GENERATION_LANES:
+        generating = sum(1 for e in mine if e.fn.concurrency_id in GENERATION_LANES)
+        if generating >= settings.visitor_requests:
+            return (
+                f"You already have {generating} requests waiting or running, the most one visitor may have here: "
+                "wait for them to finish."
+            )
+    if len(mine) >= settings.visitor_events:
+        return (
+            f"You already have {len(mine)} actions waiting or running, the most one visitor may have here: "
+            "wait for them to finish."
+        )
+    return None
+
+
+def _events(queue: Any) -> list[Any]:
+    """Every event waiting in the queue or being processed, of every concurrency id."""
+    waiting = [e for q in list(queue.event_queue_per_concurrency_id.values()) for e in list(q.queue)]
+    running = [e for job in list(queue.active_jobs) if job for e in job]
     return [e for e in waiting + running if getattr(e, "request", None) is not None]

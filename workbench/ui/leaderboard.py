@@ -21,7 +21,7 @@ import pandas as pd
 from workbench.errors import WorkbenchError
 from workbench.ratings.views import BOOTSTRAP, SEED, VIEW_NAMES, view_counts, views_note
 from workbench.ui.context import AppContext
-from workbench.ui.markup import plain_markdown
+from workbench.views.markup import plain_markdown
 
 COLUMNS = ["rank", "model", "rating", "lower", "upper", "battles", "wins", "losses", "ties", "win_rate"]
 EMPTY = "No votes yet: vote in the Arena tab and the ratings appear here."
@@ -75,8 +75,8 @@ def summary(view, counts: dict[str, int], by: str) -> str:
 def make_refresh_fn(ctx: AppContext):
     """The function behind the tab's refresh, its Rank choice and the leaderboard endpoint."""
     from workbench.store.sync import persistence_note
-    from workbench.ui import plots
     from workbench.ui.stores import shared_store
+    from workbench.views import plots
 
     def refresh(by: str = "checkpoint"):
         try:

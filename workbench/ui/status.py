@@ -58,8 +58,8 @@ def build_status_banner(ctx: AppContext) -> dict:
         return gr.Markdown(text, visible=bool(text)), gr.Timer(active=not status["ready"] and not status["error"])
 
     args = {"fn": refresh, "outputs": [banner, timer], "api_visibility": "private", "show_progress": "hidden"}
-    timer.tick(queue=False, **args)
-    return {**args, "queue": False}
+    timer.tick(concurrency_limit=None, **args)
+    return {**args, "concurrency_limit": None}
 
 
 def announce_when_ready(ctx: AppContext, url: str) -> threading.Thread:

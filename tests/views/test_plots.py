@@ -1,4 +1,4 @@
-"""Unit tests of workbench.ui.plots and workbench.evaluation.views: each figure's data is the DataFrame it was
+"""Unit tests of workbench.views.plots and workbench.evaluation.views: each figure's data is the DataFrame it was
 drawn from.
 
 Run: .venv/bin/python -m pytest -q tests/ui/test_plots.py
@@ -17,7 +17,7 @@ from workbench.evaluation import views as mv
 from workbench.ratings import scoring
 from workbench.store import Store
 from workbench.training.losses import loss_frame
-from workbench.ui import plots
+from workbench.views import plots
 
 SIG = "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0"
 
@@ -213,8 +213,8 @@ def test_plots_stays_light():
     from tests.test_imports import heavy_after
 
     modules = [
-        "workbench.ui.plots",
-        "workbench.ui.markup",
+        "workbench.views.plots",
+        "workbench.views.markup",
         "workbench.evaluation.views",
         "workbench.ratings.leaderboard",
         "workbench.studio.compare",

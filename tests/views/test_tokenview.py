@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from workbench.errors import WorkbenchError
-from workbench.ui import tokenview
+from workbench.views import tokenview
 
 
 def row(token, probability, entropy, rank=0, cut=None):
