@@ -14,6 +14,7 @@ import json
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -143,10 +144,9 @@ def test_oversized_requests_and_the_token_views_reply_are_measured(public_app):
     # The page's event answers in its notice, not with a failure badge; nothing was tokenized.
     assert long_reply.success and "The reply to read is over 16,000 characters" in long_reply.output[0]
     many = [turn("user", "z"), turn("assistant", "y")] * 101
-    assert (
-        "202 messages"
-        in call(url, show, [many, "", "base", 0.7, 0.9, 50, "probability"], visitor("10.0.7.3")).output[0]
-    )
+    # Past what any visitor's conversation may hold: refused at the queue's door, before the event is queued.
+    refused = call(url, show, [many, "", "base", 0.7, 0.9, 50, "probability"], visitor("10.0.7.3"))
+    assert not refused.success and "has 202 messages; the limit here is 200" in refused.error
 
 
 def test_a_visitor_gets_their_share_of_the_queue(public_app):
@@ -174,6 +174,10 @@ def test_the_owners_app_is_not_the_owners_through_a_proxy_or_a_rebinding_name(gr
     assert here.success and "not running" in str(here.output)  # this machine: admin without a token
     proxied = call(url, cancel, ["no-such-run", ""], {"X-Forwarded-For": "203.0.113.9"})
     assert "Admin actions are closed on this server for callers from elsewhere" in proxied.error
+    # A sandboxed iframe or a file:// page sends "Origin: null": a page of unknown origin, never this machine's own.
+    for origin in ("null", "https://attacker.example"):
+        framed = call(url, cancel, ["no-such-run", ""], {"Origin": origin})
+        assert "Admin actions are closed on this server for callers from elsewhere" in framed.error, origin
     rebound = httpx.post(f"{url}gradio_api/queue/join", json={}, headers={"Host": "rebind.attacker.example:7860"})
     assert rebound.status_code == 421
     upload = httpx.post(f"{url}gradio_api/upload", files={"files": ("x.jsonl", b"{}")}, headers={"Via": "1.1 nginx"})
@@ -195,11 +199,11 @@ def test_chat_requests_are_limited_on_the_server(public_app):
     url = public_app.url
     chat = fn_index(url, "chat")
     cases = {
-        f"maximum value {MAX_NEW}": chat_data("Hi", max_new_tokens=MAX_NEW + 1),  # the slider's own bound
+        f"between 1 and {MAX_NEW}, not {MAX_NEW + 1}": chat_data("Hi", max_new_tokens=MAX_NEW + 1),  # the slider's
         "characters": chat_data("x" * 8_001),
         "stop strings": chat_data("Hi", stop="\n".join(f"s{i}" for i in range(9))),
         "messages": chat_data("Hi", history=[{"role": "user", "content": [{"type": "text", "text": "z"}]}] * 201),
-        "system prompt": chat_data("Hi", system="y" * 4_001),
+        "System prompt is 4,001 characters": chat_data("Hi", system="y" * 4_001),
     }
     for n, (expected, data) in enumerate(cases.items()):
         outcome = call(url, chat, data, visitor(f"10.0.2.{n}"))
@@ -300,3 +304,102 @@ def test_a_flood_of_guesses_from_many_addresses_never_locks_the_owner_out(public
     assert "Too many" in call(url, cancel, ["no-such-run", "again"], visitor("10.0.9.3")).error  # one try each now
     owner = call(url, cancel, ["no-such-run", TOKEN], visitor("10.0.10.1"))
     assert "admin token" not in owner.error and "Too many" not in owner.error
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+# What an attacker sends where the page would send a value: each is sent, raw, in place of every input of every
+# event in turn (the other inputs at their starting values).
+HOSTILE = {
+    "a string of 300 kB": "x" * 300_000,  # past every text cap (a visitor's conversation holds 100,000 characters)
+    "a nested list": _nested(400),
+    "a list of 20,000 items": [0] * 20_000,
+    "NaN": float("nan"),
+    "Infinity": float("-inf"),
+    "a huge number": 1e308,
+    "a negative number": -1e12,
+    "a file given as a link": {"path": "https://example.com/data.jsonl", "meta": {"_type": "gradio.FileData"}},
+    "a file given as a server path": {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}},
+    "true": True,
+    "odd Unicode": "\u202e\u0000\ufeff\u0301" + "\U0001f600" * 8 + "\ud800",
+}
+
+
+def _store_rows(db_url: str) -> dict[str, int]:
+    import sqlite3
+
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: db.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in tables}
+
+
+def _answer(url: str, index: int, data: list, address: str) -> tuple[int, str]:
+    """(HTTP status of the join, what the caller was told): the refusal's detail, or the event's error or output."""
+    session = f"h{abs(hash((index, address))) % 10**10:010d}"
+    body = json.dumps({"data": data, "fn_index": index, "session_hash": session}, allow_nan=True)
+    headers = {"content-type": "application/json", **visitor(address)}
+    with httpx.Client(base_url=url, headers=headers, timeout=90) as http:
+        joined = http.post("gradio_api/queue/join", content=body)
+        if joined.status_code != 200:
+            detail = joined.json()["detail"]
+            return joined.status_code, detail if isinstance(detail, str) else " ".join(d["message"] for d in detail)
+        with http.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as events:
+            for line in events.iter_lines():
+                message = json.loads(line[5:]) if line.startswith("data:") else {}
+                if message.get("msg") == "process_completed":
+                    out = message.get("output") or {}
+                    return 200, out.get("error") or json.dumps(out.get("data"))[:300]
+    return 200, "the stream ended without an answer"
+
+
+def test_hostile_values_in_every_input_of_every_event_are_refused_with_a_sentence(public_app):
+    """Covers new events by construction: the events are read from /config. Nothing runs unchecked: a value its
+    declaration refuses is answered at the queue's door (4xx and a sentence), before Gradio or the function sees it;
+    a value it accepts reaches a function that answers with a sentence of its own. Nothing is stored or written."""
+    url = public_app.url
+    config = httpx.get(f"{url}config", timeout=30).json()
+    values = {c["id"]: (c.get("props") or {}).get("value") for c in config["components"]}
+    assert all(d["queue"] is not False for d in config["dependencies"] if d.get("backend_fn")), "all queued"
+    outside = httpx.post(f"{url}gradio_api/run/predict", json={"data": [], "fn_index": 0, "session_hash": "x"})
+    assert outside.status_code >= 400  # nothing runs outside the queue
+    before = (_store_rows(public_app.db), files_in(public_app.uploads))
+    events = {tuple(d["inputs"]): d for d in config["dependencies"] if d.get("backend_fn")}.values()
+
+    def attack(case: tuple) -> tuple:
+        n, dep, position, name = case
+        data = [values.get(i) for i in dep["inputs"]]
+        data[position] = HOSTILE[name]
+        status, said = _answer(url, dep["id"], data, f"10.{50 + n // 65536}.{n // 256 % 256}.{n % 256}")
+        return dep["inputs"][position], name, status, said[:200], dep.get("api_name")
+
+    # First every input component with every hostile value, in the first event that takes it: a value its
+    # declaration refuses is refused at the queue's door whatever the event. Then each other event that takes the
+    # component gets the values that passed the door, since those reach its own function.
+    carriers = {}
+    for dep in events:
+        for position, component in enumerate(dep["inputs"]):
+            carriers.setdefault(component, (dep, position))
+    first = [(dep, position, name) for dep, position in carriers.values() for name in HOSTILE]
+    with ThreadPoolExecutor(4) as pool:  # four visitors at a time, each from an address of their own
+        answers = list(pool.map(attack, [(n, *case) for n, case in enumerate(first)]))
+        passed = {(a[0], a[1]) for a in answers if a[2] == 200}
+        again = [
+            (dep, position, name)
+            for dep in events
+            for position, component in enumerate(dep["inputs"])
+            if carriers[component][0] is not dep
+            for name in HOSTILE
+            if (component, name) in passed
+        ]
+        answers += list(pool.map(attack, [(len(first) + n, *case) for n, case in enumerate(again)]))
+    assert len(carriers) > 40 and len(answers) > len(carriers) * len(HOSTILE)  # every input of every event
+    for where in answers:
+        assert where[2] in (200, 400, 422), where
+        assert where[3] and "Traceback" not in where[3], where
+    assert (_store_rows(public_app.db), files_in(public_app.uploads)) == before
+    assert httpx.get(f"{url}status", timeout=10).json()["ready"]

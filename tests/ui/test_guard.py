@@ -203,3 +203,59 @@ def test_the_token_view_measures_everything_it_is_handed(history, reply, system)
         assert str(exc).strip() and "\n" not in str(exc)
         return
     assert len(text) <= sizes.reply_chars and sum(len(m["content"]) for m in messages) <= sizes.history_chars
+
+
+@pytest.fixture
+def held_app(tmp_path):
+    """A real Gradio server on loopback behind the queue's gate, with one cheap event that waits until released
+    (so its calls stay in the queue), one that declares a bounded slider, and one proxy in front."""
+    import socket
+    import threading
+
+    import gradio as gr
+
+    release = threading.Event()
+    settings = Settings(home=tmp_path, trusted_proxies=1, admin_open="0", queue_size=64, visitor_events=12)
+    with gr.Blocks() as demo:
+        name = gr.Textbox(max_length=20)
+        amount = gr.Slider(0, 10, label="Amount")
+        out = gr.Textbox(max_length=20)
+        gr.Button().click(lambda n: release.wait(30) and n, name, out, api_name="held", concurrency_limit=1)
+        gr.Button().click(lambda a: str(a), amount, out, api_name="amount")
+    demo.queue(max_size=settings.queue_size)
+    guard.gate_queue(demo, settings)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/", release
+    finally:
+        release.set()
+        demo.close()
+
+
+def test_no_address_fills_the_queue_and_values_are_checked_at_the_door(held_app):
+    import httpx
+
+    url, release = held_app
+
+    def join(fn_index: int, data: list, address: str, session: str) -> httpx.Response:
+        body = {"data": data, "fn_index": fn_index, "session_hash": session}
+        return httpx.post(f"{url}gradio_api/queue/join", json=body, headers={"X-Forwarded-For": address}, timeout=30)
+
+    # 70 session hashes from one address (the queue's max_size is 64): its share is 12, and the 13th is refused.
+    answers = [join(0, ["hi"], "203.0.113.5", f"flood{i:04d}").status_code for i in range(70)]
+    assert answers.count(200) == 12 and answers.count(503) == 58
+    refusal = join(0, ["hi"], "203.0.113.5", "one-more")
+    assert "12 actions waiting or running, the most one visitor may have here" in refusal.json()["detail"]
+    assert join(0, ["hi"], "203.0.113.6", "someone-else").status_code == 200  # another visitor still gets in
+    # Values are checked against each input's declaration before the event is queued (Gradio's 422 shape).
+    too_long = join(0, ["x" * 21], "203.0.113.7", "long")
+    assert too_long.status_code == 422 and "is 21 characters; the limit here is 20" in too_long.text
+    for value in ("5", 11, True, None, [1]):
+        refused = join(1, [value], "203.0.113.8", f"amount-{value!r}")
+        assert refused.status_code == 422 and "Amount" in refused.text, value
+    assert join(1, [3], "203.0.113.8", "amount-ok").status_code == 200
+    assert join(7, [3], "203.0.113.8", "no-such").status_code == 400  # no event by that index
+    release.set()

@@ -16,6 +16,7 @@ right type and size for the function behind the event, which then checks its own
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,10 +218,44 @@ class ServerState(Field):
             raise self.refuse("is kept by the server and cannot be sent")
 
 
+class Refused(WorkbenchError):
+    """A value refused by its declaration; `index` is the input's position (None: the values as a whole)."""
+
+    def __init__(self, sentence: str, index: int | None = None) -> None:
+        super().__init__(sentence)
+        self.index = index
+
+
 def check_all(fields: Sequence[Field], values: Any) -> None:
     """Check a request's values against its event's declared inputs, in order: the count first, then each value;
-    raise WorkbenchError with the first refusal's sentence."""
+    raise Refused with the first refusal's sentence and the input's position."""
     if not isinstance(values, list) or len(values) != len(fields):
-        raise WorkbenchError(f"This action takes {len(fields)} values.")
-    for field, value in zip(fields, values, strict=True):
-        field.check(value)
+        raise Refused(f"This action takes {len(fields)} values.")
+    for index, (field, value) in enumerate(zip(fields, values, strict=True)):
+        try:
+            field.check(value)
+            if _has_surrogate(value):
+                raise field.refuse("holds text that is not valid Unicode (a lone surrogate)")
+        except WorkbenchError as exc:
+            raise Refused(str(exc), index) from None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_surrogate(value: Any) -> bool:
+    """Whether any string in `value` holds a lone surrogate: JSON lets a client send one ("\\ud800"), and no
+    encoder can write it back out (Gradio's event stream failed on it, mid-answer). Iterative: values may nest deep;
+    the field's own check has bounded the value's size first."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False

@@ -37,9 +37,10 @@ GRADIO_ANALYTICS = {"GRADIO_ANALYTICS_MAX_EVENTS": "1000", "GRADIO_ANALYTICS_CAC
 
 
 def queue_options(settings: Settings) -> dict:
-    """The `queue()` arguments: one worker per event by default (the chat's lane is set on its events), and a
-    bound on waiting requests."""
-    return {"default_concurrency_limit": 1, "max_size": settings.queue_size}
+    """The `queue()` arguments: one worker per event by default (the chat's lane is set on its events), a bound
+    on waiting requests, and no way around the queue: Gradio's REST routes (`/gradio_api/run/...`) would run an
+    event directly, past the gate at the queue's door (Gradio closes them only on a Space by default)."""
+    return {"default_concurrency_limit": 1, "max_size": settings.queue_size, "api_open": False}
 
 
 def launch_options(demo: gr.Blocks) -> dict:

@@ -39,7 +39,7 @@ def field_of(component: Any, sizes: Sizes) -> f.Field:
     if isinstance(component, gr.State):
         return f.ServerState(label)
     if isinstance(component, gr.Slider):
-        return f.Number(label, low=component.minimum, high=component.maximum)
+        return f.Number(label, optional=False, low=component.minimum, high=component.maximum)  # always has a value
     if isinstance(component, gr.Number):
         return f.Number(label, low=component.minimum, high=component.maximum, integer=component.precision == 0)
     if isinstance(component, gr.Textbox):
@@ -47,7 +47,7 @@ def field_of(component: Any, sizes: Sizes) -> f.Field:
             raise ValueError(f"the text box {label!r} declares no max_length")
         return f.Text(label, chars=component.max_length)
     if isinstance(component, gr.Checkbox):
-        return f.Flag(label)
+        return f.Flag(label, optional=False)
     if isinstance(component, (gr.Dropdown, gr.Radio)):
         # The choices change per page (checkpoints, runs, pairs): type and length here, Gradio's preprocessing
         # checks membership in the page's current choices, and the function checks the caller's rights.

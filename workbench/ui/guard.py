@@ -233,8 +233,7 @@ def gate_queue(demo: Any, settings: Settings) -> None:
     one address firing cheap events from many session hashes filled Gradio's global `max_size` and every other
     visitor was answered "Queue is full".
     """
-    from workbench.errors import WorkbenchError
-    from workbench.gate.fields import check_all
+    from workbench.gate.fields import Refused, check_all
     from workbench.gate.sentence import public_sentence
     from workbench.gate.sizes import sizes_for
     from workbench.ui.fields import fields_of
@@ -255,8 +254,10 @@ def gate_queue(demo: Any, settings: Settings) -> None:
             return False, "This app has no such action.", "error"
         try:
             check_all(fields, body.data)
-        except WorkbenchError as exc:
-            return False, public_sentence(exc), "error"
+        except Refused as exc:
+            if exc.index is None:
+                return False, public_sentence(exc), "error"
+            return False, _validation(demo.fns[index], exc.index, public_sentence(exc)), "validator_error"
         if request is not None:
             refusal = _over_share(queue, demo.fns[index], who_sent(request), who_sent, settings)
             if refusal:
@@ -264,6 +265,18 @@ def gate_queue(demo: Any, settings: Settings) -> None:
         return await push(body=body, request=request, username=username)
 
     queue.push = gated_push
+
+
+def _validation(fn: Any, bad: int, sentence: str) -> list[dict[str, Any]]:
+    """A refusal in the shape of Gradio's own input validation (HTTP 422): the page paints the sentence on the
+    input it concerns, and gradio_client raises ValidationError with it."""
+    from gradio.queueing import process_validation_response
+
+    results = [
+        {"__type__": "validate", "is_valid": i != bad, "message": sentence if i == bad else ""}
+        for i in range(len(fn.inputs))
+    ]
+    return process_validation_response(results, fn)[1]
 
 
 def _over_share(queue: Any, fn: Any, who: Any, who_sent: Callable[[Any], Any], settings: Settings) -> str | None:
