@@ -275,3 +275,15 @@ def test_a_visitors_router_shares_the_engines_and_never_evicts(tmp_path):
     visitors = router.for_visitors()
     assert router.main() is visitors.main() and loads == [1]  # one model in memory for both
     assert router.evict and not visitors.evict
+
+
+def test_a_page_of_unknown_origin_is_never_this_machine():
+    laptop = {"host": "127.0.0.1:7860"}
+    assert access.is_local_request("127.0.0.1", laptop, trusted_proxies=0, shared=False)
+    assert access.is_local_request(
+        "127.0.0.1", {**laptop, "origin": "http://localhost:7860"}, trusted_proxies=0, shared=False
+    )
+    for origin in ("null", "https://attacker.example", "file://", ""):  # a sandboxed iframe or a file:// page: null
+        assert not access.is_local_request(
+            "127.0.0.1", {**laptop, "origin": origin}, trusted_proxies=0, shared=False
+        ), origin

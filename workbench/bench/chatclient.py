@@ -92,9 +92,13 @@ def _has_text(history: Any) -> bool:
 async def _open(http: httpx.AsyncClient, endpoint: Endpoint) -> str:
     """A new session, opened as a page's first request opens it."""
     session = uuid.uuid4().hex[:12]
-    if endpoint.opener is not None:
+    if endpoint.opener is not None:  # through the queue, like every event of the app (its REST routes are closed)
         body = {"data": [], "fn_index": endpoint.opener, "session_hash": session}
-        await http.post("gradio_api/run/predict", json=body)
+        (await http.post("gradio_api/queue/join", json=body)).raise_for_status()
+        async with http.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as events:
+            async for line in events.aiter_lines():
+                if line.startswith("data:") and '"process_completed"' in line:
+                    break
     return session
 
 
