@@ -214,3 +214,42 @@ def test_an_invalid_database_url_is_shown_without_its_password(board, monkeypatc
     monkeypatch.setenv("WORKBENCH_DB_URL", "postgresql+psycopg://wb:hunter2@db.internal:port/wb")
     at = on("rate")
     assert errors(at) and "hunter2" not in errors(at)[0]
+
+
+PAGES = ("compare", "metrics", "rate", "leaderboard", "lab")
+HOSTILE_TEXT = {"300 kB of text": "x" * 300_000, "odd Unicode": "\u202e\u0000\ufeff\u0301" + "\U0001f600" * 8}
+HOSTILE_NUMBERS = (10**15, -(10**15), 0.5, 2**63)
+
+
+def _rows(url: str) -> dict[str, int]:
+    import sqlite3
+
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: db.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in tables}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_hostile_values_in_every_widget_of_every_page_get_a_sentence_and_change_nothing(board, page):
+    """The dashboard's sweep (the app's is tests/e2e/test_public_space.py): as a visitor, every text box and every
+    number box of the page gets hostile values at once. Each run ends in the page drawn again or one sentence,
+    never a traceback, and the store holds what it held. (Buttons that act on typed text refuse oversized text with
+    a sentence before any model runs: tested per page above.)"""
+    board.public()
+    at = on(page)
+    before = _rows(board.url)  # with the shipped prompt sets, loaded when the store is first opened
+    assert at.text_input or at.text_area or at.number_input or page in ("metrics", "leaderboard", "rate")
+    for name, value in HOSTILE_TEXT.items():
+        at = on(page)
+        for widget in [*at.text_input, *at.text_area]:
+            widget.input(value)
+        at.run()
+        assert not at.exception, (page, name, [e.value for e in at.exception])
+        assert all("\n" not in e and len(e) <= 300 for e in errors(at)), (page, name, errors(at))
+    for value in HOSTILE_NUMBERS:
+        at = on(page)
+        for widget in at.number_input:
+            widget.set_value(value)
+        at.run()
+        assert not at.exception, (page, value, [e.value for e in at.exception])
+    assert _rows(board.url) == before
