@@ -142,6 +142,8 @@ def test_like_rate_signal():
     )
     signal = like_signal(reactions, CHILD, PARENT)
     assert (signal.child, signal.parent) == (0.85, 0.4) and signal.direction(0.95) == 1
+    few = like_signal(reactions.iloc[30:50], CHILD, PARENT)  # 10 of the child's, 10 of the parent's
+    assert few.counted and not like_signal(reactions.iloc[31:50], CHILD, PARENT).counted
     none = like_signal(reactions[reactions["model"] == CHILD], CHILD, PARENT)
     assert not none.counted and none.interval is None and none.parent is None
 

@@ -13,7 +13,8 @@ votes, Bradley-Terry's posterior mode under the weak prior, `workbench.ratings.s
 the votes against other checkpoints too, and its 95% interval comes from the covariance of the two ratings, not
 from their two intervals (which would overstate the doubt). The stopping rule is the leaderboard's
 (`settle.rule_of`) on these two contestants. A like rate is likes / (likes + dislikes) with a Wilson interval; the
-difference of two rates has Newcombe's hybrid score interval (Newcombe 1998, method 10), sound for small counts. A
+difference of two rates has Newcombe's hybrid score interval (Newcombe 1998, method 10), sound for small counts; it
+counts with MIN_VOTES reactions or more on each side. A
 judge's win share is the child's share of its decisive verdicts on child-against-parent pairs (a sign test:
 ties left out) with a Wilson interval around 0.5; it counts only where it agrees with people on these pairs better
 than chance (Cohen's kappa above 0 over at least MIN_VOTES comparisons).
@@ -182,8 +183,11 @@ def like_signal(reactions: pd.DataFrame, child: str, parent: str) -> Signal:
     note = f"{x1}/{n1} liked against {x2}/{n2}; not blind (people know which checkpoint they chat with)"
     if not (n1 and n2):
         return Signal("like rate", "likes", rate(x1, n1), rate(x2, n2), n=n1 + n2, counted=False, note=note)
+    counted = min(n1, n2) >= MIN_VOTES
+    if not counted:
+        note += f" (counted with {MIN_VOTES} or more reactions each)"
     interval = lambda level: newcombe_interval(x1, n1, x2, n2, z_of(level))  # noqa: E731
-    return Signal("like rate", "likes", x1 / n1, x2 / n2, n=n1 + n2, interval=interval, note=note)
+    return Signal("like rate", "likes", x1 / n1, x2 / n2, True, n1 + n2, interval, counted, note)
 
 
 def wilson_at(successes: int, n: int, level: float) -> tuple[float, float]:

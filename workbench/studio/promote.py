@@ -44,15 +44,20 @@ def read_default(settings: Settings) -> dict[str, Any]:
     return data if isinstance(data, dict) and isinstance(data.get("checkpoint"), str) else {}
 
 
-def default_checkpoint(settings: Settings) -> str:
-    """The checkpoint a new visitor starts on: the promoted one while it exists and is usable, else "base"."""
-    name = read_default(settings).get("checkpoint") or BASE_NAME
-    if name == BASE_NAME:
-        return BASE_NAME
+def promoted(settings: Settings) -> str | None:
+    """The checkpoint the owner promoted ("base" included) while it exists and is usable; None when none was."""
+    name = read_default(settings).get("checkpoint")
+    if name is None or name == BASE_NAME:
+        return name
     try:
         return find_adapter(settings, name).name
     except WorkbenchError:
-        return BASE_NAME
+        return None
+
+
+def default_checkpoint(settings: Settings) -> str:
+    """The checkpoint a new visitor starts on: the promoted one while it exists and is usable, else "base"."""
+    return promoted(settings) or BASE_NAME
 
 
 def _write_default(settings: Settings, record: dict[str, Any]) -> None:

@@ -187,6 +187,7 @@ def _need_message(pending: str) -> None:
 
 def _checkpoint_update(ctx: AppContext, who: Visitor, current: str, known: list[str]):
     from workbench.safety.redact import hide_paths, redact
+    from workbench.studio.promote import default_checkpoint
 
     choices = ctx.choices_for(who)
     unusable = (
@@ -198,7 +199,9 @@ def _checkpoint_update(ctx: AppContext, who: Visitor, current: str, known: list[
     note = "\n".join(f"- `{a.name}` cannot be used: {hide_paths(redact(a.reason))}" for a in unusable)
     if choices == known:
         return gr.skip(), gr.skip(), known
-    value = current if current in choices else BASE_NAME
+    # A page's first fill (nothing known yet) starts on the Space's default: the checkpoint the owner promoted.
+    start = current if known else default_checkpoint(ctx.settings)
+    value = start if start in choices else BASE_NAME
     return gr.update(choices=choices, value=value), note, choices
 
 
@@ -281,7 +284,7 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
                 stop = gr.Textbox("", label="Stop strings (one per line)", lines=2, elem_id="stop-strings")
     # The message being answered; a hidden Textbox (not a State) so that the API endpoint takes it.
     pending = gr.Textbox(visible=False)
-    known = gr.State([BASE_NAME])
+    known = gr.State([])  # the choices this page shows; empty until the first fill picks the default
     settings_inputs = [system, checkpoint, temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop]
     chat_fn = chat_feedback.recording(ctx, make_chat_fn(ctx))  # remembers replies for likes and regenerate pairs
 
