@@ -138,7 +138,10 @@ def test_newcombe_interval_matches_the_published_example():
 
 def test_like_rate_signal():
     reactions = pd.DataFrame(
-        {"model": [CHILD] * 40 + [PARENT] * 40, "kind": ["like"] * 34 + ["dislike"] * 6 + ["like"] * 16 + ["dislike"] * 24}
+        {
+            "model": [CHILD] * 40 + [PARENT] * 40,
+            "kind": ["like"] * 34 + ["dislike"] * 6 + ["like"] * 16 + ["dislike"] * 24,
+        }
     )
     signal = like_signal(reactions, CHILD, PARENT)
     assert (signal.child, signal.parent) == (0.85, 0.4) and signal.direction(0.95) == 1

@@ -91,12 +91,21 @@ def seed_chrf(store: Store, child: str, parent: str) -> None:
     for name, outputs in ((child, refs), (parent, [f"I do not know about {i}." for i in range(12)])):
         [chrf] = corpus_scores(outputs, [refs], ["chrf"])
         rid = store.add_eval_result("capitals", name, "chrf", chrf.score, dataset_hash="d1")
-        rows = [{"prompt": f"Capital {i}?", "hypothesis": h, "references": [r]} for i, (h, r) in enumerate(zip(outputs, refs))]
+        rows = [
+            {"prompt": f"Capital {i}?", "hypothesis": h, "references": [r]}
+            for i, (h, r) in enumerate(zip(outputs, refs, strict=True))
+        ]
         store.add_eval_examples(rid, rows)
     for name, nll in ((child, 1.0), (parent, 1.5)):  # per item: its negative log-likelihood over 10 tokens
-        rid = store.add_eval_result("capitals", name, "response_perplexity", float(np.exp(nll)), dataset_hash="d1")
+        ppl = float(np.exp(nll + 0.1))  # the items' mean is nll + 0.1 per token
+        rid = store.add_eval_result("capitals", name, "response_perplexity", ppl, dataset_hash="d1")
         rows = [
-            {"prompt": f"Capital {i}?", "references": [refs[i]], "total_nll": 10 * (nll + 0.1 * (i % 3)), "predicted_tokens": 10}
+            {
+                "prompt": f"Capital {i}?",
+                "references": [refs[i]],
+                "total_nll": 10 * (nll + 0.1 * (i % 3)),
+                "predicted_tokens": 10,
+            }
             for i in range(12)
         ]
         store.add_eval_examples(rid, rows)
@@ -117,7 +126,8 @@ def test_a_child_people_prefer_is_better_with_every_piece_of_evidence(settings):
     assert chrf.counted and 0 < chrf.interval(0.95)[0] < chrf.delta < chrf.interval(0.95)[1]
     assert "paired bootstrap over 12 items" in chrf.note
     response = signals["response perplexity on capitals"]  # lower is better: a lower child is its gain
-    assert response.counted and response.interval(0.95)[1] < 0 and response.direction(0.95) == 1
+    assert response.counted and response.interval(0.95)[0] < response.delta < response.interval(0.95)[1] < 0
+    assert response.direction(0.95) == 1
     ppl = signals["perplexity on shakespeare"]
     assert not ppl.counted and ppl.delta == -1.0 and "no per-item scores" in ppl.note
     assert not signals["like rate"].counted
@@ -141,7 +151,7 @@ def test_promote_is_refused_when_worse_and_allowed_with_force(settings):
     assert done.forced and default_checkpoint(settings) == "dpo"
     assert read_default(settings)["verdict"] == "worse" and read_default(settings)["forced"] is True
     text = done.card.read_text()
-    assert "**worse** than its parent `sft`" in text and "Bonferroni" in text and "pairs.jsonl" in text
+    assert "**Worse**: `dpo` against its parent `sft`" in text and "Bonferroni" in text and "pairs.jsonl" in text
     meta = check_card(done.card)
     assert meta["base_model"] == EMBEDDED_REPO and meta["library_name"] == "peft" and meta["license"] == "apache-2.0"
     assert "dpo" in meta["tags"] and "/secret/path.jsonl" not in text
@@ -191,7 +201,12 @@ def test_a_new_visitors_chat_starts_on_the_promoted_checkpoint(settings):
 def test_compare_parent_command_prints_one_json_object(settings):
     with Store(settings.db_url) as store:
         seed_votes(store, "sft/checkpoint-20", "sft/checkpoint-10", 3, 2)
-    env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "WORKBENCH_HOME": str(settings.home), "PYTHONPATH": str(ROOT)}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HF_HUB_OFFLINE": "1",
+        "WORKBENCH_HOME": str(settings.home),
+        "PYTHONPATH": str(ROOT),
+    }
     done = subprocess.run(
         [sys.executable, "-m", "workbench", "compare-parent", "sft/checkpoint-20", "--json"],
         capture_output=True,

@@ -28,43 +28,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def _interval(pair) -> str:
-    if not pair or pair[0] is None:
-        return "no interval"
-    return f"{pair[0]:+.4g} to {pair[1]:+.4g}"
-
-
-def report_lines(report: dict) -> list[str]:
-    """The report as lines of text (the JSON object's fields, for people)."""
-    lines = [
-        f"{report['checkpoint']} against {report['parent']} ({report['relation']}): {report['outcome'].upper()}",
-        report["reason"],
-        "",
-        report["arena"]["summary"] if report["arena"] else "Arena: no votes.",
-    ]
-    level = f"{100 * report['level']:.2f}%"
-    for s in report["signals"]:
-        value = "" if s["delta"] is None else f"{s['child']:.4g} vs {s['parent']:.4g} (delta {s['delta']:+.4g}); "
-        counted = f"says {s['says']} at {level}" if s["counted"] else "not counted"
-        lines.append(f"- {s['name']}: {value}95% {_interval(s['interval_95'])}; {counted}. {s['note']}")
-    for judge, agree in report["judges"].items():
-        kappa = agree.get("kappa")
-        lines.append(
-            f"- {judge} against people on these pairs: {agree.get('comparisons', 0)} comparisons, kappa "
-            + ("n/a" if kappa is None else f"{kappa:.2f}")
-        )
-    return [*lines, "", "Rule:", report["rule"]]
-
-
 def run(args: argparse.Namespace) -> int:
     from workbench.store import Store
     from workbench.studio.lineage import compare_parent
 
     settings = Settings.from_env()
     with Store.open(settings) as store:
-        report = compare_parent(settings, store, args.checkpoint).as_dict()
+        report = compare_parent(settings, store, args.checkpoint)
     if args.json:
-        print_json(report)
+        print_json(report.as_dict())
     else:
-        print("\n".join(report_lines(report)))
+        print(report.markdown())
     return 0

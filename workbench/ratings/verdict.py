@@ -181,7 +181,9 @@ def decide(arena: Any, signals: Sequence[Signal] = ()) -> Verdict:
         reason = f"{_join(downs)} {_verb(downs)} the parent at {at} and nothing says better ({why_arena})."
         return Verdict(WORSE, reason, "secondary", level, arena, signals)
     if ups and downs:
-        reason = f"The evidence disagrees: {_join(ups)} {_verb(ups)} the child, {_join(downs)} the parent ({why_arena})."
+        reason = (
+            f"The evidence disagrees: {_join(ups)} {_verb(ups)} the child, {_join(downs)} the parent ({why_arena})."
+        )
     elif counted:
         reason = f"No interval excludes no-difference yet ({why_arena}; {len(counted)} secondary signals at {at})."
     else:

@@ -118,9 +118,7 @@ def _direct(battles: pd.DataFrame, child: str, parent: str) -> tuple[int, int, i
     return int(wins), int(losses), int(ties)
 
 
-def arena_evidence(
-    battles: pd.DataFrame, child: str, parent: str, *, half_width: float | None = None
-) -> ArenaEvidence:
+def arena_evidence(battles: pd.DataFrame, child: str, parent: str, *, half_width: float | None = None) -> ArenaEvidence:
     """The child's Bradley-Terry difference from its parent in these battles (people's votes ranked by checkpoint,
     a tally or battles one by one), its 95% interval and the stopping rule's state for the two."""
     battles = scoring.check_battles(battles)

@@ -112,6 +112,61 @@ class Report:
             "judges": judges,
         }
 
+    def markdown(self) -> str:
+        """The verdict, its evidence and the rule as Markdown (the app, the dashboard, the CLI, the model card)."""
+        verdict, lineage = self.verdict, self.lineage
+        lines = [
+            f"**{verdict.outcome.capitalize()}**: `{lineage.child}` against its parent `{lineage.parent}` "
+            f"({lineage.relation}).",
+            "",
+            verdict.reason,
+            "",
+            verdict.arena.summary() if verdict.arena is not None else "Arena: no votes.",
+            "",
+        ]
+        level = f"{100 * verdict.level:.4g}%"
+        rows = [
+            (s.name, cell(s.child), cell(s.parent), cell(s.delta), _interval(s, 0.95), _says(s, verdict.level), s.note)
+            for s in verdict.signals
+        ]
+        header = ("evidence", "child", "parent", "delta", "95% interval", f"says (at {level})", "note")
+        lines += [markdown_table(rows, header) if rows else "No other evidence.", ""]
+        for judge, agree in self.judges.items():
+            kappa = agree.get("kappa")
+            kappa_text = "n/a" if kappa is None or not math.isfinite(kappa) else f"{kappa:.2f}"
+            lines.append(
+                f"- {judge} against people on these pairs: {agree.get('comparisons', 0)} comparisons, agreement "
+                f"{cell(agree.get('agreement_with_ties'))} with ties, Cohen's kappa {kappa_text}."
+            )
+        return "\n".join([*lines, "", "**The rule**", "", verdict.rule])
+
+
+def markdown_table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
+    """A Markdown table (cells' pipes escaped)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v).replace("|", "\\|") for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def cell(value: Any) -> str:
+    """A value as a table cell: 4 significant figures for a float, empty for None or NaN."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _interval(signal: Signal, level: float) -> str:
+    if signal.interval is None:
+        return ""
+    lower, upper = signal.interval(level)
+    return f"{lower:+.4g} to {upper:+.4g}"
+
+
+def _says(signal: Signal, level: float) -> str:
+    if not signal.counted:
+        return "not counted"
+    return {1: "child better", -1: "child worse", 0: "no difference shown"}[signal.direction(level)]
+
 
 def _clean(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value

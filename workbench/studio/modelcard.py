@@ -21,6 +21,7 @@ from typing import Any
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.registry import EMBEDDED_NAME, EMBEDDED_REPO, resolve_base
+from workbench.studio.lineage import cell, markdown_table
 
 CARD = "README.md"
 TAGS = ["peft", "lora", "workbench", "text-generation"]
@@ -38,16 +39,6 @@ def hub_base(settings: Settings, name: str) -> str | None:
     return base.source if base.kind == "hub" else None
 
 
-def _table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join("" if v is None else str(v).replace("|", "\\|") for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _fmt(value: Any) -> str:
-    return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def _data_section(meta: dict[str, Any]) -> str:
     datasets = meta.get("datasets") or {}
     rows = [
@@ -55,40 +46,14 @@ def _data_section(meta: dict[str, Any]) -> str:
         for split, d in datasets.items()
         if isinstance(d, dict) and "split_from" not in d
     ]
-    text = _table(rows, ("split", "file", "examples kept", "records", "SHA-256")) if rows else "Not recorded."
+    text = markdown_table(rows, ("split", "file", "examples kept", "records", "SHA-256")) if rows else "Not recorded."
     held = datasets.get("validation") if isinstance(datasets.get("validation"), dict) else {}
     if held.get("split_from"):
         text += f"\n\nValidation: {held.get('fraction')} of the training file held out (seed {held.get('seed')})."
     if meta.get("votes"):
         text += "\n\nPreference pairs from the Arena's votes, with these filters and counts:\n\n"
-        text += _table([(k, _fmt(v)) for k, v in meta["votes"].items()], ("filter or count", "value"))
+        text += markdown_table([(k, v) for k, v in meta["votes"].items()], ("filter or count", "value"))
     return text
-
-
-def _evidence_section(report: Any) -> str:
-    verdict = report.verdict
-    lines = [
-        f"**{verdict.outcome}** than its parent `{report.lineage.parent}` ({report.lineage.relation}).",
-        "",
-        verdict.reason,
-        "",
-        verdict.arena.summary() if verdict.arena is not None else "Arena: no votes.",
-        "",
-    ]
-    rows = [
-        (s.name, _fmt(s.child), _fmt(s.parent), _fmt(s.delta), _interval(s), "yes" if s.counted else "no", s.note)
-        for s in verdict.signals
-    ]
-    header = ("evidence", "child", "parent", "delta", "95% interval", "counted", "note")
-    lines += [_table(rows, header) if rows else "No other evidence.", "", "The rule:", "", verdict.rule]
-    return "\n".join(lines)
-
-
-def _interval(signal: Any) -> str:
-    if signal.interval is None:
-        return ""
-    lower, upper = signal.interval(0.95)
-    return f"{lower:+.4g} to {upper:+.4g}"
 
 
 def card_text(settings: Settings, report: Any, license: str | None = None) -> str:
@@ -130,7 +95,7 @@ def card_text(settings: Settings, report: Any, license: str | None = None) -> st
         "",
         "## Verdict against its parent",
         "",
-        _evidence_section(report),
+        report.markdown(),
         "",
         "## Training data",
         "",
@@ -140,11 +105,11 @@ def card_text(settings: Settings, report: Any, license: str | None = None) -> st
         "",
         "## Hyperparameters",
         "",
-        _table([(k, _fmt(v)) for k, v in hyper.items() if k not in ("data", "val_data")], ("name", "value")),
+        markdown_table([(k, v) for k, v in hyper.items() if k not in ("data", "val_data")], ("name", "value")),
         "",
         "## Losses",
         "",
-        f"Training loss {_fmt(meta.get('train_loss'))}, validation loss {_fmt(meta.get('val_loss'))}.",
+        f"Training loss {cell(meta.get('train_loss'))}, validation loss {cell(meta.get('val_loss'))}.",
     ]
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body) + "\n")
     return str(card)
