@@ -219,3 +219,25 @@ def test_compare_parent_command_prints_one_json_object(settings):
     data = json.loads(done.stdout)
     assert data["outcome"] == "not yet known" and data["parent"] == "sft/checkpoint-10"
     assert data["arena"]["votes_between"] == 5 and "5 of the 10 votes" in data["reason"]
+
+
+def test_the_leaderboard_section_compares_and_promotes_only_for_the_admin(tmp_path, settings):
+    from dataclasses import replace
+
+    from workbench.access import NEEDS_TOKEN
+    from workbench.ui.context import AppContext
+    from workbench.ui.markup import plain_markdown
+    from workbench.ui.verdict import make_compare_fn, make_promote_fn
+
+    public = replace(settings, host="0.0.0.0", admin_token="s3cret")
+    with Store(public.db_url) as store:
+        seed_votes(store, "dpo", "sft", 4, 26)
+    ctx = AppContext(public)
+    assert make_compare_fn(ctx)("dpo").startswith("**Worse**: `dpo` against its parent `sft`")
+    assert "no parent" in make_compare_fn(ctx)("base")
+    promote_fn = make_promote_fn(ctx)
+    assert promote_fn("dpo", True, "") == plain_markdown(NEEDS_TOKEN)  # the server checks, whatever the page shows
+    assert "is worse than its parent sft" in promote_fn("dpo", False, "s3cret")
+    assert default_checkpoint(public) == BASE_NAME
+    assert "New visitors now start on dpo \\(forced" in promote_fn("dpo", True, "s3cret")
+    assert default_checkpoint(public) == "dpo"
