@@ -145,6 +145,7 @@ def test_like_rate_signal():
     )
     signal = like_signal(reactions, CHILD, PARENT)
     assert (signal.child, signal.parent) == (0.85, 0.4) and signal.direction(0.95) == 1
+    assert signal.note.startswith("34/40 liked (95% 0.71 to 0.93) against 16/40 liked")  # Wilson, each side
     few = like_signal(reactions.iloc[30:50], CHILD, PARENT)  # 10 of the child's, 10 of the parent's
     assert few.counted and not like_signal(reactions.iloc[31:50], CHILD, PARENT).counted
     none = like_signal(reactions[reactions["model"] == CHILD], CHILD, PARENT)

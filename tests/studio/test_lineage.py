@@ -184,6 +184,7 @@ def test_a_stale_or_broken_default_falls_back_to_the_base(settings):
 
 
 def test_a_new_visitors_chat_starts_on_the_promoted_checkpoint(settings):
+    from workbench.ui.arena import Arena
     from workbench.ui.chat import _checkpoint_update
     from workbench.ui.context import AppContext
 
@@ -196,6 +197,10 @@ def test_a_new_visitors_chat_starts_on_the_promoted_checkpoint(settings):
     # a visitor who already chose keeps their choice when the list changes
     again, _, _ = _checkpoint_update(ctx, who, BASE_NAME, [BASE_NAME])
     assert again["value"] == BASE_NAME
+    # the Arena's settings pairs (one checkpoint, two settings) are made with it; checkpoint pairs with all
+    arena = Arena(ctx)
+    assert arena.contestants(None, "settings") == ["sft/checkpoint-10"]
+    assert len(arena.contestants(None, "checkpoint")) == len(ctx.checkpoint_choices()) > 2
 
 
 def test_compare_parent_command_prints_one_json_object(settings):

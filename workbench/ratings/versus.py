@@ -174,11 +174,18 @@ def like_counts(reactions: pd.DataFrame, model: str) -> tuple[int, int]:
     return int((kinds == "like").sum()), int(kinds.isin(["like", "dislike"]).sum())
 
 
+def _rate_text(x: int, n: int) -> str:
+    if not n:
+        return "no reactions"
+    lower, upper = scoring.wilson_interval(x, n)
+    return f"{x}/{n} liked (95% {lower:.2f} to {upper:.2f})"
+
+
 def like_signal(reactions: pd.DataFrame, child: str, parent: str) -> Signal:
     """The like rates of child and parent and the Newcombe interval of their difference, as a verdict signal."""
     (x1, n1), (x2, n2) = like_counts(reactions, child), like_counts(reactions, parent)
     rate = lambda x, n: x / n if n else None  # noqa: E731
-    note = f"{x1}/{n1} liked against {x2}/{n2}; not blind (people know which checkpoint they chat with)"
+    note = f"{_rate_text(x1, n1)} against {_rate_text(x2, n2)}; not blind (people know which checkpoint they chose)"
     if not (n1 and n2):
         return Signal("like rate", "likes", rate(x1, n1), rate(x2, n2), n=n1 + n2, counted=False, note=note)
     counted = min(n1, n2) >= MIN_VOTES
