@@ -246,3 +246,14 @@ def test_the_leaderboard_section_compares_and_promotes_only_for_the_admin(tmp_pa
     assert default_checkpoint(public) == BASE_NAME
     assert "New visitors now start on dpo \\(forced" in promote_fn("dpo", True, "s3cret")
     assert default_checkpoint(public) == "dpo"
+
+
+def test_a_public_app_without_a_token_has_no_promote_event(tmp_path):
+    from workbench.ui.demo import build_demo
+
+    def api_names(settings: Settings) -> set[str]:
+        return {fn.api_name for fn in build_demo(settings).fns.values() if fn.api_name}
+
+    closed = api_names(Settings(home=tmp_path, host="0.0.0.0"))
+    assert "compare_parent" in closed and "promote" not in closed
+    assert "promote" in api_names(Settings(home=tmp_path, host="0.0.0.0", admin_token="s3cret"))

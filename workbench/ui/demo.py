@@ -155,7 +155,7 @@ def build_demo(settings: Settings | None = None, ctx: AppContext | None = None) 
                 arena = build_arena_tab(ctx)
             with gr.Tab("Leaderboard", id="leaderboard") as leaderboard_tab:
                 leaderboard = build_leaderboard_tab(ctx)
-                verdict = build_verdict_section(ctx)  # child against parent, and promote
+                verdict = build_verdict_section(ctx, promote=not closed)  # child against parent, and promote
         demo.load(lambda: _mode_note(ctx), None, mode, api_visibility="private", show_progress="hidden")
         # Said again when a page opens: the sync to a dataset starts after the app is built, and may have failed.
         demo.load(lambda: _store_warning(settings), None, store_warning, api_visibility="private")

@@ -30,6 +30,13 @@ INTRO = (
 )
 
 
+def _said(exc: WorkbenchError) -> str:
+    """The sentence as the page shows it: server paths shortened, URLs and secrets masked, Markdown escaped."""
+    from workbench.safety.redact import hide_paths, hide_urls, redact
+
+    return plain_markdown(hide_paths(hide_urls(redact(str(exc)))))
+
+
 def _names(ctx: AppContext) -> list[str]:
     return [a.name for a in ctx.adapters() if a.usable]
 
@@ -45,7 +52,7 @@ def make_compare_fn(ctx: AppContext):
         try:
             return compare_parent(ctx.settings, shared_store(ctx.settings), checkpoint).markdown()
         except WorkbenchError as exc:
-            return plain_markdown(str(exc))
+            return _said(exc)
 
     return compare
 
@@ -62,7 +69,7 @@ def make_promote_fn(ctx: AppContext):
         try:
             done = promote(ctx.settings, shared_store(ctx.settings), checkpoint or BASE_NAME, force=bool(force))
         except WorkbenchError as exc:
-            return plain_markdown(str(exc))
+            return _said(exc)
         return plain_markdown(done.summary())
 
     return promote_fn
@@ -74,24 +81,32 @@ def _default_line(ctx: AppContext) -> str:
     return f"New visitors start on **{default_checkpoint(ctx.settings)}**."
 
 
-def build_verdict_section(ctx: AppContext) -> SimpleNamespace:
+def _promote_controls(ctx: AppContext, checkpoint: gr.Dropdown, default: gr.Markdown) -> gr.Markdown:
+    with gr.Accordion("Promote (owner)", open=False, elem_id="verdict-promote-box"):
+        with gr.Row():
+            token = gr.Textbox(label="Admin token", type="password", elem_id="verdict-token", scale=3)
+            force = gr.Checkbox(False, label="Even if worse", elem_id="verdict-force", scale=1)
+            button = gr.Button("Make it the default", size="sm", scale=1, elem_id="verdict-promote")
+        status = gr.Markdown("", elem_id="verdict-status")
+    done = button.click(make_promote_fn(ctx), [checkpoint, force, token], [status], api_name="promote")
+    done.then(lambda: _default_line(ctx), None, [default], api_visibility="private")
+    return status
+
+
+def build_verdict_section(ctx: AppContext, promote: bool = True) -> SimpleNamespace:
     """Lay out the section and wire its events (inside the Leaderboard tab). Returns its components and
-    `refresh_args` (fills the adapter list and the current default; for the tab's select event or `demo.load`)."""
+    `refresh_args` (fills the adapter list and the current default; for the tab's select event or `demo.load`).
+
+    `promote=False` (a public app without an admin token, whose admin actions are closed) leaves the Promote
+    controls and their event out altogether, as the Fine-tune tab is left out: nothing to call, even by index."""
     gr.Markdown(INTRO, elem_id="verdict-intro")
     with gr.Row():
         checkpoint = gr.Dropdown([], label="Adapter", elem_id="verdict-checkpoint", allow_custom_value=True, scale=4)
         compare = gr.Button("Compare with its parent", size="sm", scale=1, elem_id="verdict-compare")
     report = gr.Markdown("", elem_id="verdict-report")
     default = gr.Markdown("", elem_id="verdict-default")
-    with gr.Accordion("Promote (owner)", open=False, elem_id="verdict-promote-box"):
-        with gr.Row():
-            token = gr.Textbox(label="Admin token", type="password", elem_id="verdict-token", scale=3)
-            force = gr.Checkbox(False, label="Even if worse", elem_id="verdict-force", scale=1)
-            promote = gr.Button("Make it the default", size="sm", scale=1, elem_id="verdict-promote")
-        status = gr.Markdown("", elem_id="verdict-status")
     compare.click(make_compare_fn(ctx), [checkpoint], [report], api_name="compare_parent", concurrency_limit=2)
-    promoted = promote.click(make_promote_fn(ctx), [checkpoint, force, token], [status], api_name="promote")
-    promoted.then(lambda: _default_line(ctx), None, [default], api_visibility="private")
+    status = _promote_controls(ctx, checkpoint, default) if promote else None
 
     def refresh(current: str | None):
         names = _names(ctx)
