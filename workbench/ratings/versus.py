@@ -126,33 +126,28 @@ def arena_evidence(battles: pd.DataFrame, child: str, parent: str, *, half_width
         return ArenaEvidence(child, parent)
     models, pairs, y, counts = scoring._matchups(battles)
     r, cov, battles_of = settle.posterior_fit(len(models), pairs, y, counts)
-    votes = int(counts.sum())
     have = {m: int(battles_of[i]) for i, m in enumerate(models)}
     wins, losses, ties = _direct(battles, child, parent)
-    base = ArenaEvidence(child, parent, votes_between=wins + losses + ties, wins=wins, losses=losses, ties=ties)
-    base = _replace(base, child_battles=have.get(child, 0), parent_battles=have.get(parent, 0), votes=votes)
+    counted = {"wins": wins, "losses": losses, "ties": ties, "votes_between": wins + losses + ties}
+    counted |= {"child_battles": have.get(child, 0), "parent_battles": have.get(parent, 0), "votes": int(counts.sum())}
     if child not in have or parent not in have:
-        return base
+        return ArenaEvidence(child, parent, **counted)
     c, p = models.index(child), models.index(parent)
     unit = posterior.ELO_PER_UNIT
-    difference = (r[c] - r[p]) * unit
+    difference = float((r[c] - r[p]) * unit)
     margin = scoring.Z95 * unit * math.sqrt(max(cov[c, c] + cov[p, p] - 2 * cov[c, p], 0.0))
     pick = [c, p]
     rule = settle.rule_of([child, parent], r[pick], cov[np.ix_(pick, pick)], battles_of[pick], half_width=half_width)
-    return _replace(
-        base,
-        difference=float(difference),
-        lower=float(difference - margin),
-        upper=float(difference + margin),
+    return ArenaEvidence(
+        child,
+        parent,
+        difference=difference,
+        lower=difference - margin,
+        upper=difference + margin,
         settled=rule.settled,
         votes_needed=rule.votes_needed,
+        **counted,
     )
-
-
-def _replace(evidence: ArenaEvidence, **changes: Any) -> ArenaEvidence:
-    from dataclasses import replace
-
-    return replace(evidence, **changes)
 
 
 def newcombe_interval(x1: int, n1: int, x2: int, n2: int, z: float = scoring.Z95) -> tuple[float, float]:
