@@ -173,7 +173,7 @@ def decide(arena: Any, signals: Sequence[Signal] = ()) -> Verdict:
     ups = [name for name, d in says.items() if d > 0]
     downs = [name for name, d in says.items() if d < 0]
     why_arena = arena.why_undecided() if arena is not None else "no Arena votes"
-    at = f"{100 * level:.1f}%" if len(counted) > 1 else "95%"
+    at = f"{100 * level:.4g}%"
     if ups and not downs:
         reason = f"{_join(ups)} {_verb(ups)} the child at {at} and nothing says worse ({why_arena})."
         return Verdict(BETTER, reason, "secondary", level, arena, signals)

@@ -95,7 +95,7 @@ class ArenaEvidence:
         state = "settled" if self.settled else f"not settled ({settle.needed_text(self.votes_needed)})"
         return (
             f"Arena: child {self.difference:+.1f} points against its parent (95% interval {self.lower:+.1f} to "
-            f"{self.upper:+.1f}); {self.votes_between} direct votes ({self.wins} won, {self.losses} lost, "
+            f"{self.upper:+.1f}); {self.votes_between} votes side by side ({self.wins} won, {self.losses} lost, "
             f"{self.ties} tied), {self.child_battles} and {self.parent_battles} votes in all; stopping rule: {state}."
         )
 
