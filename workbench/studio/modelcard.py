@@ -64,6 +64,7 @@ def card_text(settings: Settings, report: Any, license: str | None = None) -> st
     meta = adapter.meta
     base = meta.get("base_model") or adapter.base_model
     hub_id = hub_base(settings, base)
+    licence = license or (EMBEDDED_LICENSE if base == EMBEDDED_NAME else "other")
     results = [
         EvalResult(
             task_type="text-generation",
@@ -79,7 +80,9 @@ def card_text(settings: Settings, report: Any, license: str | None = None) -> st
     data = ModelCardData(
         base_model=hub_id,
         library_name="peft",
-        license=license or (EMBEDDED_LICENSE if base == EMBEDDED_NAME else "other"),
+        license=licence,
+        # The Hub asks "other" to be named; the text says whose terms apply.
+        license_name="base-model-and-data-licences" if licence == "other" else None,
         tags=[*TAGS, meta.get("method") or "sft"],
         model_name=adapter.name.replace("/", "-"),
         eval_results=results or None,
