@@ -113,7 +113,7 @@ def test_disagreeing_or_uncounted_signals_are_not_yet_known():
     split = decide(undecided_arena(), [fixed("chrF on x", 0.5, 2.0), fixed("like rate", -0.4, -0.1)])
     assert split.outcome == UNKNOWN and "disagrees" in split.reason
     shown_only = decide(undecided_arena(), [fixed("judge:x's win share", 0.2, 0.4, counted=False)])
-    assert shown_only.outcome == UNKNOWN and "no secondary signal" in shown_only.reason
+    assert shown_only.outcome == UNKNOWN and "no secondary signal counts" in shown_only.reason
     no_interval = Signal("perplexity on shakespeare", "metric", 20.0, 25.0, False, 5)
     assert decide(undecided_arena(), [no_interval]).outcome == UNKNOWN
 

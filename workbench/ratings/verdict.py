@@ -185,9 +185,10 @@ def decide(arena: Any, signals: Sequence[Signal] = ()) -> Verdict:
             f"The evidence disagrees: {_join(ups)} {_verb(ups)} the child, {_join(downs)} the parent ({why_arena})."
         )
     elif counted:
-        reason = f"No interval excludes no-difference yet ({why_arena}; {len(counted)} secondary signals at {at})."
+        signals_at = f"{len(counted)} secondary signal{'s' if len(counted) > 1 else ''} at {at}"
+        reason = f"No interval excludes no-difference yet ({why_arena}; {signals_at})."
     else:
-        reason = f"Not enough evidence: {why_arena}, and no secondary signal has an interval."
+        reason = f"Not enough evidence: {why_arena}, and no secondary signal counts yet."
     return Verdict(UNKNOWN, reason, "", level, arena, signals)
 
 
