@@ -257,6 +257,38 @@ def _downloads(store) -> None:
     )
 
 
+def _child_against_parent(store) -> None:
+    """A checkpoint's verdict against its parent with its evidence and rule, and promote (the owner's)."""
+    from workbench.registry import list_adapters
+    from workbench.studio.lineage import compare_parent
+    from workbench.studio.promote import default_checkpoint, promote
+
+    config = common.settings()
+    st.subheader("Child against parent")
+    st.caption(
+        "Is an adapter better than what it was trained from (its run's previous checkpoint, the adapter its run "
+        f"started from, or the base model)? New visitors start on **{default_checkpoint(config)}**."
+    )
+    names = [a.name for a in list_adapters(config) if a.usable]
+    if not names:
+        st.caption("No adapter yet: train one on the Gradio app's Fine-tune tab or with `workbench train`.")
+        return
+    checkpoint = st.selectbox("Adapter", names, key="lb-verdict-checkpoint")
+    if st.toggle("Compare with its parent", key="lb-verdict-show"):  # on demand: it bootstraps the suites' items
+        with common.user_errors():
+            st.markdown(compare_parent(config, store, checkpoint).markdown())
+    left, middle, right = st.columns([2, 1, 1])
+    token = common.admin_token_box(left, "lb-verdict-token")
+    force = middle.checkbox("Even if worse", key="lb-verdict-force")
+    if right.button("Make it the default", key="lb-verdict-promote"):
+        refusal = common.admin_refusal(token)
+        if refusal is not None:
+            common.show_error(refusal)
+            return
+        with common.user_errors():
+            st.success(promote(config, store, checkpoint, force=force).summary())
+
+
 def main() -> None:
     st.title("Leaderboard")
     store = common.store()
@@ -286,6 +318,8 @@ def main() -> None:
     if judges:
         _judges(store, snap, judges)
     _reasons(store, view.reason_ids, likert)
+    st.divider()
+    _child_against_parent(store)
     st.divider()
     _downloads(store)
 

@@ -325,6 +325,29 @@ def test_leaderboard_exports_need_the_admin_token_when_set(dash, monkeypatch):
     assert at.get("download_button") and not at.error
 
 
+def test_leaderboard_compares_a_checkpoint_with_its_parent_and_promotes_it(dash, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_ADMIN_TOKEN", "s3cret")
+    at = on("leaderboard")
+    at.selectbox(key="lb-verdict-checkpoint").set_value(CHECKPOINTS[2]).run()
+    at.toggle(key="lb-verdict-show").set_value(True).run()
+    report = next(t for t in texts(at) if "against its parent" in t)
+    # its parent is the run's previous checkpoint; the suite's items give BLEU and chrF a paired interval
+    assert f"`{CHECKPOINTS[2]}` against its parent `{CHECKPOINTS[1]}`" in report and "paired bootstrap" in report
+    at.button(key="lb-verdict-promote").click().run()
+    assert "needs the admin token" in at.error[0].value.replace("\\", "")
+    at.text_input(key="lb-verdict-token").input("s3cret").run()
+    at.checkbox(key="lb-verdict-force").check().run()  # two random adapters: whatever their verdict
+    adapters = dash.settings.adapters_dir  # the session's: what promote writes there goes after the test
+    try:
+        at.button(key="lb-verdict-promote").click().run()
+        assert not at.error, at.error[0].value
+        assert f"New visitors now start on {CHECKPOINTS[2]}" in at.success[0].value
+        assert (adapters / CHECKPOINTS[2] / "README.md").is_file()
+    finally:
+        (adapters / ".default.json").unlink(missing_ok=True)
+        (adapters / CHECKPOINTS[2] / "README.md").unlink(missing_ok=True)
+
+
 # --- Lab ----------------------------------------------------------------------------------------------------
 
 

@@ -348,7 +348,7 @@ class Settings:
         documented="unset",
         child=False,
     )
-    # --- a public server (workbench/access.py, workbench/ui/guard.py, workbench/ui/limits.py) ---
+    # --- a public server (workbench/access.py, workbench/ui/guard.py, workbench/gate/) ---
     share: bool = setting(
         False,
         "GRADIO_SHARE",

@@ -74,6 +74,16 @@ class Arena:
                 self._store = store
             return self._store
 
+    def contestants(self, who: Visitor | None, differ: str) -> list[str]:
+        """The checkpoints a new pair may use: those `who` may choose (None: an in-process caller, all of them).
+        A settings pair (one checkpoint, two settings) is made with the checkpoint the owner promoted, while
+        `who` may choose it (`workbench.studio.promote`)."""
+        from workbench.studio.promote import promoted
+
+        names = self.ctx.checkpoint_choices() if who is None else self.ctx.choices_for(who)
+        default = promoted(self.ctx.settings) if differ == "settings" else None
+        return [default] if default in names else names
+
     def one_checkpoint(self) -> bool:
         """Whether only one checkpoint can answer here (then pairs differ in settings)."""
         return len(self.ctx.checkpoint_choices()) < 2
@@ -103,7 +113,7 @@ class Arena:
                 self.ctx.take_reply(who)  # making a pair runs the model: counted like a reply
 
             router = self.ctx.router() if who is None or who.owner else self.ctx.router().for_visitors()
-            checkpoints = self.ctx.checkpoint_choices() if who is None else self.ctx.choices_for(who)
+            checkpoints = self.contestants(who, differ)
             cap = self.ctx.settings.arena_max_new_tokens  # the app's length of an Arena answer
             pairs = [s.replace(max_new_tokens=min(s.max_new_tokens, cap)) for s in ARENA_SETTINGS_PAIRS]
             single = ARENA_SETTINGS.replace(max_new_tokens=min(ARENA_SETTINGS.max_new_tokens, cap))

@@ -188,6 +188,7 @@ def _need_message(pending: str) -> None:
 
 def _checkpoint_update(ctx: AppContext, who: Visitor, current: str, known: list[str]):
     from workbench.gate.sentence import public_sentence
+    from workbench.studio.promote import default_checkpoint
 
     choices = ctx.choices_for(who)
     unusable = (
@@ -199,7 +200,9 @@ def _checkpoint_update(ctx: AppContext, who: Visitor, current: str, known: list[
     note = "\n".join(f"- `{a.name}` cannot be used: {public_sentence(a.reason, ctx.roots())}" for a in unusable)
     if choices == known:
         return gr.skip(), gr.skip(), known
-    value = current if current in choices else BASE_NAME
+    # A page's first fill (nothing known yet) starts on the Space's default: the checkpoint the owner promoted.
+    start = current if known else default_checkpoint(ctx.settings)
+    value = start if start in choices else BASE_NAME
     return gr.update(choices=choices, value=value), note, choices
 
 
@@ -293,7 +296,7 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
                 )
     # The message being answered; a hidden Textbox (not a State) so that the API endpoint takes it.
     pending = gr.Textbox(visible=False, max_length=ctx.sizes.message_chars)
-    known = gr.State([BASE_NAME])
+    known = gr.State([])  # the choices this page shows; empty until the first fill picks the default
     settings_inputs = [system, checkpoint, temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop]
     chat_fn = chat_feedback.recording(ctx, make_chat_fn(ctx))  # remembers replies for likes and regenerate pairs
 

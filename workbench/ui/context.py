@@ -190,7 +190,7 @@ class AppContext:
         return None
 
     def check_checkpoint(self, who: Visitor, checkpoint: str | None) -> None:
-        """Refuse a checkpoint a visitor may not choose (`workbench.ui.limits.check_checkpoint`)."""
+        """Refuse a checkpoint a visitor may not choose (`workbench.gate.checkpoints.check_checkpoint`)."""
         check_checkpoint(self.settings, who.owner, checkpoint)
 
     def choices_for(self, who: Visitor) -> list[str]:

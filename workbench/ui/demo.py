@@ -18,6 +18,7 @@ from workbench.ui.context import AppContext
 from workbench.ui.finetune import build_finetune_tab
 from workbench.ui.leaderboard import build_leaderboard_tab
 from workbench.ui.status import announce_when_ready, build_status_banner, status_route
+from workbench.ui.verdict import build_verdict_section
 
 TITLE = "Workbench"
 MAX_UPLOAD = "20mb"  # dataset files; Gradio refuses bigger uploads before they reach a function
@@ -155,6 +156,7 @@ def build_demo(settings: Settings | None = None, ctx: AppContext | None = None) 
                 arena = build_arena_tab(ctx)
             with gr.Tab("Leaderboard", id="leaderboard") as leaderboard_tab:
                 leaderboard = build_leaderboard_tab(ctx)
+                verdict = build_verdict_section(ctx, promote=not closed)  # child against parent, and promote
         demo.load(lambda: _mode_note(ctx), None, mode, api_visibility="private", show_progress="hidden")
         # Said again when a page opens: the sync to a dataset starts after the app is built, and may have failed.
         demo.load(lambda: _store_warning(settings), None, store_warning, api_visibility="private")
@@ -163,6 +165,7 @@ def build_demo(settings: Settings | None = None, ctx: AppContext | None = None) 
         demo.load(**arena.on_load)
         demo.load(**leaderboard.pick_args).then(**leaderboard.refresh_args, api_visibility="private")
         leaderboard_tab.select(**leaderboard.refresh_args, api_visibility="private")
+        leaderboard_tab.select(**verdict.refresh_args)
         if finetune is not None:
             demo.load(**finetune.on_load)
     _queue_everything(demo)
