@@ -118,8 +118,8 @@ def test_raw_queue_calls_get_one_sentence_each(space):
     send = fn_index(url, "arena_send")
     data = default_inputs(url, send)
     data[0] = "x" * 8_001
-    refused = call(url, send, data, visitor("10.5.0.3"))
-    assert refused.success and "8,001 characters" in refused.output[3] and refused.output[1] == []
+    refused = call(url, send, data, visitor("10.5.0.3"))  # past the message box's bound: refused at the door
+    assert not refused.success and "is 8,001 characters; the limit here is 8,000" in refused.error
     vote = fn_index(url, "vote_left")
     nothing = call(url, vote, default_inputs(url, vote), visitor("10.5.0.3"))
     assert nothing.success and "nothing to vote on" in nothing.output[1]
