@@ -166,6 +166,16 @@ class Likert(Base):
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
+class DroppedRater(Base):
+    """A rater the owner dropped from the leaderboard and the preference pairs: their votes and scores stay in the
+    store (and in exports) but are not counted; deleting the row counts them again."""
+
+    __tablename__ = "dropped_raters"
+    rater: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
 FEEDBACK_KINDS = ("like", "dislike", "cleared", "preferred")
 
 
