@@ -203,9 +203,8 @@ def kept_text(settings) -> str:
     is kept in the owner's store with the conversation and system prompt, and published when votes sync to a
     dataset (`workbench.store.sync`; the dataset's id is the owner's, so it is not named)."""
     sync = bool(settings.sync_dataset and settings.hf_token)
-    return "A reply you like, dislike or regenerate is kept, with this conversation and its system prompt, " + (
-        "and published to the owner's Hugging Face dataset." if sync else "in this app's store for its owner."
-    )
+    where = "and published to the owner's Hugging Face dataset" if sync else "in this app's store, for its owner"
+    return f"A reply you like, dislike or regenerate is kept with this conversation and its system prompt, {where}."
 
 
 def kept_note(ctx: AppContext) -> gr.Markdown:
