@@ -254,5 +254,5 @@ def test_voter_ids_survive_a_restart_with_the_key_from_a_secret_or_the_owner_is_
     kept = Settings(home=tmp_path / "run-5", space=True, sync_dataset="me/votes", hf_token=TOKEN)
     assert kept.secrets_dir == tmp_path / "data" / "workbench" and sync.voter_note(kept) == ""  # /data survives
     assert voter_secret(tmp_path, key) == key.encode()
-    with pytest.raises(WorkbenchError, match="WORKBENCH_VOTER_KEY.*at least 32 characters"):
+    with pytest.raises(WorkbenchError, match=r"WORKBENCH_VOTER_KEY\) must be at least 32 characters"):
         Settings(voter_key="short")
