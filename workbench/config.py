@@ -437,7 +437,7 @@ class Settings:
         "WORKBENCH_RATER_CAP",
         whole(0, 100_000),
         "the most votes one visitor (an anonymous voter id or a Hugging Face login) counts for on one pair of "
-        "contestants in the leaderboard's fit: more are down-weighted to this many (docs/ratings.md); names the "
+        "contestants in the leaderboard's fit: more are down-weighted to this many (docs/arena.md); names the "
         "owner typed and LLM judges are not capped; 0: no cap",
     )
     judge_visitor_prompts: bool = setting(
