@@ -20,7 +20,7 @@ import pytest
 from workbench.access import voter_id
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
-from workbench.store import Store, sync
+from workbench.store import Store, anonymous_rater, sync
 
 TOKEN, ADMIN = "hf_secret_token_for_tests", "admin-secret-for-tests"
 ADDRESS = "10.20.30.40"
@@ -38,6 +38,9 @@ def fill(store: Store) -> None:
     store.add_feedback("preferred", new, other=old, rater=None, session=voter)
     store.add_feedback("like", new, rater=None, session=voter)
     store.add_likert(a, 4, rater="alice")
+    store.drop_rater("alice")  # the owner drops a rater, takes it back, and drops the visitor
+    store.undrop_rater("alice")
+    store.drop_rater(anonymous_rater(voter), reason="steering")
 
 
 def read_folder(folder: Path) -> dict[str, list[dict]]:
@@ -52,19 +55,27 @@ def test_the_outbox_holds_every_row_once_without_secrets(tmp_path):
     with Store(f"sqlite:///{tmp_path / 'space.db'}") as store:
         fill(store)
         outbox = sync.Outbox(store, tmp_path / "outbox")
-        assert outbox.write_new() == {"generations": 4, "votes": 1, "likert": 1, "feedback": 2}
-        assert outbox.write_new() == {"generations": 0, "votes": 0, "likert": 0, "feedback": 0}  # nothing new
+        assert outbox.write_new() == {"generations": 4, "votes": 1, "likert": 1, "feedback": 2, "rater_status": 3}
+        assert outbox.write_new() == dict.fromkeys(sync.TABLES, 0)  # nothing new
         store.add_vote(
             store.add_generation("base", "Bye?", "Bye.", None),
             store.add_generation("run", "Bye?", "Ciao.", None),
             "a",
             rater="bob",
         )
-        assert outbox.write_new() == {"generations": 2, "votes": 1, "likert": 0, "feedback": 0}
+        assert outbox.write_new() == {"generations": 2, "votes": 1, "likert": 0, "feedback": 0, "rater_status": 0}
     files = sorted(
         p.relative_to(tmp_path / "outbox").as_posix() for p in (tmp_path / "outbox").rglob("*") if p.is_file()
     )
-    assert [f.split("/")[0] for f in files] == ["feedback", "generations", "generations", "likert", "votes", "votes"]
+    assert [f.split("/")[0] for f in files] == [
+        "feedback",
+        "generations",
+        "generations",
+        "likert",
+        "rater_status",
+        "votes",
+        "votes",
+    ]
     assert not [f for f in files if "/." in f or not f.endswith(".jsonl")]  # no temporary file left behind
     rows = read_folder(tmp_path / "outbox")
     assert [v["reason"] for v in rows["votes"]] == ["warmer", None] and all(
@@ -90,6 +101,7 @@ def test_a_restart_reads_the_folder_back_into_an_empty_store_and_a_second_adds_n
             "votes": 1,
             "likert": 1,
             "feedback": 2,
+            "rater_status": 3,
         }
         assert sync.load_folder(fresh, tmp_path / "dataset") == dict.fromkeys(sync.TABLES, 0)  # a second start
         after = {what: fresh.export_records(what, source="arena")[0] for what in ("votes", "feedback", "likert")}
@@ -99,6 +111,7 @@ def test_a_restart_reads_the_folder_back_into_an_empty_store_and_a_second_adds_n
         assert [f["kind"] for f in after["feedback"]] == ["preferred", "like"]
         assert fresh.reaction_counts().to_dict("records") == [{"model": "base", "likes": 1, "dislikes": 0}]
         assert after["likert"][0]["score"] == 4
+        assert fresh.dropped_raters() == {anonymous_rater(voter_id(ADDRESS, SECRET)): "steering"}  # as it was
         # One ballot per visitor still holds: the restored vote is theirs, and a repeat is not a second one.
         pair = fresh.votes().iloc[0]
         again = fresh.add_vote(int(pair["generation_a_id"]), int(pair["generation_b_id"]), "a", rater=pair["rater"])
