@@ -42,7 +42,7 @@ def test_the_raters_table_and_the_dataset_are_the_owners(tmp_path, host):
     fill(settings.db_url)
     refresh = make_refresh_fn(AppContext(settings))
     visitor = request("203.0.113.9")
-    summary, board, _, _, persistence, note, raters = refresh("checkpoint", request("127.0.0.1"))
+    _, _, _, _, persistence, note, raters = refresh("checkpoint", request("127.0.0.1"))
     if host == "127.0.0.1":  # the owner
         table = raters["value"]
         assert raters["visible"] and set(table["rater"]) == {"alice", "bob", "carol", "anon-visitor-00000000"}
@@ -50,7 +50,7 @@ def test_the_raters_table_and_the_dataset_are_the_owners(tmp_path, host):
         assert flagged == ["anon-visitor-00000000"] and "far beyond chance" in note and flagged[0] in note
         assert table.set_index("rater").loc["anon-visitor-00000000", "counted"] == 10  # capped
         assert "me/secret-votes" in persistence
-    summary, board, _, _, persistence, note, raters = refresh("checkpoint", visitor)
+    summary, _, _, _, persistence, note, raters = refresh("checkpoint", visitor)
     assert not raters["visible"] and raters["value"] is None and note == ""
     assert "me/secret-votes" not in persistence and "**120** pairwise votes" in summary
 
