@@ -11,9 +11,9 @@ Leaderboard page fast at 100,000 votes.
 `snapshot` holds the votes counted in the database (`Store.vote_tallies()`, a few thousand rows whatever the
 number of votes), the slim vote sequence (online Elo, agreement, which votes have reasons) and the Likert scores,
 keyed on the ratings' high-water mark and the raters the owner dropped (whose ratings no view counts), so a rerun
-reads two small rows from the database. `ranked` filters and groups
-them and caches the standings per (mark, selection): Bradley-Terry and its bootstrap run on pair counts, never on
-rows. Both caches live in this process (a Streamlit server serves every visitor from it) and are thread-safe.
+reads a row and the few drops from the database. `ranked` filters and groups them and caches the standings per
+(mark, selection): Bradley-Terry and its bootstrap run on pair counts, never on rows. The caches live in this
+process (a Streamlit server serves every visitor from it) and are thread-safe.
 """
 
 from __future__ import annotations
@@ -90,9 +90,11 @@ def snapshot(store) -> Snapshot:
     with _LOCK:
         found = _SNAPSHOTS.get(store.url)
     if found is not None and found.mark == mark:
-        return found if found.dropped == dropped else replace(found, dropped=dropped)
-    # Read outside the lock: two visitors may both read once after a vote, which is cheaper than queueing.
-    fresh = Snapshot(store.url, mark, store.vote_tallies(), store.vote_sequence(), store.likert(), dropped)
+        if found.dropped == dropped:
+            return found
+        fresh = replace(found, dropped=dropped)  # the owner dropped a rater or took one back: the votes are the same
+    else:  # read outside the lock: two visitors may both read once after a vote, which is cheaper than queueing
+        fresh = Snapshot(store.url, mark, store.vote_tallies(), store.vote_sequence(), store.likert(), dropped)
     with _LOCK:
         _SNAPSHOTS[store.url] = fresh
     return fresh
