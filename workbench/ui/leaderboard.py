@@ -58,27 +58,27 @@ def standings(store, by: str, half_width: int | None = None, cap: int = 0):
     return view, view_counts(snap.tallies)
 
 
+def _names(names: list[str]) -> str:
+    """Up to ten rater names, Markdown-escaped (a typed name may hold _ or *)."""
+    return ", ".join(plain_markdown(n) for n in names[:10]) + (" …" if len(names) > 10 else "")
+
+
 def raters_note(table: pd.DataFrame, cap: int) -> str:
     """The owner's sentence above the table of raters: how many, the cap, and who is flagged or dropped."""
     if table.empty:
         return ""
     flagged = list(table.loc[table["flagged"], "rater"])
     dropped = list(table.loc[table["dropped"], "rater"])
-    lines = [
-        f"**Raters** (you see this as the owner): {len(table)}; one visitor's votes on a pair count for at most "
-        f"{cap} {'(no cap)' if not cap else ''}".rstrip()
-        + "."
-    ]
+    counted = f"count for at most {cap}" if cap else "count in full (no cap)"
+    lines = [f"**Raters** (you see this as the owner): {len(table)}; one visitor's votes on a pair {counted}."]
     if flagged:
         lines.append(
             f"**{len(flagged)} vote{'s' if len(flagged) == 1 else ''} against everyone else far beyond chance:** "
-            f"{', '.join(flagged[:10])}{' …' if len(flagged) > 10 else ''}. Look at their votes; drop a rater on the "
-            "dashboard's Leaderboard page or with `python -m workbench leaderboard --drop NAME`."
+            f"{_names(flagged)}. Look at their votes; drop a rater on the dashboard's Leaderboard page or with "
+            "`python -m workbench leaderboard --drop NAME`."
         )
     if dropped:
-        lines.append(
-            f"Dropped (votes kept, not counted): {', '.join(dropped[:10])}{' …' if len(dropped) > 10 else ''}."
-        )
+        lines.append(f"Dropped (votes kept, not counted): {_names(dropped)}.")
     return "\n\n".join(lines)
 
 
