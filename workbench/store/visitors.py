@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from workbench.errors import WorkbenchError
 from workbench.store.records import check_name, normalize_prompt
-from workbench.store.schema import Prompt, PromptSet
+from workbench.store.schema import Generation, Prompt, PromptSet
 
 VISITOR_PROMPTS = "visitor-prompts"
 _DESCRIPTION = (
@@ -49,8 +49,6 @@ class VisitorPromptsMixin:
     def reviewed(self, generation_ids: Iterable[int]) -> set[int]:
         """Which of these generations answer a prompt the owner gave or approved (`servable`): not a visitor's typed
         prompt in the Arena or the chat, nor one still waiting for approval."""
-        from workbench.store.schema import Generation
-
         ids = sorted({int(i) for i in generation_ids})
         found: set[int] = set()
         with self._read() as s:
