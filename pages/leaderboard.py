@@ -7,9 +7,12 @@ Filters by rater, checkpoint, generation settings and backend (what made the out
 everything on the page; "Rank" chooses the contestants: checkpoints, generation settings, or each checkpoint under
 each settings. "Whose votes" counts people's votes only by default; LLM judges' votes (raters named "judge:<model>",
 from `python -m workbench judge`) count when asked, and the section "LLM judges against the people" shows how often
-each judge agrees with the people, measured as in the MT-bench paper (workbench/ratings/agreement.py). Widgets and
-wiring only: the numbers come from workbench/ratings/snapshot.py (votes counted in the database, re-read only when a
-vote arrives, standings cached per selection) over workbench/ratings/leaderboard.py.
+each judge agrees with the people, measured as in the MT-bench paper (workbench/ratings/agreement.py). One visitor's
+votes on a pair of contestants count for at most WORKBENCH_RATER_CAP; the owner's section "Raters" shows votes per
+rater, what each counts for, and raters whose votes disagree with everyone else's far beyond chance
+(workbench/ratings/raters.py), and drops a rater or counts them again (admin: their votes stay in the store).
+Widgets and wiring only: the numbers come from workbench/ratings/snapshot.py (votes counted in the database, re-read
+only when a vote arrives, standings cached per selection) over workbench/ratings/leaderboard.py.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from pages import common
 from workbench.errors import WorkbenchError
 from workbench.ratings.agreement import judge_agreement
 from workbench.ratings.leaderboard import filter_ratings, win_rate_cells
-from workbench.ratings.snapshot import ranked, snapshot
+from workbench.ratings.raters import ALPHA
+from workbench.ratings.snapshot import ranked, raters_of, snapshot
 from workbench.ratings.views import BOOTSTRAP, SEED, view_counts, views_note
 from workbench.store import is_judge
 from workbench.views import plots
@@ -229,6 +233,52 @@ def _reasons(store, reason_ids, likert) -> None:
         st.text(line)
 
 
+def _raters(store, snap, by: str, cap: int) -> None:
+    """The owner's view of the raters: votes per rater, what each counts for, the outlier test; drop a rater or
+    count them again (admin)."""
+    st.subheader("Raters")
+    token = common.admin_token_box(st, "lb-raters-token")
+    asked = token is None or bool(token)  # a blank token box is no guess: the throttle is not asked
+    refusal = common.admin_refusal(token) if asked else "Enter the admin token to see them."
+    if refusal is not None:
+        st.caption(f"Votes per rater, and dropping a rater, are for the owner. {refusal}")
+        return
+    table = raters_of(snap, by=by, cap=cap)
+    if table.empty:
+        st.caption("No pairwise votes yet.")
+        return
+    flagged = list(table.loc[table["flagged"], "rater"])
+    if flagged:
+        st.warning(
+            f"Votes against everyone else far beyond chance: {', '.join(flagged)}. Look at their votes before "
+            "dropping anyone: a rater with a different taste looks the same.",
+            icon=":material/flag:",
+        )
+    st.caption(
+        f"counted: what a rater's votes weigh in the ratings (one visitor's votes on a pair count for at most {cap}; "
+        "a dropped rater 0); share: of all votes counted. against: decisive votes for the side everyone else's "
+        "ratings favour less, beside what chance gives (expected); flagged when the p-value is below the Holm "
+        f"threshold for {ALPHA:.0%} over all raters tested (at least 5 decisive votes)."
+    )
+    common.table(
+        table, places={"counted": 1, "share": 3, "expected": 1, "p_value": 4}, hide_index=True, key="lb-raters"
+    )
+    left, middle, right = st.columns([3, 3, 1], vertical_alignment="bottom")
+    rater = left.selectbox("Rater", list(table["rater"]), key="lb-drop-rater")
+    dropped = rater in snap.dropped
+    reason = None if dropped else middle.text_input("Why (optional)", key="lb-drop-reason", max_chars=500)
+    if right.button("Count again" if dropped else "Drop", key="lb-drop"):
+        try:
+            if dropped:
+                store.undrop_rater(rater, token=token, who=common.caller())
+            else:
+                store.drop_rater(rater, reason=reason, token=token, who=common.caller())
+        except WorkbenchError as exc:
+            common.show_error(exc)
+        else:
+            st.rerun()
+
+
 def _downloads(store) -> None:
     st.subheader("Download")
     left, middle, right = st.columns([2, 1, 2])
@@ -299,7 +349,10 @@ def main() -> None:
     of_kind = [r for r in options["raters"] if kind == "all" or is_judge(r) == (kind == "judges")]
     chosen = _filters({**options, "raters": of_kind})
     half_width = common.settings().settle_half_width or None  # the stopping rule's target, if the owner set one
-    view = ranked(snap, by=by, rater_kind=kind, bootstrap=BOOTSTRAP, seed=SEED, half_width=half_width, **chosen)
+    cap = common.settings().rater_cap
+    view = ranked(
+        snap, by=by, rater_kind=kind, bootstrap=BOOTSTRAP, seed=SEED, half_width=half_width, cap=cap, **chosen
+    )
     result, likert = view.standings, view.likert
     raters = view.raters
     counts = st.columns(3)
@@ -318,6 +371,7 @@ def main() -> None:
     if judges:
         _judges(store, snap, judges)
     _reasons(store, view.reason_ids, likert)
+    _raters(store, snap, by, cap)
     st.divider()
     _child_against_parent(store)
     st.divider()

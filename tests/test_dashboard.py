@@ -286,6 +286,28 @@ def test_leaderboard_numbers_match_a_hand_computed_case(dash):
     assert at.get("download_button")
 
 
+def test_leaderboard_shows_the_owner_each_rater_and_drops_one_reversibly(dash):
+    dash.empty()
+    _hand_case(dash.settings.db_url)
+    at = on("leaderboard")  # AppTest runs the page in this process: this machine's owner
+    raters = frame_with(at, "counted").set_index("rater")
+    assert raters["votes"].to_dict() == {"r1": 3, "r2": 1} and not raters["flagged"].any()
+    assert raters.loc["r1", "counted"] == 3  # a name the owner typed is not capped
+    at.selectbox(key="lb-drop-rater").set_value("r2").run()
+    at.text_input(key="lb-drop-reason").input("testing").run()
+    at.button(key="lb-drop").click().run()
+    assert not at.exception and not at.error
+    with Store(dash.settings.db_url) as store:
+        assert store.dropped_raters() == {"r2": "testing"} and len(store.votes()) == 4  # kept in the store
+    assert [m.value for m in at.metric][:3] == ["3", "3", "1"]  # r2 (one vote, no score) is not counted
+    assert frame_with(at, "counted").set_index("rater").loc["r2", "dropped"]
+    at.selectbox(key="lb-drop-rater").set_value("r2").run()
+    at.button(key="lb-drop").click().run()  # now "Count again"
+    assert [m.value for m in at.metric][:1] == ["4"]
+    with Store(dash.settings.db_url) as store:
+        assert store.dropped_raters() == {}
+
+
 def test_leaderboard_filters_by_the_backend_that_made_the_outputs(dash):
     dash.empty()
     with Store(dash.settings.db_url) as store:
@@ -323,6 +345,10 @@ def test_leaderboard_exports_need_the_admin_token_when_set(dash, monkeypatch):
     assert "needs the admin token" in at.error[0].value.replace("\\", "")
     at.text_input(key="lb-token").input("s3cret").run()
     assert at.get("download_button") and not at.error
+    owners = "Votes per rater, and dropping a rater, are for the owner."
+    assert any(c.value.startswith(owners) for c in at.caption)  # votes per rater: the token too
+    at.text_input(key="lb-raters-token").input("s3cret").run()
+    assert not any(c.value.startswith(owners) for c in at.caption) and not at.error
 
 
 def test_leaderboard_compares_a_checkpoint_with_its_parent_and_promotes_it(dash, monkeypatch):

@@ -193,10 +193,13 @@ _SECRETS_LOCK = threading.Lock()
 SECRET_FILE = "voter-id.key"
 
 
-def voter_secret(folder: Path) -> bytes:
-    """The secret voter ids are keyed with: 64 random hex digits in `folder`/voter-id.key (mode 0600), made on
-    first use. It is written to a temporary file and linked into place, so a crash leaves no half-written secret
-    and two processes racing to make it both read the one that won."""
+def voter_secret(folder: Path, key: str | None = None) -> bytes:
+    """The secret voter ids are keyed with: `key` when given (WORKBENCH_VOTER_KEY, a Space secret, so ids stay the
+    same after a restart that loses `folder`), else 64 random hex digits in `folder`/voter-id.key (mode 0600), made
+    on first use. The file is written to a temporary file and linked into place, so a crash leaves no half-written
+    secret and two processes racing to make it both read the one that won."""
+    if key:
+        return key.encode()
     path = Path(folder) / SECRET_FILE
     with _SECRETS_LOCK:
         if path not in _SECRETS:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from workbench.access import SHELL, Caller, Policy, is_loopback
+from workbench.access import SHELL, Caller, Policy, is_loopback, voter_secret
 from workbench.errors import WorkbenchError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -129,6 +129,17 @@ def text(label: str, value: Any) -> str | None:
         return None
     cleaned = str(value).strip()
     return cleaned or None
+
+
+def key_text(label: str, value: Any) -> str | None:
+    """A secret key: at least 32 characters (what `secrets.token_hex(16)` gives); empty means unset. Never quoted
+    back in an error."""
+    cleaned = text(label, value)
+    if cleaned is not None and len(cleaned) < 32:
+        raise WorkbenchError(
+            f"{label} must be at least 32 characters long (python -c 'import secrets; print(secrets.token_hex(32))')."
+        )
+    return cleaned
 
 
 def folder(label: str, value: Any) -> Path | None:
@@ -427,6 +438,37 @@ class Settings:
     hf_token: str | None = setting(
         None, "HF_TOKEN", text, "a Hugging Face token that may write WORKBENCH_SYNC_DATASET", child=False
     )
+    # --- arena integrity, voter ids across restarts, the sync dataset (issue 27) ---
+    rater_cap: int = setting(
+        10,
+        "WORKBENCH_RATER_CAP",
+        whole(0, 100_000),
+        "the most votes one visitor (an anonymous voter id or a Hugging Face login) counts for on one pair of "
+        "contestants in the leaderboard's fit: more are down-weighted to this many (docs/arena.md); names the "
+        "owner typed and LLM judges are not capped; 0: no cap",
+    )
+    judge_visitor_prompts: bool = setting(
+        False,
+        "WORKBENCH_JUDGE_VISITOR_PROMPTS",
+        flag,
+        "1 lets `workbench judge` judge pairs on prompts visitors typed (the Arena's battles, chats, prompts waiting "
+        "for approval); off, their text never reaches the judge (prompt injection, paid calls to a remote judge)",
+    )
+    voter_key: str | None = setting(
+        None,
+        "WORKBENCH_VOTER_KEY",
+        key_text,
+        "the key anonymous voter ids are made with (at least 32 characters; a Space secret): the same ids after a "
+        "restart; unset: a key file beside the store, made on first use",
+        child=False,
+    )
+    sync_public: bool = setting(
+        False,
+        "WORKBENCH_SYNC_PUBLIC",
+        flag,
+        "1 allows WORKBENCH_SYNC_DATASET to be a public dataset (everyone could read the votes, prompts and liked "
+        "chats); off, sync to a public dataset is refused",
+    )
     # --- serving (issue 18) ---
     threads: int = setting(
         0,
@@ -511,6 +553,19 @@ class Settings:
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             return Path(url.removeprefix("sqlite:///")).parent
         return self.var_dir
+
+    def voter_secret(self) -> bytes:
+        """The key anonymous voter ids are made with (`workbench.access.voter_secret`): WORKBENCH_VOTER_KEY when
+        set, else the key file in `secrets_dir`."""
+        return voter_secret(self.secrets_dir, self.voter_key)
+
+    @property
+    def voter_ids_survive_restart(self) -> bool:
+        """False on a Space whose voter-id key file is outside its persistent /data and no WORKBENCH_VOTER_KEY is
+        set: after a restart every anonymous visitor has a new id (and a new ballot on every pair)."""
+        if self.voter_key or not self.space:
+            return True
+        return str(self.secrets_dir).startswith(str(SPACE_DATA) + "/")
 
     @property
     def store_survives_restart(self) -> bool:

@@ -111,11 +111,13 @@ def test_dpo_from_votes_takes_the_source_asked_for(store, tmp_path):
     store.add_feedback("preferred", ids["blue"], other=ids["red"], rater=None, session=VOTER)
     settings = Settings(home=tmp_path)
     counted = {
-        source: vote_pairs(store, settings, VoteFilters(source=source))[1]["pairs"]
+        source: vote_pairs(store, settings, VoteFilters(source=source, unreviewed=True))[1]["pairs"]
         for source in ("arena", "chat", "all")
     }
     assert counted == {"arena": 1, "chat": 1, "all": 2}
-    records, _ = vote_pairs(store, settings, VoteFilters(source="chat"))
+    # By default a regenerate pair (one visitor's verdict on their own chat) is not training data.
+    assert vote_pairs(store, settings, VoteFilters(source="chat"))[1] == {"votes": 1, "unreviewed": 1, "pairs": 0}
+    records, _ = vote_pairs(store, settings, VoteFilters(source="chat", unreviewed=True))
     assert records[0]["chosen"][0]["content"] == "blue!" and records[0]["chosen_checkpoint"] == "base"
     with pytest.raises(WorkbenchError, match="source must be one of"):
         VoteFilters(source="likes")

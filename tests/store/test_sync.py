@@ -19,7 +19,8 @@ import pytest
 
 from workbench.access import voter_id
 from workbench.config import Settings
-from workbench.store import Store, sync
+from workbench.errors import WorkbenchError
+from workbench.store import Store, anonymous_rater, sync
 
 TOKEN, ADMIN = "hf_secret_token_for_tests", "admin-secret-for-tests"
 ADDRESS = "10.20.30.40"
@@ -37,6 +38,9 @@ def fill(store: Store) -> None:
     store.add_feedback("preferred", new, other=old, rater=None, session=voter)
     store.add_feedback("like", new, rater=None, session=voter)
     store.add_likert(a, 4, rater="alice")
+    store.drop_rater("alice")  # the owner drops a rater, takes it back, and drops the visitor
+    store.undrop_rater("alice")
+    store.drop_rater(anonymous_rater(voter), reason="steering")
 
 
 def read_folder(folder: Path) -> dict[str, list[dict]]:
@@ -51,19 +55,27 @@ def test_the_outbox_holds_every_row_once_without_secrets(tmp_path):
     with Store(f"sqlite:///{tmp_path / 'space.db'}") as store:
         fill(store)
         outbox = sync.Outbox(store, tmp_path / "outbox")
-        assert outbox.write_new() == {"generations": 4, "votes": 1, "likert": 1, "feedback": 2}
-        assert outbox.write_new() == {"generations": 0, "votes": 0, "likert": 0, "feedback": 0}  # nothing new
+        assert outbox.write_new() == {"generations": 4, "votes": 1, "likert": 1, "feedback": 2, "rater_status": 3}
+        assert outbox.write_new() == dict.fromkeys(sync.TABLES, 0)  # nothing new
         store.add_vote(
             store.add_generation("base", "Bye?", "Bye.", None),
             store.add_generation("run", "Bye?", "Ciao.", None),
             "a",
             rater="bob",
         )
-        assert outbox.write_new() == {"generations": 2, "votes": 1, "likert": 0, "feedback": 0}
+        assert outbox.write_new() == {"generations": 2, "votes": 1, "likert": 0, "feedback": 0, "rater_status": 0}
     files = sorted(
         p.relative_to(tmp_path / "outbox").as_posix() for p in (tmp_path / "outbox").rglob("*") if p.is_file()
     )
-    assert [f.split("/")[0] for f in files] == ["feedback", "generations", "generations", "likert", "votes", "votes"]
+    assert [f.split("/")[0] for f in files] == [
+        "feedback",
+        "generations",
+        "generations",
+        "likert",
+        "rater_status",
+        "votes",
+        "votes",
+    ]
     assert not [f for f in files if "/." in f or not f.endswith(".jsonl")]  # no temporary file left behind
     rows = read_folder(tmp_path / "outbox")
     assert [v["reason"] for v in rows["votes"]] == ["warmer", None] and all(
@@ -89,6 +101,7 @@ def test_a_restart_reads_the_folder_back_into_an_empty_store_and_a_second_adds_n
             "votes": 1,
             "likert": 1,
             "feedback": 2,
+            "rater_status": 3,
         }
         assert sync.load_folder(fresh, tmp_path / "dataset") == dict.fromkeys(sync.TABLES, 0)  # a second start
         after = {what: fresh.export_records(what, source="arena")[0] for what in ("votes", "feedback", "likert")}
@@ -98,6 +111,7 @@ def test_a_restart_reads_the_folder_back_into_an_empty_store_and_a_second_adds_n
         assert [f["kind"] for f in after["feedback"]] == ["preferred", "like"]
         assert fresh.reaction_counts().to_dict("records") == [{"model": "base", "likes": 1, "dislikes": 0}]
         assert after["likert"][0]["score"] == 4
+        assert fresh.dropped_raters() == {anonymous_rater(voter_id(ADDRESS, SECRET)): "steering"}  # as it was
         # One ballot per visitor still holds: the restored vote is theirs, and a repeat is not a second one.
         pair = fresh.votes().iloc[0]
         again = fresh.add_vote(int(pair["generation_a_id"]), int(pair["generation_b_id"]), "a", rater=pair["rater"])
@@ -107,11 +121,26 @@ def test_a_restart_reads_the_folder_back_into_an_empty_store_and_a_second_adds_n
         assert outbox.write_new() == dict.fromkeys(sync.TABLES, 0)
 
 
+def not_found(repo_id: str) -> Exception:
+    """The error HfApi raises for a dataset that does not exist (the hub's 404 answer)."""
+    import httpx
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    url = f"https://huggingface.co/api/datasets/{repo_id}"
+    return RepositoryNotFoundError(f"404 {repo_id}", response=httpx.Response(404, request=httpx.Request("GET", url)))
+
+
 class RecordingApi:
     """HfApi's calls the scheduler and the restore make, recorded instead of sent (the hub is not reachable)."""
 
-    def __init__(self, dataset: Path | None = None) -> None:
-        self.dataset, self.repos, self.commits = dataset, [], []
+    def __init__(self, dataset: Path | None = None, private: bool | None = None) -> None:
+        """`private`: the visibility `repo_info` reports for an existing dataset (None: it does not exist yet)."""
+        self.dataset, self.repos, self.commits, self.private = dataset, [], [], private
+
+    def repo_info(self, repo_id, *, repo_type=None):
+        if self.private is None:
+            raise not_found(repo_id)
+        return SimpleNamespace(id=repo_id, private=self.private)
 
     def create_repo(self, repo_id, private=None, repo_type=None, exist_ok=False):
         self.repos.append({"repo_id": repo_id, "private": private, "repo_type": repo_type})
@@ -134,9 +163,7 @@ class RecordingApi:
 
     def snapshot_download(self, *, repo_id, repo_type, local_dir, allow_patterns):
         if self.dataset is None:
-            from huggingface_hub.errors import RepositoryNotFoundError
-
-            raise RepositoryNotFoundError("no such dataset")
+            raise not_found(repo_id)
         shutil.copytree(self.dataset, local_dir, dirs_exist_ok=True)
         return str(local_dir)
 
@@ -190,5 +217,55 @@ def test_a_dataset_that_cannot_be_reached_leaves_the_app_serving_and_says_so(tmp
     settings = Settings(home=tmp_path, sync_dataset="me/unreachable", hf_token=TOKEN)
     assert sync.start(settings, api=Unreachable()) is None
     note = sync.persistence_note(settings)
-    assert note.startswith("**Votes are not synced:** the dataset me/unreachable could not be reached")
+    assert note.startswith("**Votes are not synced:** the dataset me/unreachable was not used when the app started")
     assert "401 Unauthorized" in note and TOKEN not in note  # the reason, with the secret masked
+    assert "me/unreachable" not in sync.persistence_note(settings, owner=False)  # the dataset's id is the owner's
+
+
+@pytest.mark.parametrize(
+    ("private", "allowed", "synced"),
+    [(False, False, False), (False, True, True), (True, False, True), (None, False, True)],
+    ids=["public-refused", "public-allowed", "private", "new"],
+)
+def test_a_public_dataset_is_refused_unless_the_owner_says_so(tmp_path, private, allowed, synced):
+    name = f"me/votes-{'public' if private is False else 'private' if private else 'new'}-{int(allowed)}"
+    settings = Settings(home=tmp_path, sync_dataset=name, hf_token=TOKEN, sync_public=allowed)
+    api = RecordingApi(tmp_path / "remote", private=private)
+    scheduler = sync.start(settings, api=api)
+    try:
+        assert (scheduler is not None) == synced
+        note = sync.persistence_note(settings)
+        if synced:
+            assert api.repos == [{"repo_id": name, "private": True, "repo_type": "dataset"}]
+            assert note.startswith("Votes, generations and feedback are pushed to the dataset")
+        else:  # nothing was read from it, created, or pushed to it
+            assert api.repos == [] and api.commits == [] and not (settings.sync_dir / "outbox").exists()
+            assert "it is public" in note and "WORKBENCH_SYNC_PUBLIC=1" in note and name in note
+        assert name not in sync.persistence_note(settings, owner=False)
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
+
+
+def test_voter_ids_survive_a_restart_with_the_key_from_a_secret_or_the_owner_is_told(tmp_path, monkeypatch):
+    from workbench.access import voter_secret
+
+    monkeypatch.setattr("workbench.config.SPACE_DATA", tmp_path / "data")
+    key = "k" * 40
+    space = {"space": True, "sync_dataset": "me/votes", "hf_token": TOKEN}
+    first = Settings(home=tmp_path / "run-1", **space, voter_key=key)
+    again = Settings(home=tmp_path / "run-2", **space, voter_key=key)  # a restart: a new, empty app folder
+    assert voter_id(ADDRESS, first.voter_secret()) == voter_id(ADDRESS, again.voter_secret())
+    assert not (first.secrets_dir / "voter-id.key").exists()  # the key is the secret, no file is made
+    assert sync.voter_note(first) == "" and "Voter ids" not in sync.persistence_note(first)
+    keyless = [Settings(home=tmp_path / f"run-{k}", **space) for k in (3, 4)]
+    assert voter_id(ADDRESS, keyless[0].voter_secret()) != voter_id(ADDRESS, keyless[1].voter_secret())
+    note = sync.persistence_note(keyless[0])
+    assert "**Voter ids change at a restart:**" in note and "WORKBENCH_VOTER_KEY" in note
+    assert "Voter ids" not in sync.persistence_note(keyless[0], owner=False)  # the owner's word, not the visitors'
+    (tmp_path / "data").mkdir()
+    kept = Settings(home=tmp_path / "run-5", space=True, sync_dataset="me/votes", hf_token=TOKEN)
+    assert kept.secrets_dir == tmp_path / "data" / "workbench" and sync.voter_note(kept) == ""  # /data survives
+    assert voter_secret(tmp_path, key) == key.encode()
+    with pytest.raises(WorkbenchError, match=r"WORKBENCH_VOTER_KEY\) must be at least 32 characters"):
+        Settings(voter_key="short")

@@ -47,7 +47,7 @@ def test_each_hyperparameter_is_a_flag_a_component_and_an_endpoint_parameter(dem
         assert param["label"] == spec.label
     form_names = {f.name for f, spec in declared if spec.form}
     others = {"upload", "dataset", "val_upload", "run_name", "token", "from_votes"}
-    others |= {"vote_checkpoints", "vote_same_settings", "vote_min_agreement"}
+    others |= {"vote_checkpoints", "vote_same_settings", "vote_min_agreement", "vote_unreviewed"}
     assert set(endpoint) == form_names | others  # nothing else, nothing by position
 
 

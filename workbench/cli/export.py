@@ -6,7 +6,8 @@
     python -m workbench export --what preferences --source chat --out regenerated.jsonl   # the chat's pairs only
     python -m workbench export --what feedback --out feedback.jsonl      # the chat's likes, dislikes, pairs
 
---what is one of generations, votes, likert, battles, preferences, feedback. votes and preferences hold the Arena's
+--what is one of generations, votes, likert, battles, preferences, feedback, rater_status (the owner's drops of
+raters). votes and preferences hold the Arena's
 blind votes and the chat's regenerate pairs (a reply regenerated and kept), each with its `source`; --source arena
 or chat keeps one of them. When WORKBENCH_ADMIN_TOKEN is set, pass
 the same value with --token. The format defaults to the --out file's suffix (jsonl otherwise).
@@ -19,7 +20,7 @@ import argparse
 from workbench.config import Settings
 
 # Kept here rather than imported from workbench.store.export so that building the CLI parser stays light.
-EXPORTS = ("generations", "votes", "likert", "battles", "preferences", "feedback")
+EXPORTS = ("generations", "votes", "likert", "battles", "preferences", "feedback", "rater_status")
 SOURCES = ("all", "arena", "chat")
 FORMATS = ("jsonl", "csv")
 

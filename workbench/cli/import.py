@@ -14,7 +14,8 @@ import argparse
 
 from workbench.config import Settings
 
-IMPORTS = ("generations", "votes", "likert", "feedback")  # as workbench.store.export.IMPORTS, without the store
+# As workbench.store.export.IMPORTS, without importing the store.
+IMPORTS = ("generations", "votes", "likert", "feedback", "rater_status")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

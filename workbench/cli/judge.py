@@ -8,9 +8,10 @@
 
 Each pair is judged in both orders (a verdict that flips with the order is a tie) and stored as one vote by
 the rater "judge:<model>" (`--as NAME` names it "judge:NAME"); pairs this judge already voted on are skipped, so
-running it again carries on. Replies without a verdict are listed and never stored. Then it prints the judge's
-agreement with the people, measured as in the MT-bench paper (see docs/judge.md): with ties, without ties,
-Cohen's kappa and position consistency, beside the people's agreement with each other on the same pairs.
+running it again carries on. Pairs on prompts visitors typed (the Arena's battles, chats, prompts waiting for approval)
+are judged only with WORKBENCH_JUDGE_VISITOR_PROMPTS=1. Replies without a verdict are listed and never stored. Then
+it prints the judge's agreement with the people, measured as in the MT-bench paper (see docs/judge.md): with ties,
+without ties, Cohen's kappa and position consistency, beside the people's agreement with each other on the same pairs.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ def _run_judge(args: argparse.Namespace, settings, store):
             max_new_tokens=args.max_new_tokens,
             name=args.name,
             progress=bar,
+            visitor_prompts=settings.judge_visitor_prompts,
         )
     finally:
         bar.close()

@@ -6,6 +6,8 @@
     python -m workbench leaderboard --backend llamacpp               # only outputs llama.cpp made, on both sides
     python -m workbench leaderboard --by settings --json             # rank generation settings (or: both)
     python -m workbench leaderboard --raters all                     # count LLM judges' votes too (or: judges)
+    python -m workbench leaderboard --per-rater                      # votes per rater, and raters flagged as outliers
+    python -m workbench leaderboard --drop anon-1f2e3d4c5b6a7988 [--reason TEXT] [--token T]   # or --undrop NAME
 
 Prints each model's rating, interval, rank (interval-aware), online Elo and vote counts ("too few votes" beside a
 model with under 10), the stopping rule (whether the 95% interval of each pair of neighbours' difference excludes
@@ -19,6 +21,10 @@ under each settings ("both"); votes between two equal contestants are left out. 
 counted in the database (`Store.vote_tallies()`), so 100,000 votes rank in about the time of a battle file's first
 read. `--raters` chooses whose votes count: people's only by default ("humans"), LLM judges' (raters named
 "judge:<model>", see `workbench judge`), or "all". A bad battle file is reported with its line number (exit code 2).
+From the store, one visitor's votes on one pair of contestants count for at most `--cap` votes (WORKBENCH_RATER_CAP)
+and raters the owner dropped are left out (`--drop`/`--undrop`, admin actions: their votes stay in the store);
+`--per-rater` lists each rater's votes, what they count for, and whether their votes disagree with everyone else's
+far beyond chance (workbench/ratings/raters.py).
 """
 
 from __future__ import annotations
@@ -63,6 +69,19 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="stopping rule: neighbours both measured to +-POINTS count as settled (default: "
         "WORKBENCH_SETTLE_HALF_WIDTH; 0: only separated neighbours)",
     )
+    p.add_argument(
+        "--cap",
+        type=int,
+        metavar="N",
+        help="the most votes one visitor counts for on one pair of contestants (default: WORKBENCH_RATER_CAP; 0: "
+        "no cap)",
+    )
+    p.add_argument("--per-rater", action="store_true", help="votes per rater and the outlier test, instead")
+    owner = p.add_mutually_exclusive_group()
+    owner.add_argument("--drop", metavar="RATER", help="leave this rater's votes out (admin; they stay in the store)")
+    owner.add_argument("--undrop", metavar="RATER", help="count a dropped rater's votes again (admin)")
+    p.add_argument("--reason", help="why a rater is dropped (with --drop)")
+    p.add_argument("--token", help="the admin token, when WORKBENCH_ADMIN_TOKEN is set")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
@@ -71,6 +90,7 @@ def _battles(args: argparse.Namespace):
     """(battles or a tally, the votes in order for online Elo, where they came from), filtered and grouped."""
     from workbench.ratings import scoring
     from workbench.ratings.leaderboard import contestants, filter_ratings
+    from workbench.ratings.raters import capped
 
     if args.battles:
         battles, source = scoring.load_battles(args.battles), args.battles
@@ -81,6 +101,7 @@ def _battles(args: argparse.Namespace):
         settings = Settings.from_env()
         with Store.open(settings) as store:
             frames = [store.vote_tallies(), store.vote_sequence()]
+            args.dropped = frozenset(store.dropped_raters())
         source = settings.db_url.split("@")[-1] if "@" in settings.db_url else settings.db_url
     if args.rater and "judge" not in frames[0].columns:
         raise WorkbenchError("These battles have no judge column, so --rater cannot filter them.")
@@ -92,8 +113,11 @@ def _battles(args: argparse.Namespace):
     if args.raters != "all":
         everyone = filter_ratings(frames[0], rater_kind="all", **chosen)
         args.left_out = int(scoring.weights(everyone).sum() - scoring.weights(kept[0]).sum())
+    args.everyone = contestants(kept[0], args.by)  # every rater's, dropped ones too: the per-rater table
+    if args.dropped:
+        kept = [f[~f["judge"].isin(list(args.dropped))].reset_index(drop=True) if len(f) else f for f in kept]
     frames = [contestants(f, args.by) for f in kept]
-    return frames[0], frames[-1], source
+    return capped(frames[0], args.cap), frames[-1], source
 
 
 def _clean(value):
@@ -111,8 +135,17 @@ def run(args: argparse.Namespace) -> int:
         raise WorkbenchError(f"--bootstrap must be 0 or more, not {args.bootstrap}.")
     if args.half_width is not None and not 0 <= args.half_width <= 1000:
         raise WorkbenchError(f"--half-width must be between 0 and 1000 rating points, not {args.half_width:g}.")
-    half_width = args.half_width if args.half_width is not None else Settings.from_env().settle_half_width
+    settings = Settings.from_env()
+    half_width = args.half_width if args.half_width is not None else settings.settle_half_width
+    if args.cap is not None and not 0 <= args.cap <= 100_000:
+        raise WorkbenchError(f"--cap must be between 0 and 100000 votes, not {args.cap}.")
+    args.cap = settings.rater_cap if args.cap is None else args.cap
+    args.dropped = frozenset()
+    if args.drop or args.undrop:
+        return _drop(args, settings)
     battles, ordered, source = _battles(args)
+    if args.per_rater:
+        return _per_rater(args)
     elo = scoring.online_elo(ordered) if len(ordered) else None
     board = scoring.leaderboard(battles, bootstrap=args.bootstrap, seed=args.seed, anchor=args.anchor, elo=elo)
     n_battles = int(scoring.weights(battles).sum())
@@ -177,3 +210,58 @@ def _print_table(board, n_battles: int, bootstrap: int, backends: list[str]) -> 
         elo = f"{r.elo:6.1f}" if not math.isnan(r.elo) else f"{'-':>6}"
         line = f"{r.rank:>4}  {r.model:<{width}}  {r.rating:7.1f}  {span:^17}  {r.battles:>5}  {record:>11}  {elo}"
         print(f"{line}  {r.note}".rstrip())
+
+
+def _drop(args: argparse.Namespace, settings: Settings) -> int:
+    """--drop / --undrop: an admin action on the store."""
+    from workbench.store import Store
+
+    with Store.open(settings) as store:
+        if args.drop:
+            done = store.drop_rater(args.drop, reason=args.reason, token=args.token)
+            print(
+                f"{args.drop} {'is dropped' if done else 'was dropped already'}: their votes stay in the store and "
+                "are left out of the leaderboard and the preference pairs (--undrop counts them again)."
+            )
+        else:
+            done = store.undrop_rater(args.undrop, token=args.token)
+            print(f"{args.undrop} {'counts again' if done else 'was not dropped'}.")
+    return 0
+
+
+def _per_rater(args: argparse.Namespace) -> int:
+    """--per-rater: votes per rater, what they count for, and the outlier test."""
+    from workbench.ratings.raters import ALPHA, rater_table
+
+    table = rater_table(args.everyone, dropped=args.dropped, cap=args.cap)
+    if args.json:
+        print_json(
+            {
+                "cap": args.cap,
+                "alpha": ALPHA,
+                "raters": [{k: _clean(v) for k, v in row.items()} for row in table.to_dict("records")],
+            }
+        )
+        return 0
+    if table.empty:
+        print("No pairwise votes yet.")
+        return 0
+    width = max(5, *(len(r) for r in table["rater"]))
+    print(
+        f"{'rater':<{width}}  {'votes':>5}  {'pairs':>5}  {'counted':>7}  {'share':>6}  {'against':>11}  "
+        f"{'p-value':>8}  status"
+    )
+    for r in table.itertuples(index=False):
+        against = f"{r.against:.0f} ({r.expected:.1f})" if r.tested else "-"
+        p_value = f"{r.p_value:.2g}" if r.p_value == r.p_value else "-"
+        status = ", ".join(s for s, on in (("flagged", r.flagged), ("dropped", r.dropped)) if on)
+        print(
+            f"{r.rater:<{width}}  {r.votes:>5.0f}  {r.pairs:>5}  {r.counted:>7.1f}  {r.share:>6.1%}  {against:>11}  "
+            f"{p_value:>8}  {status}".rstrip()
+        )
+    print(
+        f"\ncounted: votes in the fit (one visitor counts for at most {args.cap} on a pair; a dropped rater 0). "
+        "against: decisive votes for the side everyone else's fit favours less (expected by chance). Flagged: "
+        f"far beyond chance (Holm, family-wise {ALPHA:.0%})."
+    )
+    return 0

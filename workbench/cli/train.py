@@ -56,6 +56,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     votes.add_argument("--vote-same-settings", action="store_true", help="only outputs made with the same settings")
     votes.add_argument(
+        "--vote-unreviewed",
+        action="store_true",
+        help="also pairs on prompts visitors typed (not approved) that fewer than two raters agree on; by default "
+        "only reviewed pairs train",
+    )
+    votes.add_argument(
         "--vote-min-agreement",
         type=float,
         default=0.5,
@@ -144,6 +150,7 @@ def _vote_pairs(args: argparse.Namespace, settings) -> dict[str, object]:
         min_agreement=args.vote_min_agreement,
         rater_kind=args.vote_raters,
         source=args.vote_source,
+        unreviewed=args.vote_unreviewed,
     )
     check_run_folder(RunPaths.of(settings, args.name), resume=False)  # never overwrite a run's pairs
     path = pairs_path(settings, args.name)

@@ -6,7 +6,8 @@ ranking is settled, with the fit cached per store so that choosing a pair stays 
     state = current_fit(store, settings)                                 # sampler.Fit: .board, .rule (settled?)
     arena_note(store, settings)    # "The ranking is settled after 4,210 votes: ..." when it is, else None
 
-The fit counts human votes only (raters named `judge:<model>` are LLM judges) and ranks checkpoints, or, for
+The fit counts human votes only (raters named `judge:<model>` are LLM judges), as the leaderboard does (raters the
+owner dropped left out, one visitor's votes on a pair capped at WORKBENCH_RATER_CAP), and ranks checkpoints, or, for
 `differ="settings"`, the settings of one checkpoint's outputs (votes between two settings of one checkpoint). It
 is keyed on the votes' mark (`Store.votes_mark()`, the highest vote id: one index lookup, where `ratings_mark`
 scans the votes) and redone when votes arrived and either REFRESH_SHARE of them are new since the fit or it is
@@ -29,6 +30,7 @@ import pandas as pd
 
 from workbench.ratings import sampler
 from workbench.ratings.leaderboard import contestants
+from workbench.ratings.raters import capped
 
 if TYPE_CHECKING:
     from workbench.config import Settings
@@ -74,7 +76,7 @@ def current_fit(store: Store, settings: Settings, differ: str = "checkpoint", *,
     at 100,000 votes on a busy machine). `wait=True` refits in the caller's thread instead.
     """
     mark = store.votes_mark()
-    key = (store.url, differ, settings.settle_half_width)
+    key = (store.url, differ, settings.settle_half_width, settings.rater_cap)
     with _LOCK:
         cached = _FITS.get(key)
     if cached is not None:
@@ -94,7 +96,13 @@ def current_fit(store: Store, settings: Settings, differ: str = "checkpoint", *,
 
 def _refit(store: Store, settings: Settings, differ: str, key: tuple, mark: int) -> sampler.Fit:
     try:
-        fit = sampler.fit(human_tally(store.vote_tallies(), differ), half_width=settings.settle_half_width or None)
+        tally = human_tally(store.vote_tallies(), differ)
+        dropped = list(store.dropped_raters())
+        if dropped and len(tally):
+            tally = tally[~tally["judge"].isin(dropped)].reset_index(drop=True)
+        # The leaderboard's own counting: raters the owner dropped left out, one visitor's votes on a pair capped.
+        tally = capped(tally, settings.rater_cap)
+        fit = sampler.fit(tally, half_width=settings.settle_half_width or None)
         with _LOCK:
             _FITS[key] = _Cached(mark, time.monotonic(), fit)
         return fit

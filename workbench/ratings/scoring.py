@@ -107,18 +107,34 @@ def weights(battles: pd.DataFrame) -> np.ndarray:
     return np.ones(len(battles), dtype=np.int64)
 
 
-def _matchups(battles: pd.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """Models, and the unique (a, b, outcome) rows with their counts: what the likelihood needs.
+def fit_weights(battles: pd.DataFrame) -> np.ndarray:
+    """What each row weighs in the fit: its `weight` where a cap on raters set one
+    (`workbench.ratings.raters.capped`), else its votes (`weights`)."""
+    if "weight" in battles.columns:
+        return battles["weight"].to_numpy(dtype=np.float64)
+    return weights(battles).astype(np.float64)
 
-    The same arrays, in the same (sorted) order, whether the battles come one by one or as a tally, so the
-    fit and a seeded bootstrap agree exactly between the two.
-    """
+
+def matchup_rows(battles: pd.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Models (sorted), the distinct (a, b, outcome) rows (outcome 2: a won, 1: a tie, 0: b won) and which of
+    them each row of `battles` is."""
     models = sorted(pd.unique(battles[["model_a", "model_b"]].to_numpy().ravel()).tolist())
     index = {m: i for i, m in enumerate(models)}
     outcome = np.select([battles["winner"] == "model_a", battles["winner"] == "model_b"], [2, 0], default=1)
     rows = np.column_stack([battles["model_a"].map(index), battles["model_b"].map(index), outcome]).astype(np.int64)
     unique, inverse = np.unique(rows, axis=0, return_inverse=True)
-    counts = np.bincount(inverse.ravel(), weights=weights(battles), minlength=len(unique))
+    return models, unique, inverse.ravel()
+
+
+def _matchups(battles: pd.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Models, and the unique (a, b, outcome) rows with their counts (weights, under a cap): what the likelihood
+    needs.
+
+    The same arrays, in the same (sorted) order, whether the battles come one by one or as a tally, so the
+    fit and a seeded bootstrap agree exactly between the two.
+    """
+    models, unique, inverse = matchup_rows(battles)
+    counts = np.bincount(inverse, weights=fit_weights(battles), minlength=len(unique))
     keep = counts > 0
     return models, unique[keep, :2], unique[keep, 2] / 2.0, counts[keep].astype(np.float64)
 
@@ -211,7 +227,8 @@ def bootstrap_bradley_terry(
     battles = check_battles(battles)
     models, pairs, y, counts = _matchups(battles)
     rng = np.random.default_rng(seed)
-    samples = rng.multinomial(int(counts.sum()), counts / counts.sum(), size=rounds).astype(np.float64)
+    # Under a cap on raters (fractional weights) this resamples the effective number of votes.
+    samples = rng.multinomial(max(1, round(counts.sum())), counts / counts.sum(), size=rounds).astype(np.float64)
     ratings = np.concatenate(
         [_fit(pairs, y, chunk, len(models), l2) for chunk in np.array_split(samples, 1 + rounds // 200)]
     )

@@ -14,6 +14,7 @@ older database is upgraded in place when opened. Torch-free, and light to import
                    shown_left=item.shown_left, key=item.key)
     store.battles()                                   # FastChat clean-battle DataFrame for workbench.ratings.scoring
     store.add_feedback("like", gid, rater=None, session=voter)   # the chat's likes and regenerate pairs
+    store.drop_rater("anon-1f2e3d4c5b6a7988")         # their votes kept, left out of the leaderboard (admin)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from workbench.store.feedback import FeedbackMixin
 from workbench.store.frames import FramesMixin
 from workbench.store.generations import GenerationsMixin
 from workbench.store.judging import JudgePair, JudgeQueue, JudgingMixin
+from workbench.store.raters import RaterStatusMixin
 from workbench.store.records import (
     JUDGE_PREFIX,
     RATER_KINDS,
@@ -35,6 +37,7 @@ from workbench.store.records import (
     check_rater,
     check_rater_kind,
     is_judge,
+    is_visitor,
     judge_rater,
     settings_label,
 )
@@ -58,6 +61,7 @@ __all__ = [
     "check_rater",
     "check_rater_kind",
     "is_judge",
+    "is_visitor",
     "judge_rater",
     "settings_label",
 ]
@@ -66,6 +70,7 @@ __all__ = [
 class Store(
     GenerationsMixin,
     RatingsMixin,
+    RaterStatusMixin,
     FeedbackMixin,
     VisitorPromptsMixin,
     FramesMixin,

@@ -7,14 +7,15 @@ What can be exported (`EXPORTS`):
     battles      votes in FastChat's clean-battle form (model_a, model_b, winner, judge, tstamp, conversations)
     preferences  decisive votes as TRL DPO pairs in conversational form: prompt / chosen / rejected messages
     feedback     the chat's likes, dislikes (and reactions taken back) and regenerate pairs, by generation uid
+    rater_status the owner dropping a rater from the leaderboard, or counting them again (`workbench.store.raters`)
 
 Pairwise judgements come from two sources: the Arena's blind votes ("arena") and the chat's regenerate pairs
 ("chat": the visitor regenerated a reply and kept the new one, which is `generation_a` and the winner). votes and
 preferences carry a `source` column and export both unless `source` says "arena" or "chat"; battles are the
 Arena's alone (FastChat's form is for blind votes).
 
-generations, votes, likert and feedback can be imported back (`IMPORTS`), into the same or another store: rows are
-matched by generation uid and rating key, so importing a file twice adds nothing the second time. A
+generations, votes, likert, feedback and rater_status can be imported back (`IMPORTS`), into the same or another
+store: rows are matched by generation uid and rating key, so importing a file twice adds nothing the second time. A
 generations file from before backends were recorded (no `backend` column) imports with the backend unknown. In
 CSV, lists and objects are JSON text. Exporting, importing and deleting need the admin token when one is set.
 """
@@ -35,11 +36,12 @@ from workbench.jsonl import iter_json_lines, read_text
 from workbench.store.feedback import FEEDBACK_COLUMNS
 from workbench.store.frames import LIKERT_COLUMNS, VOTE_COLUMNS, battle_from_vote
 from workbench.store.generations import GENERATION_COLUMNS
+from workbench.store.raters import RATER_STATUS_COLUMNS
 from workbench.store.records import digest
 from workbench.store.schema import Generation
 
-EXPORTS = ("generations", "votes", "likert", "battles", "preferences", "feedback")
-IMPORTS = ("generations", "votes", "likert", "feedback")
+EXPORTS = ("generations", "votes", "likert", "battles", "preferences", "feedback", "rater_status")
+IMPORTS = ("generations", "votes", "likert", "feedback", "rater_status")
 SOURCES = ("all", "arena", "chat")  # whose pairwise judgements: the Arena's votes, the chat's regenerate pairs
 FORMATS = ("jsonl", "csv")
 # A vote row points at its generations by uid: the store's internal ids and the generations' own columns (text,
@@ -110,6 +112,7 @@ _KEY_FIELDS = {
     "votes": ("generation_a_uid", "generation_b_uid", "winner", "rater", "tstamp"),
     "likert": ("generation_uid", "score", "rater", "tstamp"),
     "feedback": ("kind", "generation_uid", "other_generation_uid", "rater", "tstamp"),
+    "rater_status": ("kind", "rater", "tstamp"),
 }
 
 
@@ -189,6 +192,8 @@ class ExportMixin:
             return [{c: r[c] for c in LIKERT_EXPORT} for r in self._likert_rows()], LIKERT_EXPORT
         if what == "feedback":
             return self.feedback_rows(), list(FEEDBACK_COLUMNS)
+        if what == "rater_status":
+            return self.rater_status_rows(), list(RATER_STATUS_COLUMNS)
         if what == "battles":
             records = [battle_from_vote(r) for r in self._vote_rows()]
             return records, list(records[0]) if records else ["model_a", "model_b", "winner", "judge", "tstamp"]
@@ -241,6 +246,7 @@ class ExportMixin:
             "votes": self._import_vote,
             "likert": self._import_likert,
             "feedback": self._import_feedback,
+            "rater_status": lambda r: self._import_rater_status(r, self._import_key(r, _KEY_FIELDS["rater_status"])),
         }[what]
         added = 0
         for line, record in records:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import aliased
 
 from workbench.store.records import JUDGE_PREFIX, judge_rater
 from workbench.store.schema import Checkpoint, Generation, Prompt, PromptSet, Vote
+from workbench.store.visitors import servable
 
 VERDICT_COLUMNS = ["vote_id", "generation_a_id", "generation_b_id", "winner", "rater", "first", "second"]
 VERDICTS = ("a", "b", "tie")  # what one judgement says about generations a and b
@@ -130,13 +131,18 @@ class JudgingMixin:
         # Outputs made for the set carry its prompt's id; imported ones (exports drop the id) match by text.
         return select(ga, gb).join(gb, same_request).where(or_(ga.prompt_id.in_(ids), ga.prompt.in_(texts)))
 
-    def judge_pairs(self, judge: str, *, prompt_set: str | None = None, limit: int | None = None) -> JudgeQueue:
+    def judge_pairs(
+        self, judge: str, *, prompt_set: str | None = None, limit: int | None = None, visitor_prompts: bool = False
+    ) -> JudgeQueue:
         """The pairs `judge` has not voted on yet (oldest outputs first), and the counts of the pairs on offer.
 
         Args:
             judge: The judge's rater name ("judge:<model>").
             prompt_set: Judge this prompt set's pairs instead of the pairs people voted on.
             limit: At most this many pairs (None: all).
+            visitor_prompts: Offer pairs on prompts visitors typed too (the Arena's battles, chats, prompts waiting
+                for approval: `workbench.store.visitors.servable`); off, a visitor's text never reaches the judge
+                (WORKBENCH_JUDGE_VISITOR_PROMPTS).
         """
         judge = judge_rater(judge)
         ga, gb = aliased(Generation), aliased(Generation)
@@ -149,6 +155,8 @@ class JudgingMixin:
         )
         with self._read() as s:
             base = self._candidates(s, prompt_set, ga, gb).where(ga.output != "", gb.output != "")
+            if not visitor_prompts:
+                base = base.where(servable(ga), servable(gb))
             done = s.scalar(select(func.count()).select_from(base.where(mine).subquery()))
             waiting = s.scalar(select(func.count()).select_from(base.where(~mine).subquery()))
             query = (

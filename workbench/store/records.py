@@ -156,6 +156,12 @@ def is_judge(rater: Any) -> bool:
     return isinstance(rater, str) and rater.startswith(JUDGE_PREFIX)
 
 
+def is_visitor(rater: Any) -> bool:
+    """True for a rater name a visitor gets rather than types: anonymous ("anon-<voter id>") or a Hugging Face
+    login ("<user>@hf"). Typed names are the owner's (only the owner may type one) and judges are the owner's runs."""
+    return isinstance(rater, str) and (rater.startswith("anon-") or rater.endswith("@hf"))
+
+
 def check_rater_kind(kind: str | None) -> str:
     """Whose votes count: "humans", "judges" or "all" (None means "humans"); one sentence for anything else."""
     kind = "humans" if kind is None else kind

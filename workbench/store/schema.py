@@ -166,6 +166,27 @@ class Likert(Base):
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
+RATER_STATUS_KINDS = ("drop", "undrop")
+
+
+class RaterStatus(Base):
+    """The owner dropping a rater from the leaderboard and the preference pairs ("drop"), or counting them again
+    ("undrop"). Their votes and scores stay in the store either way; a rater's newest row says which holds.
+
+    Rows are only ever added, like `Feedback`, so the table (and the files synced from it) is append-only and a
+    restored store ends in the same state. `client_key` makes a repeat (an import read twice) a no-op.
+    """
+
+    __tablename__ = "rater_status"
+    __table_args__ = (CheckConstraint("kind IN ('drop', 'undrop')", name="ck_rater_status_kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    rater: Mapped[str] = mapped_column(String(64), index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    client_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
 FEEDBACK_KINDS = ("like", "dislike", "cleared", "preferred")
 
 

@@ -3,8 +3,9 @@
 
 A free Hugging Face Space has no persistent disk: the SQLite store inside the app's folder is gone at every
 restart. With `WORKBENCH_SYNC_DATASET=user/name` and `HF_TOKEN`, `start(settings)` (called by `app.py` before it
-launches) downloads the dataset's files, imports them (generations, then votes, Likert scores and chat feedback;
-rows are matched by uid and key, so a file read twice adds nothing), and starts a scheduler that, every
+launches) downloads the dataset's files, imports them (generations, then votes, Likert scores, chat feedback and the
+owner's drops of raters; rows are matched by uid and key, so a file read twice adds nothing), and starts a scheduler
+that, every
 `WORKBENCH_SYNC_EVERY` seconds, first writes each row the dataset lacks into a new file of the outbox and then
 lets `CommitScheduler` push what changed. The folders, under `var/sync/`:
 
@@ -39,34 +40,55 @@ if TYPE_CHECKING:
     from workbench.store import Store
 
 log = logging.getLogger(__name__)
-TABLES = ("generations", "votes", "likert", "feedback")  # the order rows are imported in: ratings need outputs
+# The order rows are imported in: ratings need outputs; the owner's drops come last, after the votes they name.
+TABLES = ("generations", "votes", "likert", "feedback", "rater_status")
 PRIVATE = ("session",)  # never leaves the store: the visitor's voter id
 
 
 _FAILED: dict[str, str] = {}  # dataset -> why the scheduler could not start (said in the owner's note)
 
 
-def persistence_note(settings: Settings) -> str:
-    """One sentence for the owner about whether votes survive a restart here, or "" when nothing needs saying."""
+def persistence_note(settings: Settings, *, owner: bool = True) -> str:
+    """One sentence for the owner about whether votes survive a restart here, or "" when nothing needs saying.
+
+    The dataset's id is for the owner only (`owner=False`: the note a visitor's page shows names no dataset); so is
+    the word that anonymous voters get new ids at a restart (`voter_note`).
+    """
+    dataset = f" {settings.sync_dataset}" if owner else ""
     if settings.sync_dataset in _FAILED:
-        return (
-            f"**Votes are not synced:** the dataset {settings.sync_dataset} could not be reached when the app started "
-            f"({_FAILED[settings.sync_dataset]}); restart the app to try again."
+        why = f" ({_FAILED[settings.sync_dataset]})" if owner else ""
+        return f"**Votes are not synced:** the dataset{dataset} was not used when the app started{why}." + (
+            " Restart the app to try again." if owner else ""
         )
     if settings.sync_dataset and settings.hf_token:
         minutes = f"{settings.sync_every / 60:g} minute{'' if settings.sync_every == 60 else 's'}"
-        return (
-            f"Votes, generations and feedback are pushed to the dataset **{settings.sync_dataset}** every {minutes} "
-            "and read back at start, so they survive a restart."
+        where = f"the dataset **{settings.sync_dataset}**" if owner else "the owner's dataset"
+        note = (
+            f"Votes, generations and feedback are pushed to {where} every {minutes} and read back at start, so "
+            "they survive a restart."
         )
+        return " ".join(filter(None, (note, voter_note(settings) if owner else "")))
     if settings.sync_dataset:
         return "**Votes are not synced:** WORKBENCH_SYNC_DATASET is set but HF_TOKEN is not."
     if settings.store_survives_restart:
-        return ""
+        return voter_note(settings) if owner else ""
     return (
         "**Votes will not survive a restart:** this Space keeps its store inside the app's folder, which is "
         "rebuilt on every restart. Enable persistent storage (/data), set WORKBENCH_DB_URL to a database, or set "
         "WORKBENCH_SYNC_DATASET=user/name and HF_TOKEN to keep them in a dataset."
+    )
+
+
+def voter_note(settings: Settings) -> str:
+    """For the owner: "" when anonymous voter ids stay the same across a restart, else the sentence that says they
+    do not and how to fix it (votes kept by a database or a dataset would otherwise count a returning visitor's
+    second ballot on a pair as a new voter's)."""
+    if settings.voter_ids_survive_restart:
+        return ""
+    return (
+        "**Voter ids change at a restart:** the key they are made with is kept beside the store, which a restart "
+        "loses, so a visitor may vote again on pairs they voted on. Set WORKBENCH_VOTER_KEY as a Space secret (any "
+        "32 or more random characters) to keep them."
     )
 
 
@@ -190,6 +212,28 @@ def restore(api: Any, settings: Settings, store: Store) -> dict[str, int]:
     return load_folder(store, folder)
 
 
+def public_refusal(api: Any, settings: Settings) -> str | None:
+    """Why the dataset may not be synced to, or None: a public dataset would publish every vote, typed prompt and
+    liked chat to everyone, so it is refused unless WORKBENCH_SYNC_PUBLIC=1. `CommitScheduler(private=True)` only
+    applies when it creates the dataset, so an existing one's visibility is read first (`HfApi.repo_info`); one
+    that does not exist yet is created private. A visibility that cannot be read is a refusal too."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        info = api.repo_info(settings.sync_dataset, repo_type="dataset")
+    except RepositoryNotFoundError:
+        return None
+    except Exception as exc:  # the hub is down or the token is wrong: the scheduler could not push either
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return f"its visibility could not be read: {_hidden(settings, first)}"
+    if getattr(info, "private", None) is True or settings.sync_public:
+        return None
+    return (
+        "it is public, so everyone could read the votes, prompts and liked chats; make it private, or set "
+        "WORKBENCH_SYNC_PUBLIC=1 to publish them"
+    )
+
+
 def start(settings: Settings, *, api: Any = None) -> StoreScheduler | None:
     """Restore the store from WORKBENCH_SYNC_DATASET and start pushing to it; None (nothing done) unless both the
     dataset and HF_TOKEN are set. `api` is the `HfApi` to use (one with the token by default)."""
@@ -200,6 +244,11 @@ def start(settings: Settings, *, api: Any = None) -> StoreScheduler | None:
     from workbench.store import Store
 
     api = api or HfApi(token=settings.hf_token)
+    refusal = public_refusal(api, settings)
+    if refusal is not None:
+        _FAILED[settings.sync_dataset] = refusal
+        log.error("Votes will not be synced to %s: %s", settings.sync_dataset, refusal)
+        return None
     # The app's own background job, not a visitor: it may read and import every row whatever the admin rules.
     store = Store(settings.db_url)  # as this machine's shell (access.SHELL): what the app itself does
     added = restore(api, settings, store)

@@ -16,12 +16,14 @@ The owner's own typed prompts have no prompt set and are served as before. Torch
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from workbench.errors import WorkbenchError
 from workbench.store.records import check_name, normalize_prompt
-from workbench.store.schema import Prompt, PromptSet
+from workbench.store.schema import Generation, Prompt, PromptSet
 
 VISITOR_PROMPTS = "visitor-prompts"
 _DESCRIPTION = (
@@ -41,7 +43,19 @@ def servable(generation):
 
 
 class VisitorPromptsMixin:
-    """visitor_prompt, approve_visitor_prompts (and deleting the set through `delete_prompt_set` rejects it)."""
+    """visitor_prompt, approve_visitor_prompts, reviewed (and deleting the set through `delete_prompt_set` rejects
+    it)."""
+
+    def reviewed(self, generation_ids: Iterable[int]) -> set[int]:
+        """Which of these generations answer a prompt the owner gave or approved (`servable`): not a visitor's typed
+        prompt in the Arena or the chat, nor one still waiting for approval."""
+        ids = sorted({int(i) for i in generation_ids})
+        found: set[int] = set()
+        with self._read() as s:
+            for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+                chunk = ids[start : start + 500]
+                found |= set(s.scalars(select(Generation.id).where(Generation.id.in_(chunk), servable(Generation))))
+        return found
 
     def visitor_prompt(self, text: str, system_prompt: str | None = None) -> int:
         """The id of a visitor's typed prompt in the set waiting for approval (added when it is not there yet);

@@ -27,6 +27,7 @@ from workbench.store.records import (
     check_rater,
     check_session,
     is_judge,
+    is_visitor,
     judge_rater,
 )
 from workbench.store.schema import SIDES, WINNERS, Checkpoint, Generation, Likert, Vote
@@ -46,11 +47,6 @@ def _rater(rater: str | None, session: str | None) -> tuple[str, str | None]:
     if is_judge(rater):  # the judge command's (or an import's) verdicts; rating screens refuse this form
         return judge_rater(rater), session
     return check_rater(rater), session
-
-
-def _untyped(rater: str) -> bool:
-    """Whether a rater name is one a visitor cannot choose: anonymous, or a Hugging Face login."""
-    return rater.startswith("anon-") or rater.endswith("@hf")
 
 
 def _text(kind: str, value: str | None) -> str | None:
@@ -211,7 +207,7 @@ class RatingsMixin:
         else:
             same = (Likert.generation_id == row.generation_id,)
         seen = session.scalar(select(table.id).where(table.rater == row.rater, *same))
-        if seen is None and row.session and _untyped(row.rater):
+        if seen is None and row.session and is_visitor(row.rater):
             person = or_(table.rater.like("anon-%"), table.rater.like("%@hf"))
             seen = session.scalar(select(table.id).where(table.session == row.session, person, *same).limit(1))
         return seen

@@ -13,7 +13,10 @@ Each pair is judged twice, once with each output shown first, as the paper does 
 vote is the verdict both orders agree on, and a verdict that flips with the order is a tie. Both verdicts and the
 start of both replies go into the vote's reason (`workbench.store.judging.judge_reason`), which is where the
 judge's position consistency is read from later. A reply with no verdict is reported (`JudgeRun.unparsed`) and
-the pair is not voted on, so a later run tries it again; a pair this judge already voted on is skipped. The
+the pair is not voted on, so a later run tries it again; a pair this judge already voted on is skipped. Pairs on
+prompts visitors typed (the Arena's battles, chats, prompts waiting for approval) are judged only when the owner
+turns WORKBENCH_JUDGE_VISITOR_PROMPTS on: a visitor's text would reach the judge's prompt (injection) and, with a
+remote judge, cost the owner paid calls. The
 requests go through the engine's batched path (`start_many`), so llama.cpp's slots or a server's batching judge
 several pairs at once, and each pair's vote is stored as soon as both its replies are in: a run stopped half-way
 keeps every vote it made. Torch-free: the engine is passed in.
@@ -287,6 +290,7 @@ def judge(
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     name: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    visitor_prompts: bool = False,
 ) -> JudgeRun:
     """Judge every pair on offer that this judge has not voted on, and store one vote per pair.
 
@@ -300,6 +304,8 @@ def judge(
         max_new_tokens: Longest reply (greedy decoding, seed 0).
         name: The judge's name after "judge:" (default: the checkpoint's name in the store).
         progress: Called with (pairs done, pairs to do) as pairs finish.
+        visitor_prompts: Judge pairs on prompts visitors typed too (WORKBENCH_JUDGE_VISITOR_PROMPTS): off by
+            default, so a visitor's text never reaches the judge (prompt injection; paid calls to a remote judge).
     """
     if limit is not None and limit < 1:
         raise WorkbenchError(f"The limit must be at least 1 pair, not {limit}.")
@@ -310,7 +316,7 @@ def judge(
     settings = GenerationSettings(
         temperature=0, top_p=1, top_k=0, repetition_penalty=1.0, max_new_tokens=max_new_tokens, seed=0
     )
-    queue = store.judge_pairs(rater, prompt_set=prompt_set, limit=limit)
+    queue = store.judge_pairs(rater, prompt_set=prompt_set, limit=limit, visitor_prompts=visitor_prompts)
     pairs, run.skipped, run.candidates = queue.pairs, queue.judged, queue.judged + queue.waiting
     backend, _ = engine.route(checkpoint)
     run.remote = backend.backend_name == "openai"

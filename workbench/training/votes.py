@@ -6,7 +6,11 @@
 Two sources of pairwise judgements feed it, kept apart by `VoteFilters.source`: the Arena's blind votes ("arena",
 the default) and the chat's regenerate pairs ("chat": a visitor regenerated a reply and kept the new one); "all"
 takes both. Votes are grouped by the pair of outputs they judged: each pair of outputs becomes at most one preference,
-its winner the majority of its decisive votes, kept when that majority's share reaches `min_agreement`.
+its winner the majority of its decisive votes, kept when that majority's share reaches `min_agreement`. By default a
+pair is used only when it is reviewed: its prompt is one the owner gave or approved (a prompt set, the owner's own
+typing, visitors' prompts once approved: `Store.reviewed`), or two or more distinct raters voted for its winner. A
+visitor who types a prompt and votes for the answer they want would otherwise write the training data alone
+(issue 27); `VoteFilters.unreviewed` brings back every pair. Raters the owner dropped never count.
 Only people's votes count unless `rater_kind` says "judges" (LLM judges', raters named "judge:<model>") or
 "all". Ties and both-bad votes are dropped and counted, as are votes whose outputs were never stored (empty text)
 and any pair whose two outputs answer different prompts. Each record carries the chat template its outputs
@@ -40,6 +44,8 @@ class VoteFilters:
         min_agreement: Share of a pair's decisive votes the majority needs (0.5 keeps any strict majority).
         rater_kind: Whose votes count: "humans" (people's only, the default), "judges" (LLM judges') or "all".
         source: "arena" (the Arena's blind votes), "chat" (the chat's regenerate pairs) or "all".
+        unreviewed: Also use pairs on prompts visitors typed (not approved) whose winner fewer than two distinct
+            raters voted for: a single visitor's votes on their own prompts (off by default).
     """
 
     checkpoints: tuple[str, ...] = ()
@@ -48,6 +54,7 @@ class VoteFilters:
     min_agreement: float = 0.5
     rater_kind: str = "humans"
     source: str = "arena"
+    unreviewed: bool = False
 
     def __post_init__(self) -> None:
         for name in ("checkpoints", "raters"):
@@ -58,6 +65,8 @@ class VoteFilters:
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0.5 <= value <= 1:
             raise WorkbenchError(f"The minimum agreement must be between 0.5 and 1, not {value!r}.")
         object.__setattr__(self, "rater_kind", check_rater_kind(self.rater_kind))
+        if not isinstance(self.unreviewed, bool):
+            raise WorkbenchError(f"unreviewed must be true or false, not {self.unreviewed!r}.")
         if self.source not in SOURCES:
             raise WorkbenchError(f"The votes' source must be one of {', '.join(SOURCES)}, not {self.source!r}.")
 
@@ -89,9 +98,12 @@ def vote_pairs(store: Any, settings: Settings, filters: VoteFilters) -> tuple[li
     """(preference records, counts) from the store's votes under `filters`."""
     counts: Counter[str] = Counter()
     groups: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    dropped = set(store.dropped_raters())
     for row in store.pairwise_rows(filters.source):
         counts["votes"] += 1
-        if not _kept(row, filters):
+        if row["rater"] in dropped:
+            counts["dropped_raters"] += 1
+        elif not _kept(row, filters):
             counts["filtered_out"] += 1
         elif row["winner"] in ("tie", "bothbad"):
             counts["ties" if row["winner"] == "tie" else "both_bad"] += 1
@@ -103,13 +115,18 @@ def vote_pairs(store: Any, settings: Settings, filters: VoteFilters) -> tuple[li
             key = tuple(sorted((row["generation_a_id"], row["generation_b_id"])))
             groups.setdefault(key, []).append(row)
     records, cache = [], {}
-    for rows in groups.values():
+    reviewed = set() if filters.unreviewed else store.reviewed(g for pair in groups for g in pair)
+    for (ga, gb), rows in groups.items():
         first = rows[0]
         by_id = {first["generation_a_id"]: "a", first["generation_b_id"]: "b"}
         wins = Counter(by_id[r[f"generation_{r['winner']}_id"]] for r in rows)
         (side, n), *rest = [*wins.most_common(), ("", 0)]
         if n / len(rows) < filters.min_agreement or (rest and rest[0][1] == n):
             counts["below_agreement"] += len(rows)
+            continue
+        backers = {r["rater"] for r in rows if by_id[r[f"generation_{r['winner']}_id"]] == side}
+        if not filters.unreviewed and len(backers) < 2 and not {ga, gb} <= reviewed:
+            counts["unreviewed"] += len(rows)  # one rater's verdict on a prompt a visitor typed
             continue
         template_a = _template(settings, first["model_a"], cache)
         if template_a != _template(settings, first["model_b"], cache):

@@ -215,6 +215,7 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
     with gr.Row():
         with gr.Column(scale=3):
             chatbot = gr.Chatbot(elem_id="chatbot", height=460, label="Conversation", buttons=["copy"])
+            chat_feedback.kept_note(ctx)
             with gr.Row():
                 message = gr.Textbox(
                     elem_id="msg",

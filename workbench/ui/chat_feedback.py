@@ -225,6 +225,20 @@ def feedback_of(ctx: AppContext) -> Feedback:
         return _FEEDBACK.setdefault(id(ctx), Feedback(ctx))
 
 
+def kept_text(settings) -> str:
+    """What the line under the conversation says happens to a reply a visitor likes, dislikes or regenerates: it
+    is kept in the owner's store with the conversation and system prompt, and published when votes sync to a
+    dataset (`workbench.store.sync`; the dataset's id is the owner's, so it is not named)."""
+    sync = bool(settings.sync_dataset and settings.hf_token)
+    where = "and published to the owner's Hugging Face dataset" if sync else "in this app's store, for its owner"
+    return f"A reply you like, dislike or regenerate is kept with this conversation and its system prompt, {where}."
+
+
+def kept_note(ctx: AppContext) -> gr.Markdown:
+    """The line near the like buttons that says liked conversations are kept (and published, with sync on)."""
+    return gr.Markdown(kept_text(ctx.settings), elem_id="chat-kept", elem_classes=["chat-kept"])
+
+
 def wire_likes(ctx: AppContext, chatbot: gr.Chatbot) -> None:
     """Show like/dislike on each reply of `chatbot` and record them (a refusal is a one-sentence warning)."""
     feedback = feedback_of(ctx)

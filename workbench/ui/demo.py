@@ -93,11 +93,21 @@ def serve(demo: gr.Blocks) -> None:
     demo.block_thread()
 
 
-def _store_warning(settings: Settings) -> str:
-    from workbench.store.sync import persistence_note
+def _store_warning(settings: Settings, owner: bool = False) -> str:
+    """The header's word on whether votes survive a restart: the dataset's id and the voter-id key are the owner's."""
+    from workbench.store.sync import persistence_note, voter_note
 
-    note = persistence_note(settings)
-    return "" if note.startswith("Votes, generations") else note  # a working sync needs no word in the header
+    note = persistence_note(settings, owner=owner)
+    if note.startswith("Votes, generations"):  # a working sync needs no word in the header
+        return voter_note(settings) if owner else ""
+    return note
+
+
+def _store_warning_for(ctx: AppContext):
+    def warning(request: gr.Request) -> str:
+        return _store_warning(ctx.settings, ctx.visitor(request).owner)
+
+    return warning
 
 
 def _closed_finetune_note() -> None:
@@ -159,7 +169,7 @@ def build_demo(settings: Settings | None = None, ctx: AppContext | None = None) 
                 verdict = build_verdict_section(ctx, promote=not closed)  # child against parent, and promote
         demo.load(lambda: _mode_note(ctx), None, mode, api_visibility="private", show_progress="hidden")
         # Said again when a page opens: the sync to a dataset starts after the app is built, and may have failed.
-        demo.load(lambda: _store_warning(settings), None, store_warning, api_visibility="private")
+        demo.load(_store_warning_for(ctx), None, store_warning, api_visibility="private")
         demo.load(**status)
         demo.load(**chat.on_load)
         demo.load(**arena.on_load)

@@ -242,6 +242,12 @@ def _data_inputs(form: HyperparameterForm, shipped: list[str]) -> dict[str, gr.c
                 label="Only outputs made with the same settings",
                 elem_id="ft-vote-same-settings",
             )
+            out["vote_unreviewed"] = gr.Checkbox(
+                defaults.unreviewed,
+                label="Also pairs only one rater judged on a visitor's own prompt",
+                info="off: only prompts you gave or approved, or pairs two raters agree on",
+                elem_id="ft-vote-unreviewed",
+            )
             out["vote_min_agreement"] = gr.Slider(
                 0.5,
                 1.0,
