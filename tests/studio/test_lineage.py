@@ -229,11 +229,10 @@ def test_compare_parent_command_prints_one_json_object(settings):
 def test_the_leaderboard_section_compares_and_promotes_only_for_the_admin(tmp_path, settings):
     from dataclasses import replace
 
-    from workbench.views.markup import plain_markdown
-
     from workbench.access import NEEDS_TOKEN
     from workbench.ui.context import AppContext
     from workbench.ui.verdict import make_compare_fn, make_promote_fn
+    from workbench.views.markup import plain_markdown
 
     public = replace(settings, host="0.0.0.0", admin_token="s3cret")
     with Store(public.db_url) as store:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.access import SHELL, Caller, caller, voter_id, voter_secret
+from workbench.access import SHELL, Caller, caller, voter_id
 from workbench.config import Settings
 from workbench.gate.sizes import Sizes, sizes_for
 
@@ -40,8 +40,9 @@ class Visitor:
         return self.caller.address
 
     def voter(self, settings: Settings) -> str:
-        """The id their anonymous ballots count under (keyed with the store's secret, never the address)."""
-        return voter_id(self.address, voter_secret(settings.secrets_dir))
+        """The id their anonymous ballots count under (keyed with the store's secret or WORKBENCH_VOTER_KEY, never
+        the address alone)."""
+        return voter_id(self.address, settings.voter_secret())
 
 
 def visitor_of(settings: Settings, who: Caller) -> Visitor:
