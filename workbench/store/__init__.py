@@ -14,11 +14,13 @@ older database is upgraded in place when opened. Torch-free, and light to import
                    shown_left=item.shown_left, key=item.key)
     store.battles()                                   # FastChat clean-battle DataFrame for workbench.ratings.scoring
     store.add_feedback("like", gid, rater=None, session=voter)   # the chat's likes and regenerate pairs
+    store.add_correction(gid, "Paris.", rater=None, session=voter)  # a chat reply a person edited
 """
 
 from __future__ import annotations
 
 from workbench.store.base import StoreBase
+from workbench.store.corrections import CorrectionsMixin
 from workbench.store.export import ExportMixin
 from workbench.store.feedback import FeedbackMixin
 from workbench.store.frames import FramesMixin
@@ -67,6 +69,7 @@ class Store(
     GenerationsMixin,
     RatingsMixin,
     FeedbackMixin,
+    CorrectionsMixin,
     VisitorPromptsMixin,
     FramesMixin,
     TalliesMixin,

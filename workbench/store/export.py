@@ -7,11 +7,14 @@ What can be exported (`EXPORTS`):
     battles      votes in FastChat's clean-battle form (model_a, model_b, winner, judge, tstamp, conversations)
     preferences  decisive votes as TRL DPO pairs in conversational form: prompt / chosen / rejected messages
     feedback     the chat's likes, dislikes (and reactions taken back) and regenerate pairs, by generation uid
+    corrections  chat replies a person edited, as SFT examples in chat form: the conversation answered with the
+                 corrected text (with the checkpoint, the reply's uid, rater and time)
 
 Pairwise judgements come from two sources: the Arena's blind votes ("arena") and the chat's regenerate pairs
 ("chat": the visitor regenerated a reply and kept the new one, which is `generation_a` and the winner). votes and
 preferences carry a `source` column and export both unless `source` says "arena" or "chat"; battles are the
-Arena's alone (FastChat's form is for blind votes).
+Arena's alone (FastChat's form is for blind votes). A correction (a reply a person edited) is a preference too,
+the corrected text over the model's reply: preferences hold them with source "edit" (and under "all").
 
 generations, votes, likert and feedback can be imported back (`IMPORTS`), into the same or another store: rows are
 matched by generation uid and rating key, so importing a file twice adds nothing the second time. A
@@ -32,15 +35,17 @@ from sqlalchemy import select
 
 from workbench.errors import WorkbenchError
 from workbench.jsonl import iter_json_lines, read_text
+from workbench.store.corrections import correction_pair, sft_example
 from workbench.store.feedback import FEEDBACK_COLUMNS
 from workbench.store.frames import LIKERT_COLUMNS, VOTE_COLUMNS, battle_from_vote
 from workbench.store.generations import GENERATION_COLUMNS
 from workbench.store.records import digest
 from workbench.store.schema import Generation
 
-EXPORTS = ("generations", "votes", "likert", "battles", "preferences", "feedback")
+EXPORTS = ("generations", "votes", "likert", "battles", "preferences", "feedback", "corrections")
 IMPORTS = ("generations", "votes", "likert", "feedback")
-SOURCES = ("all", "arena", "chat")  # whose pairwise judgements: the Arena's votes, the chat's regenerate pairs
+# whose pairwise judgements: the Arena's votes, the chat's regenerate pairs, the chat's corrections (edited replies)
+SOURCES = ("all", "arena", "chat", "edit")
 FORMATS = ("jsonl", "csv")
 # A vote row points at its generations by uid: the store's internal ids and the generations' own columns (text,
 # settings) stay out, since the generations export carries them. Any other vote column is exported.
@@ -59,6 +64,7 @@ LIKERT_EXPORT = [
     c for c in LIKERT_COLUMNS if c not in ("generation_id", "prompt_hash", "messages", "output", "settings")
 ]
 GENERATION_EXPORT = [c for c in GENERATION_COLUMNS if c != "prompt_id"]
+_CORRECTION_EXTRAS = ("model", "generation_uid", "rater", "tstamp", "key")  # beside the SFT example's messages
 _JSON_FIELDS = {
     "messages",
     "messages_b",
@@ -179,7 +185,8 @@ class ExportMixin:
         self, what: str, *, token: str | None = None, source: str = "all"
     ) -> tuple[list[dict[str, Any]], list[str]]:
         """The rows of one export (see EXPORTS) and its column order (admin). `source` limits votes and
-        preferences to the Arena's votes ("arena") or the chat's regenerate pairs ("chat")."""
+        preferences to the Arena's votes ("arena"), the chat's regenerate pairs ("chat") or, for preferences, its
+        corrections ("edit")."""
         self.check_admin(token)
         check_source(source)
         # From the rows, not the DataFrames: pandas turns a missing text value into NaN, which is not JSON.
@@ -189,6 +196,9 @@ class ExportMixin:
             return [{c: r[c] for c in LIKERT_EXPORT} for r in self._likert_rows()], LIKERT_EXPORT
         if what == "feedback":
             return self.feedback_rows(), list(FEEDBACK_COLUMNS)
+        if what == "corrections":
+            records = [{**sft_example(r), **{k: r[k] for k in _CORRECTION_EXTRAS}} for r in self.correction_rows()]
+            return records, ["messages", *_CORRECTION_EXTRAS]
         if what == "battles":
             records = [battle_from_vote(r) for r in self._vote_rows()]
             return records, list(records[0]) if records else ["model_a", "model_b", "winner", "judge", "tstamp"]
@@ -197,6 +207,8 @@ class ExportMixin:
             if what == "votes":
                 return [{c: r[c] for c in VOTE_EXPORT} for r in rows], VOTE_EXPORT
             pairs = [p for p in map(preference_pair, rows) if p is not None]
+            if source in ("all", "edit"):
+                pairs += [correction_pair(r) for r in self.correction_rows()]
             return pairs, ["prompt", "chosen", "rejected", "source"]
         raise WorkbenchError(f"Export one of {', '.join(EXPORTS)}, not {what!r}.")
 

@@ -3,10 +3,11 @@
     filters = VoteFilters(checkpoints=("base", "identity"), min_agreement=0.6, rater_kind="humans")
     counts = write_vote_pairs(store, settings, filters, path)   # {"votes": 40, "ties": 5, ..., "pairs": 28}
 
-Two sources of pairwise judgements feed it, kept apart by `VoteFilters.source`: the Arena's blind votes ("arena",
-the default) and the chat's regenerate pairs ("chat": a visitor regenerated a reply and kept the new one); "all"
-takes both. Votes are grouped by the pair of outputs they judged: each pair of outputs becomes at most one preference,
-its winner the majority of its decisive votes, kept when that majority's share reaches `min_agreement`.
+Three sources of pairwise judgements feed it, kept apart by `VoteFilters.source`: the Arena's blind votes ("arena",
+the default), the chat's regenerate pairs ("chat": a visitor regenerated a reply and kept the new one) and the chat's
+corrections ("edit": the text a person wrote in place of a reply, preferred over it; `training.corrections`); "all"
+takes them all. Votes are grouped by the pair of outputs they judged: each pair of outputs becomes at most one
+preference, its winner the majority of its decisive votes, kept when that majority's share reaches `min_agreement`.
 Only people's votes count unless `rater_kind` says "judges" (LLM judges', raters named "judge:<model>") or
 "all". Ties and both-bad votes are dropped and counted, as are votes whose outputs were never stored (empty text)
 and any pair whose two outputs answer different prompts. Each record carries the chat template its outputs
@@ -39,7 +40,8 @@ class VoteFilters:
         same_settings: Keep only votes whose two outputs used the same generation settings.
         min_agreement: Share of a pair's decisive votes the majority needs (0.5 keeps any strict majority).
         rater_kind: Whose votes count: "humans" (people's only, the default), "judges" (LLM judges') or "all".
-        source: "arena" (the Arena's blind votes), "chat" (the chat's regenerate pairs) or "all".
+        source: "arena" (the Arena's blind votes), "chat" (the chat's regenerate pairs), "edit" (the chat's
+            corrections) or "all".
     """
 
     checkpoints: tuple[str, ...] = ()
@@ -127,14 +129,23 @@ def vote_pairs(store: Any, settings: Settings, filters: VoteFilters) -> tuple[li
         if template_a is not None:
             record["chat_template"] = template_a
         records.append(record)
+    if filters.source in ("all", "edit"):
+        from workbench.training.corrections import correction_examples
+
+        edits, edit_counts = correction_examples(store, settings, filters, "pairs")
+        records += edits
+        counts["corrections"] = edit_counts.get("corrections", 0)
+        counts["filtered_out"] += edit_counts.get("filtered_out", 0)
     counts["pairs"] = len(records)
-    return records, dict(counts)
+    return records, {k: n for k, n in counts.items() if n or k in ("votes", "pairs")}
 
 
 def describe(counts: dict[str, int]) -> str:
     """One sentence: how many votes became how many pairs, and what was dropped why."""
-    dropped = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if k not in ("votes", "pairs") and n)
-    return f"{counts.get('votes', 0)} votes -> {counts.get('pairs', 0)} preference pairs" + (
+    given = ("votes", "corrections", "pairs")
+    dropped = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if k not in given and n)
+    edits = f" and {counts['corrections']} corrections" if counts.get("corrections") else ""
+    return f"{counts.get('votes', 0)} votes{edits} -> {counts.get('pairs', 0)} preference pairs" + (
         f" (dropped: {dropped})." if dropped else "."
     )
 
@@ -148,7 +159,7 @@ def write_vote_pairs(store: Any, settings: Settings, filters: VoteFilters, path:
     from workbench.store.export import write_jsonl
 
     records, counts = vote_pairs(store, settings, filters)
-    if not counts.get("votes"):
+    if not counts.get("votes") and not counts.get("corrections"):
         raise WorkbenchError("The store holds no votes yet: rate some pairs in the Arena or on the Rate page first.")
     if len(records) < MIN_PAIRS:
         raise WorkbenchError(f"Too few usable pairs: {describe(counts)} Preference training needs {MIN_PAIRS}.")

@@ -1,0 +1,87 @@
+"""The store's corrections (chat replies a person edited) -> training files: SFT examples and DPO pairs.
+
+    records, counts = correction_examples(store, settings, filters, "sft")    # the conversation, corrected
+    records, counts = correction_examples(store, settings, filters, "pairs")  # corrected over the original
+    write_corrections_sft(store, settings, filters, path)                    # `workbench train --from-corrections`
+
+A correction trains like the other sources and under the same filters as DPO on votes (`VoteFilters`, where they
+apply): `checkpoints` keeps corrections of replies those checkpoints made, `raters` and `rater_kind` whose
+corrections count (people's by default). Each rater's newest correction of a reply is the one that counts
+(`Store.correction_rows`). A record carries the chat template its reply was generated with when the checkpoint
+declared one, as pairs from votes do. Torch-free.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from workbench.config import Settings
+from workbench.errors import WorkbenchError
+from workbench.store.corrections import correction_pair, sft_example
+from workbench.store.records import is_judge
+from workbench.training.votes import VoteFilters, _template
+
+FORMS = ("sft", "pairs")
+
+
+def _kept(row: dict[str, Any], filters: VoteFilters) -> bool:
+    if filters.checkpoints and row["model"] not in filters.checkpoints:
+        return False
+    if filters.raters and row["rater"] not in filters.raters:
+        return False
+    return filters.rater_kind == "all" or is_judge(row["rater"]) == (filters.rater_kind == "judges")
+
+
+def correction_examples(
+    store: Any, settings: Settings, filters: VoteFilters, form: str
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """(records, counts) from the store's current corrections under `filters`, as SFT examples ("sft") or as
+    preference pairs ("pairs"); counts are corrections, filtered_out and examples."""
+    if form not in FORMS:
+        raise WorkbenchError(f"Corrections train as one of {', '.join(FORMS)}, not {form!r}.")
+    counts: Counter[str] = Counter()
+    records, cache = [], {}
+    for row in store.correction_rows():
+        counts["corrections"] += 1
+        if not _kept(row, filters):
+            counts["filtered_out"] += 1
+            continue
+        record = sft_example(row) if form == "sft" else correction_pair(row)
+        if form == "pairs":
+            record.update(chosen_checkpoint=None, rejected_checkpoint=row["model"], votes=1)
+        template = _template(settings, row["model"], cache)
+        if template is not None:
+            record["chat_template"] = template
+        records.append(record)
+    counts["examples"] = len(records)
+    return records, dict(counts)
+
+
+def write_corrections_sft(store: Any, settings: Settings, filters: VoteFilters, path: Path) -> dict[str, int]:
+    """Write the SFT file of the store's corrections under `filters` to `path` (JSONL) and return its counts.
+
+    Raises:
+        WorkbenchError: No correction passes the filters (nothing is written).
+    """
+    from workbench.store.export import write_jsonl
+
+    records, counts = correction_examples(store, settings, filters, "sft")
+    if not records:
+        raise WorkbenchError(
+            f"No corrections to train on ({counts.get('corrections', 0)} in the store, "
+            f"{counts.get('filtered_out', 0)} filtered out): edit some replies in the Chat tab first."
+        )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as out:
+        write_jsonl(records, out)
+    tmp.replace(path)
+    return counts
+
+
+def sft_path(settings: Settings, run: str) -> Path:
+    """Where a run's SFT examples from corrections are written (kept: a resume trains on the same file)."""
+    return settings.var_dir / "corrections" / f"{run}.jsonl"
