@@ -289,13 +289,21 @@ def wire_edits(ctx: AppContext, chatbot: gr.Chatbot, notice: gr.HTML) -> None:
 
     feedback = feedback_of(ctx)
 
+    # Gradio's page writes the edit into its own copy of the conversation before it sends the event: the history
+    # arrives edited, and the reply as it was comes as `previous_value`. The server puts that back, so the reply
+    # checked against the log is the one the page showed; a refused edit sends that conversation back to the page.
     def edit(history: list, data: gr.EditData, request: gr.Request = None):
+        index = data.index
         try:
-            plain = plain_history(history)
-            text = feedback.correct(session_of(request), plain, data.index, data.value, ctx.visitor(request))
+            before = plain_history(history)
         except WorkbenchError as exc:
             return gr.skip(), notice_html(exc)
-        plain[data.index] = {"role": "assistant", "content": text}
-        return plain, NO_NOTICE
+        if isinstance(index, int) and 0 <= index < len(before):
+            before[index] = {**before[index], "content": message_text(data.previous_value)}
+        try:
+            text = feedback.correct(session_of(request), before, index, data.value, ctx.visitor(request))
+        except WorkbenchError as exc:
+            return before, notice_html(exc)
+        return [*before[:index], {"role": "assistant", "content": text}, *before[index + 1 :]], NO_NOTICE
 
     chatbot.edit(edit, [chatbot], [chatbot, notice], api_visibility="private", concurrency_limit=None)
