@@ -19,8 +19,8 @@ from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.store import Store
 from workbench.store import db as store_db
-from workbench.training.corrections import correction_examples, write_corrections_sft
-from workbench.training.votes import VoteFilters, describe, vote_pairs, write_vote_pairs
+from workbench.training.corrections import write_corrections_sft
+from workbench.training.votes import VoteFilters, correction_examples, describe, vote_pairs, write_vote_pairs
 
 VOTER = "voter-0123456789abcdef"
 ASKED = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is the capital of France?"}]

@@ -4,6 +4,8 @@
     records, counts = correction_examples(store, settings, filters, "pairs")  # corrected over the original
     write_corrections_sft(store, settings, filters, path)                    # `workbench train --from-corrections`
 
+(`correction_examples` lives in `training.votes`, whose DPO pairs include corrections under source "edit" or "all".)
+
 A correction trains like the other sources and under the same filters as DPO on votes (`VoteFilters`, where they
 apply): `checkpoints` keeps corrections of replies those checkpoints made, `raters` and `rater_kind` whose
 corrections count (people's by default). Each rater's newest correction of a reply is the one that counts
@@ -13,50 +15,12 @@ declared one, as pairs from votes do. Torch-free.
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
-from workbench.store.corrections import correction_pair, sft_example
-from workbench.store.records import is_judge
-from workbench.training.votes import VoteFilters, _template
-
-FORMS = ("sft", "pairs")
-
-
-def _kept(row: dict[str, Any], filters: VoteFilters) -> bool:
-    if filters.checkpoints and row["model"] not in filters.checkpoints:
-        return False
-    if filters.raters and row["rater"] not in filters.raters:
-        return False
-    return filters.rater_kind == "all" or is_judge(row["rater"]) == (filters.rater_kind == "judges")
-
-
-def correction_examples(
-    store: Any, settings: Settings, filters: VoteFilters, form: str
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """(records, counts) from the store's current corrections under `filters`, as SFT examples ("sft") or as
-    preference pairs ("pairs"); counts are corrections, filtered_out and examples."""
-    if form not in FORMS:
-        raise WorkbenchError(f"Corrections train as one of {', '.join(FORMS)}, not {form!r}.")
-    counts: Counter[str] = Counter()
-    records, cache = [], {}
-    for row in store.correction_rows():
-        counts["corrections"] += 1
-        if not _kept(row, filters):
-            counts["filtered_out"] += 1
-            continue
-        record = sft_example(row) if form == "sft" else correction_pair(row)
-        if form == "pairs":
-            record.update(chosen_checkpoint=None, rejected_checkpoint=row["model"], votes=1)
-        template = _template(settings, row["model"], cache)
-        if template is not None:
-            record["chat_template"] = template
-        records.append(record)
-    counts["examples"] = len(records)
-    return records, dict(counts)
+from workbench.training.votes import VoteFilters, correction_examples
 
 
 def write_corrections_sft(store: Any, settings: Settings, filters: VoteFilters, path: Path) -> dict[str, int]:

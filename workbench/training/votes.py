@@ -5,9 +5,10 @@
 
 Three sources of pairwise judgements feed it, kept apart by `VoteFilters.source`: the Arena's blind votes ("arena",
 the default), the chat's regenerate pairs ("chat": a visitor regenerated a reply and kept the new one) and the chat's
-corrections ("edit": the text a person wrote in place of a reply, preferred over it; `training.corrections`); "all"
-takes them all. Votes are grouped by the pair of outputs they judged: each pair of outputs becomes at most one
-preference, its winner the majority of its decisive votes, kept when that majority's share reaches `min_agreement`.
+corrections ("edit": the text a person wrote in place of a reply, preferred over it; `correction_examples`, which
+`training.corrections` also writes as SFT examples); "all" takes them all. Votes are grouped by the pair of outputs
+they judged: each pair of outputs becomes at most one preference, its winner the majority of its decisive votes,
+kept when that majority's share reaches `min_agreement`.
 Only people's votes count unless `rater_kind` says "judges" (LLM judges', raters named "judge:<model>") or
 "all". Ties and both-bad votes are dropped and counted, as are votes whose outputs were never stored (empty text)
 and any pair whose two outputs answer different prompts. Each record carries the chat template its outputs
@@ -25,6 +26,7 @@ from typing import Any
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.registry import CHAT_TEMPLATE_FILE
+from workbench.store.corrections import correction_pair, sft_example
 from workbench.store.export import SOURCES
 from workbench.store.records import check_rater_kind, is_judge
 from workbench.training.preferences import MIN_PAIRS
@@ -130,14 +132,48 @@ def vote_pairs(store: Any, settings: Settings, filters: VoteFilters) -> tuple[li
             record["chat_template"] = template_a
         records.append(record)
     if filters.source in ("all", "edit"):
-        from workbench.training.corrections import correction_examples
-
         edits, edit_counts = correction_examples(store, settings, filters, "pairs")
         records += edits
         counts["corrections"] = edit_counts.get("corrections", 0)
         counts["filtered_out"] += edit_counts.get("filtered_out", 0)
     counts["pairs"] = len(records)
     return records, {k: n for k, n in counts.items() if n or k in ("votes", "pairs")}
+
+
+CORRECTION_FORMS = ("sft", "pairs")
+
+
+def _kept_correction(row: dict[str, Any], filters: VoteFilters) -> bool:
+    if filters.checkpoints and row["model"] not in filters.checkpoints:
+        return False
+    if filters.raters and row["rater"] not in filters.raters:
+        return False
+    return filters.rater_kind == "all" or is_judge(row["rater"]) == (filters.rater_kind == "judges")
+
+
+def correction_examples(
+    store: Any, settings: Settings, filters: VoteFilters, form: str
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """(records, counts) from the store's current corrections under `filters`, as SFT examples ("sft") or as
+    preference pairs ("pairs"); counts are corrections, filtered_out and examples."""
+    if form not in CORRECTION_FORMS:
+        raise WorkbenchError(f"Corrections train as one of {', '.join(CORRECTION_FORMS)}, not {form!r}.")
+    counts: Counter[str] = Counter()
+    records, cache = [], {}
+    for row in store.correction_rows():
+        counts["corrections"] += 1
+        if not _kept_correction(row, filters):
+            counts["filtered_out"] += 1
+            continue
+        record = sft_example(row) if form == "sft" else correction_pair(row)
+        if form == "pairs":
+            record.update(chosen_checkpoint=None, rejected_checkpoint=row["model"], votes=1)
+        template = _template(settings, row["model"], cache)
+        if template is not None:
+            record["chat_template"] = template
+        records.append(record)
+    counts["examples"] = len(records)
+    return records, dict(counts)
 
 
 def describe(counts: dict[str, int]) -> str:
