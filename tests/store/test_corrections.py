@@ -12,6 +12,7 @@ database at revision 0006 upgraded with its rows kept.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -160,3 +161,23 @@ def test_database_at_0006_gains_corrections_with_rows_kept(db_url):
         gid = int(store.generations()["id"].iloc[0])
         store.add_correction(gid, "Hello there.", rater="alice")
         assert [(r["generation_uid"], r["corrected"]) for r in store.correction_rows()] == [("u1", "Hello there.")]
+
+
+def test_workbench_train_from_corrections_writes_the_runs_sft_file(tmp_path):
+    from workbench.cli import build_parser
+    from workbench.cli.train import job_config
+
+    settings = Settings(home=tmp_path)
+    parse = build_parser().parse_args
+    with pytest.raises(WorkbenchError, match=r"No corrections to train on \(0 in the store"):
+        job_config(parse(["train", "--name", "fixes", "--from-corrections"]), settings)
+    with Store.open(settings) as store:
+        corrected(store)
+    with pytest.raises(WorkbenchError, match="--from-corrections trains SFT"):
+        job_config(parse(["train", "--name", "fixes", "--from-corrections", "--method", "dpo"]), settings)
+    config = job_config(parse(["train", "--name", "fixes", "--from-corrections", "--vote-raters", "all"]), settings)
+    assert config.method == "sft" and config.data == str(settings.var_dir / "corrections" / "fixes.jsonl")
+    lines = [json.loads(line) for line in Path(config.data).read_text(encoding="utf-8").splitlines()]
+    assert [line["messages"][-1]["content"] for line in lines] == ["Paris.", "4"]
+    with pytest.raises(WorkbenchError, match=r"1 votes and 2 corrections -> 2 preference pairs .* needs 4"):
+        job_config(parse(["train", "--name", "prefs", "--from-votes", "--vote-source", "all"]), settings)
