@@ -88,3 +88,33 @@ def test_only_a_reply_this_server_made_in_this_session_can_be_corrected(tmp_path
     with pytest.raises(WorkbenchError, match="must be text"):
         fb.correct("s", HISTORY, 1, {"text": 5}, owner)
     assert corrections(fb) == []
+
+
+def page_edit(fb: Feedback):
+    """The Chatbot.edit listener `wire_edits` registers, for the app `fb` belongs to."""
+    import gradio as gr
+
+    from workbench.ui import chat_feedback
+
+    chat_feedback._FEEDBACK[id(fb.ctx)] = fb
+    with gr.Blocks() as demo:
+        chatbot, notice = gr.Chatbot(editable="all"), gr.HTML("")
+        chat_feedback.wire_edits(fb.ctx, chatbot, notice)
+    (fn,) = [f.fn for f in demo.fns.values()]
+    return lambda history, index, value, before: fn(
+        history, gr.EditData(None, {"index": index, "value": value, "previous_value": before})
+    )
+
+
+def test_the_page_gets_the_edit_or_the_reply_back_with_one_sentence(tmp_path):
+    edited = [*ASKED, {"role": "assistant", "content": "Paris."}]  # the page edits its own copy before sending
+    # a public app where visitors may not edit, and one where they may (an in-process call is no owner there)
+    refused, allowed = feedback(tmp_path), feedback(tmp_path, visitor_edits=True)
+    for fb in (refused, allowed):
+        fb.replies.add("anonymous", Entry(ASKED, "Lyon.", "base", {}))  # an in-process call's session
+    history, notice = page_edit(refused)(edited, 1, "Paris.", "Lyon.")
+    assert history == HISTORY and EDITS_OFF in notice and 'role="alert"' in notice
+    history, notice = page_edit(allowed)(edited, 1, "Paris.", "Lyon.")
+    assert history == edited and notice == "" and corrections(allowed) == [("Lyon.", "Paris.")]
+    history, notice = page_edit(allowed)(edited, 1, "Paris.", "Berlin.")  # a reply the server never made
+    assert history[1]["content"] == "Berlin." and UNKNOWN_EDIT in notice and len(corrections(allowed)) == 1
