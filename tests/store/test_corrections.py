@@ -5,8 +5,9 @@ Run: .venv/bin/python -m pytest -q tests/store/test_corrections.py
 Covers: a correction kept with its reply and conversation across reopening the store, each rater's newest
 correction counting, refusals in one sentence with nothing stored, the `corrections` export (SFT in chat form) and
 `preferences --source edit` (the correction chosen, the model's reply rejected), the files reading back as a
-dataset and as pairs, DPO pairs and SFT examples from corrections with the checkpoint and rater filters, and a
-database at revision 0006 upgraded with its rows kept.
+dataset and as pairs and importing into another store, DPO pairs and SFT examples from corrections with the
+checkpoint and rater filters (`workbench train --from-corrections`, `--vote-source edit`), and a database at
+revision 0006 upgraded with its rows kept.
 """
 
 from __future__ import annotations
@@ -107,6 +108,12 @@ def test_corrections_export_as_sft_lines_and_as_pairs(store, tmp_path):
     report = read_dataset(tmp_path / "sft.jsonl")
     assert report.shape == "chat" and [e.messages[-1]["content"] for e in report.examples] == ["Paris.", "4"]
     assert to_pair(edits[0], 1) == (ASKED, "Paris.", "Lyon.")
+
+    store.export("generations", "jsonl", tmp_path / "generations.jsonl")
+    with Store(f"sqlite:///{tmp_path / 'copy.db'}") as copy:  # imports into another store, twice adds nothing
+        copy.import_file("generations", tmp_path / "generations.jsonl")
+        assert [copy.import_file("corrections", tmp_path / "sft.jsonl") for _ in range(2)] == [2, 0]
+        assert copy.export_records("preferences", source="edit")[0] == edits
 
 
 def test_corrections_train_as_dpo_pairs_and_sft_under_the_vote_filters(store, tmp_path):

@@ -27,7 +27,8 @@ SECRET = b"0123456789abcdef" * 4  # a voter-id key, as access.voter_secret makes
 
 
 def fill(store: Store) -> None:
-    """What a Space collects: an Arena vote with a reason, a chat like and a regenerate pair, a Likert score."""
+    """What a Space collects: an Arena vote with a reason, a chat like, a regenerate pair and a correction, a Likert
+    score."""
     voter = voter_id(ADDRESS, SECRET)
     a = store.add_generation("base", "Hi?", "Hello.", None, origin="battle")
     b = store.add_generation("base", "Hi?", "Hey!", {"temperature": 1.2}, origin="battle")
@@ -36,6 +37,7 @@ def fill(store: Store) -> None:
     new = store.add_generation("base", "Name a colour.", "Teal.", None, origin="chat")
     store.add_feedback("preferred", new, other=old, rater=None, session=voter)
     store.add_feedback("like", new, rater=None, session=voter)
+    store.add_correction(old, "Blue.", rater=None, session=voter)
     store.add_likert(a, 4, rater="alice")
 
 
@@ -51,19 +53,20 @@ def test_the_outbox_holds_every_row_once_without_secrets(tmp_path):
     with Store(f"sqlite:///{tmp_path / 'space.db'}") as store:
         fill(store)
         outbox = sync.Outbox(store, tmp_path / "outbox")
-        assert outbox.write_new() == {"generations": 4, "votes": 1, "likert": 1, "feedback": 2}
-        assert outbox.write_new() == {"generations": 0, "votes": 0, "likert": 0, "feedback": 0}  # nothing new
+        assert outbox.write_new() == {"generations": 4, "votes": 1, "likert": 1, "feedback": 2, "corrections": 1}
+        assert outbox.write_new() == dict.fromkeys(sync.TABLES, 0)  # nothing new
         store.add_vote(
             store.add_generation("base", "Bye?", "Bye.", None),
             store.add_generation("run", "Bye?", "Ciao.", None),
             "a",
             rater="bob",
         )
-        assert outbox.write_new() == {"generations": 2, "votes": 1, "likert": 0, "feedback": 0}
+        assert outbox.write_new() == {"generations": 2, "votes": 1, "likert": 0, "feedback": 0, "corrections": 0}
     files = sorted(
         p.relative_to(tmp_path / "outbox").as_posix() for p in (tmp_path / "outbox").rglob("*") if p.is_file()
     )
-    assert [f.split("/")[0] for f in files] == ["feedback", "generations", "generations", "likert", "votes", "votes"]
+    tables = ["corrections", "feedback", "generations", "generations", "likert", "votes", "votes"]
+    assert [f.split("/")[0] for f in files] == tables
     assert not [f for f in files if "/." in f or not f.endswith(".jsonl")]  # no temporary file left behind
     rows = read_folder(tmp_path / "outbox")
     assert [v["reason"] for v in rows["votes"]] == ["warmer", None] and all(
@@ -89,6 +92,7 @@ def test_a_restart_reads_the_folder_back_into_an_empty_store_and_a_second_adds_n
             "votes": 1,
             "likert": 1,
             "feedback": 2,
+            "corrections": 1,
         }
         assert sync.load_folder(fresh, tmp_path / "dataset") == dict.fromkeys(sync.TABLES, 0)  # a second start
         after = {what: fresh.export_records(what, source="arena")[0] for what in ("votes", "feedback", "likert")}
@@ -96,6 +100,7 @@ def test_a_restart_reads_the_folder_back_into_an_empty_store_and_a_second_adds_n
             "rater"
         ]
         assert [f["kind"] for f in after["feedback"]] == ["preferred", "like"]
+        assert [(c["original"], c["corrected"]) for c in fresh.correction_rows()] == [("Red.", "Blue.")]
         assert fresh.reaction_counts().to_dict("records") == [{"model": "base", "likes": 1, "dislikes": 0}]
         assert after["likert"][0]["score"] == 4
         # One ballot per visitor still holds: the restored vote is theirs, and a repeat is not a second one.

@@ -1,4 +1,5 @@
-"""`python -m workbench import`: read generations, votes, Likert scores or chat feedback written by `export`.
+"""`python -m workbench import`: read generations, votes, Likert scores, chat feedback or corrections written by
+`export`.
 
     python -m workbench import --what generations generations.jsonl
     python -m workbench import --what votes votes.csv --token "$WORKBENCH_ADMIN_TOKEN"
@@ -14,7 +15,13 @@ import argparse
 
 from workbench.config import Settings
 
-IMPORTS = ("generations", "votes", "likert", "feedback")  # as workbench.store.export.IMPORTS, without the store
+IMPORTS = (
+    "generations",
+    "votes",
+    "likert",
+    "feedback",
+    "corrections",
+)  # as workbench.store.export.IMPORTS, without the store
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

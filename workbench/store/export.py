@@ -16,8 +16,8 @@ preferences carry a `source` column and export both unless `source` says "arena"
 Arena's alone (FastChat's form is for blind votes). A correction (a reply a person edited) is a preference too,
 the corrected text over the model's reply: preferences hold them with source "edit" (and under "all").
 
-generations, votes, likert and feedback can be imported back (`IMPORTS`), into the same or another store: rows are
-matched by generation uid and rating key, so importing a file twice adds nothing the second time. A
+generations, votes, likert, feedback and corrections can be imported back (`IMPORTS`), into the same or another store:
+rows are matched by generation uid and rating key, so importing a file twice adds nothing the second time. A
 generations file from before backends were recorded (no `backend` column) imports with the backend unknown. In
 CSV, lists and objects are JSON text. Exporting, importing and deleting need the admin token when one is set.
 """
@@ -43,7 +43,7 @@ from workbench.store.records import digest
 from workbench.store.schema import Generation
 
 EXPORTS = ("generations", "votes", "likert", "battles", "preferences", "feedback", "corrections")
-IMPORTS = ("generations", "votes", "likert", "feedback")
+IMPORTS = ("generations", "votes", "likert", "feedback", "corrections")
 # whose pairwise judgements: the Arena's votes, the chat's regenerate pairs, the chat's corrections (edited replies)
 SOURCES = ("all", "arena", "chat", "edit")
 FORMATS = ("jsonl", "csv")
@@ -116,6 +116,7 @@ _KEY_FIELDS = {
     "votes": ("generation_a_uid", "generation_b_uid", "winner", "rater", "tstamp"),
     "likert": ("generation_uid", "score", "rater", "tstamp"),
     "feedback": ("kind", "generation_uid", "other_generation_uid", "rater", "tstamp"),
+    "corrections": ("generation_uid", "rater", "tstamp"),
 }
 
 
@@ -253,6 +254,7 @@ class ExportMixin:
             "votes": self._import_vote,
             "likert": self._import_likert,
             "feedback": self._import_feedback,
+            "corrections": self._import_correction,
         }[what]
         added = 0
         for line, record in records:
@@ -357,9 +359,18 @@ class ExportMixin:
         )
         return 1 - before
 
-    def _count_key(self, table: str, key: str) -> int:
-        from workbench.store.schema import Feedback, Likert, Vote
+    def _import_correction(self, r: Mapping[str, Any]) -> int:
+        (gid,) = self._ids_for(r["generation_uid"])
+        key = self._import_key(r, _KEY_FIELDS["corrections"])
+        before = self._count_key("corrections", key)
+        tstamp = float(r["tstamp"]) if r.get("tstamp") is not None else None
+        text = r["messages"][-1]["content"]  # the SFT example's last message is the corrected reply
+        self.add_correction(gid, text, rater=r["rater"], session=r.get("session"), key=key, created_at=tstamp)
+        return 1 - before
 
-        model = {"votes": Vote, "likert": Likert, "feedback": Feedback}[table]
+    def _count_key(self, table: str, key: str) -> int:
+        from workbench.store.schema import Correction, Feedback, Likert, Vote
+
+        model = {"votes": Vote, "likert": Likert, "feedback": Feedback, "corrections": Correction}[table]
         with self._read() as s:
             return 1 if s.scalar(select(model.id).where(model.client_key == key)) is not None else 0

@@ -3,8 +3,8 @@
 
 A free Hugging Face Space has no persistent disk: the SQLite store inside the app's folder is gone at every
 restart. With `WORKBENCH_SYNC_DATASET=user/name` and `HF_TOKEN`, `start(settings)` (called by `app.py` before it
-launches) downloads the dataset's files, imports them (generations, then votes, Likert scores and chat feedback;
-rows are matched by uid and key, so a file read twice adds nothing), and starts a scheduler that, every
+launches) downloads the dataset's files, imports them (generations, then votes, Likert scores, chat feedback and
+corrections; rows are matched by uid and key, so a file read twice adds nothing), and starts a scheduler that, every
 `WORKBENCH_SYNC_EVERY` seconds, first writes each row the dataset lacks into a new file of the outbox and then
 lets `CommitScheduler` push what changed. The folders, under `var/sync/`:
 
@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from workbench.store import Store
 
 log = logging.getLogger(__name__)
-TABLES = ("generations", "votes", "likert", "feedback")  # the order rows are imported in: ratings need outputs
+# the order rows are imported in: ratings need outputs
+TABLES = ("generations", "votes", "likert", "feedback", "corrections")
 PRIVATE = ("session",)  # never leaves the store: the visitor's voter id
 
 
