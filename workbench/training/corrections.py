@@ -20,7 +20,7 @@ from typing import Any
 
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
-from workbench.training.votes import VoteFilters, correction_examples
+from workbench.training.votes import VoteFilters, correction_examples, write_records
 
 
 def write_corrections_sft(store: Any, settings: Settings, filters: VoteFilters, path: Path) -> dict[str, int]:
@@ -29,20 +29,13 @@ def write_corrections_sft(store: Any, settings: Settings, filters: VoteFilters, 
     Raises:
         WorkbenchError: No correction passes the filters (nothing is written).
     """
-    from workbench.store.export import write_jsonl
-
     records, counts = correction_examples(store, settings, filters, "sft")
     if not records:
         raise WorkbenchError(
             f"No corrections to train on ({counts.get('corrections', 0)} in the store, "
             f"{counts.get('filtered_out', 0)} filtered out): edit some replies in the Chat tab first."
         )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
-        write_jsonl(records, out)
-    tmp.replace(path)
+    write_records(records, path)
     return counts
 
 

@@ -192,20 +192,25 @@ def write_vote_pairs(store: Any, settings: Settings, filters: VoteFilters, path:
     Raises:
         WorkbenchError: No votes, or fewer usable pairs than preference training needs (nothing is written).
     """
-    from workbench.store.export import write_jsonl
-
     records, counts = vote_pairs(store, settings, filters)
     if not counts.get("votes") and not counts.get("corrections"):
         raise WorkbenchError("The store holds no votes yet: rate some pairs in the Arena or on the Rate page first.")
     if len(records) < MIN_PAIRS:
         raise WorkbenchError(f"Too few usable pairs: {describe(counts)} Preference training needs {MIN_PAIRS}.")
+    write_records(records, path)
+    return counts
+
+
+def write_records(records: list[dict[str, Any]], path: Path) -> None:
+    """Write a run's training records to `path` as JSONL, whole or not at all (a temporary file renamed)."""
+    from workbench.store.export import write_jsonl
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as out:
         write_jsonl(records, out)
     tmp.replace(path)
-    return counts
 
 
 def pairs_path(settings: Settings, run: str) -> Path:
