@@ -81,6 +81,7 @@ def test_only_a_reply_this_server_made_in_this_session_can_be_corrected(tmp_path
         ("s", HISTORY, 0, NOT_A_REPLY),  # the visitor's own message
         ("s", HISTORY, 5, NOT_A_REPLY),
         ("s", HISTORY, "1", NOT_A_REPLY),
+        ("s", HISTORY, True, NOT_A_REPLY),
     ):
         with pytest.raises(WorkbenchError) as refused:
             fb.correct(session, history, index, "Paris.", owner)

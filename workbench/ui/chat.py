@@ -215,7 +215,8 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
     """
     with gr.Row():
         with gr.Column(scale=3):
-            # Replies (and messages, which the server refuses to edit) show a pencil where someone may edit here.
+            # A pencil on each message where someone may edit here (the owner; visitors where allowed). Gradio 6.31
+            # has no replies-only mode ("user" or "all"), so the server refuses an edit of a person's own message.
             editing = ctx.settings.visitor_edits or ctx.settings.admin_without_token
             chatbot = gr.Chatbot(
                 elem_id="chatbot",

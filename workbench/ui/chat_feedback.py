@@ -206,7 +206,9 @@ class Feedback:
         text = message_text(text) if isinstance(text, list) else text  # Gradio may send a list of text parts
         if not isinstance(text, str):
             raise WorkbenchError("The edited reply must be text.")
-        if not isinstance(index, int) or not 0 <= index < len(history) or history[index]["role"] != "assistant":
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(history):
+            raise WorkbenchError(NOT_A_REPLY)
+        if history[index]["role"] != "assistant":
             raise WorkbenchError(NOT_A_REPLY)
         entry = self.replies.find(session, history[:index], history[index]["content"], edited=True)
         if entry is None:
