@@ -38,6 +38,7 @@ EXPORTS = {
     "generations": "Generations (every stored output)",
     "battles": "Battles (FastChat clean-battle form)",
     "preferences": "Preference pairs (TRL DPO: prompt / chosen / rejected)",
+    "corrections": "Corrections (edited chat replies as SFT examples)",
 }
 
 

@@ -397,6 +397,13 @@ class Settings:
         "what a visitor may choose: base, adapters (loading a new one only while llama.cpp has room), remote "
         "(remote models, which may cost money)",
     )
+    visitor_edits: bool = setting(
+        False,
+        "WORKBENCH_VISITOR_EDITS",
+        flag,
+        "1 lets visitors edit the model's replies in the chat, each edit kept as a correction for training (the "
+        "owner always may); off, only the owner may",
+    )
     upload_mb: int = setting(
         100, "WORKBENCH_UPLOAD_MB", whole(0, 1_000_000), "megabytes one admin address may upload per hour (0: none)"
     )

@@ -141,3 +141,47 @@ def test_every_mistake_is_answered_in_words_under_the_message_box(page, gradio_a
     notice_says(page, "There is no adapter called 'no-such-adapter'; `python -m workbench models` lists them.")
     expect(box).to_have_value(EXAMPLES[0])
     page.screenshot(path=artifacts / "chat_mistakes.png", full_page=True)
+
+
+def test_an_edited_reply_is_kept_as_a_correction_and_exported(page, gradio_app, artifacts, tmp_path):
+    """The owner (this machine) edits the model's reply in place: the page shows the edit, and the store's export
+    has it as an SFT line (the conversation answered with the edit) and a pair (the edit over the original)."""
+    import json
+    import subprocess
+    import sys
+
+    from workbench.ui.chat import EDIT_NOTE
+
+    page.goto(gradio_app.url, wait_until="domcontentloaded")
+    box = page.locator("#msg textarea")
+    expect(box).to_be_editable()
+    expect(page.locator("#edit-note")).to_contain_text(EDIT_NOTE.removeprefix("<small>").removesuffix("</small>"))
+    set_slider(page, "temperature", 0)
+    set_slider(page, "max-new-tokens", 8)
+    box.fill("What is the capital of France?")
+    box.press("Enter")
+    expect(page.locator("#stats")).to_contain_text("stopped:")
+    bot = page.locator('#chatbot [data-testid="bot"]').last
+    original = bot.inner_text().strip()
+    corrected = "The capital of France is Paris (edited in the browser)."
+    bot.hover()
+    page.locator("#chatbot").get_by_role("button", name="Edit").last.click()
+    editor = page.locator("#chatbot textarea").last
+    editor.fill(corrected)
+    page.locator("#chatbot").get_by_role("button", name="Submit").last.click()
+    expect(bot).to_have_text(corrected)
+    expect(page.locator("#chat-notice")).to_have_text("")
+    page.screenshot(path=artifacts / "chat_edited.png", full_page=True)
+
+    def export(*args: str) -> list[dict]:
+        out = tmp_path / f"{args[1]}.jsonl"
+        command = [sys.executable, "-m", "workbench", "export", *args, "--out", str(out)]
+        subprocess.run(command, env=gradio_app.env, check=True, capture_output=True, timeout=120)
+        return [json.loads(line) for line in out.read_text().splitlines()]
+
+    (sft,) = [r for r in export("--what", "corrections") if r["messages"][-1]["content"] == corrected]
+    assert sft["messages"][-2] == {"role": "user", "content": "What is the capital of France?"}
+    pairs = export("--what", "preferences", "--source", "edit")
+    (pair,) = [p for p in pairs if p["chosen"] == [{"role": "assistant", "content": corrected}]]
+    assert pair["rejected"][0]["content"].strip() == original and pair["source"] == "edit"
+    assert pair["prompt"][-1] == {"role": "user", "content": "What is the capital of France?"}

@@ -28,7 +28,8 @@ SECRET = b"0123456789abcdef" * 4  # a voter-id key, as access.voter_secret makes
 
 
 def fill(store: Store) -> None:
-    """What a Space collects: an Arena vote with a reason, a chat like and a regenerate pair, a Likert score."""
+    """What a Space collects: an Arena vote with a reason, a chat like, a regenerate pair and a correction, a Likert
+    score."""
     voter = voter_id(ADDRESS, SECRET)
     a = store.add_generation("base", "Hi?", "Hello.", None, origin="battle")
     b = store.add_generation("base", "Hi?", "Hey!", {"temperature": 1.2}, origin="battle")
@@ -37,6 +38,7 @@ def fill(store: Store) -> None:
     new = store.add_generation("base", "Name a colour.", "Teal.", None, origin="chat")
     store.add_feedback("preferred", new, other=old, rater=None, session=voter)
     store.add_feedback("like", new, rater=None, session=voter)
+    store.add_correction(old, "Blue.", rater=None, session=voter)
     store.add_likert(a, 4, rater="alice")
     store.drop_rater("alice")  # the owner drops a rater, takes it back, and drops the visitor
     store.undrop_rater("alice")
@@ -55,7 +57,14 @@ def test_the_outbox_holds_every_row_once_without_secrets(tmp_path):
     with Store(f"sqlite:///{tmp_path / 'space.db'}") as store:
         fill(store)
         outbox = sync.Outbox(store, tmp_path / "outbox")
-        assert outbox.write_new() == {"generations": 4, "votes": 1, "likert": 1, "feedback": 2, "rater_status": 3}
+        assert outbox.write_new() == {
+            "generations": 4,
+            "votes": 1,
+            "likert": 1,
+            "feedback": 2,
+            "corrections": 1,
+            "rater_status": 3,
+        }
         assert outbox.write_new() == dict.fromkeys(sync.TABLES, 0)  # nothing new
         store.add_vote(
             store.add_generation("base", "Bye?", "Bye.", None),
@@ -63,19 +72,19 @@ def test_the_outbox_holds_every_row_once_without_secrets(tmp_path):
             "a",
             rater="bob",
         )
-        assert outbox.write_new() == {"generations": 2, "votes": 1, "likert": 0, "feedback": 0, "rater_status": 0}
+        assert outbox.write_new() == {
+            "generations": 2,
+            "votes": 1,
+            "likert": 0,
+            "feedback": 0,
+            "corrections": 0,
+            "rater_status": 0,
+        }
     files = sorted(
         p.relative_to(tmp_path / "outbox").as_posix() for p in (tmp_path / "outbox").rglob("*") if p.is_file()
     )
-    assert [f.split("/")[0] for f in files] == [
-        "feedback",
-        "generations",
-        "generations",
-        "likert",
-        "rater_status",
-        "votes",
-        "votes",
-    ]
+    tables = ["corrections", "feedback", "generations", "generations", "likert", "rater_status", "votes", "votes"]
+    assert [f.split("/")[0] for f in files] == tables
     assert not [f for f in files if "/." in f or not f.endswith(".jsonl")]  # no temporary file left behind
     rows = read_folder(tmp_path / "outbox")
     assert [v["reason"] for v in rows["votes"]] == ["warmer", None] and all(
@@ -101,6 +110,7 @@ def test_a_restart_reads_the_folder_back_into_an_empty_store_and_a_second_adds_n
             "votes": 1,
             "likert": 1,
             "feedback": 2,
+            "corrections": 1,
             "rater_status": 3,
         }
         assert sync.load_folder(fresh, tmp_path / "dataset") == dict.fromkeys(sync.TABLES, 0)  # a second start
@@ -109,6 +119,7 @@ def test_a_restart_reads_the_folder_back_into_an_empty_store_and_a_second_adds_n
             "rater"
         ]
         assert [f["kind"] for f in after["feedback"]] == ["preferred", "like"]
+        assert [(c["original"], c["corrected"]) for c in fresh.correction_rows()] == [("Red.", "Blue.")]
         assert fresh.reaction_counts().to_dict("records") == [{"model": "base", "likes": 1, "dislikes": 0}]
         assert after["likert"][0]["score"] == 4
         assert fresh.dropped_raters() == {anonymous_rater(voter_id(ADDRESS, SECRET)): "steering"}  # as it was

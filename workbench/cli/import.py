@@ -1,4 +1,5 @@
-"""`python -m workbench import`: read generations, votes, Likert scores or chat feedback written by `export`.
+"""`python -m workbench import`: read generations, votes, Likert scores, chat feedback or corrections written by
+`export`.
 
     python -m workbench import --what generations generations.jsonl
     python -m workbench import --what votes votes.csv --token "$WORKBENCH_ADMIN_TOKEN"
@@ -15,7 +16,7 @@ import argparse
 from workbench.config import Settings
 
 # As workbench.store.export.IMPORTS, without importing the store.
-IMPORTS = ("generations", "votes", "likert", "feedback", "rater_status")
+IMPORTS = ("generations", "votes", "likert", "feedback", "corrections", "rater_status")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -6,6 +6,8 @@ JSON summary.
     workbench train --data my.jsonl --name x --validate-only   # the validation report, no training
     workbench train --method dpo --data pairs.jsonl --name x     # prompt/chosen/rejected pairs
     workbench train --method dpo --from-votes --name x --init-adapter identity --report-to tensorboard
+    workbench train --method dpo --from-votes --vote-source edit --name x   # corrections: edited over original
+    workbench train --from-corrections --name x                  # SFT on the chat's corrections (edited replies)
     accelerate launch --num_processes 2 -m workbench train --data ... --name ...   # DDP, one process per GPU
 
 The validation report prints first (every dropped line with its reason); `--json` prints the run summary
@@ -70,9 +72,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     votes.add_argument(
         "--vote-source",
-        choices=("arena", "chat", "all"),
+        choices=("arena", "chat", "edit", "all"),
         default="arena",
-        help="the Arena's blind votes, the chat's regenerate pairs (a reply regenerated and kept), or both",
+        help="the Arena's blind votes, the chat's regenerate pairs (a reply regenerated and kept), its corrections "
+        "(a reply a person edited, preferred over the original), or all",
+    )
+    votes.add_argument(
+        "--from-corrections",
+        action="store_true",
+        help="SFT on the chat's corrections (the conversation answered with the edited reply), under the "
+        "--vote-checkpoint, --vote-rater and --vote-raters filters",
     )
     _add_hyperparameters(p)
     add_model_flags(p)
@@ -118,7 +127,9 @@ def job_config(args: argparse.Namespace, settings) -> JobConfig:
     given = _given(args)
     if args.resume:
         extra = [hparams.flag(f.name) for f, _ in HYPERPARAMETERS if f.name in given] + [
-            f for f in ("--data", "--val", "--from-votes") if getattr(args, f[2:].replace("-", "_"))
+            f
+            for f in ("--data", "--val", "--from-votes", "--from-corrections")
+            if getattr(args, f[2:].replace("-", "_"))
         ]
         if extra:
             raise WorkbenchError(
@@ -126,7 +137,13 @@ def job_config(args: argparse.Namespace, settings) -> JobConfig:
             )
         return JobConfig.from_dict(load_job(RunPaths.of(settings, args.name))["config"])
     votes = None
-    if args.from_votes:
+    if args.from_corrections:
+        if args.data or args.from_votes or given.get("method", "sft") != "sft":
+            raise WorkbenchError(
+                "--from-corrections trains SFT on the store's corrections: leave out --data, --from-votes and --method."
+            )
+        args.data = str(_correction_examples(args, settings))
+    elif args.from_votes:
         if args.data or given.get("method", "dpo") != "dpo":
             raise WorkbenchError("--from-votes trains DPO on the store's votes: leave out --data and --method sft.")
         given["method"] = "dpo"
@@ -141,9 +158,22 @@ def _vote_pairs(args: argparse.Namespace, settings) -> dict[str, object]:
     """Write the run's pairs from the store's votes; returns the filters, counts and the file's path."""
     from workbench.store import Store
     from workbench.training.checkpoints import check_run_folder
-    from workbench.training.votes import VoteFilters, describe, pairs_path, write_vote_pairs
+    from workbench.training.votes import describe, pairs_path, write_vote_pairs
 
-    filters = VoteFilters(
+    filters = _filters(args)
+    check_run_folder(RunPaths.of(settings, args.name), resume=False)  # never overwrite a run's pairs
+    path = pairs_path(settings, args.name)
+    with Store.open(settings) as store:
+        counts = write_vote_pairs(store, settings, filters, path)
+    print(describe(counts), file=sys.stderr)
+    return {"filters": filters.to_dict(), "counts": counts, "store": store.dialect, "path": path}
+
+
+def _filters(args: argparse.Namespace):
+    """The --vote-* filters, checked (one sentence for a bad value)."""
+    from workbench.training.votes import VoteFilters
+
+    return VoteFilters(
         checkpoints=tuple(args.vote_checkpoint or ()),
         raters=tuple(args.vote_rater or ()),
         same_settings=args.vote_same_settings,
@@ -152,12 +182,21 @@ def _vote_pairs(args: argparse.Namespace, settings) -> dict[str, object]:
         source=args.vote_source,
         unreviewed=args.vote_unreviewed,
     )
-    check_run_folder(RunPaths.of(settings, args.name), resume=False)  # never overwrite a run's pairs
-    path = pairs_path(settings, args.name)
+
+
+def _correction_examples(args: argparse.Namespace, settings):
+    """Write the run's SFT examples from the store's corrections; returns the file's path."""
+    from workbench.store import Store
+    from workbench.training.checkpoints import check_run_folder
+    from workbench.training.corrections import sft_path, write_corrections_sft
+
+    filters = _filters(args)
+    check_run_folder(RunPaths.of(settings, args.name), resume=False)  # never overwrite a run's examples
+    path = sft_path(settings, args.name)
     with Store.open(settings) as store:
-        counts = write_vote_pairs(store, settings, filters, path)
-    print(describe(counts), file=sys.stderr)
-    return {"filters": filters.to_dict(), "counts": counts, "store": store.dialect, "path": path}
+        counts = write_corrections_sft(store, settings, filters, path)
+    print(f"{counts.get('corrections', 0)} corrections -> {counts['examples']} SFT examples.", file=sys.stderr)
+    return path
 
 
 def _cancel_on_signals(cancel: threading.Event) -> None:

@@ -15,11 +15,13 @@ older database is upgraded in place when opened. Torch-free, and light to import
     store.battles()                                   # FastChat clean-battle DataFrame for workbench.ratings.scoring
     store.add_feedback("like", gid, rater=None, session=voter)   # the chat's likes and regenerate pairs
     store.drop_rater("anon-1f2e3d4c5b6a7988")         # their votes kept, left out of the leaderboard (admin)
+    store.add_correction(gid, "Paris.", rater=None, session=voter)  # a chat reply a person edited
 """
 
 from __future__ import annotations
 
 from workbench.store.base import StoreBase
+from workbench.store.corrections import CorrectionsMixin
 from workbench.store.export import ExportMixin
 from workbench.store.feedback import FeedbackMixin
 from workbench.store.frames import FramesMixin
@@ -72,6 +74,7 @@ class Store(
     RatingsMixin,
     RaterStatusMixin,
     FeedbackMixin,
+    CorrectionsMixin,
     VisitorPromptsMixin,
     FramesMixin,
     TalliesMixin,

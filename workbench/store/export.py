@@ -8,14 +8,18 @@ What can be exported (`EXPORTS`):
     preferences  decisive votes as TRL DPO pairs in conversational form: prompt / chosen / rejected messages
     feedback     the chat's likes, dislikes (and reactions taken back) and regenerate pairs, by generation uid
     rater_status the owner dropping a rater from the leaderboard, or counting them again (`workbench.store.raters`)
+    corrections  chat replies a person edited, as SFT examples in chat form: the conversation answered with the
+                 corrected text (with the checkpoint, the reply's uid, rater and time)
 
 Pairwise judgements come from two sources: the Arena's blind votes ("arena") and the chat's regenerate pairs
 ("chat": the visitor regenerated a reply and kept the new one, which is `generation_a` and the winner). votes and
 preferences carry a `source` column and export both unless `source` says "arena" or "chat"; battles are the
-Arena's alone (FastChat's form is for blind votes).
+Arena's alone (FastChat's form is for blind votes). A correction (a reply a person edited) is a preference too,
+the corrected text over the model's reply: preferences hold them with source "edit" (and under "all").
 
-generations, votes, likert, feedback and rater_status can be imported back (`IMPORTS`), into the same or another
-store: rows are matched by generation uid and rating key, so importing a file twice adds nothing the second time. A
+generations, votes, likert, feedback, corrections and rater_status can be imported back (`IMPORTS`), into the same
+or another store: rows are matched by generation uid and rating key, so importing a file twice adds nothing the
+second time. A
 generations file from before backends were recorded (no `backend` column) imports with the backend unknown. In
 CSV, lists and objects are JSON text. Exporting, importing and deleting need the admin token when one is set.
 """
@@ -33,6 +37,7 @@ from sqlalchemy import select
 
 from workbench.errors import WorkbenchError
 from workbench.jsonl import iter_json_lines, read_text
+from workbench.store.corrections import correction_pair, sft_example
 from workbench.store.feedback import FEEDBACK_COLUMNS
 from workbench.store.frames import LIKERT_COLUMNS, VOTE_COLUMNS, battle_from_vote
 from workbench.store.generations import GENERATION_COLUMNS
@@ -40,9 +45,10 @@ from workbench.store.raters import RATER_STATUS_COLUMNS
 from workbench.store.records import digest
 from workbench.store.schema import Generation
 
-EXPORTS = ("generations", "votes", "likert", "battles", "preferences", "feedback", "rater_status")
-IMPORTS = ("generations", "votes", "likert", "feedback", "rater_status")
-SOURCES = ("all", "arena", "chat")  # whose pairwise judgements: the Arena's votes, the chat's regenerate pairs
+EXPORTS = ("generations", "votes", "likert", "battles", "preferences", "feedback", "corrections", "rater_status")
+IMPORTS = ("generations", "votes", "likert", "feedback", "corrections", "rater_status")
+# whose pairwise judgements: the Arena's votes, the chat's regenerate pairs, the chat's corrections (edited replies)
+SOURCES = ("all", "arena", "chat", "edit")
 FORMATS = ("jsonl", "csv")
 # A vote row points at its generations by uid: the store's internal ids and the generations' own columns (text,
 # settings) stay out, since the generations export carries them. Any other vote column is exported.
@@ -61,6 +67,7 @@ LIKERT_EXPORT = [
     c for c in LIKERT_COLUMNS if c not in ("generation_id", "prompt_hash", "messages", "output", "settings")
 ]
 GENERATION_EXPORT = [c for c in GENERATION_COLUMNS if c != "prompt_id"]
+_CORRECTION_EXTRAS = ("model", "generation_uid", "rater", "tstamp", "key")  # beside the SFT example's messages
 _JSON_FIELDS = {
     "messages",
     "messages_b",
@@ -112,6 +119,7 @@ _KEY_FIELDS = {
     "votes": ("generation_a_uid", "generation_b_uid", "winner", "rater", "tstamp"),
     "likert": ("generation_uid", "score", "rater", "tstamp"),
     "feedback": ("kind", "generation_uid", "other_generation_uid", "rater", "tstamp"),
+    "corrections": ("generation_uid", "rater", "tstamp"),
     "rater_status": ("kind", "rater", "tstamp"),
 }
 
@@ -182,7 +190,8 @@ class ExportMixin:
         self, what: str, *, token: str | None = None, source: str = "all"
     ) -> tuple[list[dict[str, Any]], list[str]]:
         """The rows of one export (see EXPORTS) and its column order (admin). `source` limits votes and
-        preferences to the Arena's votes ("arena") or the chat's regenerate pairs ("chat")."""
+        preferences to the Arena's votes ("arena"), the chat's regenerate pairs ("chat") or, for preferences, its
+        corrections ("edit")."""
         self.check_admin(token)
         check_source(source)
         # From the rows, not the DataFrames: pandas turns a missing text value into NaN, which is not JSON.
@@ -192,6 +201,9 @@ class ExportMixin:
             return [{c: r[c] for c in LIKERT_EXPORT} for r in self._likert_rows()], LIKERT_EXPORT
         if what == "feedback":
             return self.feedback_rows(), list(FEEDBACK_COLUMNS)
+        if what == "corrections":
+            records = [{**sft_example(r), **{k: r[k] for k in _CORRECTION_EXTRAS}} for r in self.correction_rows()]
+            return records, ["messages", *_CORRECTION_EXTRAS]
         if what == "rater_status":
             return self.rater_status_rows(), list(RATER_STATUS_COLUMNS)
         if what == "battles":
@@ -202,6 +214,8 @@ class ExportMixin:
             if what == "votes":
                 return [{c: r[c] for c in VOTE_EXPORT} for r in rows], VOTE_EXPORT
             pairs = [p for p in map(preference_pair, rows) if p is not None]
+            if source in ("all", "edit"):
+                pairs += [correction_pair(r) for r in self.correction_rows()]
             return pairs, ["prompt", "chosen", "rejected", "source"]
         raise WorkbenchError(f"Export one of {', '.join(EXPORTS)}, not {what!r}.")
 
@@ -246,6 +260,7 @@ class ExportMixin:
             "votes": self._import_vote,
             "likert": self._import_likert,
             "feedback": self._import_feedback,
+            "corrections": self._import_correction,
             "rater_status": lambda r: self._import_rater_status(r, self._import_key(r, _KEY_FIELDS["rater_status"])),
         }[what]
         added = 0
@@ -351,9 +366,18 @@ class ExportMixin:
         )
         return 1 - before
 
-    def _count_key(self, table: str, key: str) -> int:
-        from workbench.store.schema import Feedback, Likert, Vote
+    def _import_correction(self, r: Mapping[str, Any]) -> int:
+        (gid,) = self._ids_for(r["generation_uid"])
+        key = self._import_key(r, _KEY_FIELDS["corrections"])
+        before = self._count_key("corrections", key)
+        tstamp = float(r["tstamp"]) if r.get("tstamp") is not None else None
+        text = r["messages"][-1]["content"]  # the SFT example's last message is the corrected reply
+        self.add_correction(gid, text, rater=r["rater"], session=r.get("session"), key=key, created_at=tstamp)
+        return 1 - before
 
-        model = {"votes": Vote, "likert": Likert, "feedback": Feedback}[table]
+    def _count_key(self, table: str, key: str) -> int:
+        from workbench.store.schema import Correction, Feedback, Likert, Vote
+
+        model = {"votes": Vote, "likert": Likert, "feedback": Feedback, "corrections": Correction}[table]
         with self._read() as s:
             return 1 if s.scalar(select(model.id).where(model.client_key == key)) is not None else 0

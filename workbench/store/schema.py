@@ -216,6 +216,22 @@ class Feedback(Base):
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
+class Correction(Base):
+    """A chat reply as a person corrected it: `generation` is the reply the model made (stored, with its
+    conversation), `text` what the person wrote in its place. Rows are only ever added: a rater's current
+    correction of a reply is their newest row for it. `client_key` makes a repeat a no-op."""
+
+    __tablename__ = "corrections"
+    __table_args__ = (Index("ix_corrections_rater_generation", "rater", "generation_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    rater: Mapped[str] = mapped_column(String(64))
+    session: Mapped[str | None] = mapped_column(String(64))
+    client_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
 class EvalResult(Base):
     """One metric of one evaluation suite on one checkpoint, with everything needed to reproduce it."""
 

@@ -3,9 +3,9 @@
 
 A free Hugging Face Space has no persistent disk: the SQLite store inside the app's folder is gone at every
 restart. With `WORKBENCH_SYNC_DATASET=user/name` and `HF_TOKEN`, `start(settings)` (called by `app.py` before it
-launches) downloads the dataset's files, imports them (generations, then votes, Likert scores, chat feedback and the
-owner's drops of raters; rows are matched by uid and key, so a file read twice adds nothing), and starts a scheduler
-that, every
+launches) downloads the dataset's files, imports them (generations, then votes, Likert scores, chat feedback,
+corrections and the owner's drops of raters; rows are matched by uid and key, so a file read twice adds nothing),
+and starts a scheduler that, every
 `WORKBENCH_SYNC_EVERY` seconds, first writes each row the dataset lacks into a new file of the outbox and then
 lets `CommitScheduler` push what changed. The folders, under `var/sync/`:
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 # The order rows are imported in: ratings need outputs; the owner's drops come last, after the votes they name.
-TABLES = ("generations", "votes", "likert", "feedback", "rater_status")
+TABLES = ("generations", "votes", "likert", "feedback", "corrections", "rater_status")
 PRIVATE = ("session",)  # never leaves the store: the visitor's voter id
 
 

@@ -3,14 +3,16 @@
     filters = VoteFilters(checkpoints=("base", "identity"), min_agreement=0.6, rater_kind="humans")
     counts = write_vote_pairs(store, settings, filters, path)   # {"votes": 40, "ties": 5, ..., "pairs": 28}
 
-Two sources of pairwise judgements feed it, kept apart by `VoteFilters.source`: the Arena's blind votes ("arena",
-the default) and the chat's regenerate pairs ("chat": a visitor regenerated a reply and kept the new one); "all"
-takes both. Votes are grouped by the pair of outputs they judged: each pair of outputs becomes at most one preference,
-its winner the majority of its decisive votes, kept when that majority's share reaches `min_agreement`. By default a
-pair is used only when it is reviewed: its prompt is one the owner gave or approved (a prompt set, the owner's own
-typing, visitors' prompts once approved: `Store.reviewed`), or two or more distinct raters voted for its winner. A
-visitor who types a prompt and votes for the answer they want would otherwise write the training data alone
-(issue 27); `VoteFilters.unreviewed` brings back every pair. Raters the owner dropped never count.
+Three sources of pairwise judgements feed it, kept apart by `VoteFilters.source`: the Arena's blind votes ("arena",
+the default), the chat's regenerate pairs ("chat": a visitor regenerated a reply and kept the new one) and the chat's
+corrections ("edit": the text a person wrote in place of a reply, preferred over it; `correction_examples`, which
+`training.corrections` also writes as SFT examples); "all" takes them all. Votes are grouped by the pair of outputs
+they judged: each pair of outputs becomes at most one preference, its winner the majority of its decisive votes,
+kept when that majority's share reaches `min_agreement`. By default a pair is used only when it is reviewed: its
+prompt is one the owner gave or approved (a prompt set, the owner's own typing, visitors' prompts once approved:
+`Store.reviewed`), or two or more distinct raters voted for its winner. A visitor who types a prompt and votes for
+the answer they want would otherwise write the training data alone (issue 27); `VoteFilters.unreviewed` brings back
+every pair. Raters the owner dropped never count.
 Only people's votes count unless `rater_kind` says "judges" (LLM judges', raters named "judge:<model>") or
 "all". Ties and both-bad votes are dropped and counted, as are votes whose outputs were never stored (empty text)
 and any pair whose two outputs answer different prompts. Each record carries the chat template its outputs
@@ -28,6 +30,7 @@ from typing import Any
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.registry import CHAT_TEMPLATE_FILE
+from workbench.store.corrections import correction_pair, sft_example
 from workbench.store.export import SOURCES
 from workbench.store.records import check_rater_kind, is_judge
 from workbench.training.preferences import MIN_PAIRS
@@ -43,7 +46,8 @@ class VoteFilters:
         same_settings: Keep only votes whose two outputs used the same generation settings.
         min_agreement: Share of a pair's decisive votes the majority needs (0.5 keeps any strict majority).
         rater_kind: Whose votes count: "humans" (people's only, the default), "judges" (LLM judges') or "all".
-        source: "arena" (the Arena's blind votes), "chat" (the chat's regenerate pairs) or "all".
+        source: "arena" (the Arena's blind votes), "chat" (the chat's regenerate pairs), "edit" (the chat's
+            corrections) or "all".
         unreviewed: Also use pairs on prompts visitors typed (not approved) whose winner fewer than two distinct
             raters voted for: a single visitor's votes on their own prompts (off by default).
     """
@@ -144,14 +148,57 @@ def vote_pairs(store: Any, settings: Settings, filters: VoteFilters) -> tuple[li
         if template_a is not None:
             record["chat_template"] = template_a
         records.append(record)
+    if filters.source in ("all", "edit"):
+        edits, edit_counts = correction_examples(store, settings, filters, "pairs")
+        records += edits
+        counts["corrections"] = edit_counts.get("corrections", 0)
+        counts["filtered_out"] += edit_counts.get("filtered_out", 0)
     counts["pairs"] = len(records)
+    return records, {k: n for k, n in counts.items() if n or k in ("votes", "pairs")}
+
+
+CORRECTION_FORMS = ("sft", "pairs")
+
+
+def _kept_correction(row: dict[str, Any], filters: VoteFilters) -> bool:
+    if filters.checkpoints and row["model"] not in filters.checkpoints:
+        return False
+    if filters.raters and row["rater"] not in filters.raters:
+        return False
+    return filters.rater_kind == "all" or is_judge(row["rater"]) == (filters.rater_kind == "judges")
+
+
+def correction_examples(
+    store: Any, settings: Settings, filters: VoteFilters, form: str
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """(records, counts) from the store's current corrections under `filters`, as SFT examples ("sft") or as
+    preference pairs ("pairs"); counts are corrections, filtered_out and examples."""
+    if form not in CORRECTION_FORMS:
+        raise WorkbenchError(f"Corrections train as one of {', '.join(CORRECTION_FORMS)}, not {form!r}.")
+    counts: Counter[str] = Counter()
+    records, cache = [], {}
+    for row in store.correction_rows():
+        counts["corrections"] += 1
+        if not _kept_correction(row, filters):
+            counts["filtered_out"] += 1
+            continue
+        record = sft_example(row) if form == "sft" else correction_pair(row)
+        if form == "pairs":
+            record.update(chosen_checkpoint=None, rejected_checkpoint=row["model"], votes=1)
+        template = _template(settings, row["model"], cache)
+        if template is not None:
+            record["chat_template"] = template
+        records.append(record)
+    counts["examples"] = len(records)
     return records, dict(counts)
 
 
 def describe(counts: dict[str, int]) -> str:
     """One sentence: how many votes became how many pairs, and what was dropped why."""
-    dropped = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if k not in ("votes", "pairs") and n)
-    return f"{counts.get('votes', 0)} votes -> {counts.get('pairs', 0)} preference pairs" + (
+    given = ("votes", "corrections", "pairs")
+    dropped = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if k not in given and n)
+    edits = f" and {counts['corrections']} corrections" if counts.get("corrections") else ""
+    return f"{counts.get('votes', 0)} votes{edits} -> {counts.get('pairs', 0)} preference pairs" + (
         f" (dropped: {dropped})." if dropped else "."
     )
 
@@ -162,20 +209,25 @@ def write_vote_pairs(store: Any, settings: Settings, filters: VoteFilters, path:
     Raises:
         WorkbenchError: No votes, or fewer usable pairs than preference training needs (nothing is written).
     """
-    from workbench.store.export import write_jsonl
-
     records, counts = vote_pairs(store, settings, filters)
-    if not counts.get("votes"):
+    if not counts.get("votes") and not counts.get("corrections"):
         raise WorkbenchError("The store holds no votes yet: rate some pairs in the Arena or on the Rate page first.")
     if len(records) < MIN_PAIRS:
         raise WorkbenchError(f"Too few usable pairs: {describe(counts)} Preference training needs {MIN_PAIRS}.")
+    write_records(records, path)
+    return counts
+
+
+def write_records(records: list[dict[str, Any]], path: Path) -> None:
+    """Write a run's training records to `path` as JSONL, whole or not at all (a temporary file renamed)."""
+    from workbench.store.export import write_jsonl
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as out:
         write_jsonl(records, out)
     tmp.replace(path)
-    return counts
 
 
 def pairs_path(settings: Settings, run: str) -> Path:

@@ -47,6 +47,7 @@ STREAM_EVERY_S = 0.08
 UPDATES_PER_CORE_S = 8
 LANE_PER_SLOT = 2
 NOTHING_TO_UNDO = "There is no message to regenerate or undo yet."
+EDIT_NOTE = "<small>An edited reply is kept as a correction, to train the model on.</small>"
 # Prompts the embedded model answered right with the default settings on all 6 seeds tried with the prompts of
 # `bench --case demo_quality` (workbench/bench/quality.py): a newcomer's first try should work.
 EXAMPLES = (
@@ -214,7 +215,16 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
     """
     with gr.Row():
         with gr.Column(scale=3):
-            chatbot = gr.Chatbot(elem_id="chatbot", height=460, label="Conversation", buttons=["copy"])
+            # A pencil on each message where someone may edit here (the owner; visitors where allowed). Gradio 6.31
+            # has no replies-only mode ("user" or "all"), so the server refuses an edit of a person's own message.
+            editing = ctx.settings.visitor_edits or ctx.settings.admin_without_token
+            chatbot = gr.Chatbot(
+                elem_id="chatbot",
+                height=460,
+                label="Conversation",
+                buttons=["copy"],
+                editable="all" if editing else None,
+            )
             chat_feedback.kept_note(ctx)
             with gr.Row():
                 message = gr.Textbox(
@@ -233,6 +243,8 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
                 undo = gr.Button("Undo", elem_id="undo", size="sm")
                 clear = gr.Button("Clear", elem_id="clear", size="sm")
             stats = gr.Markdown("", elem_id="stats")
+            if editing:
+                gr.Markdown(EDIT_NOTE, elem_id="edit-note")
             # A click puts the prompt in the box (nothing runs until Send; no API endpoint is published).
             gr.Examples([[p] for p in EXAMPLES], inputs=[message], label="Try one", elem_id="chat-examples")
             tokens = chat_tuning.token_view_layout()
@@ -315,6 +327,7 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
     )
     chat_tuning.wire_presets(ctx, preset, checkpoint, sliders, notice)
     chat_feedback.wire_likes(ctx, chatbot)
+    chat_feedback.wire_edits(ctx, chatbot, notice)
     chat_tuning.wire_token_view(ctx, tokens, chatbot, system, checkpoint, temperature, top_p, top_k, lane)
     _wire_generation(chat_fn, message, send, regenerate, undo, chatbot, stats, notice, pending, settings_inputs, lane)
     clear.click(

@@ -1,8 +1,9 @@
-"""Feedback in the chat: a like or dislike on each reply, and a regenerated reply the visitor keeps recorded as a
-preference pair (the new reply preferred over the one it replaced).
+"""Feedback in the chat: a like or dislike on each reply, a regenerated reply the visitor keeps recorded as a
+preference pair (the new reply preferred over the one it replaced), and a reply edited in place kept as a correction.
 
     chat_fn = recording(ctx, make_chat_fn(ctx))     # remembers each reply this server made, per browser session
     wire_likes(ctx, chatbot)                         # Chatbot.like -> a "like"/"dislike"/"cleared" row
+    wire_edits(ctx, chatbot, notice)                 # Chatbot.edit -> a correction of that reply
 
 The server trusts only replies it made itself: `recording` keeps the last replies of each session (conversation,
 reply, checkpoint, settings) in memory, and a like, or a "kept" regenerate, is matched against them, never taken
@@ -11,6 +12,11 @@ A reply answering the same conversation as the session's previous reply replaced
 Undo and the same message again, sends); when the visitor then goes on chatting from it, or likes it, the pair
 "kept over replaced" goes to the store. Everything is stored under the visitor's id (`AppContext.voter`: the keyed
 id of the client's address) and counted against their vote limit.
+
+An edit is the same kind of signal: the reply edited must be one this server made in this session (the text the
+person wrote is theirs, the original never is), it is refused in one sentence in the chat's notice unless the caller
+is the owner or the owner allowed visitors' edits (WORKBENCH_VISITOR_EDITS), its text is bounded by the caller's
+message size, and it counts against the vote limit: it costs the store a row, never the model a reply, like a like.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any
 import gradio as gr
 
 from workbench.errors import WorkbenchError
+from workbench.gate.sizes import measure
 from workbench.gate.visitor import Visitor
 from workbench.generation.settings import GenerationSettings, conversation, message_text, plain_history
 from workbench.registry import BASE_NAME
@@ -40,6 +47,10 @@ REPLIES_KEPT = 16  # replies remembered per session
 SESSION_CHARS = 2_000_000
 TOTAL_CHARS = 64_000_000
 UNKNOWN = "This reply was not made in this session of the app (it may have restarted), so no feedback was recorded."
+EDITS_OFF = "Editing replies is not open to visitors here: the owner of this app has not allowed it."
+NOT_A_REPLY = "Only a reply of the model can be edited: to change your message, use Undo."
+UNKNOWN_EDIT = "This reply was not made in this session of the app (it may have restarted), so the edit was not kept."
+EDITS_KEPT = 4  # the edits of one reply recognised as it (by hash), so an edited reply can be edited again
 
 
 @dataclass
@@ -53,6 +64,7 @@ class Entry:
     replaced: list[Entry] = field(default_factory=list)
     generation_id: int | None = None
     kept: bool = False  # its preference pairs are stored
+    edits: list[int] = field(default_factory=list)  # hashes of the texts it was corrected to (newest last)
 
     def chars(self) -> int:
         """The text it holds (its conversation and its reply), the log's measure of its memory."""
@@ -94,11 +106,15 @@ class ReplyLog:
                 self.total -= self._chars.pop(gone)
         return entry
 
-    def find(self, session: str, asked: list[dict[str, str]], output: str) -> Entry | None:
-        """The session's reply `output` to the conversation `asked` (system prompt left out), newest first."""
+    def find(self, session: str, asked: list[dict[str, str]], output: str, *, edited: bool = False) -> Entry | None:
+        """The session's reply `output` to the conversation `asked` (system prompt left out), newest first; with
+        `edited`, also the reply a correction to `output` was made of."""
         with self._lock:
             entries = list(self._sessions.get(session, ()))
-        return next((e for e in reversed(entries) if e.output == output and e.asked() == asked), None)
+        for e in reversed(entries):
+            if (e.output == output or (edited and hash(output) in e.edits)) and e.asked() == asked:
+                return e
+        return None
 
 
 def _held(entries: list[Entry]) -> int:
@@ -180,6 +196,28 @@ class Feedback:
         if kind == "like":
             self.keep(entry, voter)
 
+    def correct(self, session: str, history: list[dict[str, str]], index: Any, text: Any, who: Visitor) -> str:
+        """`who` wrote `text` in place of the reply at `index` of `history` (the conversation as the page held it
+        before the edit): stored as a correction of that reply, once the checks above pass. Returns the text."""
+        if not who.owner and not self.ctx.settings.visitor_edits:
+            raise WorkbenchError(EDITS_OFF)
+        if measure(text, who.sizes.message_chars) > who.sizes.message_chars:  # before any text is built from it
+            raise WorkbenchError(f"The edited reply is over {who.sizes.message_chars:,} characters, the limit here.")
+        text = message_text(text) if isinstance(text, list) else text  # Gradio may send a list of text parts
+        if not isinstance(text, str):
+            raise WorkbenchError("The edited reply must be text.")
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(history):
+            raise WorkbenchError(NOT_A_REPLY)
+        if history[index]["role"] != "assistant":
+            raise WorkbenchError(NOT_A_REPLY)
+        entry = self.replies.find(session, history[:index], history[index]["content"], edited=True)
+        if entry is None:
+            raise WorkbenchError(UNKNOWN_EDIT)
+        self.ctx.take_vote(who)
+        self.store().add_correction(self._stored(entry), text, rater=None, session=self.ctx.voter(who))
+        entry.edits = [*entry.edits, hash(text)][-EDITS_KEPT:]
+        return text
+
 
 def recording(ctx: AppContext, chat_fn, feedback: Feedback | None = None):
     """`chat_fn` (the chat's streaming function), remembering each finished reply for feedback; before answering a
@@ -258,3 +296,30 @@ def wire_likes(ctx: AppContext, chatbot: gr.Chatbot) -> None:
             gr.Warning(say(exc))
 
     chatbot.like(like, [chatbot], None, api_visibility="private", concurrency_limit=None)
+
+
+def wire_edits(ctx: AppContext, chatbot: gr.Chatbot, notice: gr.HTML) -> None:
+    """Record an edit of a reply in `chatbot` as a correction: the page then shows the edited text, or keeps the
+    reply as it was and says why in `notice` (workbench/ui/notice.py)."""
+    from workbench.ui.notice import NO_NOTICE, notice_html
+
+    feedback = feedback_of(ctx)
+
+    # Gradio's page writes the edit into its own copy of the conversation before it sends the event: the history
+    # arrives edited, and the reply as it was comes as `previous_value`. The server puts that back, so the reply
+    # checked against the log is the one the page showed; a refused edit sends that conversation back to the page.
+    def edit(history: list, data: gr.EditData, request: gr.Request = None):
+        index = data.index
+        try:
+            before = plain_history(history)
+        except WorkbenchError as exc:
+            return gr.skip(), notice_html(exc)
+        if isinstance(index, int) and 0 <= index < len(before):
+            before[index] = {**before[index], "content": message_text(data.previous_value)}
+        try:
+            text = feedback.correct(session_of(request), before, index, data.value, ctx.visitor(request))
+        except WorkbenchError as exc:
+            return before, notice_html(exc)
+        return [*before[:index], {"role": "assistant", "content": text}, *before[index + 1 :]], NO_NOTICE
+
+    chatbot.edit(edit, [chatbot], [chatbot, notice], api_visibility="private", concurrency_limit=None)
