@@ -26,7 +26,10 @@ from workbench.registry import EMBEDDED_NAME
 pytestmark = pytest.mark.slow
 
 KEY = "wbk-test-0123456789abcdef"
-FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
+FRANCE = [
+    {"role": "system", "content": "Answer in one sentence."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -104,10 +107,12 @@ def test_chat_sync_and_streamed_give_the_same_greedy_reply(client):
 
 
 def test_an_adapter_is_chosen_by_model_name(client):
-    ask = {"messages": FRANCE, "temperature": 0, "max_tokens": 16, "seed": 1}
+    ask = {"messages": FRANCE, "temperature": 0, "max_tokens": 8, "seed": 1, "logprobs": True}
     replies = {m: client.chat.completions.create(model=m, **ask) for m in ("base", "api-run", "api-run/checkpoint-2")}
     assert replies["api-run"].model_extra["workbench"]["checkpoint"] == "api-run"
-    assert len({r.choices[0].message.content for r in replies.values()}) > 1  # the adapters change the reply
+    # Each adapter changes the model's probabilities (the short greedy answer itself may stay the same).
+    first = {m: round(r.choices[0].logprobs.content[0].logprob, 4) for m, r in replies.items()}
+    assert len(set(first.values())) == 3, first
 
 
 def test_sampling_settings_logprobs_n_and_json(client):
