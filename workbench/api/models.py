@@ -31,7 +31,7 @@ def model_ids(settings: Settings, allowed: Callable[[str], bool]) -> list[tuple[
         names = choices(settings)
     except WorkbenchError:
         return []
-    ids = [(base, BASE_NAME)] if base != BASE_NAME else []
+    ids = [(base, BASE_NAME)] if base != BASE_NAME and allowed(BASE_NAME) else []
     return ids + [(name, name) for name in names if allowed(name)]
 
 

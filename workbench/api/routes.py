@@ -4,8 +4,9 @@
     Starlette(routes=api_routes(settings, Router(settings), ready=...))                     # `workbench serve`
 
 Access: the owner (`Settings.is_owner`: on an app that listens on loopback, a caller on this machine) may use
-every model; a bearer key from WORKBENCH_API_KEYS gives its holder the owner's rights (when keys are set, a key
-sent must be one of them; when none are, the key clients send anyway is not looked at). Anyone else is a visitor:
+every model; a bearer key from WORKBENCH_API_KEYS gives its holder the owner's rights. When keys are set, a key
+that is not one of them is refused (401), or, where the API is open to visitors, gives a visitor's rights (OpenAI's
+clients always send some key); when none are set, the key clients send is not read. Anyone else is a visitor:
 refused (401) unless WORKBENCH_API_OPEN=1, then served with a visitor's sizes, reply rate, share of requests at
 once and checkpoints (WORKBENCH_VISITOR_CHECKPOINTS), the same limits as the chat. Every body is read up to the
 caller's cap before it is parsed; every refusal is OpenAI's error object with one sentence (`errors`).
@@ -55,13 +56,11 @@ def _who(request: Request, state: ApiState) -> Asker:
         raise ApiError(421, "This server does not answer to that host name.", code="misdirected_request")
     peer = request.client.host if request.client is not None else None
     who = caller(peer, request.headers, trusted_proxies=settings.trusted_proxies, shared=settings.share)
-    key = _bearer(request)
-    if settings.api_keys and key is not None:
-        if not any(hmac.compare_digest(key.encode(), known.encode()) for known in settings.api_keys):
-            raise ApiError(401, "That API key is not one of this server's keys.", code="invalid_api_key")
-        owner = True
-    else:
-        owner = settings.is_owner(who)
+    key = _bearer(request) if settings.api_keys else None  # with no keys set, the key clients send is not read
+    valid = key is not None and any(hmac.compare_digest(key.encode(), k.encode()) for k in settings.api_keys)
+    if key is not None and not valid and not settings.api_open:
+        raise ApiError(401, "That API key is not one of this server's keys.", code="invalid_api_key")
+    owner = valid or (key is None and settings.is_owner(who))
     if not owner and not settings.api_open:
         raise ApiError(
             401, "This server's API is closed to visitors: its owner can give you a key.", code="invalid_api_key"
