@@ -12,8 +12,8 @@
 
 The OpenAI API has temperature, top-p, max tokens, seed and stop strings. Top-k, min-p and the repetition
 penalty are sent only to servers the entry says take them, under the server's own field names (vLLM and Workbench:
-`top_k`, `min_p`, `repetition_penalty`; llama.cpp's server: `top_k`, `min_p`, `repeat_penalty`); elsewhere replies record them as not
-applied. Torch-free; nothing here talks to the network.
+`top_k`, `min_p`, `repetition_penalty`; llama.cpp's server: `top_k`, `min_p`, `repeat_penalty`); elsewhere
+replies record them as not applied. Torch-free; nothing here talks to the network.
 """
 
 from __future__ import annotations

@@ -57,12 +57,13 @@ EXAMPLES = (
 )
 
 
-def _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop) -> GenerationSettings:
+def _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop, min_p) -> GenerationSettings:
     return GenerationSettings(
         temperature=temperature,
         max_new_tokens=max_new_tokens,
         top_p=top_p,
         top_k=top_k,
+        min_p=min_p,
         repetition_penalty=repetition_penalty,
         seed=None if seed in (None, "", -1) else seed,
         stop=stop or "",
@@ -100,11 +101,12 @@ def make_chat_fn(ctx: AppContext):
         repetition_penalty: float,
         seed: float | None,
         stop: str,
+        min_p: float = 0.0,  # last, with a default: callers of the "chat" endpoint from before it came still work
         request: gr.Request = None,
     ) -> Iterator[tuple[list[dict[str, Any]], str]]:
         try:
             who = ctx.visitor(request)
-            settings = _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop)
+            settings = _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop, min_p)
             check_chat(who.sizes, message, system_prompt, history, settings)  # as sent, before any tokenizer or lock
             history = plain_history(history)
             ctx.check_checkpoint(who, checkpoint)
@@ -269,6 +271,7 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
             with gr.Accordion("Advanced", open=False, elem_id="advanced"):
                 top_p = gr.Slider(0.01, 1, value=DEFAULTS.top_p, step=0.01, label="Top-p", elem_id="top-p")
                 top_k = gr.Slider(0, 200, value=DEFAULTS.top_k, step=1, label="Top-k (0 = off)", elem_id="top-k")
+                min_p = gr.Slider(0, 0.5, value=DEFAULTS.min_p, step=0.01, label="Min-p (0 = off)", elem_id="min-p")
                 repetition_penalty = gr.Slider(
                     0.5,
                     2,
@@ -283,6 +286,7 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
     pending = gr.Textbox(visible=False)
     known = gr.State([BASE_NAME])
     settings_inputs = [system, checkpoint, temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop]
+    settings_inputs.append(min_p)  # after stop: the "chat" endpoint's parameters keep their order
     chat_fn = chat_feedback.recording(ctx, make_chat_fn(ctx))  # remembers replies for likes and regenerate pairs
 
     # Every way of generating shares one queue lane, twice as wide as the backend's slots: llama.cpp decodes
@@ -294,6 +298,7 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
         max_new_tokens=max_new_tokens,
         top_p=top_p,
         top_k=top_k,
+        min_p=min_p,
         repetition_penalty=repetition_penalty,
         stop=stop,
     )
