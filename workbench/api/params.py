@@ -7,8 +7,8 @@ A parameter left out or sent as null is not given (OpenAI's clients send null fo
 OpenAI's API that Workbench does not implement is not declared, so it is refused rather than silently ignored;
 `presence_penalty` and `frequency_penalty` are declared with the one value that changes nothing (0), which
 clients such as promptfoo send by default. `top_k`, `min_p` and `repetition_penalty` are Workbench's own
-sampling settings (vLLM takes the same names as extra fields). `docs/api.md` prints this table
-(`reference_rows`).
+sampling settings (vLLM takes the same names as extra fields). docs/reference.md prints this table
+(`reference_rows`, through `workbench docs`).
 """
 
 from __future__ import annotations
@@ -159,13 +159,29 @@ def parse(body: Any, endpoint: str) -> dict[str, Any]:
     return params
 
 
+def _accepts(spec: Param) -> str:
+    if spec.only is not _NONE:
+        return f"{spec.kind} {spec.only}"
+    if spec.low is None:
+        return spec.kind
+    def shown(x: float) -> str:
+        return f"{int(x):,}" if x == int(x) else f"{x:g}"
+
+    low = f"> {shown(spec.low)}" if spec.above else f">= {shown(spec.low)}"
+    return f"{spec.kind}, {low}, <= {shown(spec.high or 0)}"
+
+
 def reference_rows() -> list[dict[str, str]]:
-    """Every parameter as {parameter, endpoints, accepts}, for docs/api.md."""
+    """Every parameter as {parameter, endpoints, accepts, meaning}, for docs/reference.md (`workbench docs`)."""
     rows: dict[str, dict[str, str]] = {}
     for endpoint, accepted in ENDPOINTS.items():
         for name, spec in accepted.items():
-            row = rows.setdefault(name, {"parameter": name, "endpoints": "", "accepts": spec.help})
-            row["endpoints"] = f"{row['endpoints']}, {endpoint}".strip(", ")
-            if row["accepts"] != spec.help:
-                row["accepts"] = f"{row['accepts']}; completions: {spec.help}"
+            row = rows.setdefault(name, {"parameter": name, "endpoints": endpoint, "accepts": "", "meaning": ""})
+            if row["endpoints"] != endpoint:
+                row["endpoints"] += f", {endpoint}"
+            for key, text in (("accepts", _accepts(spec)), ("meaning", spec.help)):
+                if not row[key]:
+                    row[key] = text
+                elif row[key] != text:
+                    row[key] += f"; completions: {text}"
     return list(rows.values())

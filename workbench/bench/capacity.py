@@ -139,13 +139,16 @@ class Bare:
         `llama-server` users get it): the raw engine; its first-token time comes from llama.cpp's own timings."""
         import random
 
+        from workbench.generation.backends.base import Extras
         from workbench.generation.backends.llamacpp import request_body
         from workbench.generation.settings import GenerationSettings
 
         settings = GenerationSettings(temperature=temperature, max_new_tokens=tokens)
         bodies = [
             request_body(
-                SimpleNamespace(prompt_ids=self.prompt(t), settings=settings, seed=random.randrange(2**31)),
+                SimpleNamespace(
+                    prompt_ids=self.prompt(t), settings=settings, seed=random.randrange(2**31), extras=Extras()
+                ),
                 self.context,
             )
             for t in texts
