@@ -65,6 +65,8 @@ def test_visitor_limits_apply_before_anything_runs(tmp_path):
     assert "limit" in error(c.post("/v1/chat/completions", json=too_long, headers=VISITOR), 400)["message"]
     stored = c.post("/v1/chat/completions", json=CHAT, headers={"X-Workbench-Store": "1", **VISITOR})
     assert error(stored, 403)["type"] == "permission_error"
+    long_prompt = {"model": "base", "prompt": "word " * 2_000}  # over a visitor's 8,000 characters: never tokenized
+    assert "limit" in error(c.post("/v1/completions", json=long_prompt, headers=VISITOR), 400)["message"]
     big = {**CHAT, "messages": [{"role": "user", "content": "a" * 3_000_000}]}
     assert error(c.post("/v1/chat/completions", json=big, headers=VISITOR), 413)["code"] == "too_large"
 

@@ -22,7 +22,7 @@ from workbench.api.errors import ApiError
 from workbench.api.models import resolve
 from workbench.api.params import MAX_PROMPTS
 from workbench.api.state import FINISH, ApiState, Asker, envelope, generation, seeded, usage
-from workbench.api.streams import admit, collect_all, started, stream_reply
+from workbench.api.streams import admit, collect_all, fits, started, stream_reply
 from workbench.errors import WorkbenchError
 from workbench.generation.backends.base import Extras
 
@@ -91,6 +91,9 @@ async def completions(state: ApiState, asker: Asker, params: dict[str, Any], hea
             out.append((ids, prompt if isinstance(prompt, str) else engine.detokenize(ids)))
         return out
 
+    fits(
+        asker, [[{"role": "user", "content": p}] for p in prompts if isinstance(p, str)], settings
+    )  # before tokenizing
     try:
         encoded = await run_in_threadpool(tokenized) if state.ready() else []
     except WorkbenchError as exc:

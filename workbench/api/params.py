@@ -164,6 +164,7 @@ def _accepts(spec: Param) -> str:
         return f"{spec.kind} {spec.only}"
     if spec.low is None:
         return spec.kind
+
     def shown(x: float) -> str:
         return f"{int(x):,}" if x == int(x) else f"{x:g}"
 

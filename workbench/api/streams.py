@@ -26,13 +26,18 @@ Chunk = Callable[
 ]  # (text or None for the opening, finish, logprobs)
 
 
-def admit(state: ApiState, asker: Asker, conversations: list[list[Message]], settings: GenerationSettings, n: int):
-    """Refuse a request over the caller's sizes (400), before the model is ready (503) or past their rate (429)."""
+def fits(asker: Asker, conversations: list[list[Message]], settings: GenerationSettings) -> None:
+    """Refuse conversations or settings over the caller's sizes (400)."""
     try:
         for messages in conversations:
             asker.check(messages, settings)
     except WorkbenchError as exc:
         raise ApiError.from_workbench(exc) from None
+
+
+def admit(state: ApiState, asker: Asker, conversations: list[list[Message]], settings: GenerationSettings, n: int):
+    """Refuse a request over the caller's sizes (400), before the model is ready (503) or past their rate (429)."""
+    fits(asker, conversations, settings)
     state.check_ready()
     try:
         asker.take(n)
