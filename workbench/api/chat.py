@@ -9,7 +9,7 @@ one sentence on a backend that lacks them). `n` choices start together on the sl
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -22,6 +22,7 @@ from workbench.api.streams import admit, collect_all, started, stream_reply
 from workbench.errors import WorkbenchError
 from workbench.generation.backends.base import Extras
 from workbench.generation.settings import Message, check_messages
+from workbench.generation.streaming import Reply
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
@@ -109,8 +110,8 @@ async def chat_completions(
     router, model = state.router_for(asker), params["model"]
     ident = f"chatcmpl-{uuid.uuid4().hex}"
 
-    def start() -> list:
-        return [router.stream(messages, seeded(settings, i), checkpoint, extras=extras) for i in range(n)]
+    def start(i: int) -> Callable[[], Reply]:
+        return lambda: router.stream(messages, seeded(settings, i), checkpoint, extras=extras)
 
     def stored(text: str, stats: Any) -> int | None:
         meta = {"user": params["user"]} if "user" in params else {}
@@ -123,7 +124,7 @@ async def chat_completions(
 
     release = state.hold(asker, n)
     try:
-        replies = await started(start)
+        replies = await started([start(i) for i in range(n)])
         if stream:
             response, release = stream_reply(state, replies[0], chunk, include_usage, stored, release, role=True), None
             return response

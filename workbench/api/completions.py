@@ -12,7 +12,7 @@ Log-probabilities use OpenAI's older shape: tokens, token_logprobs, top_logprobs
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -25,6 +25,7 @@ from workbench.api.state import FINISH, ApiState, Asker, envelope, generation, s
 from workbench.api.streams import admit, collect_all, fits, started, stream_reply
 from workbench.errors import WorkbenchError
 from workbench.generation.backends.base import Extras
+from workbench.generation.streaming import Reply
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for completions
 
@@ -100,16 +101,16 @@ async def completions(state: ApiState, asker: Asker, params: dict[str, Any], hea
         raise ApiError(400, str(exc), param="prompt") from None
     admit(state, asker, [[{"role": "user", "content": text}] for _, text in encoded], settings, len(prompts) * n)
 
-    def start() -> list:
-        extras = Extras(logprobs=k)
-        return [
-            router.complete(ids, seeded(settings, j), checkpoint, extras=extras) for ids, _ in encoded for j in range(n)
-        ]
+    def start(ids: list[int], j: int) -> Callable[[], Reply]:
+        return lambda: router.complete(ids, seeded(settings, j), checkpoint, extras=Extras(logprobs=k))
 
-    def scored() -> list[list[dict]]:
+    async def scored() -> list[list[dict]]:
         from workbench.generation.tokenprobs import prompt_logprobs
 
-        return [prompt_logprobs(router, ids, checkpoint, k or 0) for ids, _ in encoded]
+        try:
+            return await run_in_threadpool(lambda: [prompt_logprobs(router, i, checkpoint, k or 0) for i, _ in encoded])
+        except WorkbenchError as exc:
+            raise ApiError.from_workbench(exc) from None
 
     def stored_for(prompt: str) -> Any:
         def stored(text: str, stats: Any) -> int | None:
@@ -127,8 +128,8 @@ async def completions(state: ApiState, asker: Asker, params: dict[str, Any], hea
 
     release = state.hold(asker, len(prompts) * n)
     try:
-        rows = await started(scored) if echo and k is not None else [[] for _ in encoded]
-        replies = await started(start) if max_tokens > 0 else []
+        rows = await scored() if echo and k is not None else [[] for _ in encoded]
+        replies = await started([start(ids, j) for ids, _ in encoded for j in range(n)]) if max_tokens > 0 else []
         if stream and replies:
             include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
             opening = encoded[0][1] if echo else ""

@@ -45,10 +45,23 @@ def admit(state: ApiState, asker: Asker, conversations: list[list[Message]], set
         raise ApiError(429, str(exc), code="rate_limit_exceeded") from None
 
 
-async def started(start: Callable[[], list[Reply]]) -> list[Reply]:
-    """Start replies in a worker thread (tokenizing takes the CPU); a refused request as ApiError 400."""
+async def started(starts: list[Callable[[], Reply]]) -> list[Reply]:
+    """Start replies in a worker thread (tokenizing takes the CPU), all or none: when one is refused, those already
+    started are cancelled (their slots freed) and the refusal is an ApiError 400."""
+
+    def start_all() -> list[Reply]:
+        replies: list[Reply] = []
+        try:
+            for start in starts:
+                replies.append(start())
+        except BaseException:
+            for reply in replies:
+                reply.cancel()
+            raise
+        return replies
+
     try:
-        return await run_in_threadpool(start)
+        return await run_in_threadpool(start_all)
     except WorkbenchError as exc:
         raise ApiError.from_workbench(exc) from None
 
