@@ -179,3 +179,5 @@ def test_token_ids_and_extras_are_checked_before_anything_starts(tiny_engine):
         tiny_engine.tokenize("Hello"), GenerationSettings(temperature=0, max_new_tokens=3)
     ).result()
     assert stats.new_tokens <= 3 and stats.completion and stats.prompt_tokens == len(tiny_engine.tokenize("Hello"))
+    _, chatted = tiny_engine.generate([{"role": "user", "content": "Hi"}], GenerationSettings(max_new_tokens=2))
+    assert not chatted.completion  # a chat in the model's template is not completion mode

@@ -1,6 +1,6 @@
 """The API's Starlette routes, and the one place that decides who is asking (`_who`).
 
-    routes = api_routes(settings, router, ready=ctx.loaded, reply_limit=ctx.reply_limit)   # the Gradio app
+    routes = api_routes(settings, ctx.router(), ready=lambda: not ctx.loading(), reply_limit=ctx.reply_limit)  # app
     Starlette(routes=api_routes(settings, Router(settings), ready=...))                     # `workbench serve`
 
 Access: the owner (`Settings.is_owner`: on an app that listens on loopback, a caller on this machine) may use

@@ -256,6 +256,7 @@ class ChatEngine:
                 )
         chosen = self.resolve_adapter(adapter)
         clean: list[Message] = []
+        raw = prompt_ids is not None
         if prompt_ids is not None:
             prompt_ids, trimmed = self.check_ids(prompt_ids, settings.max_new_tokens), 0
         elif self.tokenizer is not None:  # a remote server applies its own template and refuses what does not fit
@@ -272,7 +273,7 @@ class ChatEngine:
             seed=seed,
             settings=settings.replace(seed=seed).to_dict(),
             backend=self.backend.name,
-            completion=self.tokenizer is not None and (prompt_ids is not None or self.template_for(chosen) is None),
+            completion=self.tokenizer is not None and (raw or self.template_for(chosen) is None),
         )
         reply = Reply(stats, settings.stop, started)
         return Job(list(prompt_ids), settings, seed, chosen, reply, clean, evict, extras)
