@@ -29,6 +29,7 @@ LAYERS = [
     {"evaluation", "ratings"},  # measuring checkpoints; ranking them from votes
     {"training", "studio"},  # LoRA jobs (evaluated at each save); the logic behind the dashboard pages
     {"bench"},  # the benchmark, over all of the above
+    {"api"},  # the OpenAI-compatible HTTP API: mounted by the app (ui) and served alone by `workbench serve` (cli)
     {"ui", "cli"},  # the leaves
     {"__main__"},  # `python -m workbench` -> cli
 ]

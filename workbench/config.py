@@ -173,6 +173,16 @@ def kinds(*options: str) -> Parser:
     return parse
 
 
+def secrets_list(label: str, value: Any) -> tuple[str, ...]:
+    """Secrets separated by commas, each at least 16 characters (a tuple from code is checked the same way); the
+    sentence never quotes one."""
+    items = value if isinstance(value, (tuple, list)) else str(value or "").split(",")
+    keys = tuple(dict.fromkeys(str(k).strip() for k in items if str(k).strip()))
+    if any(len(k) < 16 or any(c.isspace() for c in k) for k in keys):
+        raise WorkbenchError(f"{label} must list keys of at least 16 characters without spaces, separated by commas.")
+    return keys
+
+
 def address(label: str, value: Any) -> str:
     """A host name or IP address to listen on."""
     name = str(value).strip()
@@ -475,6 +485,29 @@ class Settings:
         flag,
         "1 allows WORKBENCH_SYNC_DATASET to be a public dataset (everyone could read the votes, prompts and liked "
         "chats); off, sync to a public dataset is refused",
+    )
+    # --- the OpenAI-compatible API (issue 28: workbench/api/, docs/api.md) ---
+    api_open: bool = setting(
+        False,
+        "WORKBENCH_API_OPEN",
+        flag,
+        "1 lets visitors of a public app call its /v1 API (within their reply limits and checkpoints); the owner, "
+        "on this machine or with a key, may always",
+    )
+    api_keys: tuple[str, ...] = setting(
+        (),
+        "WORKBENCH_API_KEYS",
+        secrets_list,
+        "bearer keys (comma-separated, 16+ characters each) that give their holder the owner's rights on the /v1 API",
+        documented="unset",
+        child=False,
+    )
+    api_store: bool = setting(
+        False,
+        "WORKBENCH_API_STORE",
+        flag,
+        "1 keeps every owner's /v1 generation in the store (checkpoint, settings, stats); else a request asks with "
+        "the header X-Workbench-Store: 1",
     )
     # --- serving (issue 18) ---
     threads: int = setting(

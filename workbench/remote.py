@@ -7,13 +7,13 @@
         model: gpt-4o-mini
         api_key_env: OPENAI_API_KEY              # the key's variable; the key itself never goes in a file
         adapters: {my-run: my-run}               # optional: Workbench adapter name -> the server's model name
-        sampling: {top_k: top_k, repetition_penalty: repetition_penalty}   # optional, see below
+        sampling: {top_k: top_k, min_p: min_p, repetition_penalty: repetition_penalty}   # optional, see below
         logprobs: true                           # optional: the server returns token log-probabilities
 
-The OpenAI API has temperature, top-p, max tokens, seed and stop strings. Top-k and the repetition penalty
-are sent only to servers the entry says take them, under the server's own field names (vLLM: `top_k`,
-`repetition_penalty`; llama.cpp's server: `top_k`, `repeat_penalty`); elsewhere replies record them as not
-applied. Torch-free; nothing here talks to the network.
+The OpenAI API has temperature, top-p, max tokens, seed and stop strings. Top-k, min-p and the repetition
+penalty are sent only to servers the entry says take them, under the server's own field names (vLLM and Workbench:
+`top_k`, `min_p`, `repetition_penalty`; llama.cpp's server: `top_k`, `min_p`, `repeat_penalty`); elsewhere
+replies record them as not applied. Torch-free; nothing here talks to the network.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from workbench.errors import WorkbenchError
 
 BACKEND = "openai"
-SAMPLING = ("top_k", "repetition_penalty")  # our settings a server may or may not take
+SAMPLING = ("top_k", "min_p", "repetition_penalty")  # our settings a server may or may not take
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 _KEYS = {"name", "backend", "base_url", "model", "api_key_env", "adapters", "sampling", "logprobs"}

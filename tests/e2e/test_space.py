@@ -94,17 +94,27 @@ def test_the_first_visitor_sees_it_loading_and_gets_an_answer(space, page, artif
 
 def test_serving_capacity_plumbing_on_a_tiny_run(space, wb_settings):
     from workbench.bench import format_table
-    from workbench.bench.capacity import Bare, level_measures, measure_levels, wait_ready
+    from workbench.bench.capacity import RAW, STREAMED, Bare, app_sides, level_measures, measure_levels, wait_ready
 
     space.hub.release()  # already released where the first test ran; run alone, this test would wait for ever
     slots = wait_ready(space.url)["slots"]
-    pairs = measure_levels(space.url, Bare(wb_settings, slots), (1, 2), tokens=8, min_chats=2)
-    assert [(app.concurrency, bare.concurrency) for app, bare in pairs] == [(1, 1), (2, 2)]
-    assert [(len(app.rounds), len(bare.rounds)) for app, bare in pairs] == [(2, 2), (1, 1)]  # 2 chats a level
-    for app, bare in pairs:
-        assert not app.errors and not bare.errors
-        assert all(c.tokens > 0 and c.first_s is not None and c.first_s <= c.done_s for c in app.chats + bare.chats)
-    rows = [row for app, bare in pairs for row in level_measures(app, bare, slots)]
-    assert len(rows) == 10 and all(row.ratio is not None and row.ratio > 0 for row in rows)
+    levels = measure_levels(app_sides(space.url, Bare(wb_settings, slots)), (1, 2), tokens=8, min_chats=2)
+    assert [{name: side.concurrency for name, side in level.items()} for level in levels] == [
+        {"app": 1, "raw": 1, "bare": 1},
+        {"app": 2, "raw": 2, "bare": 2},
+    ]
+    assert [len(level["app"].rounds) for level in levels] == [2, 1]  # 2 chats a level
+    for level in levels:
+        for side in level.values():
+            assert not side.errors
+            assert all(c.tokens > 0 and c.first_s is not None and c.first_s <= c.done_s for c in side.chats)
+    rows = [
+        row
+        for level in levels
+        for anchor, side in ((RAW, "raw"), (STREAMED, "bare"))
+        for row in level_measures(level["app"], level[side], slots, anchor)
+    ]
+    assert len(rows) == 20 and all(row.ratio is not None and row.ratio > 0 for row in rows)
     table = format_table(rows)
-    assert f"bare llama.cpp, {slots} slots" in table and " 2 chats: p95 first token" in table
+    assert f"{RAW}, {slots} slots" in table and f"{STREAMED}, {slots} slots" in table
+    assert " 2 chats: p95 first token" in table

@@ -177,8 +177,8 @@ def test_a_broken_adapter_gets_a_clear_error_and_the_others_keep_working(engine,
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["engine", "hf_engine"])
 def test_settings_mean_the_same_on_both_backends(which, request):
-    """top-k 1 and a tiny top-p leave only the most likely token (greedy); a seed repeats; the token limit holds;
-    a strong repetition penalty changes a greedy reply that repeats."""
+    """top-k 1, a tiny top-p and a min-p near 1 leave only the most likely token (greedy); a seed repeats; the token
+    limit holds; a strong repetition penalty changes a greedy reply that repeats."""
     e = request.getfixturevalue(which)
     story = [{"role": "user", "content": "Write a short story about a dragon."}]
     greedy = e.generate(story, GREEDY)[0]
@@ -189,6 +189,13 @@ def test_settings_mean_the_same_on_both_backends(which, request):
     )
     hot = GenerationSettings(temperature=1.2, top_k=0, top_p=1.0, seed=11, max_new_tokens=24)
     assert e.generate(story, hot)[0] == e.generate(story, hot)[0] != greedy
+    # min-p (after the temperature, as transformers orders it): 0.99 keeps only the most likely token even when hot
+    # (on a prompt without near-ties); 0.3 cuts the tail the hot reply sampled from, so the same seed gives another.
+    plain = GenerationSettings(temperature=0, repetition_penalty=1.0, max_new_tokens=12)  # no penalty-made ties
+    hot_france = plain.replace(temperature=1.5, top_k=0, top_p=1.0, seed=11)
+    assert e.generate(FRANCE, hot_france)[0] != e.generate(FRANCE, plain)[0]
+    assert e.generate(FRANCE, hot_france.replace(min_p=0.99))[0] == e.generate(FRANCE, plain)[0]
+    assert e.generate(story, hot.replace(min_p=0.3))[0] != e.generate(story, hot)[0]
     _, stats = e.generate(story, GenerationSettings(temperature=0, max_new_tokens=7))
     assert stats.new_tokens == 7 and stats.finish_reason == "length"
     penalised = e.generate(story, GenerationSettings(temperature=0, repetition_penalty=1.8, max_new_tokens=24))[0]

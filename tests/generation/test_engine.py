@@ -161,3 +161,23 @@ def test_adapter_for_another_base_is_unusable_not_fatal(engine, embedded_dir):
             engine.stream(FRANCE, adapter="foreign")
     finally:
         shutil.rmtree(target, ignore_errors=True)
+
+
+def test_token_ids_and_extras_are_checked_before_anything_starts(tiny_engine):
+    """Completions of token ids take only ids of the vocabulary that fit; log-probabilities and JSON schemas are
+    llama.cpp's, refused in one sentence on transformers."""
+    from workbench.generation.backends.base import Extras
+
+    vocabulary = len(tiny_engine.tokenizer)
+    for ids, needle in (([], "empty"), ([vocabulary], "vocabulary"), ([True], "vocabulary"), ([1] * 10_000, "fit")):
+        with pytest.raises(WorkbenchError, match=needle):
+            tiny_engine.complete(ids, GenerationSettings(max_new_tokens=2))
+    for extras in (Extras(logprobs=1), Extras(json_schema={"type": "object"})):
+        with pytest.raises(WorkbenchError, match=r"offered on the llama\.cpp backend"):
+            tiny_engine.stream([{"role": "user", "content": "Hi"}], GenerationSettings(), extras=extras)
+    _, stats = tiny_engine.complete(
+        tiny_engine.tokenize("Hello"), GenerationSettings(temperature=0, max_new_tokens=3)
+    ).result()
+    assert stats.new_tokens <= 3 and stats.completion and stats.prompt_tokens == len(tiny_engine.tokenize("Hello"))
+    _, chatted = tiny_engine.generate([{"role": "user", "content": "Hi"}], GenerationSettings(max_new_tokens=2))
+    assert not chatted.completion  # a chat in the model's template is not completion mode

@@ -136,3 +136,14 @@ def test_presets_command_lists_saves_and_writes_the_checkpoint(store, capsys):
     assert presets.checkpoint_default(store, "run").temperature == 0.5
     assert main(["presets", "--save", "x", "--preset", "nope"]) == 2
     assert "no preset called 'nope'" in capsys.readouterr().err
+
+
+def test_min_p_goes_through_generation_config_and_the_store_hash_stays_when_it_is_off():
+    from workbench.store.records import normalize_settings
+
+    gen = GenerationSettings(temperature=0.9, min_p=0.05)
+    assert presets.to_generation_config(gen)["min_p"] == 0.05
+    assert presets.from_generation_config(presets.to_generation_config(gen)) == gen
+    assert "min_p" not in presets.to_generation_config(GenerationSettings())
+    # settings stored before min-p existed have no min_p key: off, they hash as before
+    assert "min_p" not in normalize_settings(GenerationSettings()) and normalize_settings(gen)["min_p"] == 0.05

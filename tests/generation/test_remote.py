@@ -80,7 +80,7 @@ def remote(home, llama_server, monkeypatch):
         ({"base_url": "https://user:pw@x/v1", "model": "m"}, "must not carry credentials"),
         ({"base_url": "https://x/v1"}, "model must name the server's model"),
         ({"base_url": "https://x/v1", "model": "m", "api_key_env": "sk-abc def"}, "name of an environment variable"),
-        ({"base_url": "https://x/v1", "model": "m", "sampling": {"min_p": "min_p"}}, "sampling may map"),
+        ({"base_url": "https://x/v1", "model": "m", "sampling": {"typical_p": "typical_p"}}, "sampling may map"),
         ({"base_url": "https://x/v1", "model": "m", "colour": "red"}, "unknown field 'colour'"),
     ],
 )

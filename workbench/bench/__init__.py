@@ -8,16 +8,17 @@ issue names an anchor, the anchor's value and their ratio, so a target reads the
 machine ("engine tokens/s is 0.97 of bare llama.cpp"). Nothing here is asserted: the figures go into notes
 and the README, not into tests. Each case runs in a fresh interpreter.
 
-Modules: `model` (loading, the transformers engine against bare `generate`, CPU dtype, perplexity), `serving`
-(the llama.cpp backend against bare llama.cpp, several visitors through the running app, batched jobs against
-one request at a time, agreement between backends), `capacity` (1 to 32 chats at once through the running app
-with a light SSE client, against bare llama.cpp with the same slots; the measurement behind the default slot
-count), `space` (how soon `python app.py` answers its first visitor, here and in a fresh venv made from
-requirements.txt alone as a Space builds it), `ratings` (the leaderboard at 100,000 votes: the page and the
+Modules: `model` (loading, the transformers engine against bare `generate`, CPU dtype, perplexity), `serving` (the
+llama.cpp backend against bare llama.cpp, several visitors through the running app, batched jobs against one request
+at a time, agreement between backends), `capacity` (1 to 32 chats at once through the running app with a light SSE
+client, against the raw engine (bare llama.cpp, no Python per token) and streamed bare llama.cpp; the measurement
+behind the default slot count), `openai_api` (1, 8, 16 requests through `/v1/chat/completions`, streamed and not,
+against the raw engine), `space` (how soon `python app.py` answers its first visitor, here and in a fresh venv made
+from requirements.txt alone as a Space builds it), `ratings` (the leaderboard at 100,000 votes: the page and the
 CLI, against the old row-wise path and a FastChat battle file), `load` (a public Space under load: twenty visitors
 chatting and fifty voting through the running app for a minute: correctness under a crowd, whose latencies are
-mostly its own load generator's), `quality` (a newcomer's first questions answered
-with the default settings, against the old defaults).
+mostly its own load generator's), `quality` (a newcomer's first questions answered with the default settings,
+against the old defaults).
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ CASES = {
     "app_concurrency": "serving:case_app_concurrency",
     "serving_capacity": "capacity:case_serving_capacity",
     "slot_choice": "capacity:case_slot_choice",
+    "openai_api": "openai_api:case_openai_api",
     "first_reply": "space:case_first_reply",
     "space_fresh_venv": "space:case_space_fresh_venv",
     "batched_jobs": "serving:case_batched_jobs",

@@ -38,13 +38,14 @@ def add_generation_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--temperature", type=float, help=f"0 means greedy (default: {d.temperature})")
     g.add_argument("--top-p", type=float, help=f"nucleus mass in (0, 1] (default: {d.top_p})")
     g.add_argument("--top-k", type=int, help=f"0 disables (default: {d.top_k})")
+    g.add_argument("--min-p", type=float, help=f"share of the top token's probability, in [0, 1) (default: {d.min_p})")
     g.add_argument("--max-new-tokens", type=int, help=f"(default: {d.max_new_tokens})")
     g.add_argument("--repetition-penalty", type=float, help=f"(default: {d.repetition_penalty})")
     g.add_argument("--seed", type=int, default=None, help="random seed (default: a new one per reply)")
     g.add_argument("--stop", action="append", default=None, help="stop string; repeat for several")
 
 
-_FLAGS = ("temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty", "seed", "stop")
+_FLAGS = ("temperature", "top_p", "top_k", "min_p", "max_new_tokens", "repetition_penalty", "seed", "stop")
 
 
 def generation_from(

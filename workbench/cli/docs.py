@@ -3,9 +3,10 @@
     workbench docs            # rewrite docs/reference.md
     workbench docs --check    # exit 1 with a sentence when the committed file is stale (tests/test_docs.py does this)
 
-The page has three parts, each read from its one declaration: every setting (`workbench.config.reference()`:
-variable, default, meaning), every command with its flags (the argparse parser `workbench --help` uses), and
-every training hyperparameter (JobConfig's declarations: flag, form label, default, bounds, meaning). Only texts
+The page has four parts, each read from its one declaration: every setting (`workbench.config.reference()`:
+variable, default, meaning), every command with its flags (the argparse parser `workbench --help` uses), every
+training hyperparameter (JobConfig's declarations: flag, form label, default, bounds, meaning), and every parameter
+the OpenAI-compatible API takes (`workbench.api.params`). Only texts
 written in the code go in, never a value computed on this machine (no absolute paths), so every checkout renders
 the same page.
 """
@@ -69,9 +70,10 @@ def render() -> str:
         "- [Settings](#settings)",
         "- [Commands](#commands)",
         "- [Training hyperparameters](#training-hyperparameters)",
+        "- [API parameters](#api-parameters)",
         "",
     ]
-    return "\n".join(lines + _settings() + _commands() + _hyperparameters()) + "\n"
+    return "\n".join(lines + _settings() + _commands() + _hyperparameters() + _api_parameters()) + "\n"
 
 
 def _settings() -> list[str]:
@@ -157,3 +159,18 @@ def _hyperparameters() -> list[str]:
     ]
     header = ("name", "section", "flag", "form label", "default", "demo", "bounds", "meaning")
     return [*intro, *_table(header, rows), ""]
+
+
+def _api_parameters() -> list[str]:
+    from workbench.api.params import reference_rows
+
+    rows = [(f"`{r['parameter']}`", r["endpoints"], r["accepts"], r["meaning"]) for r in reference_rows()]
+    intro = [
+        "## API parameters",
+        "",
+        "What `POST /v1/chat/completions` (chat) and `POST /v1/completions` (completions) take, declared once in "
+        "`workbench/api/params.py`; any other parameter, a wrong type or a value out of bounds is refused with a 400 "
+        "naming it ([docs/api.md](api.md)). Null is the same as leaving a parameter out.",
+        "",
+    ]
+    return [*intro, *_table(("parameter", "endpoints", "accepts", "meaning"), rows), ""]

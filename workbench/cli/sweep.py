@@ -20,7 +20,7 @@ from workbench.errors import WorkbenchError
 from workbench.generation.settings import conversation
 from workbench.studio import sweep
 
-_TYPED = ("preset", "temperature", "top_p", "top_k", "repetition_penalty", "stop")
+_TYPED = ("preset", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "stop")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

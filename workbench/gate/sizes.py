@@ -16,6 +16,9 @@ from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.generation.settings import GenerationSettings
 
+VISITOR_BODY = 2 * 1024 * 1024  # a request body: a visitor's longest chat (100,000 characters) as JSON, with room
+OWNER_BODY = 32 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class Sizes:

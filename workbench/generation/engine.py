@@ -31,7 +31,7 @@ from typing import Any
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.generation.backends import choose_backend, load_backend
-from workbench.generation.backends.base import Backend, Job
+from workbench.generation.backends.base import Backend, Extras, Job
 from workbench.generation.settings import GenerationSettings, Message, ReplyStats, check_messages
 from workbench.generation.streaming import Reply, collect
 from workbench.registry import (
@@ -233,18 +233,37 @@ class ChatEngine:
         return best, starts[low]
 
     def _job(
-        self, messages: Sequence[Message], settings: GenerationSettings | None, adapter: str | None, evict: bool = True
+        self,
+        messages: Sequence[Message],
+        settings: GenerationSettings | None,
+        adapter: str | None,
+        evict: bool = True,
+        *,
+        prompt_ids: Sequence[int] | None = None,
+        extras: Extras | None = None,
     ) -> Job:
-        """Check a request and make its job (nothing starts); raises WorkbenchError with one sentence."""
+        """Check a request and make its job (nothing starts); raises WorkbenchError with one sentence. With
+        `prompt_ids` the prompt is those tokens as they are (no chat template, nothing trimmed) and `messages`
+        is not used."""
         started = time.perf_counter()
         settings = settings or GenerationSettings()
-        clean = check_messages(messages)
+        extras = extras or Extras()
+        offered = getattr(self.backend, "EXTRAS", ())
+        for name in extras.asked():
+            if name not in offered:
+                raise WorkbenchError(
+                    f"{name} is offered on the llama.cpp backend, and {self.base.name} runs on {self.backend.name}."
+                )
         chosen = self.resolve_adapter(adapter)
-        # A remote server applies its own chat template and refuses what does not fit; the rest count here.
-        if self.tokenizer is not None:
+        clean: list[Message] = []
+        raw = prompt_ids is not None
+        if prompt_ids is not None:
+            prompt_ids, trimmed = self.check_ids(prompt_ids, settings.max_new_tokens), 0
+        elif self.tokenizer is not None:  # a remote server applies its own template and refuses what does not fit
+            clean = check_messages(messages)
             prompt_ids, trimmed = self.fit(clean, settings.max_new_tokens, chosen)
         else:
-            prompt_ids, trimmed = [], 0
+            clean, prompt_ids, trimmed = check_messages(messages), [], 0
         seed = settings.seed if settings.seed is not None else random.randrange(2**31)
         stats = ReplyStats(
             model=self.base.name,
@@ -254,9 +273,29 @@ class ChatEngine:
             seed=seed,
             settings=settings.replace(seed=seed).to_dict(),
             backend=self.backend.name,
-            completion=self.tokenizer is not None and self.template_for(chosen) is None,
+            completion=self.tokenizer is not None and (raw or self.template_for(chosen) is None),
         )
-        return Job(prompt_ids, settings, seed, chosen, Reply(stats, settings.stop, started), clean, evict)
+        reply = Reply(stats, settings.stop, started)
+        return Job(list(prompt_ids), settings, seed, chosen, reply, clean, evict, extras)
+
+    def check_ids(self, prompt_ids: Sequence[int], max_new_tokens: int) -> list[int]:
+        """Prompt token ids checked: whole numbers of this model's vocabulary, room left for `max_new_tokens`."""
+        if self.tokenizer is None:
+            raise WorkbenchError(f"{self.base.name} is served by its own server, which takes messages, not token ids.")
+        vocabulary = len(self.tokenizer)
+        ids = list(prompt_ids)
+        if not ids:
+            raise WorkbenchError("The prompt is empty: send some text or token ids.")
+        if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < vocabulary for i in ids):
+            raise WorkbenchError(
+                f"Token ids must be whole numbers from 0 to {vocabulary - 1}, this model's vocabulary."
+            )
+        if len(ids) + max_new_tokens > self.context_window:
+            raise WorkbenchError(
+                f"The prompt is {len(ids)} tokens; with {max_new_tokens} new tokens it does not fit this model's "
+                f"context window of {self.context_window} tokens."
+            )
+        return ids
 
     def stream(
         self,
@@ -265,6 +304,7 @@ class ChatEngine:
         adapter: str | None = None,
         *,
         evict: bool = True,
+        extras: Extras | None = None,
     ) -> Reply:
         """Start generating a reply; iterate the returned `Reply` for text.
 
@@ -273,14 +313,42 @@ class ChatEngine:
             settings: Sampling settings (defaults when None).
             adapter: An adapter name from `checkpoints()`; None or "base" for the base model.
             evict: Whether loading the adapter may drop another one the backend holds (False for visitors).
+            extras: Log-probabilities or a JSON schema (see `Extras`; refused where the backend lacks them).
 
         Raises:
             WorkbenchError: Bad messages or settings, an unknown or unusable adapter, or a prompt
                 that does not fit the context window. Nothing has started when this is raised.
         """
-        job = self._job(messages, settings, adapter, evict)
+        job = self._job(messages, settings, adapter, evict, extras=extras)
         self.backend.submit(job)
         return job.reply
+
+    def complete(
+        self,
+        prompt_ids: Sequence[int],
+        settings: GenerationSettings | None = None,
+        adapter: str | None = None,
+        *,
+        evict: bool = True,
+        extras: Extras | None = None,
+    ) -> Reply:
+        """Start continuing `prompt_ids` as they are (no chat template): a plain completion, as `stream` does
+        for messages. Raises WorkbenchError for ids outside the vocabulary or a prompt that does not fit."""
+        job = self._job([], settings, adapter, evict, prompt_ids=prompt_ids, extras=extras)
+        self.backend.submit(job)
+        return job.reply
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of plain text as the model starts a text (with BOS when its tokenizer adds one)."""
+        if self.tokenizer is None:
+            raise WorkbenchError(f"{self.base.name} is served by its own server, which takes messages, not text.")
+        with self._token_lock:
+            return list(self.tokenizer(text)["input_ids"])
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        """The text of token ids (special tokens kept, as the model saw them)."""
+        with self._token_lock:
+            return self.tokenizer.decode(list(ids))
 
     def generate(
         self, messages: Sequence[Message], settings: GenerationSettings | None = None, adapter: str | None = None

@@ -26,6 +26,7 @@ from workbench.generation.streaming import Reply, collect
 from workbench.registry import BASE_NAME, BaseModel, list_adapters, list_bases, resolve_base
 
 if TYPE_CHECKING:
+    from workbench.generation.backends.base import Extras
     from workbench.generation.engine import ChatEngine, Request
 
 REMOTE = "remote:"
@@ -131,9 +132,22 @@ class Router:
         adapter: str | None = None,
         *,
         evict: bool = True,
+        extras: Extras | None = None,
     ) -> Reply:
         engine, local = self.route(adapter)
-        return engine.stream(messages, settings, local, evict=evict and self.evict)
+        return engine.stream(messages, settings, local, evict=evict and self.evict, extras=extras)
+
+    def complete(
+        self,
+        prompt_ids: Sequence[int],
+        settings: GenerationSettings | None = None,
+        adapter: str | None = None,
+        *,
+        extras: Extras | None = None,
+    ) -> Reply:
+        """Continue token ids as they are (`ChatEngine.complete`) on the checkpoint's engine."""
+        engine, local = self.route(adapter)
+        return engine.complete(prompt_ids, settings, local, evict=self.evict, extras=extras)
 
     def generate(
         self, messages: Sequence[Message], settings: GenerationSettings | None = None, adapter: str | None = None

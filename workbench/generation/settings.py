@@ -46,6 +46,8 @@ class GenerationSettings:
         temperature: Sampling temperature; 0 means greedy decoding. Must be >= 0.
         top_p: Nucleus sampling mass, in (0, 1]; 1 disables it.
         top_k: Keep only the k most likely tokens; 0 disables it.
+        min_p: Drop tokens less likely than this share of the most likely one's probability, in [0, 1); 0 disables
+            it (applied after top-p, as transformers and llama.cpp's chain here both do).
         max_new_tokens: Most tokens to generate, >= 1 (the engine also caps it at the context window).
         repetition_penalty: > 0; 1 disables it, above 1 discourages repeats.
         seed: Random seed for sampling; None picks one (and the reply's stats record it).
@@ -58,6 +60,7 @@ class GenerationSettings:
     temperature: float = 0.3
     top_p: float = 0.9
     top_k: int = 50
+    min_p: float = 0.0
     max_new_tokens: int = 256
     repetition_penalty: float = 1.05
     seed: int | None = None
@@ -76,6 +79,9 @@ class GenerationSettings:
         put("top_k", _number("Top-k", self.top_k, int))
         if self.top_k < 0:
             raise WorkbenchError(f"Top-k must be 0 (off) or more, not {self.top_k}.")
+        put("min_p", _number("Min-p", self.min_p, float))
+        if not 0 <= self.min_p < 1:
+            raise WorkbenchError(f"Min-p must be at least 0 (off) and below 1, not {self.min_p:g}.")
         put("max_new_tokens", _number("Max new tokens", self.max_new_tokens, int))
         if self.max_new_tokens < 1:
             raise WorkbenchError(f"Max new tokens must be at least 1, not {self.max_new_tokens}.")

@@ -67,6 +67,7 @@ class Reply:
         self.first_token_at: float | None = None
         self.tokens_streamed = 0  # new tokens generated so far (the reply's progress)
         self.generation_started: float | None = None
+        self.logprobs: list[dict] = []  # per generated token, when the request asked (`Extras.logprobs`)
         self._started = started
         self._filter = _StopFilter(stops)
         self._chunks: queue.SimpleQueue = queue.SimpleQueue()

@@ -138,3 +138,33 @@ def mean_logprob(engine: Any, messages: Sequence[Message], reply: str, checkpoin
     reply_ids, logits, _ = reply_distributions(engine, messages, reply, checkpoint)
     chosen = torch.log_softmax(logits, -1)[torch.arange(len(reply_ids)), torch.tensor(reply_ids)]
     return float(chosen.mean())
+
+
+def prompt_logprobs(engine: Any, ids: Sequence[int], checkpoint: str | None = None, k: int = 0) -> list[dict[str, Any]]:
+    """Each token of a prompt (token ids as given, nothing added) with its log-probability given the tokens before
+    it, from one teacher-forced forward pass of the transformers reference with the checkpoint's adapter: rows
+    {"token_id", "token", "logprob", "top": [(token, logprob), ...k most likely]}; the first token has no context,
+    so its logprob is None and its top empty. What an API's `echo` with `logprobs` returns (lm-eval's
+    loglikelihood). `engine` is a ChatEngine or a Router."""
+    import torch
+
+    engine, local = engine.route(checkpoint)
+    engine.reference()  # one sentence for a remote model
+    ids = list(ids)
+    with engine.model_for(local) as model, torch.no_grad():
+        inputs = torch.tensor([ids], device=model.device)
+        logits = model(input_ids=inputs, attention_mask=torch.ones_like(inputs)).logits[0, :-1]
+        logp = torch.log_softmax(logits.float(), -1).cpu()
+    del logits
+    # Position i predicts token i + 1.
+    chosen = logp[torch.arange(len(ids) - 1), torch.tensor(ids[1:])].tolist() if len(ids) > 1 else []
+    top = torch.topk(logp, k) if k and len(ids) > 1 else None
+    top_ids = top.indices.tolist() if top is not None else [[] for _ in chosen]
+    top_values = top.values.tolist() if top is not None else [[] for _ in chosen]
+    with engine._token_lock:
+        texts = {i: engine.tokenizer.decode([i]) for i in {*ids, *(i for row in top_ids for i in row)}}
+    rows = [{"token_id": ids[0], "token": texts[ids[0]], "logprob": None, "top": []}]
+    for i, token in enumerate(ids[1:]):
+        pairs = [(texts[t], v) for t, v in zip(top_ids[i], top_values[i], strict=True)]
+        rows.append({"token_id": token, "token": texts[token], "logprob": chosen[i], "top": pairs})
+    return rows

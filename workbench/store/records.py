@@ -225,14 +225,16 @@ def digest(data: Any) -> str:
 
 
 def normalize_settings(settings: GenerationSettings | Mapping[str, Any] | None) -> dict[str, Any]:
-    """Generation settings as a validated, JSON-ready dict (defaults filled in)."""
+    """Generation settings as a validated, JSON-ready dict (defaults filled in). Min-p is kept only when it is on,
+    so settings stored before min-p existed keep their hash (and their generations are found again)."""
     if settings is None:
-        return GenerationSettings().to_dict()
-    if isinstance(settings, GenerationSettings):
-        return settings.to_dict()
-    if not isinstance(settings, Mapping):
+        settings = GenerationSettings()
+    elif not isinstance(settings, (GenerationSettings, Mapping)):
         raise WorkbenchError("Generation settings must be a GenerationSettings or a mapping of its fields.")
-    return GenerationSettings.from_dict(settings).to_dict()
+    data = (settings if isinstance(settings, GenerationSettings) else GenerationSettings.from_dict(settings)).to_dict()
+    if not data["min_p"]:
+        del data["min_p"]
+    return data
 
 
 def settings_label(settings: Mapping[str, Any] | None) -> str:
@@ -243,6 +245,7 @@ def settings_label(settings: Mapping[str, Any] | None) -> str:
         f"temp {s['temperature']:g}",
         f"top-p {s['top_p']:g}",
         f"top-k {s['top_k']}",
+        *([f"min-p {s['min_p']:g}"] if s.get("min_p") else []),
         f"max {s['max_new_tokens']}",
         f"rep {s['repetition_penalty']:g}",
         f"seed {s['seed'] if s['seed'] is not None else 'random'}",

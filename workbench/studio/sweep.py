@@ -1,5 +1,5 @@
-"""Sweeps over generation settings: one prompt, one or two axes (temperature, top-p, top-k, repetition penalty),
-one or more checkpoints, N samples per cell with fixed seeds, and measures per cell.
+"""Sweeps over generation settings: one prompt, one or two axes (temperature, top-p, top-k, min-p, repetition
+penalty), one or more checkpoints, N samples per cell with fixed seeds, and measures per cell.
 
     axes = parse_axes(["temperature=0,0.7,1.2", "top_p=0.9,1"])
     outputs = run(engine, messages, ["base", "my-run"], axes, samples=3, max_new_tokens=48)
@@ -26,8 +26,9 @@ from workbench.evaluation.metrics.diversity import distinct_n, repetition_rate, 
 from workbench.evaluation.metrics.overlap import sentence_scores
 from workbench.generation.settings import GenerationSettings, Message
 
-AXES = ("temperature", "top_p", "top_k", "repetition_penalty")
-AXIS_LABELS = {"temperature": "temperature", "top_p": "top-p", "top_k": "top-k", "repetition_penalty": "rep. penalty"}
+AXES = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
+AXIS_LABELS = {"temperature": "temperature", "top_p": "top-p", "top_k": "top-k", "min_p": "min-p"}
+AXIS_LABELS["repetition_penalty"] = "rep. penalty"
 METRICS = ("mean_tokens", "distinct_1", "distinct_2", "self_bleu", "repetition", "mean_logprob", "bleu", "chrf")
 MAX_RUNS = 64  # cells x samples: each is one generation on a possibly slow CPU
 BASE = GenerationSettings(top_k=0)

@@ -24,6 +24,7 @@ from workbench.gate.visitor import Visitor
 from workbench.generation.router import REMOTE
 from workbench.generation.settings import (
     EMPTY_MESSAGE,
+    MAX_SEED,
     GenerationSettings,
     conversation,
     message_text,
@@ -59,12 +60,13 @@ EXAMPLES = (
 )
 
 
-def _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop) -> GenerationSettings:
+def _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop, min_p) -> GenerationSettings:
     return GenerationSettings(
         temperature=temperature,
         max_new_tokens=max_new_tokens,
         top_p=top_p,
         top_k=top_k,
+        min_p=min_p,
         repetition_penalty=repetition_penalty,
         seed=None if seed in (None, "", -1) else seed,
         stop=stop or "",
@@ -102,11 +104,12 @@ def make_chat_fn(ctx: AppContext):
         repetition_penalty: float,
         seed: float | None,
         stop: str,
+        min_p: float = 0.0,  # last, with a default: callers of the "chat" endpoint from before it came still work
         request: gr.Request = None,
     ) -> Iterator[tuple[list[dict[str, Any]], str]]:
         try:
             who = ctx.visitor(request)
-            settings = _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop)
+            settings = _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop, min_p)
             check_chat(who.sizes, message, system_prompt, history, settings)  # as sent, before any tokenizer or lock
             history = plain_history(history)
             ctx.check_checkpoint(who, checkpoint)
@@ -291,6 +294,7 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
             with gr.Accordion("Advanced", open=False, elem_id="advanced"):
                 top_p = gr.Slider(0.01, 1, value=DEFAULTS.top_p, step=0.01, label="Top-p", elem_id="top-p")
                 top_k = gr.Slider(0, 200, value=DEFAULTS.top_k, step=1, label="Top-k (0 = off)", elem_id="top-k")
+                min_p = gr.Slider(0, 0.5, value=DEFAULTS.min_p, step=0.01, label="Min-p (0 = off)", elem_id="min-p")
                 repetition_penalty = gr.Slider(
                     0.5,
                     2,
@@ -299,7 +303,9 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
                     label="Repetition penalty",
                     elem_id="repetition-penalty",
                 )
-                seed = gr.Number(-1, precision=0, minimum=-1, label="Seed (-1 = random)", elem_id="seed")
+                seed = gr.Number(
+                    -1, precision=0, minimum=-1, maximum=MAX_SEED, label="Seed (-1 = random)", elem_id="seed"
+                )
                 stop = gr.Textbox(
                     "",
                     label="Stop strings (one per line)",
@@ -311,6 +317,7 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
     pending = gr.Textbox(visible=False, max_length=ctx.sizes.message_chars)
     known = gr.State([])  # the choices this page shows; empty until the first fill picks the default
     settings_inputs = [system, checkpoint, temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop]
+    settings_inputs.append(min_p)  # after stop: the "chat" endpoint's parameters keep their order
     chat_fn = chat_feedback.recording(ctx, make_chat_fn(ctx))  # remembers replies for likes and regenerate pairs
 
     # Every way of generating shares one queue lane, twice as wide as the backend's slots: llama.cpp decodes
@@ -322,6 +329,7 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
         max_new_tokens=max_new_tokens,
         top_p=top_p,
         top_k=top_k,
+        min_p=min_p,
         repetition_penalty=repetition_penalty,
         stop=stop,
     )

@@ -131,6 +131,7 @@ def _settings(values: dict[str, Any]) -> dict[str, Any]:
         max_new_tokens=values.get("max_new_tokens", 256),
         top_p=values.get("top_p", 0.95),
         top_k=values.get("top_k", 50),
+        min_p=values.get("min_p", 0.0),
         repetition_penalty=values.get("repetition_penalty", 1.0),
         seed=None if seed in (None, "", -1) else seed,
         stop=values.get("stop") or "",

@@ -6,7 +6,7 @@ creates later:
 
     preset = preset_picker(ctx)                      # in the settings column
     tokens = token_view_layout()                     # under the conversation
-    wire_presets(ctx, preset, checkpoint, sliders, notice)  # sliders: a namespace of the six setting components
+    wire_presets(ctx, preset, checkpoint, sliders, notice)  # sliders: a namespace of the SLIDERS components
     wire_token_view(ctx, tokens, chatbot, system, checkpoint, temperature, top_p, top_k, lane)
 
 The token view reads the reply with one teacher-forced pass of the transformers reference (loaded on first use);
@@ -29,7 +29,7 @@ from workbench.registry import BASE_NAME
 from workbench.ui.context import AppContext, user_error
 from workbench.ui.notice import NO_NOTICE, notice_html
 
-SLIDERS = ("temperature", "max_new_tokens", "top_p", "top_k", "repetition_penalty", "stop")
+SLIDERS = ("temperature", "max_new_tokens", "top_p", "top_k", "min_p", "repetition_penalty", "stop")
 
 
 def preset_picker(ctx: AppContext) -> gr.Dropdown:
@@ -48,7 +48,7 @@ def preset_picker(ctx: AppContext) -> gr.Dropdown:
 
 
 def _values(gen: GenerationSettings) -> list[Any]:
-    return [gen.temperature, gen.max_new_tokens, gen.top_p, gen.top_k, gen.repetition_penalty, "\n".join(gen.stop)]
+    return [getattr(gen, name) for name in SLIDERS[:-1]] + ["\n".join(gen.stop)]
 
 
 def wire_presets(

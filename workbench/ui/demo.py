@@ -46,8 +46,9 @@ def queue_options(settings: Settings) -> dict:
 
 def launch_options(demo: gr.Blocks) -> dict:
     """The `launch()` arguments that make the app safe to expose and serve: where it listens, whether it is shared
-    (never unless GRADIO_SHARE says so), the upload limit, the worker threads, the `GET /status` route, and the HTTP
-    guard in front of Gradio (`workbench.ui.guard`: Host allowlist, body caps, uploads for the admin only)."""
+    (never unless GRADIO_SHARE says so), the upload limit, the worker threads, the `GET /status` route, the
+    OpenAI-compatible `/v1` routes (`workbench.api`: the chat's router and reply limit), and the HTTP guard in front
+    of Gradio (`workbench.ui.guard`: Host allowlist, body caps, uploads for the admin only)."""
     from starlette.middleware import Middleware
 
     from workbench.ui.guard import Guard
@@ -63,8 +64,14 @@ def launch_options(demo: gr.Blocks) -> dict:
         "share": settings.share,
         "max_file_size": MAX_UPLOAD,
         "max_threads": threads,
-        "app_kwargs": {"middleware": [guard], "routes": [status_route(ctx)]},
+        "app_kwargs": {"middleware": [guard], "routes": [status_route(ctx), *_api(ctx)]},
     }
+
+
+def _api(ctx: AppContext) -> list:
+    from workbench.api.routes import api_routes
+
+    return api_routes(ctx.settings, ctx.router(), ready=lambda: not ctx.loading())
 
 
 def _calm_queue(demo: gr.Blocks) -> None:

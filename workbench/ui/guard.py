@@ -32,9 +32,8 @@ from typing import Any
 
 from workbench.access import caller, header_values, host_allowed
 from workbench.config import Settings
+from workbench.gate.sizes import OWNER_BODY, VISITOR_BODY
 
-VISITOR_BODY = 2 * 1024 * 1024  # a visitor's longest chat (100,000 characters) as JSON, escaped, with room
-OWNER_BODY = 32 * 1024 * 1024
 UPLOAD_BODY = 21 * 1024 * 1024  # one dataset file of up to 20 MB (MAX_UPLOAD) and its multipart framing
 UPLOAD_FILES = 4
 UPLOAD_WINDOW_S = 3600.0

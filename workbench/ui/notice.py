@@ -76,13 +76,14 @@ def in_page(chat_fn):
         repetition_penalty: float,
         seed: float | None,
         stop: str,
+        min_p: float,
         box: str,
         request: gr.Request = None,
     ):
         shown = False
         try:
             args = (system_prompt, checkpoint, temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed)
-            for new_history, stats in chat_fn(message, history, *args, stop, request=request):
+            for new_history, stats in chat_fn(message, history, *args, stop, min_p, request=request):
                 # a reply has begun once the history ends with one (a starting app first shows the message alone)
                 shown = bool(new_history) and new_history[-1].get("role") == "assistant"
                 yield new_history, stats, NO_NOTICE, gr.skip()

@@ -19,6 +19,24 @@ from workbench.generation.streaming import Reply
 from workbench.registry import Adapter, BaseModel
 
 
+@dataclass(frozen=True)
+class Extras:
+    """What a request may ask beyond sampling, on backends that offer it (llama.cpp: `LlamaCppBackend.EXTRAS`).
+
+    Attributes:
+        logprobs: None for no log-probabilities; k >= 0 for each generated token's log-probability and the k most
+            likely alternatives at its position (in `Reply.logprobs`).
+        json_schema: A JSON schema the reply must follow (constrained decoding); None for free text.
+    """
+
+    logprobs: int | None = None
+    json_schema: dict | None = None
+
+    def asked(self) -> list[str]:
+        """The names of what is asked, for a backend's refusal."""
+        return [name for name in ("logprobs", "json_schema") if getattr(self, name) is not None]
+
+
 @dataclass
 class Job:
     """One reply to generate.
@@ -33,6 +51,7 @@ class Job:
         messages: The checked conversation the prompt was made from.
         evict: Whether serving this job may drop another loaded adapter to make room for its own (llama.cpp holds
             a few; a visitor's request may load one only while there is room, so no one can make it thrash).
+        extras: Log-probabilities and constrained decoding (see `Extras`).
     """
 
     prompt_ids: list[int]
@@ -42,6 +61,7 @@ class Job:
     reply: Reply
     messages: list[Message] = field(default_factory=list)
     evict: bool = True
+    extras: Extras = field(default_factory=Extras)
 
 
 class Backend(Protocol):

@@ -4,7 +4,7 @@ llama.cpp's server runs inside this process with several slots: requests submitt
 together (continuous batching), each with its own sampling settings, seed, cancel and LoRA adapter. The
 engine sends prompt token ids made with the same tokenizer and chat template as the transformers backend,
 so both backends see exactly the same prompt; sampling is set up to mean the same as transformers'
-(repetition penalty over the whole context, then temperature, top-k, top-p; no min-p).
+(repetition penalty over the whole context, then temperature, top-k, top-p, min-p).
 
 LoRA adapters trained by Workbench are converted to llama.cpp's GGUF LoRA format beside the adapter
 (`workbench.generation.lora_gguf`) the first time they are asked for. llama.cpp loads adapters when its
@@ -40,8 +40,9 @@ from workbench.registry import Adapter, BaseModel
 MAX_LOADED_ADAPTERS = 8  # adapters one server holds; the least recently used drops out when a new one comes
 DEFAULT_CONTEXT = 4096  # tokens per slot unless WORKBENCH_CONTEXT says otherwise (each slot has its own KV cache)
 # transformers applies the repetition penalty to the logits, then temperature, top-k and top-p; llama.cpp's
-# default chain puts temperature last and adds min-p 0.05, which would make the same settings mean another thing.
-SAMPLERS = ["penalties", "temperature", "top_k", "top_p"]
+# default chain puts temperature last and adds min-p 0.05, which would make the same settings mean another thing
+# (transformers' min-p comes after top-p; min-p 0 keeps every token).
+SAMPLERS = ["penalties", "temperature", "top_k", "top_p", "min_p"]
 
 
 def _xllamacpp() -> Any:
@@ -99,19 +100,24 @@ def request_body(job: Job, context: int) -> dict[str, Any]:
     """The completion request for a job: prompt token ids and settings in llama.cpp's terms (`context` is
     the slot's size, over which the repetition penalty looks back, as transformers' does over everything)."""
     s: GenerationSettings = job.settings
-    return {
+    body = {
         "prompt": job.prompt_ids,
         "max_tokens": s.max_new_tokens,
         "temperature": s.temperature,
         "top_p": s.top_p,
         "top_k": s.top_k,
-        "min_p": 0.0,
+        "min_p": s.min_p,
         "repeat_penalty": s.repetition_penalty,
         "repeat_last_n": context,
         "seed": job.seed,
         "samplers": SAMPLERS,
         "stream": True,
     }
+    if job.extras.logprobs is not None:  # each token's log-probability before sampling, and the k most likely
+        body["logprobs"] = max(job.extras.logprobs, 1)
+    if job.extras.json_schema is not None:  # llama.cpp turns the schema into a grammar that constrains sampling
+        body["json_schema"] = job.extras.json_schema
+    return body
 
 
 def _shared_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -195,6 +201,7 @@ class LlamaCppBackend:
     """Generates with llama.cpp in process on a GGUF base model, several requests at once."""
 
     name = "llamacpp"
+    EXTRAS = ("logprobs", "json_schema")  # what `Extras` it takes
 
     def __init__(self, base: BaseModel, settings: Settings, tokenizer: Any, context_window: int) -> None:
         self.base = base
@@ -267,6 +274,13 @@ class LlamaCppBackend:
                     ) from None
             return current, key
 
+    def busy(self) -> int:
+        """Slots generating now (on the current server): what a stopped or abandoned request must give back."""
+        with self._lock:
+            current = self._current
+        with current._free:
+            return sum(slot.busy for slot in current.slots)
+
     def close(self) -> None:
         with self._lock:
             self._current = None  # type: ignore[assignment]  # the server stops when its last request ends
@@ -296,6 +310,8 @@ class LlamaCppBackend:
                 return False
             state["chunks"] += 1
             reply.count_tokens(1)
+            if job.extras.logprobs is not None:
+                reply.logprobs.extend(_logprobs(choice, job.extras.logprobs))
             return reply.push(choice.get("text") or "")
 
         error: BaseException | None = None
@@ -335,6 +351,23 @@ class LlamaCppBackend:
         if failed:
             raise WorkbenchError(f"llama.cpp failed: {failed[0]}")
         return out
+
+
+def _logprobs(choice: dict[str, Any], k: int) -> list[dict[str, Any]]:
+    """A chunk's tokens as {"token", "logprob", "top_logprobs": [{"token", "logprob"}...]} (k alternatives)."""
+    content = (choice.get("logprobs") or {}).get("content") or []
+    return [
+        {
+            "token": t.get("token", ""),
+            "logprob": float(t.get("logprob", 0.0)),
+            "top_logprobs": [{"token": a.get("token", ""), "logprob": float(a["logprob"])} for a in t["top_logprobs"]][
+                :k
+            ]
+            if k
+            else [],
+        }
+        for t in content
+    ]
 
 
 def _unchanged(key: tuple[str, int]) -> bool:

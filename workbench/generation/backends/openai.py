@@ -141,7 +141,7 @@ class OpenAIBackend:
         # would say only "stop", the same as at the end of its turn, and the reply could not tell which.
         taken = dict(self.remote.sampling)
         extra, not_applied = {}, []
-        for ours, default in (("top_k", 0), ("repetition_penalty", 1.0)):
+        for ours, default in (("top_k", 0), ("min_p", 0.0), ("repetition_penalty", 1.0)):
             value = getattr(settings, ours)
             if ours in taken:
                 extra[taken[ours]] = value

@@ -151,13 +151,14 @@ class TransformersBackend:
                 return torch.tensor([r.should_stop() for r in replies], dtype=torch.bool, device=input_ids.device)
 
         config = copy.deepcopy(self.loaded.model.generation_config)
-        sampling = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        sampling = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None, "min_p": None}
         if not settings.greedy:
             sampling = {
                 "do_sample": True,
                 "temperature": settings.temperature,
                 "top_p": settings.top_p,
                 "top_k": settings.top_k or None,
+                "min_p": settings.min_p or None,
             }
         config.update(
             max_new_tokens=settings.max_new_tokens,

@@ -1,0 +1,122 @@
+"""Running replies for the endpoints: admitting a request (sizes, loading, rate limit), starting replies off the
+event loop, waiting for them, and streaming one as server-sent events that end with `data: [DONE]`.
+
+A stream sends what was generated every STREAM_EVERY_S (not one event per token: the event loop and the client
+wake a few times a second, not once per token); when the client goes away the reply is cancelled at once, so its
+slot is free for the next request, and the visitor's count is released.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.responses import StreamingResponse
+
+from workbench.api.errors import ApiError
+from workbench.api.state import FINISH, STREAM_EVERY_S, ApiState, Asker, usage
+from workbench.errors import WorkbenchError
+from workbench.generation.settings import GenerationSettings, Message
+from workbench.generation.streaming import Reply, collect
+
+Chunk = Callable[
+    [str | None, str | None, list[dict]], dict[str, Any]
+]  # (text or None for the opening, finish, logprobs)
+
+
+def fits(asker: Asker, conversations: list[list[Message]], settings: GenerationSettings) -> None:
+    """Refuse conversations or settings over the caller's sizes (400)."""
+    try:
+        for messages in conversations:
+            asker.check(messages, settings)
+    except WorkbenchError as exc:
+        raise ApiError.from_workbench(exc) from None
+
+
+def admit(state: ApiState, asker: Asker, conversations: list[list[Message]], settings: GenerationSettings, n: int):
+    """Refuse a request over the caller's sizes (400), before the model is ready (503) or past their rate (429)."""
+    fits(asker, conversations, settings)
+    state.check_ready()
+    try:
+        asker.take(n)
+    except WorkbenchError as exc:
+        raise ApiError(429, str(exc), code="rate_limit_exceeded") from None
+
+
+async def started(starts: list[Callable[[], Reply]]) -> list[Reply]:
+    """Start replies in a worker thread (tokenizing takes the CPU), all or none: when one is refused, those already
+    started are cancelled (their slots freed) and the refusal is an ApiError 400."""
+
+    def start_all() -> list[Reply]:
+        replies: list[Reply] = []
+        try:
+            for start in starts:
+                replies.append(start())
+        except BaseException:
+            for reply in replies:
+                reply.cancel()
+            raise
+        return replies
+
+    try:
+        return await run_in_threadpool(start_all)
+    except WorkbenchError as exc:
+        raise ApiError.from_workbench(exc) from None
+
+
+async def collect_all(replies: list[Reply]) -> list[tuple[str, Any]]:
+    """Every reply's (text, stats), waited for in a worker thread; a failed one as ApiError 400."""
+    try:
+        return await run_in_threadpool(collect, replies)
+    except WorkbenchError as exc:
+        raise ApiError.from_workbench(exc) from None
+    finally:
+        for reply in replies:  # the request was cancelled (client gone) or one failed: free every slot
+            reply.cancel()
+
+
+def sse(data: dict[str, Any] | str) -> str:
+    return f"data: {data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def stream_reply(
+    state: ApiState,
+    reply: Reply,
+    chunk: Chunk,
+    include_usage: bool,
+    stored: Callable[[str, Any], Any],
+    release: Callable[[], None],
+    *,
+    role: bool = False,
+    opening: str = "",
+    opening_logprobs: list[dict] | None = None,
+) -> StreamingResponse:
+    """`reply` as server-sent events: an opening chunk (the chat's role, or `opening` text such as an echoed
+    prompt), the text as it comes, a chunk with the finish reason, the usage when asked, `data: [DONE]`. An error
+    after the stream began is one more event in OpenAI's error shape. `stored(text, stats)` runs at the end."""
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            if role or opening:
+                yield sse(chunk(None if role else opening, None, opening_logprobs or []))
+            sent = 0
+            async for piece in iterate_in_threadpool(reply.pieces(lambda: STREAM_EVERY_S)):
+                entries = reply.logprobs[sent:]
+                sent += len(entries)
+                yield sse(chunk(piece, None, entries))
+            stats = reply.stats
+            yield sse(chunk("", FINISH[stats.finish_reason], reply.logprobs[sent:]))
+            if include_usage:
+                yield sse({**chunk("", None, []), "choices": [], "usage": usage(stats.prompt_tokens, stats.new_tokens)})
+            await run_in_threadpool(stored, reply.text, stats)
+        except WorkbenchError as exc:
+            yield sse(ApiError.from_workbench(exc).body(state.settings.api_keys))
+        finally:
+            reply.cancel()  # the client went away (or it ended): the slot is free at the next token
+            release()
+        yield sse("[DONE]")
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
