@@ -119,8 +119,8 @@ def test_a_chunk_is_sized_to_the_byte_budget():
 
 
 def _tokenizer():
-    from transformers import PreTrainedTokenizerFast
     from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
 
     vocab = {f"w{i}": i for i in range(VOCAB)}
     raw = Tokenizer(models.WordLevel(vocab, unk_token="w1"))
@@ -155,7 +155,7 @@ def test_sft_trainer_loss_is_the_same_with_the_chunked_head(tmp_path):
     from trl import SFTConfig, SFTTrainer
 
     ids, _, labels = _batch()
-    rows = [{"input_ids": i.tolist()[:15], "labels": l.tolist()[:15]} for i, l in zip(ids, labels, strict=True)]
+    rows = [{"input_ids": i.tolist()[:15], "labels": y.tolist()[:15]} for i, y in zip(ids, labels, strict=True)]
     args = SFTConfig(
         output_dir=str(tmp_path),
         per_device_train_batch_size=2,

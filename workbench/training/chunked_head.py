@@ -126,7 +126,7 @@ def chunked_log_probs(hidden: torch.Tensor, labels: torch.Tensor, weight: torch.
     mask = labels != -100
     selected = ChunkedLogProbs.apply(hidden[mask], weight, bias, labels[mask], chunk or chunk_tokens(weight.shape[0]))
     # masked_scatter keeps an all-masked batch connected to the graph: its loss is a differentiable zero
-    return tuple(x.new_zeros(mask.shape).masked_scatter(mask, x) for x in selected) + (mask,)
+    return (*(x.new_zeros(mask.shape).masked_scatter(mask, x) for x in selected), mask)
 
 
 def _plain_head(model: Any) -> bool:

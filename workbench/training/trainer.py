@@ -20,7 +20,6 @@ from typing import Any
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.training.callbacks import RunCallback, RunContext, losses_at
-from workbench.training.chunked_head import loss_head
 from workbench.training.checkpoints import (
     check_run_folder,
     checkpoint_step,
@@ -33,6 +32,7 @@ from workbench.training.checkpoints import (
     resume_point,
     write_json,
 )
+from workbench.training.chunked_head import loss_head
 from workbench.training.config import JobConfig, RunPaths
 from workbench.training.hooks import RunHooks, check_suites
 from workbench.training.prepare import PreparedData, job_settings, prepare_data
