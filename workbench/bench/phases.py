@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Any
 
+import torch
 from transformers import TrainerCallback
 
 
@@ -113,7 +114,7 @@ class PhaseCallback(TrainerCallback):
             self.meter.phase("eval")
             return
         self.meter.phase("forward")
-        if not __import__("torch").is_grad_enabled():
+        if not torch.is_grad_enabled():
             return  # a reference forward (DPO): counted once, with the policy's
         mask, ids = kwargs.get("attention_mask"), kwargs.get("input_ids")
         if mask is not None and mask.dim() == 2:

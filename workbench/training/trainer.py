@@ -35,6 +35,7 @@ from workbench.training.checkpoints import (
 from workbench.training.chunked_head import loss_head
 from workbench.training.config import JobConfig, RunPaths
 from workbench.training.hooks import RunHooks, check_suites
+from workbench.training.memory import require_fit, return_freed_memory
 from workbench.training.prepare import PreparedData, job_settings, prepare_data
 from workbench.training.procs import identity
 from workbench.training.runlog import RunLog, read_log
@@ -278,8 +279,10 @@ def run_job(
     check_suites(config.eval_suites)
     with dist.main_process_first():  # the first start converts the embedded GGUF once
         data = prepare_data(config, settings, echo=echo if main else None)
+    fit = require_fit(config, settings, data.base)  # before any weight loads: a run that cannot fit is refused
+    return_freed_memory()
     if main:
-        echo(data.summary())
+        echo("\n".join(filter(None, [data.summary(), fit])))
     job = {"config": config.to_dict(), "base_model": data.base.name, "datasets": data.datasets_meta(config)}
     if resume:
         _check_same_data(load_job(paths), job, config.run)
