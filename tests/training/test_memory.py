@@ -51,16 +51,15 @@ def test_the_gguf_metadata_gives_the_shape_of_its_conversion(wb_settings, tmp_pa
 
 
 def test_the_estimate_grows_with_the_batch_and_shrinks_with_checkpointing_and_the_chunked_head():
-    base = JobConfig(run="r", data="d.jsonl")
+    base = JobConfig(run="r", data="d.jsonl")  # gradient checkpointing on by default
     need = estimate(SMOLLM2, base)
     assert need.total == need.weights + need.adapter + need.activations + need.loss + need.runtime
     assert need.weights == SMOLLM2.params * 4 and 0.5 * GB < need.weights < 0.6 * GB
-    bigger = estimate(SMOLLM2, JobConfig(run="r", data="d.jsonl", batch_size=8))
-    assert bigger.activations == 2 * need.activations
-    dpo = estimate(SMOLLM2, JobConfig(run="r", data="d.jsonl", method="dpo"))
-    assert dpo.activations == 2 * need.activations  # a chosen and a rejected reply per row
-    checkpointed = estimate(SMOLLM2, JobConfig(run="r", data="d.jsonl", gradient_checkpointing=True))
-    assert checkpointed.activations < need.activations / 5
+    for other in (JobConfig(run="r", data="d.jsonl", batch_size=8), JobConfig(run="r", data="d.jsonl", method="dpo")):
+        assert estimate(SMOLLM2, other).activations == 2 * need.activations  # DPO: a chosen and a rejected reply
+    kept = estimate(SMOLLM2, JobConfig(run="r", data="d.jsonl", gradient_checkpointing=False))
+    assert kept.activations > 10 * need.activations
+    assert 5 * GB < kept.activations < 7 * GB  # measured without checkpointing: 5.8 GB (docs/speed.md)
     assert estimate(SMOLLM2, base, head="TRL fused").loss > 4 * need.loss
     assert "Estimated peak memory" in need.summary(16 * 10**9) and "16.0 GB is available" in need.summary(16 * 10**9)
 
@@ -78,7 +77,7 @@ def test_a_run_that_cannot_fit_is_refused_in_one_sentence():
 
 def test_available_memory_is_read_from_the_machine():
     free = memory.available_bytes("cpu")
-    assert free is not None and 0 < free
+    assert free is not None and free > 0
 
 
 def test_run_job_refuses_before_loading_and_leaves_no_run(tiny_settings, tmp_path, monkeypatch):

@@ -20,7 +20,6 @@ tokens/s at least 1.0x, losses the same within noise.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -177,9 +176,17 @@ SIDES = {"workbench": _workbench_side, "plain TRL": _trl_side}
 
 
 def _run_side(side: str, settings: Settings, method: str, steps: int, data: str) -> dict[str, Any]:
-    spawn = multiprocessing.get_context("spawn")
-    with tempfile.TemporaryDirectory() as out, spawn.Pool(1) as pool:
-        return pool.apply(SIDES[side], (settings, method, steps, data, out))
+    """One side in a fresh interpreter (a subprocess: the case itself runs in a pool's daemon process)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, **settings.to_env()}
+    with tempfile.TemporaryDirectory() as out:
+        result = Path(out) / "result.json"
+        cmd = [sys.executable, "-m", "workbench.bench.train_memory", side, method, str(steps), data, out, str(result)]
+        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+        return json.loads(result.read_text(encoding="utf-8"))
 
 
 def _measures(method: str, ours: dict[str, Any], plain: dict[str, Any], steps: int) -> list[Measure]:
@@ -248,3 +255,11 @@ def case_train_memory(ctx: BenchContext) -> list[Measure]:
             ours = _run_side("workbench", ctx.settings, method, steps, str(data))
             measures += _measures(method, ours, plain, steps)
     return measures
+
+
+if __name__ == "__main__":  # one side: SIDE METHOD STEPS DATA OUT RESULT (what `_run_side` starts)
+    import sys
+
+    side, method, steps, data, out, result = sys.argv[1:]
+    figures = SIDES[side](Settings.from_env(), method, int(steps), data, out)
+    Path(result).write_text(json.dumps(figures), encoding="utf-8")
