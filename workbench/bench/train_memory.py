@@ -116,7 +116,17 @@ def _workbench_side(settings: Settings, method: str, steps: int, data: str, out:
     )
     run_job(config, settings, progress=False, echo=lambda *_: None, store=False, callbacks=[callback])
     records = read_log(RunPaths.of(settings, config.run).log_file)
-    return _result(meter, callback, [r["train_loss"] for r in records if r["event"] == "log"])
+    result = _result(meter, callback, [r["train_loss"] for r in records if r["event"] == "log"])
+    return {**result, "estimate": _estimate(settings, config)}
+
+
+def _estimate(settings: Settings, config) -> int:
+    from workbench.generation.loading import choose_device
+    from workbench.registry import resolve_base
+    from workbench.training.memory import estimate, model_shape, planned_head
+
+    device = choose_device(settings)
+    return estimate(model_shape(resolve_base(settings), settings), config, device, planned_head(device)).total
 
 
 def _trl_side(settings: Settings, method: str, steps: int, data: str, out: str) -> dict[str, Any]:
@@ -224,6 +234,17 @@ def _measures(method: str, ours: dict[str, Any], plain: dict[str, Any], steps: i
                 f"last {pairs[-1][0]:.3f} vs {pairs[-1][1]:.3f}",
             )
         )
+    out.append(
+        Measure.against(
+            case,
+            f"{method}: the estimate `train --validate-only` shows",
+            ours["estimate"] / GIB,
+            "GiB",
+            "workbench's measured peak RSS",
+            ours["max_rss"] / GIB,
+            "an upper bound: it assumes every row is max-length",
+        )
+    )
     for phase, peak in ours["gpu_phases"].items():
         if plain["gpu_phases"].get(phase):
             out.append(
