@@ -142,6 +142,8 @@ def add_chunked_head(model: Any) -> None:
     Any other call (generation, evaluation with logits) goes to the model's own forward."""
     from trl.trainer.utils import FusedCausalLMOutput
 
+    # The class's forward, not the instance's: TRL has already replaced that one with its own fused head. This head
+    # is only installed on a single device (the CPU), where no accelerate dispatch hook sits on the instance.
     own_forward = type(model).forward
 
     @functools.wraps(own_forward)  # keeps the signature `generate` checks its kwargs against
@@ -172,8 +174,10 @@ def add_chunked_head(model: Any) -> None:
 
 def uses_trl_kernel(device: torch.device) -> bool:
     """Whether TRL's fused head runs its Triton kernel here (CUDA/XPU with Triton): then it is the better head."""
-    from trl.kernels.chunked_logprob import _use_triton
-
+    try:
+        from trl.kernels.chunked_logprob import _use_triton  # TRL's own test, private: a TRL without it is older
+    except ImportError:
+        return device.type in ("cuda", "xpu")
     return _use_triton(device)
 
 
