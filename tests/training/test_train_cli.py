@@ -65,6 +65,7 @@ def test_validate_only_prints_every_problem(cli, tmp_path):
     assert code == 0
     assert "d.jsonl: chat shape (JSONL), 8 records, " in out
     assert "line 7: message 2 (assistant) has empty content" in out and "line 8: not valid JSON" in out
+    assert "Estimated peak memory " in out and "(chunked head)" in out and " GB is available." in out
     code, out, err = cli("train", "--name", "v", "--data", str(data), "--validate-only", "--json")
     report = json.loads(out)
     assert [(p["line"], p["kind"]) for p in report["train"]["problems"]] == [(7, "empty-content"), (8, "bad-json")]
@@ -73,6 +74,17 @@ def test_validate_only_prints_every_problem(cli, tmp_path):
     code, out, err = cli("train", "--name", "v", "--data", str(data), "--validate-only", "--max-length", "40")
     assert code == 2 and "line 1: " in out and "longer than the maximum of 40" in out  # the report, then the refusal
     assert err.startswith("error: d.jsonl has no usable example: line 1: ")
+
+
+def test_validate_only_refuses_a_run_that_cannot_fit_the_memory(cli, tmp_path, monkeypatch):
+    from workbench.training import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 10**8)
+    data = identity_file(tmp_path / "d.jsonl", 6)
+    code, out, err = cli("train", "--name", "v", "--data", str(data), "--validate-only", "--batch-size", "64")
+    assert code == 2 and "d.jsonl: chat shape" in out  # the report, then the refusal
+    assert err.startswith("error: This run needs about ") and "but only 0.1 GB is available" in err
+    assert err.count("\n") == 1
 
 
 @pytest.mark.slow

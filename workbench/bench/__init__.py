@@ -18,7 +18,8 @@ from requirements.txt alone as a Space builds it), `ratings` (the leaderboard at
 CLI, against the old row-wise path and a FastChat battle file), `load` (a public Space under load: twenty visitors
 chatting and fifty voting through the running app for a minute: correctness under a crowd, whose latencies are
 mostly its own load generator's), `quality` (a newcomer's first questions answered with the default settings,
-against the old defaults).
+against the old defaults), `train_memory` (`workbench train` against a plain TRL + peft script: peak memory,
+tokens/s and losses, SFT and DPO; `phases` meters memory per phase of a training step).
 """
 
 from __future__ import annotations
@@ -68,9 +69,10 @@ class Measure:
 class BenchContext:
     """What the cases share: settings, one engine on the configured model, repeat count."""
 
-    def __init__(self, settings: Settings, repeats: int = 3) -> None:
+    def __init__(self, settings: Settings, repeats: int = 3, steps: int | None = None) -> None:
         self.settings = settings
         self.repeats = repeats
+        self.steps = steps  # training steps per side for the training cases (None: the case's own default)
 
     @cached_property
     def engine(self):
@@ -111,11 +113,16 @@ CASES = {
     "arena_sampling": "arena_sampling:case_arena_sampling",
     "public_load": "load:case_public_load",
     "demo_quality": "quality:case_demo_quality",
+    "train_memory": "train_memory:case_train_memory",
 }
 
 
 def run(
-    settings: Settings, cases: list[str] | None = None, repeats: int = 3, progress: Callable[[str], None] | None = None
+    settings: Settings,
+    cases: list[str] | None = None,
+    repeats: int = 3,
+    progress: Callable[[str], None] | None = None,
+    steps: int | None = None,
 ) -> list[Measure]:
     """Run the named cases (all by default) and return their measures."""
     from workbench.errors import WorkbenchError
@@ -130,15 +137,16 @@ def run(
         if progress:
             progress(name)
         with spawn.Pool(1) as pool:
-            measures += pool.apply(_run_case, (name, settings, repeats))
+            measures += pool.apply(_run_case, (name, settings, repeats, steps))
     return measures
 
 
-def _run_case(name: str, settings: Settings, repeats: int) -> list[Measure]:
+def _run_case(name: str, settings: Settings, repeats: int, steps: int | None = None) -> list[Measure]:
     import importlib
 
     module, function = CASES[name].split(":")
-    return getattr(importlib.import_module(f"workbench.bench.{module}"), function)(BenchContext(settings, repeats))
+    case = getattr(importlib.import_module(f"workbench.bench.{module}"), function)
+    return case(BenchContext(settings, repeats, steps))
 
 
 def as_rows(measures: list[Measure]) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@ JSON summary.
 
     workbench train --data data/fastchat_identity/train.jsonl --name identity --max-steps 40
     workbench train --name identity --resume            # after a crash or Cancel: same settings
-    workbench train --data my.jsonl --name x --validate-only   # the validation report, no training
+    workbench train --data my.jsonl --name x --validate-only   # the validation report and memory estimate
     workbench train --method dpo --data pairs.jsonl --name x     # prompt/chosen/rejected pairs
     workbench train --method dpo --from-votes --name x --init-adapter identity --report-to tensorboard
     workbench train --method dpo --from-votes --vote-source edit --name x   # corrections: edited over original
@@ -39,7 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--val", help="validation file (default: hold out --val-fraction of --data)")
     p.add_argument("--name", required=True, help="run name: the folder under the adapters folder")
     p.add_argument("--resume", action="store_true", help="continue the run from its last complete checkpoint")
-    p.add_argument("--validate-only", action="store_true", help="print the validation report and exit")
+    p.add_argument(
+        "--validate-only", action="store_true", help="print the validation report and the memory estimate, and exit"
+    )
     p.add_argument("--eval-suite", action="append", default=None, help="evaluation suite to run at every save")
     p.add_argument("--no-store", action="store_true", help="do not write training logs to the store")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -95,7 +97,10 @@ def _add_hyperparameters(p: argparse.ArgumentParser) -> None:
     for f, spec in HYPERPARAMETERS:
         group = groups[spec.section]
         if spec.kind == "bool":
-            group.add_argument(hparams.flag(f.name), action="store_true", default=None, help=spec.help)
+            # --x / --no-x: a default may be on (gradient checkpointing), so turning it off needs a flag too
+            group.add_argument(
+                hparams.flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=spec.help
+            )
             continue
         notes = [spec.bounds_text()] if spec.bounds_text() and not spec.choices else []
         if f.default is not None:
@@ -219,10 +224,14 @@ def run(args: argparse.Namespace) -> int:
         print(text, file=out, flush=True)
 
     if args.validate_only:
+        from workbench.training.memory import require_fit
         from workbench.training.prepare import prepare_data
 
         data = prepare_data(config, settings, echo=echo)
         echo(data.summary())
+        fit = require_fit(config, settings, data.base)  # the estimate, or the refusal of a run that cannot fit
+        if fit:
+            echo(fit)
         if args.json:
             print_json(
                 {
@@ -230,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
                     "validation": data.val_report.to_dict() if data.val_report else None,
                     "train_examples": len(data.train),
                     "validation_examples": len(data.val),
+                    "memory": fit,
                 }
             )
         return 0

@@ -16,7 +16,9 @@ TRL's SFTTrainer), `callbacks`, `hooks` (suites at each save), `checkpoints` (at
 `runlog` (the JSONL log), `jobs` (a run as a subprocess: start, status, cancel, resume), `losses` (loss
 curves for charts), `preferences` (preference files -> templated prompt/chosen/rejected pairs), `votes` (the
 store's votes -> a preference file), `dpo` (TRL's DPOTrainer for `method="dpo"`), `tracking` (--report-to),
-`export` (merged or plain PEFT export). Only `trainer` and `callbacks` import torch/transformers at import.
+`export` (merged or plain PEFT export), `chunked_head` (the loss over chunks of labelled tokens, never the full
+logits), `memory` (a run's memory estimate before it starts, and the refusal of one that cannot fit). Only
+`trainer`, `callbacks` and `chunked_head` import torch/transformers at import.
 """
 
 from workbench.training.config import JobConfig, RunPaths

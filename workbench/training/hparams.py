@@ -141,14 +141,15 @@ def check(spec: Hyperparameter, value: Any) -> None:
 
 
 def argv(values: dict[str, Any], specs: list[tuple[Field, Hyperparameter]]) -> list[str]:
-    """The `workbench train` flags that give these hyperparameter values (None and False are left out)."""
+    """The `workbench train` flags that give these hyperparameter values (None is left out; a bool is `--x` or
+    `--no-x`, since a default may be either)."""
     out: list[str] = []
     for f, spec in specs:
         value = values.get(f.name)
-        if value is None or value is False:
+        if value is None:
             continue
         if spec.kind == "bool":
-            out.append(flag(f.name))
+            out.append(flag(f.name) if value else "--no-" + flag(f.name)[2:])
         else:
             out += [flag(f.name), ",".join(value) if isinstance(value, tuple | list) else str(value)]
     return out

@@ -14,6 +14,7 @@ import dataclasses
 import shutil
 import threading
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 from workbench.config import Settings
@@ -31,8 +32,10 @@ from workbench.training.checkpoints import (
     resume_point,
     write_json,
 )
+from workbench.training.chunked_head import loss_head
 from workbench.training.config import JobConfig, RunPaths
 from workbench.training.hooks import RunHooks, check_suites
+from workbench.training.memory import require_fit, return_freed_memory
 from workbench.training.prepare import PreparedData, job_settings, prepare_data
 from workbench.training.procs import identity
 from workbench.training.runlog import RunLog, read_log
@@ -140,11 +143,13 @@ def _model_and_lora(config: JobConfig, data: PreparedData, settings: Settings):
     return loaded, loaded.model, lora
 
 
-def _build_trainer(config: JobConfig, data: PreparedData, settings: Settings, ctx: RunContext, resuming: bool):
+def _build_trainer(
+    config: JobConfig, data: PreparedData, settings: Settings, ctx: RunContext, resuming: bool, extra=()
+):
     from transformers import PrinterCallback
 
     loaded, model, lora = _model_and_lora(config, data, settings)
-    callbacks: list[Any] = [RunCallback(ctx)]
+    callbacks: list[Any] = [RunCallback(ctx), *extra]
     if config.patience:
         from transformers import EarlyStoppingCallback
 
@@ -157,7 +162,7 @@ def _build_trainer(config: JobConfig, data: PreparedData, settings: Settings, ct
     else:
         trainer, facts = _sft_trainer(config, data, model, lora, loaded.device, ctx, resuming, callbacks)
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; the progress bar and the log file suffice
-    return trainer, {**facts, "device": loaded.device}
+    return trainer, {**facts, "device": loaded.device, "loss_head": loss_head(trainer)}
 
 
 def _sft_trainer(config, data, model, lora, device, ctx, resuming, callbacks):
@@ -239,6 +244,7 @@ def run_job(
     echo=print,
     cancel: threading.Event | None = None,
     store: bool = True,
+    callbacks: Sequence[Any] = (),
 ) -> dict[str, Any] | None:
     """Validate, train and publish a LoRA adapter; returns the run summary (also the log's "end" event).
 
@@ -252,6 +258,7 @@ def run_job(
         echo: Where the validation report is printed (main process only).
         cancel: Set it to stop after the current step; the run ends "cancelled" and can be resumed.
         store: Also write training logs and checkpoints to the store (`settings.db_url`).
+        callbacks: More Trainer callbacks (the benchmark's memory meter).
 
     Raises:
         WorkbenchError: Bad data, an existing run (without resume), a missing run (with resume), changed data.
@@ -272,8 +279,10 @@ def run_job(
     check_suites(config.eval_suites)
     with dist.main_process_first():  # the first start converts the embedded GGUF once
         data = prepare_data(config, settings, echo=echo if main else None)
+    fit = require_fit(config, settings, data.base)  # before any weight loads: a run that cannot fit is refused
+    return_freed_memory()
     if main:
-        echo(data.summary())
+        echo("\n".join(filter(None, [data.summary(), fit])))
     job = {"config": config.to_dict(), "base_model": data.base.name, "datasets": data.datasets_meta(config)}
     if resume:
         _check_same_data(load_job(paths), job, config.run)
@@ -284,7 +293,7 @@ def run_job(
     log = RunLog(paths.log_file, enabled=main)
     hooks = RunHooks(settings, config, log, use_store=store and main)
     try:
-        return _train(config, settings, data, job, paths, log, dist, resume, progress, cancel, hooks)
+        return _train(config, settings, data, job, paths, log, dist, resume, progress, cancel, hooks, callbacks)
     except BaseException as exc:
         status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
         log.write("end", status=status, error=str(exc) or type(exc).__name__)
@@ -293,7 +302,7 @@ def run_job(
         hooks.close()
 
 
-def _train(config, settings, data, job, paths, log, dist, resume, progress, cancel, hooks):
+def _train(config, settings, data, job, paths, log, dist, resume, progress, cancel, hooks, extra=()):
     main = dist.is_main_process
     with dist.main_process_first():  # main removes torn checkpoints first, then everyone agrees on the same one
         folder = resume_point(paths) if resume else None
@@ -332,7 +341,7 @@ def _train(config, settings, data, job, paths, log, dist, resume, progress, canc
         validation=data.val_report.to_dict() if data.val_report else None,
         summary=data.summary(),
     )
-    trainer, facts = _build_trainer(config, data, settings, ctx, resuming=folder is not None)
+    trainer, facts = _build_trainer(config, data, settings, ctx, folder is not None, extra)
     ctx.meta["examples"] = {
         "train": len(data.train),
         "validation": len(data.val),
@@ -346,6 +355,7 @@ def _train(config, settings, data, job, paths, log, dist, resume, progress, canc
         "resumed_from": step or None,
         "packing": facts["packing"],
         "device": facts["device"],
+        "loss_head": facts["loss_head"],
         "examples": ctx.meta["examples"],
         "world_size": dist.num_processes,
     }

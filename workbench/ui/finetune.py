@@ -190,7 +190,9 @@ def _wire_check(ctx: AppContext, tokenizers: Tokenizers, tab: SimpleNamespace) -
     function and its event arguments."""
     data, hp = tab.data, tab.form.components
     checked = {name: c for name, c in data.items() if name != "filters"}
-    checked |= {name: hp[name] for name in ("val_fraction", "max_length", "seed", "method")} | {"token": tab.token}
+    # the memory estimate also follows the batch size and gradient checkpointing
+    shown = ("val_fraction", "max_length", "seed", "method", "batch_size", "gradient_checkpointing")
+    checked |= {name: hp[name] for name in shown} | {"token": tab.token}
 
     def check(request: gr.Request = None, **values):
         return validate(ctx, tokenizers, request=request, **values)
@@ -201,9 +203,10 @@ def _wire_check(ctx: AppContext, tokenizers: Tokenizers, tab: SimpleNamespace) -
         "outputs": [tab.report, tab.start],
         "api_visibility": "private",
     }
-    for component in (*(c for n, c in data.items() if n != "filters"), hp["method"], hp["val_fraction"]):
+    changed = (hp["method"], hp["val_fraction"], hp["gradient_checkpointing"])
+    for component in (*(c for n, c in data.items() if n != "filters"), *changed):
         component.change(**check_args)
-    for component in (tab.token, hp["max_length"], hp["seed"]):
+    for component in (tab.token, hp["max_length"], hp["seed"], hp["batch_size"]):
         component.blur(**check_args)
 
     def vote_choices(on: bool, token_value: str | None = None, request: gr.Request = None):

@@ -150,10 +150,14 @@ def validate(
     method="sft",
     from_votes=False,
     request: gr.Request | None = None,
+    batch_size=4,
+    gradient_checkpointing=False,
     **vote_filters,
 ):
-    """The validation report for the chosen files (or the votes under the filters), and whether training may start
-    (an admin action: it reads and tokenizes the upload)."""
+    """The validation report for the chosen files (or the votes under the filters) with the run's memory estimate,
+    and whether training may start (an admin action: it reads and tokenizes the upload)."""
+    from workbench.registry import resolve_base
+    from workbench.training.memory import require_fit
     from workbench.training.prepare import prepare_data
 
     refusal = ctx.admin_refusal(token, request)
@@ -173,6 +177,8 @@ def validate(
             val_fraction=val_fraction,
             max_length=max_length,
             seed=seed,
+            batch_size=batch_size,
+            gradient_checkpointing=bool(gradient_checkpointing),
         )
         key = (_file_state(config.data), _file_state(config.val_data), config.val_fraction, config.max_length)
         key += (config.seed, config.method)
@@ -181,9 +187,10 @@ def validate(
             if len(_REPORTS) >= 64:
                 _REPORTS.clear()
             _REPORTS[key] = summary.replace("\n  ", "\n- ").replace("\n", "  \n")
+        fit = require_fit(config, ctx.settings, resolve_base(ctx.settings))  # memory changes: never cached
     except WorkbenchError as exc:
         return f"**Not usable:** {exc}", gr.update(interactive=False)
-    return f"**Validation report**  \n{_REPORTS[key]}", gr.update(interactive=True)
+    return f"**Validation report**  \n{_REPORTS[key]}  \n{fit}", gr.update(interactive=True)
 
 
 ARENA_PROMPTS = 8  # prompts a new checkpoint and its parent answer for the Arena (a few minutes on a CPU)
@@ -202,7 +209,9 @@ def _file_state(path: str | None) -> tuple | None:
 
 
 def make_train_fn(ctx: AppContext, tokenizers: Tokenizers):
-    """The function behind the Start button and the "train" API endpoint (it validates the data first)."""
+    """The function behind the Start button and the "train" API endpoint (it validates the data and the memory
+    estimate first)."""
+    from workbench.training.memory import require_fit
     from workbench.training.prepare import prepare_data
 
     def train(
@@ -229,7 +238,8 @@ def make_train_fn(ctx: AppContext, tokenizers: Tokenizers):
             else:
                 data = _keep_upload(ctx, _dataset_path(ctx, upload, dataset))
             config = _config(run_name, data, val, values)
-            prepare_data(config, ctx.settings, tokenizers.get(ctx))  # refuse bad data here, not in the job's log
+            prepared = prepare_data(config, ctx.settings, tokenizers.get(ctx))  # refuse bad data here, not in the log
+            require_fit(config, ctx.settings, prepared.base)  # and a run that cannot fit the machine's memory
             jobs.start_training(ctx.settings, config, token=token)
         except WorkbenchError as exc:
             raise user_error(exc) from None

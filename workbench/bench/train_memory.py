@@ -1,0 +1,286 @@
+"""Benchmark case `train_memory`: `workbench train` against a plain TRL + peft script, SFT and DPO, in one run.
+
+    python -m workbench bench --case train_memory              # 20 steps per side (four runs, heavy: minutes)
+    python -m workbench bench --case train_memory --steps 4    # a quick look
+
+Each side runs in a fresh process on the same converted model, the same data and the same settings (LoRA r 8 on
+all linear layers, batch 4 x 512 tokens, packing for SFT, seed 42, AdamW at 2e-4, linear schedule, 5% warmup):
+- workbench: `run_job` exactly as `workbench train` runs it (no validation split, no store).
+- plain TRL: SFTTrainer / DPOTrainer + peft's LoraConfig with TRL's defaults. The SFT side is handed the same
+  token ids and assistant-only labels Workbench makes (TRL's own assistant-only loss needs `{% generation %}`
+  markers that SmolLM2's template lacks), so both train the same objective and their loss curves compare.
+  The DPO side gets the pairs in TRL's conversational form and applies the chat template itself.
+The DPO pairs are made from the same conversations: each one's last reply is chosen, the next conversation's
+last reply rejected. Measured per side: the process's peak RSS (`ru_maxrss`), on a GPU the peak allocated
+memory, tokens trained per second of step time (eval and saving excluded), the loss per step, and the peak RSS
+of each phase of a step (`phases.PhaseMeter`). Targets (issue 31): peak memory at most 0.5x plain TRL's,
+tokens/s at least 1.0x, losses the same within noise.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from workbench.bench import BenchContext, Measure
+from workbench.config import REPO_ROOT, Settings
+
+DATA = REPO_ROOT / "data" / "fastchat_identity" / "train.jsonl"
+STEPS = 20
+# The settings both sides share (Workbench's defaults where it has them).
+SHARED = dict(batch=4, max_length=512, lr=2e-4, warmup=0.05, seed=42, r=8, alpha=16, dropout=0.05)
+GIB = 1024**3
+
+
+def _lora():
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=SHARED["r"],
+        lora_alpha=SHARED["alpha"],
+        lora_dropout=SHARED["dropout"],
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+
+
+def _trainer_args(out: str, steps: int) -> dict[str, Any]:
+    import torch
+
+    return dict(
+        output_dir=out,
+        per_device_train_batch_size=SHARED["batch"],
+        learning_rate=SHARED["lr"],
+        warmup_steps=SHARED["warmup"],
+        lr_scheduler_type="linear",
+        max_steps=steps,
+        logging_steps=1,
+        save_strategy="no",
+        seed=SHARED["seed"],
+        data_seed=SHARED["seed"],
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        dataloader_num_workers=0,
+    )
+
+
+def dpo_pairs(conversations: Path, out: Path) -> Path:
+    """A preference file from a chat file: each conversation's last reply chosen, the next one's rejected."""
+    rows = [json.loads(line) for line in conversations.read_text(encoding="utf-8").splitlines() if line.strip()]
+    with out.open("w", encoding="utf-8") as f:
+        for i, row in enumerate(rows):
+            other = rows[(i + 1) % len(rows)]["messages"][-1]["content"]
+            chosen = row["messages"][-1]["content"]
+            if other != chosen:
+                f.write(json.dumps({"prompt": row["messages"][:-1], "chosen": chosen, "rejected": other}) + "\n")
+    return out
+
+
+def _result(meter, callback, losses: list[float]) -> dict[str, Any]:
+    meter.stop()
+    return {
+        "max_rss": meter.max_rss(),
+        "phases": meter.peaks,
+        "gpu_phases": meter.gpu_peaks,
+        "tokens": callback.tokens,
+        "seconds": callback.step_seconds,
+        "losses": losses,
+    }
+
+
+def _workbench_side(settings: Settings, method: str, steps: int, data: str, out: str) -> dict[str, Any]:
+    import dataclasses
+
+    from workbench.bench.phases import PhaseCallback, PhaseMeter
+    from workbench.training.config import JobConfig, RunPaths
+    from workbench.training.runlog import read_log
+    from workbench.training.trainer import run_job
+
+    meter = PhaseMeter()
+    meter.phase("setup (data, load)")
+    callback = PhaseCallback(meter)
+    settings = dataclasses.replace(settings, adapters_dir=Path(out))
+    config = JobConfig(
+        run=f"bench-{method}",
+        data=data,
+        method=method,
+        max_steps=steps,
+        val_fraction=0,
+        packing="on",
+        save_steps=steps,
+        seed=SHARED["seed"],
+    )
+    run_job(config, settings, progress=False, echo=lambda *_: None, store=False, callbacks=[callback])
+    records = read_log(RunPaths.of(settings, config.run).log_file)
+    result = _result(meter, callback, [r["train_loss"] for r in records if r["event"] == "log"])
+    return {**result, "estimate": _estimate(settings, config)}
+
+
+def _estimate(settings: Settings, config) -> int:
+    from workbench.generation.loading import choose_device
+    from workbench.registry import resolve_base
+    from workbench.training.memory import estimate, model_shape, planned_head
+
+    device = choose_device(settings)
+    return estimate(model_shape(resolve_base(settings), settings), config, device, planned_head(device)).total
+
+
+def _trl_side(settings: Settings, method: str, steps: int, data: str, out: str) -> dict[str, Any]:
+    from transformers import AutoModelForCausalLM
+
+    from workbench.bench.phases import PhaseCallback, PhaseMeter
+    from workbench.generation.loading import load_tokenizer, model_source
+    from workbench.registry import resolve_base
+
+    meter = PhaseMeter()
+    meter.phase("load")
+    base = resolve_base(settings)
+    tokenizer = load_tokenizer(base, settings)
+    source, local, _ = model_source(base, settings)
+    model = AutoModelForCausalLM.from_pretrained(source, local_files_only=local, dtype="float32")
+    meter.phase("data")
+    callback = PhaseCallback(meter)
+    common = _trainer_args(out, steps)
+    if method == "dpo":
+        from datasets import Dataset
+        from trl import DPOConfig, DPOTrainer
+
+        rows = [json.loads(line) for line in Path(data).read_text(encoding="utf-8").splitlines()]
+        for row in rows:
+            row["chosen"] = [{"role": "assistant", "content": row["chosen"]}]
+            row["rejected"] = [{"role": "assistant", "content": row["rejected"]}]
+        args = DPOConfig(**common, max_length=SHARED["max_length"], beta=0.1)
+        trainer = DPOTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            peft_config=_lora(),
+            callbacks=[callback],
+        )
+    else:
+        from trl import SFTConfig, SFTTrainer
+
+        from workbench.training.data import read_dataset
+        from workbench.training.tokenize import encode_examples
+
+        examples = read_dataset(data, tokenizer, SHARED["max_length"]).examples
+        args = SFTConfig(**common, max_length=SHARED["max_length"], packing=True)
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=encode_examples(tokenizer, examples),
+            processing_class=tokenizer,
+            peft_config=_lora(),
+            callbacks=[callback],
+        )
+    trainer.train()
+    return _result(meter, callback, [e["loss"] for e in trainer.state.log_history if "loss" in e])
+
+
+SIDES = {"workbench": _workbench_side, "plain TRL": _trl_side}
+
+
+def _run_side(side: str, settings: Settings, method: str, steps: int, data: str) -> dict[str, Any]:
+    """One side in a fresh interpreter (a subprocess: the case itself runs in a pool's daemon process)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, **settings.to_env()}
+    with tempfile.TemporaryDirectory() as out:
+        result = Path(out) / "result.json"
+        cmd = [sys.executable, "-m", "workbench.bench.train_memory", side, method, str(steps), data, out, str(result)]
+        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+        return json.loads(result.read_text(encoding="utf-8"))
+
+
+def _measures(method: str, ours: dict[str, Any], plain: dict[str, Any], steps: int) -> list[Measure]:
+    case, anchor = "train_memory", f"plain TRL {method}"
+    out = [
+        Measure.against(
+            case,
+            f"{method}: peak RSS",
+            ours["max_rss"] / GIB,
+            "GiB",
+            anchor,
+            plain["max_rss"] / GIB,
+            "target <= 0.5x",
+        ),
+        Measure.against(
+            case,
+            f"{method}: tokens/s",
+            ours["tokens"] / ours["seconds"],
+            "tok/s",
+            anchor,
+            plain["tokens"] / plain["seconds"],
+            "target >= 1.0x; step time only",
+        ),
+    ]
+    pairs = list(zip(ours["losses"], plain["losses"], strict=False))
+    if pairs:
+        worst = max(abs(a - b) for a, b in pairs)
+        out.append(
+            Measure(
+                case,
+                f"{method}: loss, largest step difference",
+                worst,
+                "nats",
+                note=f"over {len(pairs)} of {steps} steps; first {pairs[0][0]:.3f} vs {pairs[0][1]:.3f}, "
+                f"last {pairs[-1][0]:.3f} vs {pairs[-1][1]:.3f}",
+            )
+        )
+    out.append(
+        Measure.against(
+            case,
+            f"{method}: the estimate `train --validate-only` shows",
+            ours["estimate"] / GIB,
+            "GiB",
+            "workbench's measured peak RSS",
+            ours["max_rss"] / GIB,
+            "an upper bound: it assumes every row is max-length",
+        )
+    )
+    for phase, peak in ours["gpu_phases"].items():
+        if plain["gpu_phases"].get(phase):
+            out.append(
+                Measure.against(
+                    case,
+                    f"{method}: GPU peak allocated, {phase}",
+                    peak / GIB,
+                    "GiB",
+                    anchor,
+                    plain["gpu_phases"][phase] / GIB,
+                )
+            )
+    for phase, peak in ours["phases"].items():
+        theirs = plain["phases"].get(phase)
+        if theirs:
+            out.append(Measure.against(case, f"{method}: peak RSS in {phase}", peak / GIB, "GiB", anchor, theirs / GIB))
+        elif phase not in ("start", "end"):
+            out.append(Measure(case, f"{method}: peak RSS in {phase}", peak / GIB, "GiB"))
+    return out
+
+
+def case_train_memory(ctx: BenchContext) -> list[Measure]:
+    """`workbench train` against plain TRL + peft, SFT then DPO, each side in its own process, sides in turn."""
+    steps = ctx.steps or STEPS
+    measures: list[Measure] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for method, data in (("sft", DATA), ("dpo", dpo_pairs(DATA, Path(tmp) / "pairs.jsonl"))):
+            plain = _run_side("plain TRL", ctx.settings, method, steps, str(data))
+            ours = _run_side("workbench", ctx.settings, method, steps, str(data))
+            measures += _measures(method, ours, plain, steps)
+    return measures
+
+
+if __name__ == "__main__":  # one side: SIDE METHOD STEPS DATA OUT RESULT (what `_run_side` starts)
+    import sys
+
+    side, method, steps, data, out, result = sys.argv[1:]
+    figures = SIDES[side](Settings.from_env(), method, int(steps), data, out)
+    Path(result).write_text(json.dumps(figures), encoding="utf-8")
