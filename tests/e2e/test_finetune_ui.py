@@ -249,6 +249,7 @@ def test_dpo_from_the_stores_votes_then_send_to_the_arena(finetune_app):
         "min_agreement": 0.6,
         "rater_kind": "humans",
         "source": "arena",
+        "unreviewed": False,  # pairs on prompts the owner gave (here: typed into the store) or two raters agreed on
     }
     assert (meta["examples"]["train"], meta["examples"]["validation"]) == (6, 2)
 
