@@ -28,7 +28,7 @@ from workbench.training.unpaired import kto_weights, read_labelled, require_labe
 
 DAY = 86400.0
 START = 1_796_000_000.0  # 2026-11-30 (UTC): the reactions' dates
-TRAINED, HELD_OUT = QA[:16], QA[16:]
+TRAINED, HELD_OUT = QA[:12], QA[12:]
 
 
 def react(store: Store, qa=TRAINED, rater: str = "alice", when: float = START) -> None:
@@ -130,8 +130,8 @@ def kto_run(wb_settings, tmp_path_factory):
     env = {"WORKBENCH_HOME": str(wb_settings.home), "WORKBENCH_MODELS_DIR": str(wb_settings.models_dir)}
     env |= {"WORKBENCH_ADAPTERS_DIR": str(wb_settings.adapters_dir), "WORKBENCH_DB_URL": url}
     args = ["train", "--name", "kto-likes", "--from-likes", "--like-since", "2026-11-30", "--max-length", "80"]
-    args += ["--batch-size", "4", "--learning-rate", "1e-3", "--warmup", "0", "--beta", "0.1", "--max-steps", "6"]
-    args += ["--eval-steps", "3", "--save-steps", "3", "--val-fraction", "0.25", "--quiet", "--json"]
+    args += ["--batch-size", "2", "--learning-rate", "1e-3", "--warmup", "0", "--beta", "0.1", "--max-steps", "4"]
+    args += ["--eval-steps", "4", "--save-steps", "2", "--val-fraction", "0.25", "--quiet", "--json"]
     buffer = io.StringIO()
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     with pytest.MonkeyPatch.context() as mp:
@@ -173,25 +173,22 @@ def test_kto_from_likes_lowers_the_loss_and_prefers_liked_replies(kto_run, wb_se
     from transformers import AutoModelForCausalLM
 
     summary = kto_run
-    assert summary["status"] == "finished" and summary["step"] == 6
-    assert summary["checkpoints"] == ["kto-likes/checkpoint-3", "kto-likes/checkpoint-6"]
-    assert summary["examples"]["train"] == 24 and summary["examples"]["validation"] == 8
+    assert summary["status"] == "finished" and summary["step"] == 4
+    assert summary["checkpoints"] == ["kto-likes/checkpoint-2", "kto-likes/checkpoint-4"]
+    assert summary["examples"]["train"] == 18 and summary["examples"]["validation"] == 6
     records = read_log(wb_settings.adapters_dir / "kto-likes" / "train_log.jsonl")
     evals = [r for r in records if r["event"] == "eval"]
-    assert [r["step"] for r in evals] == [0, 3, 6]
-    assert evals[-1]["val_loss"] < evals[0]["val_loss"]
-    assert evals[-1]["val_reward_margin"] > evals[0]["val_reward_margin"]
+    assert [r["step"] for r in evals] == [0, 4]
+    # at the start the adapter is zero: every reply's reward is 0; then the held-out liked replies win
+    assert evals[0]["val_reward_margin"] == pytest.approx(0, abs=1e-6)
+    assert evals[-1]["val_loss"] < evals[0]["val_loss"] and evals[-1]["val_reward_margin"] > 0
     assert all(r["kl"] is not None for r in records if r["event"] == "log")
     prepare = next(r for r in records if r["event"] == "prepare")
     assert "liked and" in prepare["summary"] and "KTO weighs them" in prepare["summary"]
 
-    meta = json.loads((wb_settings.adapters_dir / "kto-likes" / "checkpoint-6" / "workbench.json").read_text())
-    assert meta["method"] == "kto" and meta["likes"]["counts"] == {
-        "reactions": 36,
-        "filtered_out": 4,
-        "liked": 16,
-        "disliked": 16,
-    }
+    meta = json.loads((wb_settings.adapters_dir / "kto-likes" / "checkpoint-4" / "workbench.json").read_text())
+    counts = {"reactions": 28, "filtered_out": 4, "liked": 12, "disliked": 12}
+    assert meta["method"] == "kto" and meta["likes"]["counts"] == counts
     assert meta["likes"]["filters"]["since"] == "2026-11-30" and meta["likes"]["filters"]["rater_kind"] == "humans"
     replies = wb_settings.var_dir / "feedback" / "kto-likes.jsonl"
     assert meta["datasets"]["train"]["sha256"] == file_sha256(replies)
@@ -203,8 +200,11 @@ def test_kto_from_likes_lowers_the_loss_and_prefers_liked_replies(kto_run, wb_se
     # held-out questions: the trained adapter puts more probability on the liked kind of reply than its parent
     base = AutoModelForCausalLM.from_pretrained(wb_settings.models_dir / "base" / _embedded_name(), dtype="float32")
     parent = liked_margin(base, tokenizer, HELD_OUT)
-    child = PeftModel.from_pretrained(base, str(wb_settings.adapters_dir / "kto-likes"))
-    assert liked_margin(child, tokenizer, HELD_OUT) > parent + 1.0
+    child = liked_margin(
+        PeftModel.from_pretrained(base, str(wb_settings.adapters_dir / "kto-likes")), tokenizer, HELD_OUT
+    )
+    print(f"held-out log p(liked) - log p(disliked): parent {parent:.2f}, child {child:.2f}")
+    assert child > parent + 1.0  # nats, averaged over 8 questions none of the reactions were about
 
 
 def _embedded_name() -> str:

@@ -17,7 +17,8 @@ requirements.txt alone as a Space builds it), `ratings` (the leaderboard at 100,
 CLI, against the old row-wise path and a FastChat battle file), `load` (a public Space under load: twenty visitors
 chatting and fifty voting through the running app for a minute: correctness under a crowd, whose latencies are
 mostly its own load generator's), `quality` (a newcomer's first questions answered
-with the default settings, against the old defaults).
+with the default settings, against the old defaults), `feedback_loop` (likes and dislikes of a known preference,
+trained with KTO: the liked-reply rate on held-out questions against the parent).
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ CASES = {
     "arena_sampling": "arena_sampling:case_arena_sampling",
     "public_load": "load:case_public_load",
     "demo_quality": "quality:case_demo_quality",
+    "feedback_loop": "feedback_loop:case_feedback_loop",
 }
 
 
