@@ -221,3 +221,27 @@ def test_a_kto_file_with_too_few_dislikes_stops_before_training(tmp_path, wb_set
 
     with pytest.raises(WorkbenchError, match="has 5 liked and 1 disliked usable training replies; KTO needs at least"):
         prepare_data(JobConfig(run="x", data=str(path), method="kto"), wb_settings)
+
+
+@pytest.mark.parametrize(
+    ("extra", "sentence"),
+    [
+        (["--data", "x.jsonl"], "--from-likes trains KTO on the store's likes: leave out --data"),
+        (["--method", "dpo"], "--from-likes trains KTO on the store's likes: leave out --data and other methods"),
+        (["--from-votes"], "Train on either the votes (--from-votes) or the likes (--from-likes), not both."),
+        (["--like-since", "yesterday"], "The since date must be a date such as 2026-12-01, not 'yesterday'."),
+    ],
+)
+def test_from_likes_flags_are_checked_in_one_sentence(extra, sentence, tmp_path, capsys):
+    import argparse
+
+    from workbench.cli import train as train_cli
+    from workbench.config import Settings
+
+    parser = argparse.ArgumentParser()
+    train_cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["train", "--name", "x", "--from-likes", *extra])
+    settings = Settings(home=tmp_path, db_url=f"sqlite:///{tmp_path / 's.db'}")
+    with pytest.raises(WorkbenchError) as caught:
+        train_cli.job_config(args, settings)
+    assert str(caught.value).startswith(sentence)
