@@ -75,7 +75,7 @@ def test_the_job_command_line_gives_back_the_same_job(tmp_path):
         ({"max_steps": 2.5}, "Max steps must be a whole number, not 2.5."),
         ({"seed": -1}, "Seed must be at least 0, not -1."),
         ({"val_fraction": 0.6}, "Validation fraction must be at most 0.5, not 0.6."),
-        ({"beta": 0}, "DPO beta must be more than 0, not 0."),
+        ({"beta": 0}, "Beta must be more than 0, not 0."),
         ({"learning_rate": None}, "Learning rate must be a number, not None."),
         ({"scheduler": "step"}, "Scheduler must be one of linear, cosine, constant, not 'step'."),
     ],

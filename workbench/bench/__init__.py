@@ -19,7 +19,8 @@ CLI, against the old row-wise path and a FastChat battle file), `load` (a public
 chatting and fifty voting through the running app for a minute: correctness under a crowd, whose latencies are
 mostly its own load generator's), `quality` (a newcomer's first questions answered with the default settings,
 against the old defaults), `train_memory` (`workbench train` against a plain TRL + peft script: peak memory,
-tokens/s and losses, SFT and DPO; `phases` meters memory per phase of a training step).
+tokens/s and losses, SFT and DPO; `phases` meters memory per phase of a training step), `feedback_loop` (likes and
+dislikes of a known preference, trained with KTO: the liked-reply rate on held-out questions against the parent).
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ CASES = {
     "arena_sampling": "arena_sampling:case_arena_sampling",
     "public_load": "load:case_public_load",
     "demo_quality": "quality:case_demo_quality",
+    "feedback_loop": "feedback_loop:case_feedback_loop",
     "train_memory": "train_memory:case_train_memory",
 }
 

@@ -8,6 +8,8 @@ JSON summary.
     workbench train --method dpo --from-votes --name x --init-adapter identity --report-to tensorboard
     workbench train --method dpo --from-votes --vote-source edit --name x   # corrections: edited over original
     workbench train --from-corrections --name x                  # SFT on the chat's corrections (edited replies)
+    workbench train --method kto --data likes.jsonl --name x     # prompt/completion/label replies
+    workbench train --method kto --from-likes --like-since 2026-12-01 --name x   # the chat's likes and dislikes
     accelerate launch --num_processes 2 -m workbench train --data ... --name ...   # DDP, one process per GPU
 
 The validation report prints first (every dropped line with its reason); `--json` prints the run summary
@@ -34,7 +36,9 @@ _TYPES = {"int": int, "float": float, "text": str, "list": str}
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fine-tune the base model with LoRA on a dataset file")
     p.add_argument(
-        "--data", help="training file: .jsonl, .json or .csv (SFT: pairs, chat or Alpaca; DPO: prompt/chosen/rejected)"
+        "--data",
+        help="training file: .jsonl, .json or .csv (SFT: pairs, chat or Alpaca; DPO: prompt/chosen/rejected; "
+        "KTO: prompt/completion/label)",
     )
     p.add_argument("--val", help="validation file (default: hold out --val-fraction of --data)")
     p.add_argument("--name", required=True, help="run name: the folder under the adapters folder")
@@ -85,9 +89,30 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="SFT on the chat's corrections (the conversation answered with the edited reply), under the "
         "--vote-checkpoint, --vote-rater and --vote-raters filters",
     )
+    _add_like_flags(p)
     _add_hyperparameters(p)
     add_model_flags(p)
     return p
+
+
+def _add_like_flags(p: argparse.ArgumentParser) -> None:
+    likes = p.add_argument_group("KTO from the store's likes and dislikes (instead of --data)")
+    likes.add_argument("--from-likes", action="store_true", help="train on the chat's current likes and dislikes")
+    likes.add_argument(
+        "--like-checkpoint", action="append", metavar="CHECKPOINT", help="only replies of these checkpoints (repeat)"
+    )
+    likes.add_argument("--like-rater", action="append", metavar="RATER", help="only reactions by these raters (repeat)")
+    likes.add_argument(
+        "--like-raters",
+        choices=["humans", "judges", "all"],
+        default="humans",
+        help="whose reactions train: people's, LLM judges' (judge:<model>) or all (default: %(default)s)",
+    )
+    likes.add_argument(
+        "--like-origin", choices=("chat", "all"), default="chat", help="the chat's replies, or any stored reply"
+    )
+    likes.add_argument("--like-since", metavar="YYYY-MM-DD", help="only reactions given on or after this day (UTC)")
+    likes.add_argument("--like-until", metavar="YYYY-MM-DD", help="only reactions given on or before this day (UTC)")
 
 
 def _add_hyperparameters(p: argparse.ArgumentParser) -> None:
@@ -133,7 +158,7 @@ def job_config(args: argparse.Namespace, settings) -> JobConfig:
     if args.resume:
         extra = [hparams.flag(f.name) for f, _ in HYPERPARAMETERS if f.name in given] + [
             f
-            for f in ("--data", "--val", "--from-votes", "--from-corrections")
+            for f in ("--data", "--val", "--from-votes", "--from-corrections", "--from-likes")
             if getattr(args, f[2:].replace("-", "_"))
         ]
         if extra:
@@ -141,13 +166,21 @@ def job_config(args: argparse.Namespace, settings) -> JobConfig:
                 f"--resume continues run {args.name!r} with its saved settings; leave out {', '.join(extra)}."
             )
         return JobConfig.from_dict(load_job(RunPaths.of(settings, args.name))["config"])
-    votes = None
+    votes = likes = None
+    if args.from_votes and args.from_likes:
+        raise WorkbenchError("Train on either the votes (--from-votes) or the likes (--from-likes), not both.")
     if args.from_corrections:
-        if args.data or args.from_votes or given.get("method", "sft") != "sft":
+        if args.data or args.from_votes or args.from_likes or given.get("method", "sft") != "sft":
             raise WorkbenchError(
                 "--from-corrections trains SFT on the store's corrections: leave out --data, --from-votes and --method."
             )
         args.data = str(_correction_examples(args, settings))
+    if args.from_likes:
+        if args.data or given.get("method", "kto") != "kto":
+            raise WorkbenchError("--from-likes trains KTO on the store's likes: leave out --data and other methods.")
+        given["method"] = "kto"
+        likes = _like_records(args, settings)
+        args.data = str(likes.pop("path"))
     elif args.from_votes:
         if args.data or given.get("method", "dpo") != "dpo":
             raise WorkbenchError("--from-votes trains DPO on the store's votes: leave out --data and --method sft.")
@@ -156,7 +189,9 @@ def job_config(args: argparse.Namespace, settings) -> JobConfig:
         args.data = str(votes.pop("path"))
     elif not args.data:
         raise WorkbenchError("Name a training file with --data (or continue a run with --resume).")
-    return JobConfig(run=args.name, data=args.data, val_data=args.val, base_model=args.model, votes=votes, **given)
+    return JobConfig(
+        run=args.name, data=args.data, val_data=args.val, base_model=args.model, votes=votes, likes=likes, **given
+    )
 
 
 def _vote_pairs(args: argparse.Namespace, settings) -> dict[str, object]:
@@ -202,6 +237,28 @@ def _correction_examples(args: argparse.Namespace, settings):
         counts = write_corrections_sft(store, settings, filters, path)
     print(f"{counts.get('corrections', 0)} corrections -> {counts['examples']} SFT examples.", file=sys.stderr)
     return path
+
+
+def _like_records(args: argparse.Namespace, settings) -> dict[str, object]:
+    """Write the run's liked and disliked replies from the store; returns the filters, counts and the file's path."""
+    from workbench.store import Store
+    from workbench.training.checkpoints import check_run_folder
+    from workbench.training.likes import LikeFilters, describe, likes_path, write_like_records
+
+    filters = LikeFilters(
+        checkpoints=tuple(args.like_checkpoint or ()),
+        raters=tuple(args.like_rater or ()),
+        rater_kind=args.like_raters,
+        origin=args.like_origin,
+        since=args.like_since,
+        until=args.like_until,
+    )
+    check_run_folder(RunPaths.of(settings, args.name), resume=False)  # never overwrite a run's replies
+    path = likes_path(settings, args.name)
+    with Store.open(settings) as store:
+        counts = write_like_records(store, settings, filters, path)
+    print(describe(counts), file=sys.stderr)
+    return {"filters": filters.to_dict(), "counts": counts, "store": store.dialect, "path": path}
 
 
 def _cancel_on_signals(cancel: threading.Event) -> None:

@@ -8,6 +8,7 @@ visitor asked for a new reply (`other`, the one replaced) and kept it (`generati
     store.add_feedback("like", gid, rater=None, session=voter)
     store.add_feedback("preferred", kept_id, other=replaced_id, rater=None, session=voter, key=key)
     store.reactions()            # current likes/dislikes per (rater, reply), with the checkpoint
+    store.reaction_rows()        # the same with each reply's conversation and text (KTO's training data)
     store.feedback_rows()        # every row, oldest first (the export's form)
 """
 
@@ -46,7 +47,7 @@ def _check_id(value: Any) -> int:
 
 
 class FeedbackMixin:
-    """add_feedback, feedback_rows, reactions, reaction_counts."""
+    """add_feedback, feedback_rows, reactions, reaction_rows, reaction_counts."""
 
     def add_feedback(
         self,
@@ -181,28 +182,53 @@ class FeedbackMixin:
 
         return [vote_like_row(f, ga, name_a, gb, name_b) for f, ga, name_a, gb, name_b in rows]
 
-    def reactions(self):
-        """Each rater's current reaction to each reply they reacted to (their newest like/dislike/cleared row;
-        "cleared" ones left out), as a DataFrame: generation_id, model, rater, kind, tstamp."""
-        import pandas as pd
-
+    @staticmethod
+    def _current_reactions(*columns):
+        """A query of `columns` over each rater's current like or dislike of each reply (their newest
+        like/dislike/cleared row; "cleared" ones left out), oldest first; Generation and Checkpoint are joined."""
         newest = (
             select(func.max(Feedback.id).label("id"))
             .where(Feedback.kind != "preferred")
             .group_by(Feedback.rater, Feedback.generation_id)
             .subquery()
         )
-        query = (
-            select(Feedback.generation_id, Checkpoint.name, Feedback.rater, Feedback.kind, Feedback.created_at)
+        return (
+            select(*columns)
             .join(newest, newest.c.id == Feedback.id)
             .join(Generation, Generation.id == Feedback.generation_id)
             .join(Checkpoint, Checkpoint.id == Generation.checkpoint_id)
             .where(Feedback.kind != "cleared")
             .order_by(Feedback.id)
         )
+
+    def reactions(self):
+        """Each rater's current reaction to each reply they reacted to (their newest like/dislike/cleared row;
+        "cleared" ones left out), as a DataFrame: generation_id, model, rater, kind, tstamp."""
+        import pandas as pd
+
+        query = self._current_reactions(
+            Feedback.generation_id, Checkpoint.name, Feedback.rater, Feedback.kind, Feedback.created_at
+        )
         with self._read() as s:
             rows = s.execute(query).all()
         return pd.DataFrame(rows, columns=["generation_id", "model", "rater", "kind", "tstamp"])
+
+    def reaction_rows(self) -> list[dict[str, Any]]:
+        """The current reactions of `reactions` with the replies they judge (KTO's training data): dicts of
+        generation_id, model, rater, kind ("like"/"dislike"), tstamp, origin, messages and output."""
+        query = self._current_reactions(
+            Feedback.generation_id,
+            Checkpoint.name,
+            Feedback.rater,
+            Feedback.kind,
+            Feedback.created_at,
+            Generation.origin,
+            Generation.messages,
+            Generation.output,
+        )
+        keys = ("generation_id", "model", "rater", "kind", "tstamp", "origin", "messages", "output")
+        with self._read() as s:
+            return [dict(zip(keys, row, strict=True)) for row in s.execute(query).all()]
 
     def reaction_counts(self):
         """Current likes and dislikes per checkpoint (a DataFrame: model, likes, dislikes), most liked first."""

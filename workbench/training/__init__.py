@@ -1,4 +1,4 @@
-"""Training: LoRA fine-tuning (SFT or DPO) from validated data, in its own process, with checkpoints the chat uses.
+"""Training: LoRA fine-tuning (SFT, DPO or KTO) from validated data, in its own process, with checkpoints the chat uses.
 
     from workbench.training import JobConfig, run_job
     summary = run_job(JobConfig(run="identity", data="data/fastchat_identity/train.jsonl", max_steps=40), settings)
@@ -15,10 +15,12 @@ RunPaths), `prepare` (tokenizer, validation, split), `tokenize` (assistant-only 
 TRL's SFTTrainer), `callbacks`, `hooks` (suites at each save), `checkpoints` (atomic publish, resume point),
 `runlog` (the JSONL log), `jobs` (a run as a subprocess: start, status, cancel, resume), `losses` (loss
 curves for charts), `preferences` (preference files -> templated prompt/chosen/rejected pairs), `votes` (the
-store's votes -> a preference file), `dpo` (TRL's DPOTrainer for `method="dpo"`), `tracking` (--report-to),
-`export` (merged or plain PEFT export), `chunked_head` (the loss over chunks of labelled tokens, never the full
-logits), `memory` (a run's memory estimate before it starts, and the refusal of one that cannot fit). Only
-`trainer`, `callbacks` and `chunked_head` import torch/transformers at import.
+store's votes -> a preference file), `dpo` (TRL's DPOTrainer for `method="dpo"`), `unpaired` (liked/disliked
+reply files -> templated prompt/completion/label replies), `likes` (the store's likes and dislikes -> such a file),
+`kto` (TRL's KTOTrainer for `method="kto"`), `tracking` (--report-to), `export` (merged or plain PEFT export),
+`chunked_head` (the loss over chunks of labelled tokens, never the full logits), `memory` (a run's memory estimate
+before it starts, and the refusal of one that cannot fit). Only `trainer`, `callbacks` and `chunked_head` import
+torch/transformers at import.
 """
 
 from workbench.training.config import JobConfig, RunPaths

@@ -18,7 +18,7 @@ from transformers import TrainerCallback
 
 from workbench.training.checkpoints import publish_checkpoint
 from workbench.training.config import RunPaths
-from workbench.training.dpo import dpo_metrics
+from workbench.training.dpo import preference_metrics
 from workbench.training.runlog import RunLog
 
 
@@ -142,7 +142,7 @@ class RunCallback(TrainerCallback):
                 tokens_per_s=round(rate, 1) if rate else None,
                 grad_norm=_finite(logs.get("grad_norm")),
                 elapsed_s=round(self.ctx.elapsed(), 1),
-                **{k: _finite(v) for k, v in dpo_metrics(logs).items()},
+                **{k: _finite(v) for k, v in preference_metrics(logs).items()},
             )
             if self.bar is not None:
                 self._postfix["loss"] = f"{logs['loss']:.3f}"
@@ -154,7 +154,7 @@ class RunCallback(TrainerCallback):
                 epoch=epoch,
                 val_loss=_finite(logs["eval_loss"]),
                 elapsed_s=round(self.ctx.elapsed(), 1),
-                **{f"val_{k}": _finite(v) for k, v in dpo_metrics(logs, "eval_").items()},
+                **{f"val_{k}": _finite(v) for k, v in preference_metrics(logs, "eval_").items()},
             )
             if self.bar is not None:
                 self._postfix["val_loss"] = f"{logs['eval_loss']:.3f}"

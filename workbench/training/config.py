@@ -26,7 +26,8 @@ RUN_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}(/checkpoint-\d+)?$")  #
 MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 PACKING = ("auto", "on", "off")
 SCHEDULERS = ("linear", "cosine", "constant")
-METHODS = ("sft", "dpo")  # supervised fine-tuning on conversations; preference training on chosen/rejected pairs
+# supervised fine-tuning on conversations; preference training on chosen/rejected pairs; on liked/disliked replies
+METHODS = ("sft", "dpo", "kto")
 # TRL's pairwise DPO losses that log the chosen-rejected reward margin (its other losses need extra data).
 LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust", "bco_pair", "sppo_hard", "nca_pair", "apo_zero", "apo_down")
 # transformers' own tracker integrations; "tensorboard" is the local one that needs no account.
@@ -55,11 +56,13 @@ class JobConfig:
 
     Attributes:
         run: Run name: the folder under the adapters folder and the adapters' name prefix.
-        data: Training file (.jsonl, .json or .csv; pairs, chat or Alpaca shape; DPO: prompt/chosen/rejected).
+        data: Training file (.jsonl, .json or .csv; pairs, chat or Alpaca shape; DPO: prompt/chosen/rejected;
+            KTO: prompt/completion/label).
         val_data: Validation file; when None, `val_fraction` of `data` is held out instead.
         base_model: Base model name or source (None: the configured default, the embedded model).
         eval_suites: Evaluation suites (evals/<name>.yaml) to run on every checkpoint.
         votes: For DPO from the store's votes: the vote filters and counts (recorded in workbench.json).
+        likes: For KTO from the store's likes and dislikes: the filters and counts (recorded in workbench.json).
         The hyperparameters: see each field's declaration (`hparams.declared(JobConfig)`).
     """
 
@@ -69,18 +72,20 @@ class JobConfig:
     base_model: str | None = None
     eval_suites: tuple[str, ...] = ()
     votes: dict[str, Any] | None = None
+    likes: dict[str, Any] | None = None
     # --- the hyperparameters, declared once each --------------------------------------------------------------
     method: str = hyperparameter(
         "sft",
         "Method",
-        "sft trains on conversations (TRL's SFTTrainer), dpo on prompt/chosen/rejected pairs (TRL's DPOTrainer)",
+        "sft trains on conversations (TRL's SFTTrainer), dpo on prompt/chosen/rejected pairs (TRL's DPOTrainer), "
+        "kto on liked and disliked replies, prompt/completion/label (TRL's KTOTrainer)",
         section=METHOD,
         choices=METHODS,
     )
     beta: float = hyperparameter(
         0.1,
-        "DPO beta",
-        "DPO: how far the policy may move from the reference (higher = closer)",
+        "Beta",
+        "DPO and KTO: how far the policy may move from the reference (higher = closer)",
         section=METHOD,
         above=0,
     )
@@ -88,8 +93,8 @@ class JobConfig:
     init_adapter: str | None = hyperparameter(
         None,
         "Start from adapter",
-        "continue this adapter (an SFT run, run or run/checkpoint-N) instead of a new LoRA; for DPO also the "
-        "reference model",
+        "continue this adapter (an SFT run, run or run/checkpoint-N) instead of a new LoRA; for DPO and KTO also "
+        "the reference model",
         section=METHOD,
     )
     val_fraction: float = hyperparameter(
@@ -239,6 +244,13 @@ class JobConfig:
             raise WorkbenchError("Evaluation suite names must not be empty.")
         if self.votes is not None and self.method != "dpo":
             raise WorkbenchError("Training from votes is preference training: use the dpo method.")
+        if self.likes is not None and self.method != "kto":
+            raise WorkbenchError(
+                "Training from likes and dislikes is unpaired preference training: use the kto method."
+            )
+        if self.method == "kto" and self.batch_size < 2:
+            # TRL's KTO estimates its KL term from the other replies of a batch
+            raise WorkbenchError(f"KTO needs a batch size of at least 2, not {self.batch_size}.")
         adapter = self.init_adapter
         if adapter is not None and not (isinstance(adapter, str) and RUN_PATH.match(adapter)):
             raise WorkbenchError(f"{adapter!r} is not an adapter name such as my-run or my-run/checkpoint-20.")

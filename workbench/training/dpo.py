@@ -68,6 +68,10 @@ def dpo_trainer(
     return trainer, {"sequences": len(train_ds), "tokens": tokens, "packing": False}
 
 
-def dpo_metrics(logs: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """The reward margin and accuracy of one TRL log dict ({} for an SFT log), under the run log's names."""
-    return {name: logs[prefix + key] for key, name in METRICS.items() if prefix + key in logs}
+def preference_metrics(logs: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The reward margin and accuracy (DPO) or KL (KTO) of one TRL log dict ({} for an SFT log), under the run
+    log's names."""
+    from workbench.training.kto import METRICS as KTO_METRICS
+
+    names = METRICS | KTO_METRICS
+    return {name: logs[prefix + key] for key, name in names.items() if prefix + key in logs}

@@ -102,7 +102,10 @@ def train_command(config: JobConfig, resume: bool = False) -> list[str]:
     cmd = [sys.executable, "-m", "workbench", "train", "--name", config.run, "--quiet"]
     if resume:
         return [*cmd, "--resume"]
-    cmd += _votes_flags(config.votes) if config.votes else ["--data", config.data]
+    if config.votes:
+        cmd += _votes_flags(config.votes)
+    else:
+        cmd += _likes_flags(config.likes) if config.likes else ["--data", config.data]
     if config.val_data:
         cmd += ["--val", config.val_data]
     if config.base_model:
@@ -123,6 +126,20 @@ def _votes_flags(votes: dict[str, Any]) -> list[str]:
     for rater in filters.get("raters") or ():
         flags += ["--vote-rater", rater]
     return [*flags, "--vote-same-settings"] if filters.get("same_settings") else flags
+
+
+def _likes_flags(likes: dict[str, Any]) -> list[str]:
+    """`--from-likes` and its filters: the job writes its replies from the store itself, as the CLI does."""
+    filters = likes.get("filters") or {}
+    flags = ["--from-likes", "--like-raters", filters.get("rater_kind", "humans")]
+    flags += ["--like-origin", filters.get("origin", "chat")]
+    for checkpoint in filters.get("checkpoints") or ():
+        flags += ["--like-checkpoint", checkpoint]
+    for rater in filters.get("raters") or ():
+        flags += ["--like-rater", rater]
+    for name in ("since", "until"):
+        flags += [f"--like-{name}", filters[name]] if filters.get(name) else []
+    return flags
 
 
 def _child_env(settings: Settings) -> dict[str, str]:

@@ -178,7 +178,8 @@ def estimate(shape: ModelShape, config: JobConfig, device: str = "cpu", head: st
         head: The loss head: "chunked" (Workbench's on the CPU) or "TRL fused" (TRL's tiles; on a GPU its kernel).
     """
     width = 2 if device.startswith("cuda") else 4
-    rows = config.batch_size * (2 if config.method == "dpo" else 1)
+    # DPO scores a chosen and a rejected reply per example; KTO each reply and a mismatched one for its KL estimate.
+    rows = config.batch_size * (2 if config.method in ("dpo", "kto") else 1)
     tokens = rows * config.max_length
     lora_inputs = 7 if config.lora_dropout > 0 else 0
     per_token_layer = (

@@ -11,11 +11,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.config import Settings
+from workbench.errors import WorkbenchError
 from workbench.generation.loading import declared_template, load_tokenizer
 from workbench.registry import CHAT_TEMPLATE_FILE, Adapter, BaseModel, find_adapter, resolve_base
 from workbench.training.config import JobConfig
 from workbench.training.data import DatasetReport, Example, read_dataset, split_examples
 from workbench.training.preferences import read_preferences, require_pairs
+from workbench.training.unpaired import MIN_EACH, kto_weights, label_counts, read_labelled, require_labelled
+
+# method -> (reads a file, what one example is, the method's minimum counts)
+READERS = {
+    "sft": (read_dataset, "conversations", None),
+    "dpo": (read_preferences, "pairs", require_pairs),
+    "kto": (read_labelled, "replies", require_labelled),
+}
 
 
 def job_settings(config: JobConfig, settings: Settings) -> Settings:
@@ -37,7 +46,8 @@ class PreparedData:
         declared_template: The chat template the job declared for a base model without one (its text), or
             None when the model has its own.
         init_adapter: The adapter the job continues (`JobConfig.init_adapter`), checked against the base.
-        unit: What one example is: "conversations" (SFT) or "pairs" (DPO, PreferencePair examples).
+        unit: What one example is: "conversations" (SFT), "pairs" (DPO, PreferencePair examples) or "replies"
+            (KTO, LabelledReply examples).
     """
 
     base: BaseModel
@@ -56,6 +66,13 @@ class PreparedData:
         if self.val_report is not None:
             parts.append(self.val_report.summary())
         parts.append(f"Training on {len(self.train)} {self.unit}, validating on {len(self.val)}.")
+        if self.unit == "replies":
+            liked, disliked = label_counts(self.train)
+            desirable, undesirable = kto_weights(self.train)
+            parts.append(
+                f"{liked} liked and {disliked} disliked; KTO weighs them {desirable:g} and {undesirable:g} so that "
+                "both kinds count alike."
+            )
         if self.declared_template is not None:
             parts.append(f"{self.base.name} has no chat template: the run declares one and saves it with each adapter.")
         return "\n".join(parts)
@@ -95,7 +112,8 @@ def prepare_data(config: JobConfig, settings: Settings, tokenizer: Any = None, e
 
     Raises:
         WorkbenchError: Unknown base model, a missing or unreadable file, a file without a usable example (or,
-            for DPO, too few pairs), or an `init_adapter` that is missing or trained for another base.
+            for DPO, too few pairs; for KTO, too few liked or disliked replies), or an `init_adapter` that is
+            missing or trained for another base.
     """
     settings = job_settings(config, settings)
     base = resolve_base(settings)
@@ -108,12 +126,12 @@ def prepare_data(config: JobConfig, settings: Settings, tokenizer: Any = None, e
     elif not getattr(tokenizer, "chat_template", None):  # a base model learns the template the run declares
         declared = declared_template(config.chat_template)
         tokenizer.chat_template = declared
-    read, unit = (read_preferences, "pairs") if config.method == "dpo" else (read_dataset, "conversations")
+    read, unit, require = READERS[config.method]
 
     def usable(path: str) -> DatasetReport:
         report = _usable(read(path, tokenizer, config.max_length), echo)
-        if config.method == "dpo":
-            require_pairs(report)
+        if require is not None:
+            require(report)
         return report
 
     train_report = usable(config.data)
@@ -123,4 +141,10 @@ def prepare_data(config: JobConfig, settings: Settings, tokenizer: Any = None, e
         train, val = list(train_report.examples), list(val_report.examples)
     else:
         train, val = split_examples(train_report.examples, config.val_fraction, config.seed)
+        if config.method == "kto" and min(label_counts(train)) < MIN_EACH:
+            liked, disliked = label_counts(train)
+            raise WorkbenchError(
+                f"After holding out the validation replies, {liked} liked and {disliked} disliked remain to train "
+                f"on; KTO needs at least {MIN_EACH} of each: lower the validation fraction or add feedback."
+            )
     return PreparedData(base, tokenizer, train_report, val_report, train, val, declared, adapter, unit)

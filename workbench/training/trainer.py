@@ -154,11 +154,13 @@ def _build_trainer(
         from transformers import EarlyStoppingCallback
 
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
-    if config.method == "dpo":
+    if config.method in ("dpo", "kto"):
         from workbench.training.dpo import dpo_trainer
+        from workbench.training.kto import kto_trainer
 
         common = training_args(config, ctx.paths, loaded.device, bool(data.val), resuming)
-        trainer, facts = dpo_trainer(config, data, model, lora, common, callbacks)
+        build = dpo_trainer if config.method == "dpo" else kto_trainer
+        trainer, facts = build(config, data, model, lora, common, callbacks)
     else:
         trainer, facts = _sft_trainer(config, data, model, lora, loaded.device, ctx, resuming, callbacks)
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; the progress bar and the log file suffice
@@ -322,6 +324,7 @@ def _train(config, settings, data, job, paths, log, dist, resume, progress, canc
             "method": config.method,
             "init_adapter": config.init_adapter,
             "votes": config.votes,
+            "likes": config.likes,
             # What the chat template of the adapters is: the model's own, or the one this run declared.
             "chat_template": "own" if data.declared_template is None else f"declared ({config.chat_template})",
         },

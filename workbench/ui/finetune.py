@@ -15,9 +15,10 @@ Every `train` parameter has the form's starting value as its default (the demo r
 what it changes: `client.predict(dataset="data/fastchat_identity/train.jsonl", run_name="x", max_steps=4,
 api_name="/train")`. The hyperparameters are JobConfig's declarations (`workbench.ui.finetune_form`; the list
 is in docs/reference.md). `method` "dpo" with `from_votes` trains on the store's decisive votes (no file) under
-the vote filters; a DPO run's chart adds its reward margin and accuracy. `upload` is a dataset file
-(gradio_client's `handle_file`), or None to train on `dataset`, a shipped file's path relative to the repository.
-The data is validated before a job starts. An endpoint refuses bad input with one sentence (an error for a
+the vote filters; "kto" with `from_votes` on the chat's likes and dislikes of those checkpoints' replies (the
+other filters are about pairs). A DPO or KTO run's chart adds its reward margin (and DPO's accuracy). `upload` is a
+dataset file (gradio_client's `handle_file`), or None to train on `dataset`, a shipped file's path relative to the
+repository. The data is validated before a job starts. An endpoint refuses bad input with one sentence (an error for a
 client); the page's buttons write that sentence into the status line under them instead.
 """
 
@@ -68,7 +69,7 @@ def _buttons(state: jobs.RunStatus | None) -> tuple[dict, dict, dict]:
 
 
 def _rewards(ctx: AppContext, refreshed: tuple) -> dict:
-    """The reward chart for what `refresh` drew: redrawn with it, shown only for a DPO run's log."""
+    """The reward chart for what `refresh` drew: redrawn with it, shown only for a DPO or KTO run's log."""
     from workbench.training.losses import reward_log
     from workbench.views import plots
 
@@ -165,7 +166,7 @@ def _layout(ctx: AppContext, form: HyperparameterForm) -> SimpleNamespace:
         with gr.Column(scale=3):
             runs = gr.Dropdown([], label="Run", elem_id="ft-runs", allow_custom_value=True)
             plot = gr.Plot(_figure({"train": [], "val": []}, ""), label="Loss", elem_id="ft-plot")
-            rewards = gr.Plot(label="Rewards (DPO)", elem_id="ft-rewards", visible=False)
+            rewards = gr.Plot(label="Rewards (DPO, KTO)", elem_id="ft-rewards", visible=False)
             progress = gr.Markdown("", elem_id="ft-progress")
     return SimpleNamespace(
         form=form,
@@ -230,13 +231,17 @@ def _data_inputs(form: HyperparameterForm, shipped: list[str]) -> dict[str, gr.c
 
     defaults = VoteFilters()
     out: dict[str, gr.components.Component] = {}
-    out["from_votes"] = gr.Checkbox(False, label="DPO on the store's votes (no file)", elem_id="ft-from-votes")
-    with gr.Accordion("Which votes", open=True, visible=False, elem_id="ft-vote-filters") as out["filters"]:
+    out["from_votes"] = gr.Checkbox(
+        False,
+        label="Train on the store's feedback (no file): DPO on its votes, KTO on the chat's likes and dislikes",
+        elem_id="ft-from-votes",
+    )
+    with gr.Accordion("Which feedback", open=True, visible=False, elem_id="ft-vote-filters") as out["filters"]:
         out["vote_checkpoints"] = gr.Dropdown(
             [],
             multiselect=True,
             allow_custom_value=True,
-            label="Only votes between these checkpoints (none: any)",
+            label="Only outputs of these checkpoints (none: any)",
             elem_id="ft-vote-checkpoints",
         )
         with gr.Row():

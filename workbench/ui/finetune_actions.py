@@ -98,7 +98,7 @@ VOTE = "vote_"  # the prefix of a vote filter's input: vote_<VoteFilters field>
 
 def _config(run: str, data: str, val: str | None, values: dict[str, Any]) -> JobConfig:
     """The job from the form's values (by field name); JobConfig checks each one and answers in one sentence."""
-    unknown = sorted(set(values) - FORM - {"votes"})
+    unknown = sorted(set(values) - FORM - {"votes", "likes"})
     if unknown:
         raise WorkbenchError(f"Unknown training settings: {', '.join(unknown)}.")
     clean = dict(values)
@@ -121,18 +121,26 @@ def _vote_inputs(values: dict[str, Any]) -> dict[str, Any]:
     return {k: values.pop(k) for k in [k for k in values if k.startswith(VOTE)]}
 
 
-def _votes_data(ctx: AppContext, run: str, write: bool, filters) -> tuple[str, dict[str, Any] | None, str]:
-    """DPO on the store's votes: (the pairs file, the votes record for the job, the counts sentence). Only `write`
-    writes the file (Start); the validation report only counts."""
+def _store_data(
+    ctx: AppContext, run: str, write: bool, method: str, inputs: dict[str, Any]
+) -> tuple[str, dict[str, Any] | None, str]:
+    """Training on the store's feedback, DPO on its votes or KTO on its likes and dislikes: (the file, the record
+    for the job's `votes` or `likes`, the counts sentence). Only `write` writes the file (Start); the validation
+    report only counts. KTO takes the form's checkpoints filter (the replies' checkpoints); the other vote filters
+    are about pairs."""
     from workbench.store import Store
-    from workbench.training.votes import describe, pairs_path, vote_pairs, write_vote_pairs
+    from workbench.training import likes, votes
 
-    path = pairs_path(ctx.settings, run)
+    if method == "kto":
+        filters = likes.LikeFilters(checkpoints=inputs.get(VOTE + "checkpoints") or ())
+        path, writer = likes.likes_path(ctx.settings, run), likes.write_like_records
+        counter, describe = likes.like_records, likes.describe
+    else:
+        filters = _filters(inputs)
+        path, writer = votes.pairs_path(ctx.settings, run), votes.write_vote_pairs
+        counter, describe = votes.vote_pairs, votes.describe
     with Store.open(ctx.settings) as store:
-        if write:
-            counts = write_vote_pairs(store, ctx.settings, filters, path)
-        else:
-            counts = vote_pairs(store, ctx.settings, filters)[1]
+        counts = writer(store, ctx.settings, filters, path) if write else counter(store, ctx.settings, filters)[1]
         dialect = store.dialect
     return str(path), {"filters": filters.to_dict(), "counts": counts, "store": dialect}, describe(counts)
 
@@ -164,13 +172,12 @@ def validate(
     if refusal is not None:
         return f"**Not checked:** {html.escape(refusal, quote=False)}", gr.update(interactive=False)
     try:
-        if method == "dpo" and from_votes:
-            filters = _filters(vote_filters)
-            counted = _votes_data(ctx, "validation", False, filters)[2]
-            return f"**The store's votes**  \n{counted}", gr.update(interactive=True)
+        if method in ("dpo", "kto") and from_votes:
+            counted = _store_data(ctx, "validation", False, method, vote_filters)[2]
+            return f"**The store's feedback**  \n{counted}", gr.update(interactive=True)
         data = _dataset_path(ctx, upload, dataset)
         config = JobConfig(
-            method=method if method in ("sft", "dpo") else "sft",
+            method=method if method in ("sft", "dpo", "kto") else "sft",
             run="validation",
             data=data,
             val_data=_upload_path(ctx, val_upload) if val_upload else None,
@@ -228,13 +235,14 @@ def make_train_fn(ctx: AppContext, tokenizers: Tokenizers):
         try:
             ctx.settings.check_admin(token, caller_of(ctx, request))
             val = _keep_upload(ctx, _upload_path(ctx, val_upload) if val_upload else None)
-            if values.get("method") == "dpo" and from_votes:
+            method = values.get("method")
+            if method in ("dpo", "kto") and from_votes:
                 from workbench.training.checkpoints import check_run_folder
 
-                filters = _filters(votes)
                 checked = _config(run_name, "votes.jsonl", val, values)  # the name is checked before it names a file
-                check_run_folder(RunPaths.of(ctx.settings, checked.run), resume=False)  # never overwrite its pairs
-                data, values["votes"], _ = _votes_data(ctx, checked.run, True, filters)
+                check_run_folder(RunPaths.of(ctx.settings, checked.run), resume=False)  # never overwrite its data
+                key = "likes" if method == "kto" else "votes"
+                data, values[key], _ = _store_data(ctx, checked.run, True, method, votes)
             else:
                 data = _keep_upload(ctx, _dataset_path(ctx, upload, dataset))
             config = _config(run_name, data, val, values)
