@@ -61,13 +61,14 @@ def deep(depth: int) -> object:
     repetition_penalty=numbers,
     seed=numbers,
     stop=st.one_of(st.text(max_size=50), st.none(), st.lists(st.text(max_size=5), max_size=3)),
+    min_p=numbers,
 )
 def test_chat_inputs_give_a_request_or_one_sentence(
-    message, history, system, temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop
+    message, history, system, temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop, min_p
 ):
     try:
         clean = plain_history(history)
-        generation = _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop)
+        generation = _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop, min_p)
         check_chat(visitor_sizes(Settings()), message, system, clean, generation)
         messages = check_messages(conversation(clean, message, system))
     except WorkbenchError as exc:
