@@ -63,6 +63,7 @@ def build_arena_tab(ctx: AppContext) -> SimpleNamespace:
             max_lines=6,
             scale=5,
             elem_id="arena-message",
+            label="Prompt",  # not shown; it names the box in the gate's refusals
             max_length=ctx.sizes.message_chars,
         )
         send = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="arena-send")

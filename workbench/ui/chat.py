@@ -232,6 +232,7 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
             with gr.Row():
                 message = gr.Textbox(
                     elem_id="msg",
+                    label="Message",  # not shown; it names the box in the gate's refusals
                     placeholder="Type a message and press Enter",
                     show_label=False,
                     scale=5,
@@ -314,7 +315,7 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
                     max_length=ctx.sizes.stop_strings * (ctx.sizes.stop_chars + 1),
                 )
     # The message being answered; a hidden Textbox (not a State) so that the API endpoint takes it.
-    pending = gr.Textbox(visible=False, max_length=ctx.sizes.message_chars)
+    pending = gr.Textbox(visible=False, label="Message", max_length=ctx.sizes.message_chars)
     known = gr.State([])  # the choices this page shows; empty until the first fill picks the default
     settings_inputs = [system, checkpoint, temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop]
     settings_inputs.append(min_p)  # after stop: the "chat" endpoint's parameters keep their order
