@@ -72,7 +72,8 @@ def _prompt(value: Any, line: int) -> list[dict[str, str]] | Problem:
 
 
 def _reply(record: dict[str, Any], key: str, line: int) -> tuple[list[dict[str, str]], str] | Problem:
-    """(the conversation before the reply, the reply text) of a chosen/rejected field."""
+    """(the conversation before the reply, the reply text) of a reply field (chosen, rejected, or a KTO
+    completion)."""
     if key not in record or record[key] is None:
         return Problem(line, "missing-field", f"missing field {key!r}")
     value = record[key]

@@ -25,8 +25,8 @@ from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.evaluation.fingerprints import file_sha256
-from workbench.training.data import DatasetReport, Problem, _check_messages, file_records
-from workbench.training.preferences import _prompt, _template, render
+from workbench.training.data import DatasetReport, Problem, file_records
+from workbench.training.preferences import _prompt, _reply, _template, render
 
 SHAPE = "unpaired"
 MIN_EACH = 2  # liked and disliked replies each: KTO's loss and its KL estimate need both kinds in the data
@@ -67,22 +67,6 @@ def _label(record: dict[str, Any], line: int) -> bool | Problem:
     return LABELS[key]
 
 
-def _completion(record: dict[str, Any], line: int) -> tuple[list[dict[str, str]], str] | Problem:
-    value = record.get("completion")
-    if value is None:
-        return Problem(line, "missing-field", "missing field 'completion'")
-    if isinstance(value, str):
-        return ([], value) if value.strip() else Problem(line, "empty-content", "field 'completion' is empty")
-    if not isinstance(value, list):
-        return Problem(
-            line, "wrong-type", f"field 'completion' must be text or a list of messages, not {type(value).__name__}"
-        )
-    checked = _check_messages(value, line)
-    if isinstance(checked, Problem):
-        return Problem(line, checked.kind, f"completion: {checked.reason}")
-    return list(checked[:-1]), checked[-1]["content"]
-
-
 def to_labelled(record: Any, line: int) -> tuple[list[dict[str, str]], str, bool] | Problem:
     """(prompt messages, reply text, label) of one record, or the Problem that prevents it."""
     if isinstance(record, Problem):
@@ -92,7 +76,7 @@ def to_labelled(record: Any, line: int) -> tuple[list[dict[str, str]], str, bool
     if record.get("prompt") is None:
         return Problem(line, "missing-field", "missing field 'prompt'")
     prompt = _prompt(_decoded(record["prompt"]), line)
-    completion = _completion({**record, "completion": _decoded(record.get("completion"))}, line)
+    completion = _reply({**record, "completion": _decoded(record.get("completion"))}, "completion", line)
     label = _label(record, line)
     for part in (prompt, completion, label):
         if isinstance(part, Problem):
