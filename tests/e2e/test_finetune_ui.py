@@ -248,6 +248,9 @@ def test_dpo_from_the_stores_votes_then_send_to_the_arena(finetune_app):
         "same_settings": False,
         "min_agreement": 0.6,
         "rater_kind": "humans",
+        "origin": "all",
+        "since": None,
+        "until": None,
         "source": "arena",
         "unreviewed": False,  # pairs on prompts the owner gave (here: typed into the store) or two raters agreed on
     }

@@ -129,7 +129,7 @@ def kto_run(wb_settings, tmp_path_factory):
         react(store, QA[:2], rater="judge:gpt")  # an LLM judge's reactions: not people's, so filtered out
     env = {"WORKBENCH_HOME": str(wb_settings.home), "WORKBENCH_MODELS_DIR": str(wb_settings.models_dir)}
     env |= {"WORKBENCH_ADAPTERS_DIR": str(wb_settings.adapters_dir), "WORKBENCH_DB_URL": url}
-    args = ["train", "--name", "kto-likes", "--from-likes", "--like-since", "2026-11-30", "--max-length", "80"]
+    args = ["train", "--name", "kto-likes", "--from-likes", "--vote-since", "2026-11-30", "--max-length", "80"]
     args += ["--batch-size", "2", "--learning-rate", "1e-3", "--warmup", "0", "--beta", "0.1", "--max-steps", "4"]
     args += ["--eval-steps", "4", "--save-steps", "2", "--val-fraction", "0.25", "--quiet", "--json"]
     buffer = io.StringIO()
@@ -195,7 +195,7 @@ def test_kto_from_likes_lowers_the_loss_and_prefers_liked_replies(kto_run, wb_se
     from workbench.training.jobs import train_command
 
     command = train_command(JobConfig.from_dict({**meta["hyperparameters"]}))
-    assert "--from-likes" in command and "--data" not in command and "--like-since" in command
+    assert "--from-likes" in command and "--data" not in command and "--vote-since" in command
 
     # held-out questions: the trained adapter puts more probability on the liked kind of reply than its parent
     base = AutoModelForCausalLM.from_pretrained(wb_settings.models_dir / "base" / _embedded_name(), dtype="float32")
@@ -228,8 +228,9 @@ def test_a_kto_file_with_too_few_dislikes_stops_before_training(tmp_path, wb_set
     [
         (["--data", "x.jsonl"], "--from-likes trains KTO on the store's likes: leave out --data"),
         (["--method", "dpo"], "--from-likes trains KTO on the store's likes: leave out --data and other methods"),
-        (["--from-votes"], "Train on either the votes (--from-votes) or the likes (--from-likes), not both."),
-        (["--like-since", "yesterday"], "The since date must be a date such as 2026-12-01, not 'yesterday'."),
+        (["--from-votes"], "Train on one of the store's sources, not --from-votes and --from-likes."),
+        (["--vote-since", "yesterday"], "The since date must be a date such as 2026-12-01, not 'yesterday'."),
+        (["--vote-min-agreement", "0.7"], "--vote-min-agreement only filter votes; leave them out here."),
     ],
 )
 def test_from_likes_flags_are_checked_in_one_sentence(extra, sentence, tmp_path, capsys):

@@ -11,11 +11,14 @@ import argparse
 import pytest
 
 from workbench.cli import build_parser
+from workbench.cli import train as train_cli
 from workbench.cli.train import job_config
 from workbench.config import Settings
-from workbench.training import hparams
+from workbench.training import filters, hparams
 from workbench.training.config import DEMO_SETTINGS, JobConfig
+from workbench.training.filters import PREFIX, FeedbackFilters
 from workbench.training.jobs import train_command
+from workbench.training.votes import VoteFilters
 from workbench.ui.finetune_form import elem_id, start_value
 
 
@@ -47,8 +50,47 @@ def test_each_hyperparameter_is_a_flag_a_component_and_an_endpoint_parameter(dem
         assert param["label"] == spec.label
     form_names = {f.name for f, spec in declared if spec.form}
     others = {"upload", "dataset", "val_upload", "run_name", "token", "from_votes"}
-    others |= {"vote_checkpoints", "vote_same_settings", "vote_min_agreement", "vote_unreviewed"}
+    others |= {PREFIX + f.name for f in filters.declared(VoteFilters)}  # the store-feedback filters
     assert set(endpoint) == form_names | others  # nothing else, nothing by position
+
+
+def test_each_store_filter_is_a_flag_a_component_and_an_endpoint_parameter(demo):
+    train = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
+    flags = {o: a for a in train._actions for o in a.option_strings}
+    components = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    endpoint = {p["parameter_name"]: p for p in demo.get_api_info()["named_endpoints"]["/train"]["parameters"]}
+    for f in filters.declared(VoteFilters):
+        meta = f.metadata["filter"]
+        assert flags[filters.flag(f)].dest == f.name and meta["help"] in flags[filters.flag(f)].help
+        component = components["ft-" + (PREFIX + f.name).replace("_", "-")]
+        assert component.label.lower() == meta["help"].lower() and PREFIX + f.name in endpoint
+        if meta["choices"]:
+            assert [c for c, _ in component.choices] == list(meta["choices"]) and component.value == f.default
+
+
+def test_the_tabs_filters_reach_the_job(tmp_path):
+    """Every filter the tab (or the CLI) sets is on the job's command line and reads back the same (issue 29)."""
+    chosen = VoteFilters(
+        checkpoints=("a", "b"),
+        raters=("alice",),
+        rater_kind="all",
+        origin="chat",
+        since="2026-12-01",
+        until="2026-12-07",
+        same_settings=True,
+        min_agreement=0.75,
+        source="edit",
+        unreviewed=True,
+    )
+    config = JobConfig(run="r", data=str(tmp_path / "p.jsonl"), method="dpo", votes={"filters": chosen.to_dict()})
+    argv = train_command(config)[3:]
+    assert argv[argv.index("--quiet") + 1] == "--from-votes" and "--data" not in argv
+    assert train_cli._filters(build_parser().parse_args(argv), VoteFilters) == chosen
+    likes = FeedbackFilters(rater_kind="judges", origin="battle", until="2026-12-07")
+    config = JobConfig(run="r", data=str(tmp_path / "l.jsonl"), method="kto", likes={"filters": likes.to_dict()})
+    argv = train_command(config)[3:]
+    assert "--from-likes" in argv and "--vote-min-agreement" not in argv
+    assert train_cli._filters(build_parser().parse_args(argv), FeedbackFilters) == likes
 
 
 def test_the_job_command_line_gives_back_the_same_job(tmp_path):

@@ -9,7 +9,7 @@ JSON summary.
     workbench train --method dpo --from-votes --vote-source edit --name x   # corrections: edited over original
     workbench train --from-corrections --name x                  # SFT on the chat's corrections (edited replies)
     workbench train --method kto --data likes.jsonl --name x     # prompt/completion/label replies
-    workbench train --method kto --from-likes --like-since 2026-12-01 --name x   # the chat's likes and dislikes
+    workbench train --method kto --from-likes --vote-since 2026-12-01 --name x   # the chat's likes and dislikes
     accelerate launch --num_processes 2 -m workbench train --data ... --name ...   # DDP, one process per GPU
 
 The validation report prints first (every dropped line with its reason); `--json` prints the run summary
@@ -26,8 +26,9 @@ import threading
 
 from workbench.cli.common import add_model_flags, print_json, settings_from
 from workbench.errors import WorkbenchError
-from workbench.training import hparams
+from workbench.training import filters, hparams
 from workbench.training.config import JobConfig, RunPaths
+from workbench.training.filters import FeedbackFilters
 
 HYPERPARAMETERS = hparams.declared(JobConfig)  # each one a flag, named for its field (`hparams.flag`)
 _TYPES = {"int": int, "float": float, "text": str, "list": str}
@@ -50,69 +51,45 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--no-store", action="store_true", help="do not write training logs to the store")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
-    votes = p.add_argument_group("DPO from the store's votes (instead of --data)")
-    votes.add_argument("--from-votes", action="store_true", help="train on the store's decisive votes")
-    votes.add_argument(
-        "--vote-checkpoint", action="append", metavar="CHECKPOINT", help="only votes between these checkpoints (repeat)"
-    )
-    votes.add_argument("--vote-rater", action="append", metavar="RATER", help="only votes by these raters (repeat)")
-    votes.add_argument(
-        "--vote-raters",
-        choices=["humans", "judges", "all"],
-        default="humans",
-        help="whose votes train: people's, LLM judges' (judge:<model>) or all (default: %(default)s)",
-    )
-    votes.add_argument("--vote-same-settings", action="store_true", help="only outputs made with the same settings")
-    votes.add_argument(
-        "--vote-unreviewed",
-        action="store_true",
-        help="also pairs on prompts visitors typed (not approved) that fewer than two raters agree on; by default "
-        "only reviewed pairs train",
-    )
-    votes.add_argument(
-        "--vote-min-agreement",
-        type=float,
-        default=0.5,
-        metavar="SHARE",
-        help="share of a pair's votes its winner needs (0.5-1)",
-    )
-    votes.add_argument(
-        "--vote-source",
-        choices=("arena", "chat", "edit", "all"),
-        default="arena",
-        help="the Arena's blind votes, the chat's regenerate pairs (a reply regenerated and kept), its corrections "
-        "(a reply a person edited, preferred over the original), or all",
-    )
-    votes.add_argument(
+    store = p.add_argument_group("the store's feedback (instead of --data)")
+    store.add_argument("--from-votes", action="store_true", help="DPO on the store's decisive votes")
+    store.add_argument("--from-likes", action="store_true", help="KTO on the chat's current likes and dislikes")
+    store.add_argument(
         "--from-corrections",
         action="store_true",
-        help="SFT on the chat's corrections (the conversation answered with the edited reply), under the "
-        "--vote-checkpoint, --vote-rater and --vote-raters filters",
+        help="SFT on the chat's corrections (the conversation answered with the edited reply)",
     )
-    _add_like_flags(p)
+    _add_filter_flags(p)
     _add_hyperparameters(p)
     add_model_flags(p)
     return p
 
 
-def _add_like_flags(p: argparse.ArgumentParser) -> None:
-    likes = p.add_argument_group("KTO from the store's likes and dislikes (instead of --data)")
-    likes.add_argument("--from-likes", action="store_true", help="train on the chat's current likes and dislikes")
-    likes.add_argument(
-        "--like-checkpoint", action="append", metavar="CHECKPOINT", help="only replies of these checkpoints (repeat)"
-    )
-    likes.add_argument("--like-rater", action="append", metavar="RATER", help="only reactions by these raters (repeat)")
-    likes.add_argument(
-        "--like-raters",
-        choices=["humans", "judges", "all"],
-        default="humans",
-        help="whose reactions train: people's, LLM judges' (judge:<model>) or all (default: %(default)s)",
-    )
-    likes.add_argument(
-        "--like-origin", choices=("chat", "all"), default="chat", help="the chat's replies, or any stored reply"
-    )
-    likes.add_argument("--like-since", metavar="YYYY-MM-DD", help="only reactions given on or after this day (UTC)")
-    likes.add_argument("--like-until", metavar="YYYY-MM-DD", help="only reactions given on or before this day (UTC)")
+def _add_filter_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per declared store-feedback filter (`workbench.training.filters`): those of every source, then the
+    vote pairs' own. A flag left out is the filter's default."""
+    common = {f.name for f in filters.declared(FeedbackFilters)}
+    groups = {
+        True: p.add_argument_group("filters of the store's feedback (votes, likes and corrections)"),
+        False: p.add_argument_group("filters of the votes only (--from-votes)"),
+    }
+    for f in filters.declared(FeedbackFilters.every()):
+        meta = f.metadata["filter"]
+        group = groups[f.name in common]
+        if isinstance(f.default, bool):
+            group.add_argument(filters.flag(f), dest=f.name, action="store_true", help=meta["help"])
+            continue
+        default = f" (default: {f.default})" if f.default not in ((), None) else ""
+        group.add_argument(
+            filters.flag(f),
+            dest=f.name,
+            type=meta["kind"],
+            action="append" if meta["repeat"] else "store",
+            default=None,
+            choices=meta["choices"] or None,
+            metavar=meta["metavar"],
+            help=meta["help"] + default,
+        )
 
 
 def _add_hyperparameters(p: argparse.ArgumentParser) -> None:
@@ -161,104 +138,71 @@ def job_config(args: argparse.Namespace, settings) -> JobConfig:
             for f in ("--data", "--val", "--from-votes", "--from-corrections", "--from-likes")
             if getattr(args, f[2:].replace("-", "_"))
         ]
+        given_filters = _given_filters(args)
+        extra += [filters.flag(f) for f in filters.declared(FeedbackFilters.every()) if f.name in given_filters]
         if extra:
             raise WorkbenchError(
                 f"--resume continues run {args.name!r} with its saved settings; leave out {', '.join(extra)}."
             )
         return JobConfig.from_dict(load_job(RunPaths.of(settings, args.name))["config"])
-    votes = likes = None
-    if args.from_votes and args.from_likes:
-        raise WorkbenchError("Train on either the votes (--from-votes) or the likes (--from-likes), not both.")
-    if args.from_corrections:
-        if args.data or args.from_votes or args.from_likes or given.get("method", "sft") != "sft":
-            raise WorkbenchError(
-                "--from-corrections trains SFT on the store's corrections: leave out --data, --from-votes and --method."
-            )
-        args.data = str(_correction_examples(args, settings))
-    if args.from_likes:
-        if args.data or given.get("method", "kto") != "kto":
-            raise WorkbenchError("--from-likes trains KTO on the store's likes: leave out --data and other methods.")
-        given["method"] = "kto"
-        likes = _like_records(args, settings)
-        args.data = str(likes.pop("path"))
-    elif args.from_votes:
-        if args.data or given.get("method", "dpo") != "dpo":
-            raise WorkbenchError("--from-votes trains DPO on the store's votes: leave out --data and --method sft.")
-        given["method"] = "dpo"
-        votes = _vote_pairs(args, settings)
-        args.data = str(votes.pop("path"))
-    elif not args.data:
-        raise WorkbenchError("Name a training file with --data (or continue a run with --resume).")
-    return JobConfig(
-        run=args.name, data=args.data, val_data=args.val, base_model=args.model, votes=votes, likes=likes, **given
-    )
+    from workbench.training.sources import SOURCES
+
+    chosen = [source for source in SOURCES.values() if getattr(args, source.flag[2:].replace("-", "_"))]
+    if len(chosen) > 1:
+        raise WorkbenchError(f"Train on one of the store's sources, not {' and '.join(s.flag for s in chosen)}.")
+    if not chosen:
+        _filters(args, None)  # a filter without a source filters nothing: say so
+        if not args.data:
+            raise WorkbenchError("Name a training file with --data (or continue a run with --resume).")
+        return JobConfig(run=args.name, data=args.data, val_data=args.val, base_model=args.model, **given)
+    source = chosen[0]
+    if args.data or given.get("method", source.method) != source.method:
+        raise WorkbenchError(
+            f"{source.flag} trains {source.method.upper()} on the store's {source.name}: "
+            "leave out --data and other methods."
+        )
+    given["method"] = source.method
+    record = _store_file(args, settings, source.name)
+    data = str(record.pop("path"))
+    if source.job:
+        given[source.job] = record
+    return JobConfig(run=args.name, data=data, val_data=args.val, base_model=args.model, **given)
 
 
-def _vote_pairs(args: argparse.Namespace, settings) -> dict[str, object]:
-    """Write the run's pairs from the store's votes; returns the filters, counts and the file's path."""
+def _given_filters(args: argparse.Namespace) -> dict[str, object]:
+    """The store-feedback filters given as flags (field name -> value; a repeated flag's values as a tuple)."""
+    values = {f.name: getattr(args, f.name) for f in filters.declared(FeedbackFilters.every())}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if v not in (None, False)}
+
+
+def _filters(args: argparse.Namespace, cls: type | None):
+    """The store-feedback filters of `cls` from their flags, checked (one sentence for a bad value, and for a
+    filter the source does not have: a vote pairs' filter with likes, any filter without a source)."""
+    given = _given_filters(args)
+    wanted = {f.name for f in filters.declared(cls)} if cls else set()
+    foreign = [filters.flag(f) for f in filters.declared(FeedbackFilters.every()) if f.name in set(given) - wanted]
+    if foreign:
+        where = "votes" if cls else "the store's feedback (--from-votes, --from-likes, --from-corrections)"
+        raise WorkbenchError(f"{', '.join(foreign)} only filter {where}; leave them out here.")
+    return cls(**given) if cls else None
+
+
+def _store_file(args: argparse.Namespace, settings, source: str) -> dict[str, object]:
+    """Write the run's training file from the store's feedback (`source`: votes, likes or corrections); returns
+    the filters, the counts and the file's path."""
     from workbench.store import Store
     from workbench.training.checkpoints import check_run_folder
-    from workbench.training.votes import describe, pairs_path, write_vote_pairs
+    from workbench.training.sources import SOURCES
 
-    filters = _filters(args)
-    check_run_folder(RunPaths.of(settings, args.name), resume=False)  # never overwrite a run's pairs
-    path = pairs_path(settings, args.name)
+    spec = SOURCES[source]
+    chosen = _filters(args, spec.filters)
+    check_run_folder(RunPaths.of(settings, args.name), resume=False)  # never overwrite a run's data
+    path = spec.path(settings, args.name)
     with Store.open(settings) as store:
-        counts = write_vote_pairs(store, settings, filters, path)
-    print(describe(counts), file=sys.stderr)
-    return {"filters": filters.to_dict(), "counts": counts, "store": store.dialect, "path": path}
-
-
-def _filters(args: argparse.Namespace):
-    """The --vote-* filters, checked (one sentence for a bad value)."""
-    from workbench.training.votes import VoteFilters
-
-    return VoteFilters(
-        checkpoints=tuple(args.vote_checkpoint or ()),
-        raters=tuple(args.vote_rater or ()),
-        same_settings=args.vote_same_settings,
-        min_agreement=args.vote_min_agreement,
-        rater_kind=args.vote_raters,
-        source=args.vote_source,
-        unreviewed=args.vote_unreviewed,
-    )
-
-
-def _correction_examples(args: argparse.Namespace, settings):
-    """Write the run's SFT examples from the store's corrections; returns the file's path."""
-    from workbench.store import Store
-    from workbench.training.checkpoints import check_run_folder
-    from workbench.training.corrections import sft_path, write_corrections_sft
-
-    filters = _filters(args)
-    check_run_folder(RunPaths.of(settings, args.name), resume=False)  # never overwrite a run's examples
-    path = sft_path(settings, args.name)
-    with Store.open(settings) as store:
-        counts = write_corrections_sft(store, settings, filters, path)
-    print(f"{counts.get('corrections', 0)} corrections -> {counts['examples']} SFT examples.", file=sys.stderr)
-    return path
-
-
-def _like_records(args: argparse.Namespace, settings) -> dict[str, object]:
-    """Write the run's liked and disliked replies from the store; returns the filters, counts and the file's path."""
-    from workbench.store import Store
-    from workbench.training.checkpoints import check_run_folder
-    from workbench.training.likes import LikeFilters, describe, likes_path, write_like_records
-
-    filters = LikeFilters(
-        checkpoints=tuple(args.like_checkpoint or ()),
-        raters=tuple(args.like_rater or ()),
-        rater_kind=args.like_raters,
-        origin=args.like_origin,
-        since=args.like_since,
-        until=args.like_until,
-    )
-    check_run_folder(RunPaths.of(settings, args.name), resume=False)  # never overwrite a run's replies
-    path = likes_path(settings, args.name)
-    with Store.open(settings) as store:
-        counts = write_like_records(store, settings, filters, path)
-    print(describe(counts), file=sys.stderr)
-    return {"filters": filters.to_dict(), "counts": counts, "store": store.dialect, "path": path}
+        counts = spec.write(store, settings, chosen, path)
+        dialect = store.dialect
+    print(spec.describe(counts), file=sys.stderr)
+    return {"filters": chosen.to_dict(), "counts": counts, "store": dialect, "path": path}
 
 
 def _cancel_on_signals(cancel: threading.Event) -> None:

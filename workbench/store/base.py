@@ -6,7 +6,7 @@ composed `workbench.store.Store`, not this class.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Self
 
@@ -136,6 +136,29 @@ class StoreBase:
                 if attempt:  # another writer created it between our read and write (PostgreSQL): update it
                     raise
         raise AssertionError("unreachable")
+
+    def _add_once(
+        self, row: Any, repeated: Callable[[Session, Any], int | None], check: Callable[[Session], None]
+    ) -> int:
+        """Add `row` (a client-keyed, append-only row: feedback, a correction) and return its id, or the id of the row
+        `repeated` finds already recorded (a retried request). `check(session)` raises the sentence of a row that
+        may not be added, inside the same transaction. A twin that raced in from another request (PostgreSQL's
+        unique key) counts as the one recorded."""
+        try:
+            with self._write() as s:
+                seen = repeated(s, row)
+                if seen is not None:
+                    return seen
+                check(s)
+                s.add(row)
+                s.flush()
+                return row.id
+        except IntegrityError:
+            with self._read() as s:
+                seen = repeated(s, row)
+            if seen is None:
+                raise
+            return seen
 
     def _checkpoint_id(self, s: Session, name: str, *, create: bool = False, base_model: str | None = None) -> int:
         name = check_name("checkpoint", name)

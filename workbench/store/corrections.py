@@ -17,7 +17,6 @@ import uuid
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from workbench.errors import WorkbenchError
 from workbench.store.records import check_key
@@ -52,6 +51,10 @@ def correction_pair(row: dict[str, Any]) -> dict[str, Any]:
         "rejected": [{"role": "assistant", "content": row["original"]}],
         "source": "edit",
     }
+
+
+def _repeated_correction(s, row: Correction) -> int | None:
+    return s.scalar(select(Correction.id).where(Correction.client_key == row.client_key))
 
 
 class CorrectionsMixin:
@@ -93,25 +96,15 @@ class CorrectionsMixin:
         )
         if created_at is not None:
             row.created_at = float(created_at)
-        try:
-            with self._write() as s:
-                seen = s.scalar(select(Correction.id).where(Correction.client_key == row.client_key))
-                if seen is not None:
-                    return seen
-                original = s.scalar(select(Generation.output).where(Generation.id == generation))
-                if original is None:
-                    raise WorkbenchError(f"There is no generation with id {generation} in the store; nothing was kept.")
-                if original.strip() == text.strip():
-                    raise WorkbenchError("The edited reply is the same as the model's: there is nothing to correct.")
-                s.add(row)
-                s.flush()
-                return row.id
-        except IntegrityError:  # the same key raced in from another request (PostgreSQL): that one counts
-            with self._read() as s:
-                seen = s.scalar(select(Correction.id).where(Correction.client_key == row.client_key))
-            if seen is None:
-                raise
-            return seen
+
+        def check(s) -> None:
+            original = s.scalar(select(Generation.output).where(Generation.id == generation))
+            if original is None:
+                raise WorkbenchError(f"There is no generation with id {generation} in the store; nothing was kept.")
+            if original.strip() == text.strip():
+                raise WorkbenchError("The edited reply is the same as the model's: there is nothing to correct.")
+
+        return self._add_once(row, _repeated_correction, check)
 
     def correction_rows(self, *, current: bool = True) -> list[dict[str, Any]]:
         """Corrections, oldest first (columns CORRECTION_COLUMNS): with `current`, each rater's newest correction

@@ -18,7 +18,6 @@ import uuid
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from workbench.errors import WorkbenchError
@@ -92,30 +91,16 @@ class FeedbackMixin:
         )
         if created_at is not None:
             row.created_at = float(created_at)
-        try:
-            with self._write() as s:
-                seen = self._repeated_feedback(s, row)
-                if seen is not None:
-                    return seen
-                found = dict(
-                    s.execute(select(Generation.id, Generation.prompt_hash).where(Generation.id.in_(ids))).all()
-                )
-                missing = [g for g in ids if g not in found]
-                if missing:
-                    raise WorkbenchError(
-                        f"There is no generation with id {missing[0]} in the store; nothing was recorded."
-                    )
-                if len(set(found.values())) > 1:
-                    raise WorkbenchError("The kept reply and the one it replaced must answer the same conversation.")
-                s.add(row)
-                s.flush()
-                return row.id
-        except IntegrityError:  # the same key raced in from another request (PostgreSQL): that one counts
-            with self._read() as s:
-                seen = self._repeated_feedback(s, row)
-            if seen is None:
-                raise
-            return seen
+
+        def check(s) -> None:
+            found = dict(s.execute(select(Generation.id, Generation.prompt_hash).where(Generation.id.in_(ids))).all())
+            missing = [g for g in ids if g not in found]
+            if missing:
+                raise WorkbenchError(f"There is no generation with id {missing[0]} in the store; nothing was recorded.")
+            if len(set(found.values())) > 1:
+                raise WorkbenchError("The kept reply and the one it replaced must answer the same conversation.")
+
+        return self._add_once(row, self._repeated_feedback, check)
 
     @staticmethod
     def _repeated_feedback(s, row: Feedback) -> int | None:

@@ -118,6 +118,9 @@ def vote_like_row(v: Any, ga: Generation, name_a: str, gb: Generation, name_b: s
         # The two sides of a multi-turn Arena battle each went on from their own answers: b's own conversation.
         "messages_b": gb.messages,
         "source": "arena" if vote else "chat",
+        # Where each reply came from (training's origin filter); not a column of the vote frame or its export.
+        "origin_a": ga.origin,
+        "origin_b": gb.origin,
     }
 
 

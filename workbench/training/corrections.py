@@ -6,12 +6,11 @@
 
 (`correction_examples` lives in `training.votes`, whose DPO pairs include corrections under source "edit" or "all".)
 
-A correction trains like the other sources and under the same filters as DPO on votes (`VoteFilters`, where they
-apply): `checkpoints` keeps corrections of replies those checkpoints made, `raters` and `rater_kind` whose
-corrections count (people's by default). Each rater's newest correction of a reply is the one that counts
-(`Store.correction_rows`). A record carries the chat template its reply was generated with when the checkpoint
-declared one, as pairs from votes do. Torch-free.
-"""
+A correction trains like the other sources and under the filters every store source has (`filters.FeedbackFilters`):
+`checkpoints` keeps corrections of replies those checkpoints made, `raters` and `rater_kind` whose corrections count
+(people's by default), `origin` where the reply came from, `since`/`until` the days the corrections were made. Each
+rater's newest correction of a reply is the one that counts (`Store.correction_rows`). A record carries the chat
+template its reply was generated with when the checkpoint declared one, as pairs from votes do. Torch-free."""
 
 from __future__ import annotations
 
@@ -20,10 +19,11 @@ from typing import Any
 
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
-from workbench.training.votes import VoteFilters, correction_examples, write_records
+from workbench.training.filters import FeedbackFilters
+from workbench.training.votes import correction_examples, write_records
 
 
-def write_corrections_sft(store: Any, settings: Settings, filters: VoteFilters, path: Path) -> dict[str, int]:
+def write_corrections_sft(store: Any, settings: Settings, filters: FeedbackFilters, path: Path) -> dict[str, int]:
     """Write the SFT file of the store's corrections under `filters` to `path` (JSONL) and return its counts.
 
     Raises:
@@ -37,6 +37,12 @@ def write_corrections_sft(store: Any, settings: Settings, filters: VoteFilters, 
         )
     write_records(records, path)
     return counts
+
+
+def describe(counts: dict[str, int]) -> str:
+    """One sentence: how many corrections became how many SFT examples, and how many the filters left out."""
+    dropped = f" ({counts['filtered_out']} filtered out)" if counts.get("filtered_out") else ""
+    return f"{counts.get('corrections', 0)} corrections -> {counts.get('examples', 0)} SFT examples{dropped}."
 
 
 def sft_path(settings: Settings, run: str) -> Path:

@@ -102,10 +102,7 @@ def train_command(config: JobConfig, resume: bool = False) -> list[str]:
     cmd = [sys.executable, "-m", "workbench", "train", "--name", config.run, "--quiet"]
     if resume:
         return [*cmd, "--resume"]
-    if config.votes:
-        cmd += _votes_flags(config.votes)
-    else:
-        cmd += _likes_flags(config.likes) if config.likes else ["--data", config.data]
+    cmd += _store_flags(config) or ["--data", config.data]
     if config.val_data:
         cmd += ["--val", config.val_data]
     if config.base_model:
@@ -117,29 +114,17 @@ def train_command(config: JobConfig, resume: bool = False) -> list[str]:
     return cmd
 
 
-def _votes_flags(votes: dict[str, Any]) -> list[str]:
-    """`--from-votes` and its filters: the job writes its pairs from the store itself, as the CLI does."""
-    filters = votes.get("filters") or {}
-    flags = ["--from-votes", "--vote-min-agreement", str(filters.get("min_agreement", 0.5))]
-    for checkpoint in filters.get("checkpoints") or ():
-        flags += ["--vote-checkpoint", checkpoint]
-    for rater in filters.get("raters") or ():
-        flags += ["--vote-rater", rater]
-    return [*flags, "--vote-same-settings"] if filters.get("same_settings") else flags
+def _store_flags(config: JobConfig) -> list[str]:
+    """`--from-votes` or `--from-likes` and every filter of the run's record (`training.filters.argv`): the job
+    writes its file from the store itself, as the CLI does. Empty for a run on a file."""
+    from workbench.training.filters import argv
+    from workbench.training.sources import SOURCES
 
-
-def _likes_flags(likes: dict[str, Any]) -> list[str]:
-    """`--from-likes` and its filters: the job writes its replies from the store itself, as the CLI does."""
-    filters = likes.get("filters") or {}
-    flags = ["--from-likes", "--like-raters", filters.get("rater_kind", "humans")]
-    flags += ["--like-origin", filters.get("origin", "chat")]
-    for checkpoint in filters.get("checkpoints") or ():
-        flags += ["--like-checkpoint", checkpoint]
-    for rater in filters.get("raters") or ():
-        flags += ["--like-rater", rater]
-    for name in ("since", "until"):
-        flags += [f"--like-{name}", filters[name]] if filters.get(name) else []
-    return flags
+    for source in SOURCES.values():
+        record = getattr(config, source.job) if source.job else None
+        if record:
+            return [source.flag, *argv(source.filters(**(record.get("filters") or {})))]
+    return []
 
 
 def _child_env(settings: Settings) -> dict[str, str]:

@@ -3,27 +3,26 @@
     filters = VoteFilters(checkpoints=("base", "identity"), min_agreement=0.6, rater_kind="humans")
     counts = write_vote_pairs(store, settings, filters, path)   # {"votes": 40, "ties": 5, ..., "pairs": 28}
 
-Three sources of pairwise judgements feed it, kept apart by `VoteFilters.source`: the Arena's blind votes ("arena",
-the default), the chat's regenerate pairs ("chat": a visitor regenerated a reply and kept the new one) and the chat's
+Three sources of pairwise judgements feed it, kept apart by `VoteFilters.source`: the Arena's blind votes ("arena", the
+default), the chat's regenerate pairs ("chat": a visitor regenerated a reply and kept the new one) and the chat's
 corrections ("edit": the text a person wrote in place of a reply, preferred over it; `correction_examples`, which
-`training.corrections` also writes as SFT examples); "all" takes them all. Votes are grouped by the pair of outputs
-they judged: each pair of outputs becomes at most one preference, its winner the majority of its decisive votes,
-kept when that majority's share reaches `min_agreement`. By default a pair is used only when it is reviewed: its
-prompt is one the owner gave or approved (a prompt set, the owner's own typing, visitors' prompts once approved:
-`Store.reviewed`), or two or more distinct raters voted for its winner. A visitor who types a prompt and votes for
-the answer they want would otherwise write the training data alone (issue 27); `VoteFilters.unreviewed` brings back
-every pair. Raters the owner dropped never count.
-Only people's votes count unless `rater_kind` says "judges" (LLM judges', raters named "judge:<model>") or
-"all". Ties and both-bad votes are dropped and counted, as are votes whose outputs were never stored (empty text)
-and any pair whose two outputs answer different prompts. Each record carries the chat template its outputs
-were generated with when their checkpoint declared one (an adapter of a base model taught to chat), so
-`preferences.read_preferences` rebuilds the prompt exactly as the model saw it. Torch-free.
-"""
+`training.corrections` also writes as SFT examples); "all" takes them all. Votes are grouped by the pair of outputs they
+judged: each pair of outputs becomes at most one preference, its winner the majority of its decisive votes, kept when
+that majority's share reaches `min_agreement`. By default a pair is used only when it is reviewed: its prompt is one the
+owner gave or approved (a prompt set, the owner's own typing, visitors' prompts once approved: `Store.reviewed`), or two
+or more distinct raters voted for its winner. A visitor who types a prompt and votes for the answer they want would
+otherwise write the training data alone (issue 27); `VoteFilters.unreviewed` brings back every pair. Raters the owner
+dropped never count. Only people's votes count unless `rater_kind` says "judges" (LLM judges', raters named
+"judge:<model>") or "all"; `origin` and `since`/`until` keep the pairs whose two replies came from there and the votes
+of those days. Ties and both-bad votes are dropped and counted, as are votes whose outputs were never stored (empty
+text) and any pair whose two outputs answer different prompts. Each record carries the chat template its outputs were
+generated with when their checkpoint declared one (an adapter of a base model taught to chat), so
+`preferences.read_preferences` rebuilds the prompt exactly as the model saw it. Torch-free."""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,60 +31,60 @@ from workbench.errors import WorkbenchError
 from workbench.registry import CHAT_TEMPLATE_FILE
 from workbench.store.corrections import correction_pair, sft_example
 from workbench.store.export import SOURCES
-from workbench.store.records import check_rater_kind, is_judge
+from workbench.training.filters import FeedbackFilters, feedback_filter
 from workbench.training.preferences import MIN_PAIRS
 
 
 @dataclass(frozen=True)
-class VoteFilters:
-    """Which votes train a preference run.
+class VoteFilters(FeedbackFilters):
+    """Which votes train a preference run: the store-feedback filters (`FeedbackFilters`: checkpoints, raters,
+    rater kind, origin, dates) and the pairs' own.
 
     Attributes:
-        checkpoints: Keep votes whose two outputs both come from these checkpoints (empty: any).
-        raters: Keep votes by these raters (empty: any).
         same_settings: Keep only votes whose two outputs used the same generation settings.
         min_agreement: Share of a pair's decisive votes the majority needs (0.5 keeps any strict majority).
-        rater_kind: Whose votes count: "humans" (people's only, the default), "judges" (LLM judges') or "all".
         source: "arena" (the Arena's blind votes), "chat" (the chat's regenerate pairs), "edit" (the chat's
             corrections) or "all".
         unreviewed: Also use pairs on prompts visitors typed (not approved) whose winner fewer than two distinct
             raters voted for: a single visitor's votes on their own prompts (off by default).
     """
 
-    checkpoints: tuple[str, ...] = ()
-    raters: tuple[str, ...] = ()
-    same_settings: bool = False
-    min_agreement: float = 0.5
-    rater_kind: str = "humans"
-    source: str = "arena"
-    unreviewed: bool = False
+    same_settings: bool = feedback_filter(False, "same-settings", "only outputs made with the same settings")
+    min_agreement: float = feedback_filter(
+        0.5, "min-agreement", "share of a pair's votes its winner needs (0.5-1)", metavar="SHARE", kind=float
+    )
+    source: str = feedback_filter(
+        "arena",
+        "source",
+        "the Arena's blind votes, the chat's regenerate pairs (a reply regenerated and kept), its corrections "
+        "(a reply a person edited, preferred over the original), or all",
+        choices=SOURCES,
+    )
+    unreviewed: bool = feedback_filter(
+        False,
+        "unreviewed",
+        "also pairs on prompts visitors typed (not approved) that fewer than two raters agree on; by default only "
+        "reviewed pairs train",
+    )
 
     def __post_init__(self) -> None:
-        for name in ("checkpoints", "raters"):
-            value = getattr(self, name)
-            value = (value,) if isinstance(value, str) else tuple(value or ())
-            object.__setattr__(self, name, tuple(v.strip() for v in value if v and v.strip()))
+        super().__post_init__()
         value = self.min_agreement
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0.5 <= value <= 1:
             raise WorkbenchError(f"The minimum agreement must be between 0.5 and 1, not {value!r}.")
-        object.__setattr__(self, "rater_kind", check_rater_kind(self.rater_kind))
+        if not isinstance(self.same_settings, bool):
+            raise WorkbenchError(f"same_settings must be true or false, not {self.same_settings!r}.")
         if not isinstance(self.unreviewed, bool):
             raise WorkbenchError(f"unreviewed must be true or false, not {self.unreviewed!r}.")
         if self.source not in SOURCES:
             raise WorkbenchError(f"The votes' source must be one of {', '.join(SOURCES)}, not {self.source!r}.")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
 
 def _kept(row: dict[str, Any], filters: VoteFilters) -> bool:
-    if filters.checkpoints and not {row["model_a"], row["model_b"]} <= set(filters.checkpoints):
-        return False
-    if filters.raters and row["rater"] not in filters.raters:
-        return False
-    if filters.rater_kind != "all" and is_judge(row["rater"]) != (filters.rater_kind == "judges"):
-        return False
-    return not (filters.same_settings and not row["same_settings"])
+    pair = (row["model_a"], row["model_b"]), (row["origin_a"], row["origin_b"])
+    return filters.keeps(*pair, row["rater"], row["tstamp"]) and not (
+        filters.same_settings and not row["same_settings"]
+    )
 
 
 def _template(settings: Settings, checkpoint: str, cache: dict[str, str | None]) -> str | None:
@@ -160,16 +159,8 @@ def vote_pairs(store: Any, settings: Settings, filters: VoteFilters) -> tuple[li
 CORRECTION_FORMS = ("sft", "pairs")
 
 
-def _kept_correction(row: dict[str, Any], filters: VoteFilters) -> bool:
-    if filters.checkpoints and row["model"] not in filters.checkpoints:
-        return False
-    if filters.raters and row["rater"] not in filters.raters:
-        return False
-    return filters.rater_kind == "all" or is_judge(row["rater"]) == (filters.rater_kind == "judges")
-
-
 def correction_examples(
-    store: Any, settings: Settings, filters: VoteFilters, form: str
+    store: Any, settings: Settings, filters: FeedbackFilters, form: str
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """(records, counts) from the store's current corrections under `filters`, as SFT examples ("sft") or as
     preference pairs ("pairs"); counts are corrections, filtered_out and examples."""
@@ -179,7 +170,7 @@ def correction_examples(
     records, cache = [], {}
     for row in store.correction_rows():
         counts["corrections"] += 1
-        if not _kept_correction(row, filters):
+        if not filters.keeps_reply(row):
             counts["filtered_out"] += 1
             continue
         record = sft_example(row) if form == "sft" else correction_pair(row)

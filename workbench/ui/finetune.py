@@ -5,22 +5,23 @@ the run's log every few seconds to redraw the loss chart. Checkpoints land in th
 where the Chat tab's selector finds them without a restart. Starting, cancelling and resuming need the
 admin token when WORKBENCH_ADMIN_TOKEN is set, in the page and in the named API endpoints (by keyword):
 
-    train(upload, dataset, val_upload, run_name, token, from_votes, vote_checkpoints, vote_same_settings,
-          vote_min_agreement, <every hyperparameter on the form, by its JobConfig name>) -> (status, runs, next name)
+    train(upload, dataset, val_upload, run_name, token, from_votes, vote_<each filter>,
+          <every hyperparameter on the form, by its JobConfig name>) -> (status, runs, next name)
     cancel_training(run_name, token) -> status     (stops after the current step; the run stays resumable)
     send_to_arena(run_name, token) -> status       (the run's adapter and its parent answer the Arena's prompts)
     resume_training(run_name, token) -> status     (continues from the last complete checkpoint)
 
-Every `train` parameter has the form's starting value as its default (the demo recipe), so a client names only
-what it changes: `client.predict(dataset="data/fastchat_identity/train.jsonl", run_name="x", max_steps=4,
-api_name="/train")`. The hyperparameters are JobConfig's declarations (`workbench.ui.finetune_form`; the list
-is in docs/reference.md). `method` "dpo" with `from_votes` trains on the store's decisive votes (no file) under
-the vote filters; "kto" with `from_votes` on the chat's likes and dislikes of those checkpoints' replies (the
-other filters are about pairs). A DPO or KTO run's chart adds its reward margin (and DPO's accuracy). `upload` is a
-dataset file (gradio_client's `handle_file`), or None to train on `dataset`, a shipped file's path relative to the
+Every `train` parameter has the form's starting value as its default (the demo recipe), so a client names only what it
+changes: `client.predict(dataset="data/fastchat_identity/train.jsonl", run_name="x", max_steps=4, api_name="/train")`.
+The hyperparameters are JobConfig's declarations (`workbench.ui.finetune_form`; the list is in docs/reference.md). With
+`from_votes` a run trains on the store's feedback (no file), the method picking the source
+(`workbench.training.sources`): "dpo" its decisive votes (`vote_source` "edit": corrections as pairs), "kto" the chat's
+likes and dislikes, "sft" its corrections; each under the filters `vote_<field>` of `workbench.training.filters`
+(checkpoints, raters, rater_kind, origin, since, until; for dpo also same_settings, min_agreement, source, unreviewed),
+as `workbench train`'s `--vote-*` flags. A DPO or KTO run's chart adds its reward margin (and DPO's accuracy). `upload`
+is a dataset file (gradio_client's `handle_file`), or None to train on `dataset`, a shipped file's path relative to the
 repository. The data is validated before a job starts. An endpoint refuses bad input with one sentence (an error for a
-client); the page's buttons write that sentence into the status line under them instead.
-"""
+client); the page's buttons write that sentence into the status line under them instead."""
 
 from __future__ import annotations
 
@@ -223,48 +224,21 @@ def _wire_check(ctx: AppContext, tokenizers: Tokenizers, tab: SimpleNamespace) -
 
 
 def _data_inputs(form: HyperparameterForm, shipped: list[str]) -> dict[str, gr.components.Component]:
-    """The dataset inputs: an upload or a shipped file, the validation file or fraction, and DPO on the store's
-    votes with the filters `workbench train --from-votes` has. A vote filter is an input named `vote_<field>` of
-    VoteFilters: the dataset check and the "train" endpoint pass it on by that name, so a new filter (a new
-    VoteFilters field) needs only its component here."""
-    from workbench.training.votes import VoteFilters
+    """The dataset inputs: an upload or a shipped file, the validation file or fraction, and training on the store's
+    feedback (the method picks the source, `training.sources`) with the filters `workbench train` has. A filter is
+    an input named `vote_<field>` made from its declaration (`finetune_filters`): the dataset check and the "train"
+    endpoint pass it on by that name, so a new filter needs only its declaration."""
+    from workbench.ui.finetune_filters import filter_inputs
 
-    defaults = VoteFilters()
     out: dict[str, gr.components.Component] = {}
     out["from_votes"] = gr.Checkbox(
         False,
-        label="Train on the store's feedback (no file): DPO on its votes, KTO on the chat's likes and dislikes",
+        label="Train on the store's feedback (no file): DPO on its votes (corrections as pairs: source edit), "
+        "KTO on the chat's likes and dislikes, SFT on its corrections",
         elem_id="ft-from-votes",
     )
     with gr.Accordion("Which feedback", open=True, visible=False, elem_id="ft-vote-filters") as out["filters"]:
-        out["vote_checkpoints"] = gr.Dropdown(
-            [],
-            multiselect=True,
-            allow_custom_value=True,
-            label="Only outputs of these checkpoints (none: any)",
-            elem_id="ft-vote-checkpoints",
-        )
-        with gr.Row():
-            out["vote_same_settings"] = gr.Checkbox(
-                defaults.same_settings,
-                label="Only outputs made with the same settings",
-                elem_id="ft-vote-same-settings",
-            )
-            out["vote_unreviewed"] = gr.Checkbox(
-                defaults.unreviewed,
-                label="Also pairs only one rater judged on a visitor's own prompt",
-                info="off: only prompts you gave or approved, or pairs two raters agree on",
-                elem_id="ft-vote-unreviewed",
-            )
-            out["vote_min_agreement"] = gr.Slider(
-                0.5,
-                1.0,
-                value=defaults.min_agreement,
-                step=0.05,
-                label="Minimum agreement",
-                info="share of a pair's decisive votes its winner needs (0.5: any strict majority)",
-                elem_id="ft-vote-min-agreement",
-            )
+        out |= filter_inputs()
     out["upload"] = gr.File(
         label="Upload a dataset (.jsonl, .json or .csv)",
         file_types=[".jsonl", ".json", ".csv"],

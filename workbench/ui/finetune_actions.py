@@ -25,6 +25,7 @@ from workbench.errors import WorkbenchError
 from workbench.safety.names import within
 from workbench.training import hparams, jobs
 from workbench.training.config import JobConfig, RunPaths
+from workbench.training.filters import PREFIX
 from workbench.ui.context import AppContext, caller_of, user_error
 from workbench.ui.finetune_form import form_hyperparameters
 
@@ -93,7 +94,7 @@ class Tokenizers:
 
 
 FORM = {f.name for f, _ in form_hyperparameters()}  # what the "train" endpoint takes by name
-VOTE = "vote_"  # the prefix of a vote filter's input: vote_<VoteFilters field>
+VOTE = PREFIX  # the prefix of a filter's input: vote_<field of training.filters>
 
 
 def _config(run: str, data: str, val: str | None, values: dict[str, Any]) -> JobConfig:
@@ -109,40 +110,31 @@ def _config(run: str, data: str, val: str | None, values: dict[str, Any]) -> Job
     return JobConfig(run=(run or "").strip(), data=data, val_data=val or None, **clean)
 
 
-def _filters(inputs: dict[str, Any]):
-    """The vote filters from the form's `vote_<field>` inputs, each a VoteFilters field (which checks them)."""
-    from workbench.training.votes import VoteFilters
-
-    return VoteFilters(**{k.removeprefix(VOTE): v for k, v in inputs.items() if v is not None})
-
-
 def _vote_inputs(values: dict[str, Any]) -> dict[str, Any]:
-    """Take the vote filters' inputs out of an endpoint's keyword values."""
+    """Take the filters' inputs (`vote_<field>`) out of an endpoint's keyword values."""
     return {k: values.pop(k) for k in [k for k in values if k.startswith(VOTE)]}
 
 
 def _store_data(
     ctx: AppContext, run: str, write: bool, method: str, inputs: dict[str, Any]
 ) -> tuple[str, dict[str, Any] | None, str]:
-    """Training on the store's feedback, DPO on its votes or KTO on its likes and dislikes: (the file, the record
-    for the job's `votes` or `likes`, the counts sentence). Only `write` writes the file (Start); the validation
-    report only counts. KTO takes the form's checkpoints filter (the replies' checkpoints); the other vote filters
-    are about pairs."""
+    """Training on the store's feedback, the source the method picks (`training.sources`: DPO on votes, KTO on
+    likes, SFT on corrections): (the file, the record for the job's field, the counts sentence). Only `write`
+    writes the file (Start); the validation report only counts."""
     from workbench.store import Store
-    from workbench.training import likes, votes
+    from workbench.training.sources import for_method
+    from workbench.ui.finetune_filters import source_filters
 
-    if method == "kto":
-        filters = likes.LikeFilters(checkpoints=inputs.get(VOTE + "checkpoints") or ())
-        path, writer = likes.likes_path(ctx.settings, run), likes.write_like_records
-        counter, describe = likes.like_records, likes.describe
-    else:
-        filters = _filters(inputs)
-        path, writer = votes.pairs_path(ctx.settings, run), votes.write_vote_pairs
-        counter, describe = votes.vote_pairs, votes.describe
+    source = for_method(method)
+    filters = source_filters(source.filters, inputs)
+    path = source.path(ctx.settings, run)
     with Store.open(ctx.settings) as store:
-        counts = writer(store, ctx.settings, filters, path) if write else counter(store, ctx.settings, filters)[1]
+        if write:
+            counts = source.write(store, ctx.settings, filters, path)
+        else:
+            counts = source.count(store, ctx.settings, filters)[1]
         dialect = store.dialect
-    return str(path), {"filters": filters.to_dict(), "counts": counts, "store": dialect}, describe(counts)
+    return str(path), {"filters": filters.to_dict(), "counts": counts, "store": dialect}, source.describe(counts)
 
 
 def validate(
@@ -172,7 +164,7 @@ def validate(
     if refusal is not None:
         return f"**Not checked:** {html.escape(refusal, quote=False)}", gr.update(interactive=False)
     try:
-        if method in ("dpo", "kto") and from_votes:
+        if from_votes:
             counted = _store_data(ctx, "validation", False, method, vote_filters)[2]
             return f"**The store's feedback**  \n{counted}", gr.update(interactive=True)
         data = _dataset_path(ctx, upload, dataset)
@@ -235,14 +227,16 @@ def make_train_fn(ctx: AppContext, tokenizers: Tokenizers):
         try:
             ctx.settings.check_admin(token, caller_of(ctx, request))
             val = _keep_upload(ctx, _upload_path(ctx, val_upload) if val_upload else None)
-            method = values.get("method")
-            if method in ("dpo", "kto") and from_votes:
+            if from_votes:
                 from workbench.training.checkpoints import check_run_folder
+                from workbench.training.sources import for_method
 
                 checked = _config(run_name, "votes.jsonl", val, values)  # the name is checked before it names a file
                 check_run_folder(RunPaths.of(ctx.settings, checked.run), resume=False)  # never overwrite its data
-                key = "likes" if method == "kto" else "votes"
-                data, values[key], _ = _store_data(ctx, checked.run, True, method, votes)
+                data, record, _ = _store_data(ctx, checked.run, True, checked.method, votes)
+                job = for_method(checked.method).job
+                if job:
+                    values[job] = record
             else:
                 data = _keep_upload(ctx, _dataset_path(ctx, upload, dataset))
             config = _config(run_name, data, val, values)
