@@ -49,8 +49,9 @@ def test_like_records_filter_and_count(tmp_path, wb_settings):
         taken_back = store.add_generation("base", "Why?", "Because.", None, origin="chat")
         store.add_feedback("like", taken_back, rater="bob", created_at=START)
         store.add_feedback("cleared", taken_back, rater="bob", created_at=START + 1)
-        records, counts = like_records(store, wb_settings, LikeFilters())
+        records, counts = like_records(store, wb_settings, LikeFilters(origin="chat"))
         assert counts == {"reactions": 11, "filtered_out": 5, "liked": 3, "disliked": 3}
+        assert like_records(store, wb_settings, LikeFilters())[1]["liked"] == 4  # any origin by default
         first = records[0]
         assert first["prompt"] == [{"role": "user", "content": QA[0][0]}] and first["label"] is True
         assert first["completion"] == [{"role": "assistant", "content": POLITE + QA[0][1]}]
