@@ -188,3 +188,30 @@ def test_workbench_train_from_corrections_writes_the_runs_sft_file(tmp_path):
     assert [line["messages"][-1]["content"] for line in lines] == ["Paris.", "4"]
     with pytest.raises(WorkbenchError, match=r"1 votes and 2 corrections -> 2 preference pairs .* needs 4"):
         job_config(parse(["train", "--name", "prefs", "--from-votes", "--vote-source", "all"]), settings)
+
+
+def test_the_finetune_tab_trains_on_corrections_through_the_clis_source(tmp_path):
+    """The tab's "train on the store's feedback" with sft writes the file `--from-corrections` writes; with dpo and
+    source edit it counts the correction pairs (one declaration of the sources, `training.sources`)."""
+    from types import SimpleNamespace
+
+    from workbench.ui.finetune_actions import _store_data
+
+    settings = Settings(home=tmp_path)
+    with Store.open(settings) as store:
+        corrected(store)
+    ctx = SimpleNamespace(settings=settings)  # the tab's context: only its settings are read here
+    tab = {"vote_rater_kind": "all", "vote_min_agreement": 0.5, "vote_since": "", "vote_checkpoints": []}
+    path, record, sentence = _store_data(ctx, "fixes", True, "sft", tab)  # the pairs' own filter is left out
+    assert (
+        path == str(settings.var_dir / "corrections" / "fixes.jsonl") and sentence == "2 corrections -> 2 SFT examples."
+    )
+    assert [json.loads(line)["messages"][-1]["content"] for line in Path(path).read_text().splitlines()] == [
+        "Paris.",
+        "4",
+    ]
+    assert record["filters"]["rater_kind"] == "all" and "min_agreement" not in record["filters"]
+    counted = _store_data(ctx, "x", False, "dpo", {**tab, "vote_source": "edit", "vote_origin": "chat"})[2]
+    assert counted == "0 votes and 2 corrections -> 2 preference pairs."
+    with pytest.raises(WorkbenchError, match="The since date must be a date such as 2026-12-01, not 'soon'"):
+        _store_data(ctx, "x", False, "sft", {"vote_since": "soon"})

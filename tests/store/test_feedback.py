@@ -145,3 +145,32 @@ def test_database_at_0005_gains_feedback_and_origin_with_rows_kept(db_url):
         assert list(old["uid"]) == ["u1"] and old["origin"].isna().all()  # not a visitor's typing
         store.add_feedback("like", int(old["id"].iloc[0]), rater="alice")
         assert [r["generation_uid"] for r in store.feedback_rows()] == ["u1"]
+
+
+def test_every_store_source_takes_the_origin_and_date_filters(store, tmp_path):
+    """Votes, likes and corrections are filtered by where their replies came from and by the day (issue 29)."""
+    from workbench.training.filters import FeedbackFilters
+    from workbench.training.likes import like_records
+    from workbench.training.votes import correction_examples
+
+    ids, day, start = replies(store), 86400.0, 1_796_000_000.0  # 2026-11-30 (UTC)
+    store.add_vote(ids["arena-a"], ids["arena-b"], "a", rater="alice", created_at=start)  # replies of no origin
+    store.add_feedback("preferred", ids["blue"], other=ids["red"], rater="bob", created_at=start + 2 * day)
+    store.add_feedback("like", ids["teal"], rater="bob", created_at=start + 2 * day)
+    store.add_correction(ids["red"], "Red.", rater="carol", created_at=start + 4 * day)
+    settings = Settings(home=tmp_path)
+
+    def pairs(**filters) -> int:
+        return vote_pairs(store, settings, VoteFilters(source="all", unreviewed=True, **filters))[1]["pairs"]
+
+    assert pairs() == 3  # the Arena's vote, the chat's regenerate pair, the correction
+    assert (pairs(origin="chat"), pairs(origin="battle")) == (2, 0)
+    assert (pairs(since="2026-12-02"), pairs(until="2026-12-01"), pairs(since="2026-12-03", until="2026-12-04")) == (
+        2,
+        1,
+        1,
+    )
+    assert like_records(store, settings, FeedbackFilters(origin="chat", until="2026-12-02"))[1]["liked"] == 1
+    assert like_records(store, settings, FeedbackFilters(until="2026-12-01"))[1] == {"reactions": 1, "filtered_out": 1}
+    assert correction_examples(store, settings, FeedbackFilters(until="2026-12-03"), "sft")[1]["examples"] == 0
+    assert correction_examples(store, settings, FeedbackFilters(origin="chat"), "sft")[1]["examples"] == 1

@@ -65,6 +65,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+def _every() -> type:
+    """The filters class that declares every filter of every source (the votes': a superset of the others)."""
+    from workbench.training.votes import VoteFilters
+
+    return VoteFilters
+
+
 def _add_filter_flags(p: argparse.ArgumentParser) -> None:
     """One flag per declared store-feedback filter (`workbench.training.filters`): those of every source, then the
     vote pairs' own. A flag left out is the filter's default."""
@@ -73,7 +80,7 @@ def _add_filter_flags(p: argparse.ArgumentParser) -> None:
         True: p.add_argument_group("filters of the store's feedback (votes, likes and corrections)"),
         False: p.add_argument_group("filters of the votes only (--from-votes)"),
     }
-    for f in filters.declared(FeedbackFilters.every()):
+    for f in filters.declared(_every()):
         meta = f.metadata["filter"]
         group = groups[f.name in common]
         if isinstance(f.default, bool):
@@ -139,7 +146,7 @@ def job_config(args: argparse.Namespace, settings) -> JobConfig:
             if getattr(args, f[2:].replace("-", "_"))
         ]
         given_filters = _given_filters(args)
-        extra += [filters.flag(f) for f in filters.declared(FeedbackFilters.every()) if f.name in given_filters]
+        extra += [filters.flag(f) for f in filters.declared(_every()) if f.name in given_filters]
         if extra:
             raise WorkbenchError(
                 f"--resume continues run {args.name!r} with its saved settings; leave out {', '.join(extra)}."
@@ -171,7 +178,7 @@ def job_config(args: argparse.Namespace, settings) -> JobConfig:
 
 def _given_filters(args: argparse.Namespace) -> dict[str, object]:
     """The store-feedback filters given as flags (field name -> value; a repeated flag's values as a tuple)."""
-    values = {f.name: getattr(args, f.name) for f in filters.declared(FeedbackFilters.every())}
+    values = {f.name: getattr(args, f.name) for f in filters.declared(_every())}
     return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if v not in (None, False)}
 
 
@@ -180,7 +187,7 @@ def _filters(args: argparse.Namespace, cls: type | None):
     filter the source does not have: a vote pairs' filter with likes, any filter without a source)."""
     given = _given_filters(args)
     wanted = {f.name for f in filters.declared(cls)} if cls else set()
-    foreign = [filters.flag(f) for f in filters.declared(FeedbackFilters.every()) if f.name in set(given) - wanted]
+    foreign = [filters.flag(f) for f in filters.declared(_every()) if f.name in set(given) - wanted]
     if foreign:
         where = "votes" if cls else "the store's feedback (--from-votes, --from-likes, --from-corrections)"
         raise WorkbenchError(f"{', '.join(foreign)} only filter {where}; leave them out here.")

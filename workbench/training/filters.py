@@ -132,13 +132,6 @@ class FeedbackFilters:
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
-    @staticmethod
-    def every() -> type[FeedbackFilters]:
-        """The filters class that declares every filter of every source (the votes', a superset of the others)."""
-        from workbench.training.votes import VoteFilters
-
-        return VoteFilters
-
     def keeps(self, models: tuple[str, ...], origins: tuple[str | None, ...], rater: str, tstamp: float) -> bool:
         """Whether feedback by `rater` at `tstamp` on replies of `models` with `origins` passes the filters."""
         start, end = self.window

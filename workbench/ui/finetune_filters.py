@@ -20,6 +20,7 @@ import gradio as gr
 from workbench.training.filters import PREFIX, FeedbackFilters, declared
 
 DATE_CHARS = 10  # YYYY-MM-DD
+PER_ROW = 3
 
 
 def _component(f: Field) -> gr.components.Component:
@@ -40,15 +41,18 @@ def _component(f: Field) -> gr.components.Component:
 
 def filter_inputs() -> dict[str, gr.components.Component]:
     """The filter components, every source's first, then the vote pairs' own (created in the current layout)."""
-    every = declared(FeedbackFilters.every())
+    from workbench.training.votes import VoteFilters  # declares every filter: the votes' are a superset
+
+    every = declared(VoteFilters)
     common = {f.name for f in declared(FeedbackFilters)}
     out: dict[str, gr.components.Component] = {}
     for shared in (True, False):
         if not shared:
             gr.Markdown("Votes only (dpo):")
-        with gr.Row():
-            for f in every:
-                if (f.name in common) == shared:
+        group = [f for f in every if (f.name in common) == shared]
+        for start in range(0, len(group), PER_ROW):
+            with gr.Row():
+                for f in group[start : start + PER_ROW]:
                     out[PREFIX + f.name] = _component(f)
     return out
 
