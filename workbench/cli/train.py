@@ -87,6 +87,7 @@ def _add_filter_flags(p: argparse.ArgumentParser) -> None:
             group.add_argument(filters.flag(f), dest=f.name, action="store_true", help=meta["help"])
             continue
         default = f" (default: {f.default})" if f.default not in ((), None) else ""
+        default = " (repeat)" if meta["repeat"] else default
         group.add_argument(
             filters.flag(f),
             dest=f.name,

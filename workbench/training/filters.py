@@ -88,12 +88,12 @@ class FeedbackFilters:
     checkpoints: tuple[str, ...] = feedback_filter(
         (),
         "checkpoint",
-        "only feedback on outputs of this checkpoint (repeat; a pair: both sides)",
+        "only feedback on outputs of these checkpoints (a pair: both sides)",
         metavar="CHECKPOINT",
         repeat=True,
     )
     raters: tuple[str, ...] = feedback_filter(
-        (), "rater", "only feedback by this rater (repeat)", metavar="RATER", repeat=True
+        (), "rater", "only feedback by these raters", metavar="RATER", repeat=True
     )
     rater_kind: str = feedback_filter(
         "humans", "raters", "whose feedback trains: people's, LLM judges' (judge:<model>) or all", choices=RATER_KINDS
