@@ -65,7 +65,8 @@ def turn(role: str, text: str) -> dict:
 
 
 def chat_data(message: str, *, max_new_tokens: int = 1, stop: str = "", history=None, system: str = "") -> list:
-    return [message, history or [], system, "base", 0.0, max_new_tokens, 0.95, 50, 1.0, 0, stop, 0.0]  # min-p last
+    # the newer inputs last: min-p, adapter strength
+    return [message, history or [], system, "base", 0.0, max_new_tokens, 0.95, 50, 1.0, 0, stop, 0.0, 1.0]
 
 
 def test_admin_actions_need_the_token_through_the_client_and_the_queue(public_app):

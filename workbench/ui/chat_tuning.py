@@ -29,7 +29,7 @@ from workbench.registry import BASE_NAME
 from workbench.ui.context import AppContext, user_error
 from workbench.ui.notice import NO_NOTICE, notice_html
 
-SLIDERS = ("temperature", "max_new_tokens", "top_p", "top_k", "min_p", "repetition_penalty", "stop")
+SLIDERS = ("temperature", "max_new_tokens", "top_p", "top_k", "min_p", "repetition_penalty", "adapter_strength", "stop")
 
 
 def preset_picker(ctx: AppContext) -> gr.Dropdown:
