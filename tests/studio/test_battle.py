@@ -64,6 +64,18 @@ def test_one_checkpoint_battles_under_two_settings_and_says_why():
         battles.new_battle(["base"], "speed", BASE)
 
 
+def test_an_adapters_settings_battles_differ_in_its_strength():
+    """How strongly to apply an adapter is the question a settings pair asks of one; the base and a remote model
+    (whose adapters its server applies as trained) are asked about the temperature."""
+    battle = battles.new_battle(["my-run"], "settings", BASE, random.Random(0))
+    strengths = {battle.left.settings.adapter_strength, battle.right.settings.adapter_strength}
+    assert len(strengths) == 2 and strengths <= set(battles.STRENGTH_LADDER)
+    assert battle.left.settings.temperature == battle.right.settings.temperature == battles.SETTINGS_LADDER[1]
+    for checkpoint in ("base", "remote:gpt/my-run"):
+        battle = battles.new_battle([checkpoint], "settings", BASE, random.Random(0))
+        assert battle.left.settings.adapter_strength == battle.right.settings.adapter_strength == 1.0
+
+
 def test_lockstep_releases_both_sides_at_the_slower_pace():
     fast, slow = reply(list("abcdefghij"), 0.0), reply(list("ABCDE"), 0.04, start_s=0.15)
     shown = list(battles.lockstep(fast, slow, pace_s=0.01))
