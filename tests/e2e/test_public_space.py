@@ -64,9 +64,11 @@ def turn(role: str, text: str) -> dict:
     return {"role": role, "content": [{"type": "text", "text": text}]}
 
 
-def chat_data(message: str, *, max_new_tokens: int = 1, stop: str = "", history=None, system: str = "") -> list:
+def chat_data(
+    message: str, *, max_new_tokens: int = 1, stop: str = "", history=None, system: str = "", strength: float = 1.0
+) -> list:
     # the newer inputs last: min-p, adapter strength
-    return [message, history or [], system, "base", 0.0, max_new_tokens, 0.95, 50, 1.0, 0, stop, 0.0, 1.0]
+    return [message, history or [], system, "base", 0.0, max_new_tokens, 0.95, 50, 1.0, 0, stop, 0.0, strength]
 
 
 def test_admin_actions_need_the_token_through_the_client_and_the_queue(public_app):
@@ -205,6 +207,7 @@ def test_chat_requests_are_limited_on_the_server(public_app):
         "stop strings": chat_data("Hi", stop="\n".join(f"s{i}" for i in range(9))),
         "messages": chat_data("Hi", history=[{"role": "user", "content": [{"type": "text", "text": "z"}]}] * 201),
         "System prompt is 4,001 characters": chat_data("Hi", system="y" * 4_001),
+        "between 0 and 1.5, not 2": chat_data("Hi", strength=2),  # the adapter strength slider's bounds
     }
     for n, (expected, data) in enumerate(cases.items()):
         outcome = call(url, chat, data, visitor(f"10.0.2.{n}"))

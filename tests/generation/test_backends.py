@@ -140,6 +140,10 @@ def test_adapter_strength_zero_is_the_base_model_exactly_on_both_backends(engine
         text, stats = e.generate(FRANCE, at_zero, adapter=name)
         assert text == e.generate(FRANCE, GREEDY)[0] and stats.settings["adapter_strength"] == 0
         assert e.generate(FRANCE, at_zero)[1].settings["adapter_strength"] == 1  # the base: nothing to scale
+    # the token view, the Lab's scorer and the API's echo read a reply at the strength it was made at
+    from workbench.generation.tokenprobs import mean_logprob
+
+    assert mean_logprob(hf_engine, FRANCE, text, name, strength=0) == mean_logprob(hf_engine, FRANCE, text, "base")
 
 
 def test_llamacpp_reuses_a_slot_cache_only_under_the_same_adapter_and_strength():
