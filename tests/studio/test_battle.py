@@ -161,3 +161,8 @@ def test_receipt_names_the_settings_that_differed_or_the_checkpoints():
         f"A was **x** (temperature 1.2 · {p} · top-k 50)" in both
         and f"(temperature {default.temperature:g} · {p} · top-k 5)" in both
     )
+    # an adapter's strength pair, as stored (the store leaves out a strength of 1)
+    stored = {k: v for k, v in default.to_dict().items() if k != "adapter_strength"}
+    half = vote_receipt("left", "run", "run", default.replace(adapter_strength=0.5).to_dict(), stored)
+    assert f"A: temperature {default.temperature:g} · {p} · adapter strength 0.5, B: " in half
+    assert half.endswith("adapter strength 1.")
