@@ -143,12 +143,12 @@ def test_oversized_requests_and_the_token_views_reply_are_measured(public_app):
         )
     assert joined.status_code == 413 and "the limit here" in joined.json()["detail"]
     history = [turn("user", "Hi"), turn("assistant", "word " * 4_000)]
-    long_reply = call(url, show, [history, "", "base", 0.7, 0.9, 50, "probability"], visitor("10.0.7.2"))
+    long_reply = call(url, show, [history, "", "base", 0.7, 0.9, 50, 1.0, "probability"], visitor("10.0.7.2"))
     # The page's event answers in its notice, not with a failure badge; nothing was tokenized.
     assert long_reply.success and "The reply to read is over 16,000 characters" in long_reply.output[0]
     many = [turn("user", "z"), turn("assistant", "y")] * 101
     # Past what any visitor's conversation may hold: refused at the queue's door, before the event is queued.
-    refused = call(url, show, [many, "", "base", 0.7, 0.9, 50, "probability"], visitor("10.0.7.3"))
+    refused = call(url, show, [many, "", "base", 0.7, 0.9, 50, 1.0, "probability"], visitor("10.0.7.3"))
     assert not refused.success and "has 202 messages; the limit here is 200" in refused.error
 
 

@@ -354,7 +354,7 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
     chat_tuning.wire_presets(ctx, preset, checkpoint, sliders, notice)
     chat_feedback.wire_likes(ctx, chatbot)
     chat_feedback.wire_edits(ctx, chatbot, notice)
-    chat_tuning.wire_token_view(ctx, tokens, chatbot, system, checkpoint, temperature, top_p, top_k, lane)
+    chat_tuning.wire_token_view(ctx, tokens, chatbot, system, checkpoint, sliders, lane)
     _wire_generation(chat_fn, message, send, regenerate, undo, chatbot, stats, notice, pending, settings_inputs, lane)
     clear.click(
         lambda: ([], "", NO_NOTICE), None, [chatbot, stats, notice], concurrency_limit=None, api_visibility="private"
