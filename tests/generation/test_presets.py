@@ -162,6 +162,8 @@ def test_adapter_strength_goes_through_presets_and_generation_config_only_when_i
     # settings stored before the strength existed have no key: as trained, they hash as before
     assert "adapter_strength" not in normalize_settings(GenerationSettings())
     assert normalize_settings(gen)["adapter_strength"] == 0.5 and "strength 0.5" in settings_label(gen.to_dict())
+    flags = build_parser().parse_args(["chat", "--prompt", "x", "--adapter-strength", "0.4"])
+    assert generation_from(flags).adapter_strength == 0.4
     for bad in (-0.1, 1.6, "strong", float("nan")):
         with pytest.raises(WorkbenchError, match="Adapter strength must be"):
             GenerationSettings(adapter_strength=bad)
