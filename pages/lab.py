@@ -29,9 +29,10 @@ AXIS_VALUES = {
     "top_k": [0, 1, 5, 20, 50, 100],
     "min_p": [0.0, 0.02, 0.05, 0.1, 0.2, 0.3],
     "repetition_penalty": [1.0, 1.1, 1.2, 1.3, 1.5],
+    "adapter_strength": [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5],
 }
 FIRST_VALUES = {"temperature": [0.3, 1.0], "top_p": [0.5, 1.0], "top_k": [5, 50], "repetition_penalty": [1.0, 1.3]}
-FIRST_VALUES["min_p"] = [0.0, 0.1]
+FIRST_VALUES |= {"min_p": [0.0, 0.1], "adapter_strength": [0.0, 0.5, 1.0]}
 METRIC_LABELS = {
     "distinct_2": "distinct-2 (higher = more varied)",
     "distinct_1": "distinct-1 (higher = more varied)",

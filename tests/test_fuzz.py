@@ -62,20 +62,33 @@ def deep(depth: int) -> object:
     seed=numbers,
     stop=st.one_of(st.text(max_size=50), st.none(), st.lists(st.text(max_size=5), max_size=3)),
     min_p=numbers,
+    adapter_strength=numbers,
 )
 def test_chat_inputs_give_a_request_or_one_sentence(
-    message, history, system, temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop, min_p
+    message,
+    history,
+    system,
+    temperature,
+    max_new_tokens,
+    top_p,
+    top_k,
+    repetition_penalty,
+    seed,
+    stop,
+    min_p,
+    adapter_strength,
 ):
     try:
         clean = plain_history(history)
-        generation = _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop, min_p)
+        sampling = (temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop, min_p)
+        generation = _settings(*sampling, adapter_strength)
         check_chat(visitor_sizes(Settings()), message, system, clean, generation)
         messages = check_messages(conversation(clean, message, system))
     except WorkbenchError as exc:
         assert str(exc).strip() and "\n" not in str(exc)
         return
     assert messages[-1]["role"] == "user" and isinstance(messages[-1]["content"], str)
-    for value in (generation.temperature, generation.top_p, generation.repetition_penalty):
+    for value in (generation.temperature, generation.top_p, generation.repetition_penalty, generation.adapter_strength):
         assert math.isfinite(value)
     assert 1 <= generation.max_new_tokens <= visitor_sizes(Settings()).max_new_tokens
 

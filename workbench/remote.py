@@ -13,7 +13,11 @@
 The OpenAI API has temperature, top-p, max tokens, seed and stop strings. Top-k, min-p and the repetition
 penalty are sent only to servers the entry says take them, under the server's own field names (vLLM and Workbench:
 `top_k`, `min_p`, `repetition_penalty`; llama.cpp's server: `top_k`, `min_p`, `repeat_penalty`); elsewhere
-replies record them as not applied. Torch-free; nothing here talks to the network.
+replies record them as not applied. The adapter strength is sent the same way to a server whose entry maps it
+(a Workbench server: `adapter_strength: adapter_strength`); another server's adapter cannot be scaled, so a request
+for one of its adapters at a strength other than 1 is refused in one sentence rather than answered as trained
+(its base model, which has no adapter, ignores the strength as a local base does). Torch-free; nothing here
+talks to the network.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 from workbench.errors import WorkbenchError
 
 BACKEND = "openai"
-SAMPLING = ("top_k", "min_p", "repetition_penalty")  # our settings a server may or may not take
+SAMPLING = ("top_k", "min_p", "repetition_penalty", "adapter_strength")  # our settings a server may or may not take
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 _KEYS = {"name", "backend", "base_url", "model", "api_key_env", "adapters", "sampling", "logprobs"}
@@ -60,6 +64,14 @@ class RemoteModel:
     def server_model(self, adapter: str | None) -> str:
         """The `model` field of a request: the base's, or the adapter's name on the server."""
         return dict(self.adapters)[adapter] if adapter else self.model
+
+    def check_strength(self, adapter: str | None, strength: float) -> None:
+        """Refuse, in one sentence, an adapter strength other than 1 that this server cannot apply."""
+        if adapter and strength != 1 and "adapter_strength" not in dict(self.sampling):
+            raise WorkbenchError(
+                f"{self.base_url} serves adapter {adapter!r} as trained only: set the adapter strength to 1, or map "
+                "adapter_strength in its registry entry's sampling if the server is a Workbench."
+            )
 
     def unusable_reason(self) -> str:
         """Why requests cannot be sent now (a missing key), or ""."""

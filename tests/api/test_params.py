@@ -36,6 +36,7 @@ def test_a_full_chat_request_is_taken_with_its_types():
         "top_k": 40,
         "min_p": 0.05,
         "repetition_penalty": 1.1,
+        "adapter_strength": 0.5,
         "presence_penalty": 0,
         "user": None,  # null is "not given", as OpenAI's clients send it
     }
@@ -43,10 +44,12 @@ def test_a_full_chat_request_is_taken_with_its_types():
     assert params["stop"] == ("\n",) and params["temperature"] == 0.0 and "user" not in params
     settings = generation(params, params["max_tokens"])
     assert (settings.top_k, settings.min_p, settings.repetition_penalty, settings.seed) == (40, 0.05, 1.1, 3)
+    assert settings.adapter_strength == 0.5
 
 
 def test_openai_defaults_apply_when_left_out():
     settings = generation(parse(CHAT, "chat"), 16)
+    assert settings.adapter_strength == 1.0
     assert (settings.temperature, settings.top_p, settings.top_k, settings.min_p, settings.repetition_penalty) == (
         1.0,
         1.0,
@@ -74,6 +77,7 @@ def test_openai_defaults_apply_when_left_out():
         ({"stream": "yes"}, "stream", "invalid_type"),
         ({"logprobs": 2}, "logprobs", "invalid_type"),
         ({"min_p": 1}, "min_p", "invalid_value"),
+        ({"adapter_strength": 1.6}, "adapter_strength", "invalid_value"),
         ({"echo": True}, "echo", "unknown_parameter"),  # a completions parameter
         ({"x" * 10_000: 1}, "(a long name)", "unknown_parameter"),
     ],

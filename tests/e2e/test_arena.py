@@ -48,7 +48,10 @@ def test_arena_makes_a_settings_pair_from_one_checkpoint(dash, monkeypatch):
     arena = arena_tab.Arena(AppContext(dash.settings))
     item = arena.next_pair("erin", "session-0123456789", differ="settings")
     assert item.a.checkpoint == item.b.checkpoint and item.a.prompt == item.b.prompt
-    assert {item.a.settings["temperature"], item.b.settings["temperature"]} == {0.3, 1.1}
+    # the base model's pair differs in temperature; an adapter's in its strength, at the middle temperature
+    temperatures = {item.a.settings["temperature"], item.b.settings["temperature"]}
+    strengths = {item.a.settings.get("adapter_strength", 1.0), item.b.settings.get("adapter_strength", 1.0)}
+    assert (temperatures, strengths) == ({0.3, 1.1}, {1.0}) or (temperatures == {1.1} and len(strengths) == 2)
     assert len(arena.store().generations()) == 2
     assert arena.next_pair("erin", "session-0123456789", generate=False) is None  # no two-checkpoint pair made
 

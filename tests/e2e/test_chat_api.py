@@ -80,6 +80,8 @@ def test_chat_streams_with_non_default_settings(client):
 def test_the_short_call_answers_with_every_setting_defaulted(client):
     params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/chat"]["parameters"]
     assert [p["parameter_name"] for p in params if not p["parameter_has_default"]] == ["message"]
+    # the newest inputs come last, so callers that send values by position from before them still work
+    assert [p["parameter_name"] for p in params][-3:] == ["stop", "min_p", "adapter_strength"]
     history, stats = client.predict(QUESTION, api_name="/chat")
     assert [m["role"] for m in history] == ["user", "assistant"]
     assert text(history[-1]).strip() and "tok/s" in stats
@@ -99,6 +101,9 @@ def test_the_short_call_answers_with_every_setting_defaulted(client):
         api_name="/chat",
     )
     assert len(full) == 4 and text(full[2]) == "And of Italy?" and "stopped:" in stats
+    # the base model has no adapter to scale: it ignores the strength
+    greedy = {"max_new_tokens": 8, "temperature": 0.0, "api_name": "/chat"}
+    assert client.predict(QUESTION, adapter_strength=0.3, **greedy)[0] == client.predict(QUESTION, **greedy)[0]
 
 
 def test_stop_endpoint_cancels_the_running_reply(client):

@@ -113,6 +113,11 @@ def test_an_adapter_is_chosen_by_model_name(client):
     # Each adapter changes the model's probabilities (the short greedy answer itself may stay the same).
     first = {m: round(r.choices[0].logprobs.content[0].logprob, 4) for m, r in replies.items()}
     assert len(set(first.values())) == 3, first
+    # The adapter's strength: 0 is the base model, a base model id ignores it (as the chat does)
+    for model, strength, like in (("api-run", 0, "base"), ("api-run", 0.5, None), ("base", 0.5, "base")):
+        scaled = client.chat.completions.create(model=model, extra_body={"adapter_strength": strength}, **ask)
+        logprob = round(scaled.choices[0].logprobs.content[0].logprob, 4)
+        assert logprob == first[like] if like else logprob not in first.values(), (model, strength)
 
 
 def test_sampling_settings_logprobs_n_and_json(client):
@@ -233,7 +238,8 @@ def test_a_client_that_leaves_a_stream_frees_its_slot(served):
 
 
 def test_workbench_remote_backend_round_trip(served, client, tmp_path, monkeypatch):
-    """Workbench's own OpenAI-compatible backend, pointed at Workbench's API: the same greedy replies."""
+    """Workbench's own OpenAI-compatible backend, pointed at Workbench's API: the same greedy replies, an adapter's
+    strength included."""
     from workbench.config import Settings
     from workbench.generation.engine import ChatEngine
     from workbench.generation.settings import GenerationSettings
@@ -245,7 +251,8 @@ def test_workbench_remote_backend_round_trip(served, client, tmp_path, monkeypat
         "models:\n  - name: wb-self\n    backend: openai\n"
         f"    base_url: {served.url}/v1\n    model: base\n    api_key_env: WB_SELF_KEY\n"
         "    adapters: {api-run: api-run}\n"
-        "    sampling: {top_k: top_k, min_p: min_p, repetition_penalty: repetition_penalty}\n"
+        "    sampling: {top_k: top_k, min_p: min_p, repetition_penalty: repetition_penalty, "
+        "adapter_strength: adapter_strength}\n"
     )
     engine = ChatEngine.load(Settings(home=tmp_path, models_dir=models), base_name="wb-self")
     settings = GenerationSettings(temperature=0, max_new_tokens=10, top_k=0, repetition_penalty=1.0)
@@ -254,6 +261,13 @@ def test_workbench_remote_backend_round_trip(served, client, tmp_path, monkeypat
         direct = client.chat.completions.create(model=model, messages=FRANCE, temperature=0, max_tokens=10)
         assert text == direct.choices[0].message.content and stats.backend == "openai"
         assert not stats.details.get("not_applied")
+    # the strength goes to a Workbench server as its own extra field
+    text, stats = engine.generate(FRANCE, settings.replace(adapter_strength=0.5), "api-run")
+    extra = {"adapter_strength": 0.5}
+    direct = client.chat.completions.create(
+        model="api-run", messages=FRANCE, temperature=0, max_tokens=10, extra_body=extra
+    )
+    assert text == direct.choices[0].message.content and stats.details["sent"]["extra_body"]["adapter_strength"] == 0.5
     engine.close()
 
 

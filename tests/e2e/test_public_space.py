@@ -64,8 +64,11 @@ def turn(role: str, text: str) -> dict:
     return {"role": role, "content": [{"type": "text", "text": text}]}
 
 
-def chat_data(message: str, *, max_new_tokens: int = 1, stop: str = "", history=None, system: str = "") -> list:
-    return [message, history or [], system, "base", 0.0, max_new_tokens, 0.95, 50, 1.0, 0, stop, 0.0]  # min-p last
+def chat_data(
+    message: str, *, max_new_tokens: int = 1, stop: str = "", history=None, system: str = "", strength: float = 1.0
+) -> list:
+    # the newer inputs last: min-p, adapter strength
+    return [message, history or [], system, "base", 0.0, max_new_tokens, 0.95, 50, 1.0, 0, stop, 0.0, strength]
 
 
 def test_admin_actions_need_the_token_through_the_client_and_the_queue(public_app):
@@ -140,12 +143,12 @@ def test_oversized_requests_and_the_token_views_reply_are_measured(public_app):
         )
     assert joined.status_code == 413 and "the limit here" in joined.json()["detail"]
     history = [turn("user", "Hi"), turn("assistant", "word " * 4_000)]
-    long_reply = call(url, show, [history, "", "base", 0.7, 0.9, 50, "probability"], visitor("10.0.7.2"))
+    long_reply = call(url, show, [history, "", "base", 0.7, 0.9, 50, 1.0, "probability"], visitor("10.0.7.2"))
     # The page's event answers in its notice, not with a failure badge; nothing was tokenized.
     assert long_reply.success and "The reply to read is over 16,000 characters" in long_reply.output[0]
     many = [turn("user", "z"), turn("assistant", "y")] * 101
     # Past what any visitor's conversation may hold: refused at the queue's door, before the event is queued.
-    refused = call(url, show, [many, "", "base", 0.7, 0.9, 50, "probability"], visitor("10.0.7.3"))
+    refused = call(url, show, [many, "", "base", 0.7, 0.9, 50, 1.0, "probability"], visitor("10.0.7.3"))
     assert not refused.success and "has 202 messages; the limit here is 200" in refused.error
 
 
@@ -204,6 +207,7 @@ def test_chat_requests_are_limited_on_the_server(public_app):
         "stop strings": chat_data("Hi", stop="\n".join(f"s{i}" for i in range(9))),
         "messages": chat_data("Hi", history=[{"role": "user", "content": [{"type": "text", "text": "z"}]}] * 201),
         "System prompt is 4,001 characters": chat_data("Hi", system="y" * 4_001),
+        "between 0 and 1.5, not 2": chat_data("Hi", strength=2),  # the adapter strength slider's bounds
     }
     for n, (expected, data) in enumerate(cases.items()):
         outcome = call(url, chat, data, visitor(f"10.0.2.{n}"))

@@ -73,8 +73,9 @@ def test_unknown_preset_and_broken_file_get_one_sentence(store):
         GenerationSettings(temperature=0.35, top_p=0.8, top_k=20, repetition_penalty=1.15, max_new_tokens=90),
         GenerationSettings(temperature=1.3, top_p=1.0, top_k=0, stop=["\n\n", "User:"]),
         GenerationSettings(temperature=0.0, max_new_tokens=40, repetition_penalty=1.2),
+        GenerationSettings(temperature=0.7, adapter_strength=0.6),
     ],
-    ids=["sampled", "top-k-off-with-stops", "greedy"],
+    ids=["sampled", "top-k-off-with-stops", "greedy", "adapter-strength"],
 )
 def test_checkpoint_settings_round_trip_through_transformers_generation_config(store, gen):
     from transformers import GenerationConfig
@@ -89,7 +90,7 @@ def test_checkpoint_settings_round_trip_through_transformers_generation_config(s
         assert (config.temperature, config.top_p, config.top_k) == (gen.temperature, gen.top_p, gen.top_k)
     assert list(config.stop_strings or []) == list(gen.stop)
     back = presets.checkpoint_default(store, "run")
-    compared = ("temperature", "max_new_tokens", "repetition_penalty", "stop")
+    compared = ("temperature", "max_new_tokens", "repetition_penalty", "stop", "adapter_strength")
     compared += () if gen.greedy else ("top_p", "top_k")
     assert {k: getattr(back, k) for k in compared} == {k: getattr(gen, k) for k in compared}
     # transformers can write the file back out and it still reads as the same settings
@@ -147,3 +148,22 @@ def test_min_p_goes_through_generation_config_and_the_store_hash_stays_when_it_i
     assert "min_p" not in presets.to_generation_config(GenerationSettings())
     # settings stored before min-p existed have no min_p key: off, they hash as before
     assert "min_p" not in normalize_settings(GenerationSettings()) and normalize_settings(gen)["min_p"] == 0.05
+
+
+def test_adapter_strength_goes_through_presets_and_generation_config_only_when_it_is_not_1(store):
+    from workbench.store.records import normalize_settings, settings_label
+
+    gen = GenerationSettings(adapter_strength=0.5)
+    assert presets.to_generation_config(gen)["adapter_strength"] == 0.5
+    assert "adapter_strength" not in presets.to_generation_config(GenerationSettings())
+    assert presets.from_generation_config({"do_sample": False}).adapter_strength == 1.0
+    presets.save_preset(store, "half", gen)
+    assert presets.preset(store, "half").adapter_strength == 0.5
+    # settings stored before the strength existed have no key: as trained, they hash as before
+    assert "adapter_strength" not in normalize_settings(GenerationSettings())
+    assert normalize_settings(gen)["adapter_strength"] == 0.5 and "strength 0.5" in settings_label(gen.to_dict())
+    flags = build_parser().parse_args(["chat", "--prompt", "x", "--adapter-strength", "0.4"])
+    assert generation_from(flags).adapter_strength == 0.4
+    for bad in (-0.1, 1.6, "strong", float("nan")):
+        with pytest.raises(WorkbenchError, match="Adapter strength must be"):
+            GenerationSettings(adapter_strength=bad)

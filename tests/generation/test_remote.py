@@ -320,3 +320,19 @@ def test_the_chat_tab_offers_and_streams_the_remote_model(remote, engine):
     )
     history, stats = updates[-1]
     assert len(updates) > 2 and "Paris" in history[-1]["content"] and "openai" in stats
+
+
+def test_a_remote_adapter_at_another_strength_is_refused_unless_its_server_takes_the_strength(home):
+    """Nothing is sent: the refusal comes before any request, and a server that takes it gets it as an extra field."""
+    far = {"base_url": "http://127.0.0.1:9/v1", "model": "m", "adapters": {"run": "run"}}
+    write_registry(home / "models", far=far, wb={**far, "sampling": {"adapter_strength": "adapter_strength"}})
+    router = Router(settings_for(home))
+    half = GREEDY.replace(adapter_strength=0.5, repetition_penalty=1.0)
+    with pytest.raises(WorkbenchError, match="serves adapter 'run' as trained only: set the adapter strength to 1"):
+        router.stream(FRANCE, half, "remote:far/run")
+    far_engine, _ = router.route("remote:far")
+    assert far_engine._job(FRANCE, half, None).settings.adapter_strength == 1.0  # its base ignores the strength
+    wb_engine, _ = router.route("remote:wb")
+    job = wb_engine._job(FRANCE, half, "run")
+    kwargs, not_applied = wb_engine.backend.request(job.messages, job.settings, job.seed, "run")
+    assert kwargs["extra_body"] == {"adapter_strength": 0.5} and not not_applied

@@ -135,3 +135,15 @@ def test_cli_ranks_settings_from_the_store(made):
     assert [m["model"] for m in out["models"]] == [_label(0.7), _label(0.2), _label(1.2)]
     bad = subprocess.run([*cmd[:4], "--by", "prompt"], env=env, cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "invalid choice: 'prompt'" in bad.stderr
+
+
+def test_votes_on_an_adapters_strengths_chart_against_the_strength(db_url):
+    """Settings stored at strength 1 leave the strength out (so older settings keep their hash): charted as 1."""
+    with Store(db_url) as store:
+        ids = {
+            s: store.add_generation("tuned", "p1", f"tuned at {s}", {"temperature": 0.7, "adapter_strength": s})
+            for s in (0.5, 1.0)
+        }
+        store.add_vote(ids[1.0], ids[0.5], "a", rater="r1")
+        table = preference_by_setting(snapshot(store), axis="adapter_strength", bootstrap=0)
+    assert list(table["value"]) == [0.5, 1.0] and table.set_index("value")["win_rate"][1.0] == 1.0

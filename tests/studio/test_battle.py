@@ -64,6 +64,18 @@ def test_one_checkpoint_battles_under_two_settings_and_says_why():
         battles.new_battle(["base"], "speed", BASE)
 
 
+def test_an_adapters_settings_battles_differ_in_its_strength():
+    """How strongly to apply an adapter is the question a settings pair asks of one; the base and a remote model
+    (whose adapters its server applies as trained) are asked about the temperature."""
+    battle = battles.new_battle(["my-run"], "settings", BASE, random.Random(0))
+    strengths = {battle.left.settings.adapter_strength, battle.right.settings.adapter_strength}
+    assert len(strengths) == 2 and strengths <= set(battles.STRENGTH_LADDER)
+    assert battle.left.settings.temperature == battle.right.settings.temperature == battles.SETTINGS_LADDER[1]
+    for checkpoint in ("base", "remote:gpt/my-run"):
+        battle = battles.new_battle([checkpoint], "settings", BASE, random.Random(0))
+        assert battle.left.settings.adapter_strength == battle.right.settings.adapter_strength == 1.0
+
+
 def test_lockstep_releases_both_sides_at_the_slower_pace():
     fast, slow = reply(list("abcdefghij"), 0.0), reply(list("ABCDE"), 0.04, start_s=0.15)
     shown = list(battles.lockstep(fast, slow, pace_s=0.01))
@@ -149,3 +161,8 @@ def test_receipt_names_the_settings_that_differed_or_the_checkpoints():
         f"A was **x** (temperature 1.2 · {p} · top-k 50)" in both
         and f"(temperature {default.temperature:g} · {p} · top-k 5)" in both
     )
+    # an adapter's strength pair, as stored (the store leaves out a strength of 1)
+    stored = {k: v for k, v in default.to_dict().items() if k != "adapter_strength"}
+    half = vote_receipt("left", "run", "run", default.replace(adapter_strength=0.5).to_dict(), stored)
+    assert f"A: temperature {default.temperature:g} · {p} · adapter strength 0.5, B: " in half
+    assert half.endswith("adapter strength 1.")

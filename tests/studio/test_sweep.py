@@ -30,6 +30,7 @@ def test_axes_parse_validate_and_sort():
     }
     assert sweep.parse_axes(["repetition_penalty=1,1.3,1"]) == {"repetition_penalty": [1.0, 1.3]}
     assert sweep.parse_axes(["min-p=0.1,0"]) == {"min_p": [0.0, 0.1]}
+    assert sweep.parse_axes(["adapter-strength=1,0,0.5"]) == {"adapter_strength": [0.0, 0.5, 1.0]}
     for specs, needle in (
         ([], "one or two"),
         (["temperature=0", "top_p=1", "top_k=5"], "one or two"),
@@ -37,6 +38,7 @@ def test_axes_parse_validate_and_sort():
         (["top_p=0,1"], "Top-p must be above 0"),
         (["top_k=2.5"], "whole number"),
         (["min_p=1"], "Min-p must be at least 0"),
+        (["adapter_strength=2"], "Adapter strength must be from 0"),
         (["temperature"], "NAME=V1,V2"),
         (["top_p=1", "top_p=0.5"], "given twice"),
     ):

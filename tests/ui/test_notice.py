@@ -14,7 +14,7 @@ from workbench.ui.chat import _need_message, _start_regenerate, _take_message, _
 from workbench.ui.context import user_error
 from workbench.ui.notice import NO_NOTICE, in_page, notice_html, sentence
 
-ARGS = ("", "base", 0.2, 8, 0.9, 50, 1.1, -1, "", 0.0)  # system prompt .. stop strings, min-p
+ARGS = ("", "base", 0.2, 8, 0.9, 50, 1.1, -1, "", 0.0, 1.0)  # system prompt .. stop strings, min-p, strength
 SKIP = gr.skip()
 
 

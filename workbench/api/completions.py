@@ -108,7 +108,10 @@ async def completions(state: ApiState, asker: Asker, params: dict[str, Any], hea
         from workbench.generation.tokenprobs import prompt_logprobs
 
         try:
-            return await run_in_threadpool(lambda: [prompt_logprobs(router, i, checkpoint, k or 0) for i, _ in encoded])
+            strength = settings.adapter_strength  # the echoed prompt is scored as the reply is made
+            return await run_in_threadpool(
+                lambda: [prompt_logprobs(router, i, checkpoint, k or 0, strength) for i, _ in encoded]
+            )
         except WorkbenchError as exc:
             raise ApiError.from_workbench(exc) from None
 

@@ -7,8 +7,9 @@ A parameter left out or sent as null is not given (OpenAI's clients send null fo
 OpenAI's API that Workbench does not implement is not declared, so it is refused rather than silently ignored;
 `presence_penalty` and `frequency_penalty` are declared with the one value that changes nothing (0), which
 clients such as promptfoo send by default. `top_k`, `min_p` and `repetition_penalty` are Workbench's own
-sampling settings (vLLM takes the same names as extra fields). docs/reference.md prints this table
-(`reference_rows`, through `workbench docs`).
+sampling settings (vLLM takes the same names as extra fields); `adapter_strength` scales an adapter model id's LoRA
+(a base model id has none, and answers as it does at any strength, as the chat does). docs/reference.md prints
+this table (`reference_rows`, through `workbench docs`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.api.errors import ApiError
-from workbench.generation.settings import MAX_SEED
+from workbench.generation.settings import MAX_SEED, MAX_STRENGTH
 
 MAX_N = 8  # choices per request (each is one more reply on the slots)
 MAX_PROMPTS = 32  # prompts in one completions request (lm-eval batches send several)
@@ -67,6 +68,13 @@ COMMON = {
         "number", "Workbench: drop tokens below this share of the top one's probability (default 0)", 0, 0.99
     ),
     "repetition_penalty": Param("number", "Workbench: above 1 discourages repeats (default 1: off)", 0, 10, above=True),
+    "adapter_strength": Param(
+        "number",
+        "Workbench: the adapter's LoRA scale times this (default 1: as trained; 0: the base model; a base model "
+        "id ignores it)",
+        0,
+        MAX_STRENGTH,
+    ),
 }
 ENDPOINTS: dict[str, dict[str, Param]] = {
     "chat": {

@@ -142,6 +142,7 @@ def generation(params: Mapping[str, Any], max_tokens: int) -> GenerationSettings
             top_p=params.get("top_p", 1.0),
             top_k=params.get("top_k", 0),
             min_p=params.get("min_p", 0.0),
+            adapter_strength=params.get("adapter_strength", 1.0),
             repetition_penalty=params.get("repetition_penalty", 1.0),
             max_new_tokens=max_tokens,
             seed=params.get("seed"),

@@ -351,7 +351,8 @@ def case_batched_jobs(ctx: BenchContext, prompts: int = 20) -> list[Measure]:
 
 
 def case_agreement(ctx: BenchContext, prompts: int = 16, tokens: int = 48) -> list[Measure]:
-    """Teacher-forced agreement between llama.cpp and transformers on Vicuna-bench (base and an adapter)."""
+    """Teacher-forced agreement between llama.cpp and transformers on Vicuna-bench (base, an adapter as trained and
+    at strength 0.5: llama.cpp's per-request LoRA scale against peft's scaling)."""
     from workbench.evaluation.parity import agreement
     from workbench.studio.promptsets import read_shipped
 
@@ -359,9 +360,10 @@ def case_agreement(ctx: BenchContext, prompts: int = 16, tokens: int = 48) -> li
     measures = []
     with _bench_adapter(ctx.settings) as adapters:
         engine = _engine(ctx.settings, "llamacpp", adapters)
-        for adapter in (None, "bench-lora"):
-            report = agreement(engine, conversations, max_new_tokens=tokens, adapter=adapter)
+        for adapter, strength in ((None, 1.0), ("bench-lora", 1.0), ("bench-lora", 0.5)):
+            report = agreement(engine, conversations, max_new_tokens=tokens, adapter=adapter, strength=strength)
             label = f"adapter {adapter}" if adapter else "base model"
+            label += f" at strength {strength:g}" if strength != 1 else ""
             measures.append(
                 Measure(
                     "agreement",

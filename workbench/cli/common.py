@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from workbench.config import Settings, reference
-from workbench.generation.settings import GenerationSettings
+from workbench.generation.settings import MAX_STRENGTH, GenerationSettings
 
 
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -43,9 +43,15 @@ def add_generation_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--repetition-penalty", type=float, help=f"(default: {d.repetition_penalty})")
     g.add_argument("--seed", type=int, default=None, help="random seed (default: a new one per reply)")
     g.add_argument("--stop", action="append", default=None, help="stop string; repeat for several")
+    g.add_argument(
+        "--adapter-strength",
+        type=float,
+        help=f"the adapter's LoRA scale times this, 0 to {MAX_STRENGTH:g}; 0 = the base model (default: 1, as trained)",
+    )
 
 
 _FLAGS = ("temperature", "top_p", "top_k", "min_p", "max_new_tokens", "repetition_penalty", "seed", "stop")
+_FLAGS += ("adapter_strength",)
 
 
 def generation_from(

@@ -5,6 +5,7 @@ and measure every cell.
         --axis temperature=0,0.7,1.2 --axis top_p=0.9,1 --samples 3 --json
     python -m workbench sweep --suite self_instruct_user --example 3 --axis top_k=5,50 --checkpoint base \\
         --checkpoint my-run            # the suite's references add BLEU and chrF per cell
+    python -m workbench sweep --prompt "Say hello." --axis adapter_strength=0,0.5,1,1.5 --checkpoint my-run
 
 Settings not swept come from --preset and the generation flags (default: the app's defaults with top-k off).
 Sample i of every cell uses seed --seed + i. Measures: workbench/studio/sweep.py.
@@ -20,7 +21,7 @@ from workbench.errors import WorkbenchError
 from workbench.generation.settings import conversation
 from workbench.studio import sweep
 
-_TYPED = ("preset", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "stop")
+_TYPED = ("preset", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "stop", "adapter_strength")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ whether transformers' most likely token is the one llama.cpp chose, and compare 
 negative log-likelihood of the reply.
 
     engine = ChatEngine.load(settings)          # on the llama.cpp backend
-    report = agreement(engine, prompts, max_new_tokens=48, adapter="my-run")
+    report = agreement(engine, prompts, max_new_tokens=48, adapter="my-run", strength=0.5)
     report.argmax_agreement, report.nll_relative_difference
 """
 
@@ -34,6 +34,7 @@ class Agreement:
         mean_nll_transformers: The same under transformers.
         nll_relative_difference: |transformers - llama.cpp| / llama.cpp of the mean NLL.
         adapter: The adapter active on both sides, or None for the base model.
+        strength: The adapter's strength on both sides (1 = as trained).
     """
 
     prompts: int
@@ -43,13 +44,19 @@ class Agreement:
     mean_nll_transformers: float
     nll_relative_difference: float
     adapter: str | None = None
+    strength: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def agreement(
-    engine: Any, prompts: Sequence[Sequence[Message]], *, max_new_tokens: int = 48, adapter: str | None = None
+    engine: Any,
+    prompts: Sequence[Sequence[Message]],
+    *,
+    max_new_tokens: int = 48,
+    adapter: str | None = None,
+    strength: float = 1.0,
 ) -> Agreement:
     """Score llama.cpp's greedy replies to `prompts` with transformers, teacher-forced (see the module docstring).
 
@@ -58,6 +65,7 @@ def agreement(
         prompts: Conversations, each ending with a user message.
         max_new_tokens: Length of each greedy reply.
         adapter: An adapter name, active on both backends; None or "base" for the base model.
+        strength: The adapter's strength on both backends: llama.cpp's LoRA scale, peft's scaling times it.
     """
     import torch
 
@@ -68,11 +76,11 @@ def agreement(
     nll_cpp = nll_hf = 0.0
     for messages in prompts:
         prompt, _ = engine.fit(check_messages(messages), max_new_tokens)
-        scored = engine.backend.greedy_tokens(prompt, max_new_tokens, chosen)
+        scored = engine.backend.greedy_tokens(prompt, max_new_tokens, chosen, strength)
         if not scored:
             continue
         reply = [token for token, _ in scored]
-        with engine.model_for(adapter) as model, torch.no_grad():
+        with engine.model_for(adapter, strength) as model, torch.no_grad():
             ids = torch.tensor([prompt + reply], device=model.device)
             logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0].float()
         predicted = logits[len(prompt) - 1 : -1]  # the logits that predict each reply token
@@ -93,4 +101,5 @@ def agreement(
         mean_nll_transformers=hf,
         nll_relative_difference=abs(hf - cpp) / cpp if cpp else 0.0,
         adapter=chosen.name if chosen else None,
+        strength=strength,
     )

@@ -128,15 +128,15 @@ class ChatEngine:
         return [BASE_NAME] + [a.name for a in self.adapters() if a.usable]
 
     @contextlib.contextmanager
-    def model_for(self, adapter: str | None = None) -> Iterator[Any]:
-        """The transformers model with `adapter` active (None or "base": no adapter), for direct use such as
-        perplexity.
+    def model_for(self, adapter: str | None = None, strength: float = 1.0) -> Iterator[Any]:
+        """The transformers model with `adapter` active (None or "base": no adapter) at `strength` (its LoRA
+        scale times this; the base ignores it), for direct use such as perplexity.
 
         The model's lock is held until the `with` block ends, so no generation or adapter switch on it
         interleaves. Raises WorkbenchError for an unknown or unusable adapter, before taking the lock.
         """
         chosen = self.resolve_adapter(adapter)
-        with self.reference().model_for(chosen) as model:
+        with self.reference().model_for(chosen, strength) as model:
             yield model
 
     def resolve_adapter(self, name: str | None) -> Adapter | None:
@@ -255,6 +255,12 @@ class ChatEngine:
                     f"{name} is offered on the llama.cpp backend, and {self.base.name} runs on {self.backend.name}."
                 )
         chosen = self.resolve_adapter(adapter)
+        if chosen is None and settings.adapter_strength != 1:
+            # The base model has no adapter to scale: it ignores the strength, and its reply records 1, the
+            # strength that applied (every entry point answers alike, the chat slider and the API included).
+            settings = settings.replace(adapter_strength=1.0)
+        elif chosen is not None and self.base.remote is not None:
+            self.base.remote.check_strength(chosen.name, settings.adapter_strength)
         clean: list[Message] = []
         raw = prompt_ids is not None
         if prompt_ids is not None:

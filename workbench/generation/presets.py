@@ -9,9 +9,11 @@
     save_to_checkpoint(settings, "my-run", chosen)       # models/adapters/my-run/generation_config.json
     checkpoint_default(settings, "my-run")               # what that file says, or None
 
-A preset holds the sampling settings and the reply length and stop strings, never a seed (a seed belongs to one
-request). Torch-free: the JSON is written here with GenerationConfig's field names, and tests read it back with
-`transformers.GenerationConfig.from_pretrained`.
+A preset holds the sampling settings, the adapter strength, the reply length and stop strings, never a seed (a
+seed belongs to one request). Torch-free: the JSON is written here with GenerationConfig's field names, and tests
+read it back with `transformers.GenerationConfig.from_pretrained`. The adapter strength has no GenerationConfig
+field (transformers applies an adapter as trained): it goes in as `adapter_strength`, only when it is not 1, and
+GenerationConfig keeps such an extra key as an attribute of its own.
 """
 
 from __future__ import annotations
@@ -110,6 +112,8 @@ def to_generation_config(gen: GenerationSettings) -> dict[str, Any]:
     data["repetition_penalty"] = gen.repetition_penalty
     if gen.stop:
         data["stop_strings"] = list(gen.stop)
+    if gen.adapter_strength != 1:
+        data["adapter_strength"] = gen.adapter_strength
     return data
 
 
@@ -127,6 +131,7 @@ def from_generation_config(data: Mapping[str, Any]) -> GenerationSettings:
         max_new_tokens=data.get("max_new_tokens") or GenerationSettings().max_new_tokens,
         repetition_penalty=data.get("repetition_penalty") or 1.0,
         stop=(stop,) if isinstance(stop, str) else tuple(stop),
+        adapter_strength=data.get("adapter_strength", 1.0),
     )
 
 

@@ -17,6 +17,8 @@ from workbench.errors import WorkbenchError
 ROLES = ("system", "user", "assistant")
 FINISH_REASONS = ("eos", "stop", "length", "cancelled")
 MAX_SEED = 2**32 - 1
+# Past 1.5 a LoRA's delta is extrapolated beyond what training saw; the small models here drift into noise by 2.
+MAX_STRENGTH = 1.5
 
 Message = dict[str, str]
 EMPTY_MESSAGE = "The message is empty: type something to send."
@@ -52,6 +54,8 @@ class GenerationSettings:
         repetition_penalty: > 0; 1 disables it, above 1 discourages repeats.
         seed: Random seed for sampling; None picks one (and the reply's stats record it).
         stop: Strings that end the reply when generated; they are not included in the text.
+        adapter_strength: How strongly the LoRA adapter is applied, in [0, MAX_STRENGTH]: its scale times this
+            (1 = as trained, 0 = the base model's tokens exactly). The base model has no adapter and ignores it.
     """
 
     # The defaults are the sampling that answers the embedded model's first questions best: measured with
@@ -65,6 +69,7 @@ class GenerationSettings:
     repetition_penalty: float = 1.05
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    adapter_strength: float = 1.0
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -95,6 +100,12 @@ class GenerationSettings:
         else:
             put("seed", None)
         put("stop", parse_stop(self.stop))
+        put("adapter_strength", _number("Adapter strength", self.adapter_strength, float))
+        if not 0 <= self.adapter_strength <= MAX_STRENGTH:
+            raise WorkbenchError(
+                f"Adapter strength must be from 0 (the base model) to {MAX_STRENGTH:g} (1 = as trained), "
+                f"not {self.adapter_strength:g}."
+            )
 
     @property
     def greedy(self) -> bool:

@@ -28,8 +28,11 @@ MAX_REPLY_TOKENS = 1024
 MAX_REPLY_CHARS = MAX_REPLY_TOKENS * 32
 
 
-def reply_distributions(engine: Any, messages: Sequence[Message], reply: str, checkpoint: str | None):
-    """(reply token ids, logits [n, vocab] predicting each of them, decode) from one forward pass.
+def reply_distributions(
+    engine: Any, messages: Sequence[Message], reply: str, checkpoint: str | None, strength: float = 1.0
+):
+    """(reply token ids, logits [n, vocab] predicting each of them, decode) from one forward pass, the checkpoint's
+    adapter at `strength`.
 
     `engine` is a ChatEngine or a Router; `decode(ids)` turns token ids into text under the engine's tokenizer lock.
     """
@@ -44,7 +47,7 @@ def reply_distributions(engine: Any, messages: Sequence[Message], reply: str, ch
     reply_ids = reply_ids[:MAX_REPLY_TOKENS]
     prompt_ids, _ = engine.fit(check_messages(messages), len(reply_ids), engine.resolve_adapter(local))
     ids = prompt_ids + reply_ids
-    with engine.model_for(local) as model, torch.no_grad():
+    with engine.model_for(local, strength) as model, torch.no_grad():
         inputs = torch.tensor([ids], device=model.device)
         logits = model(input_ids=inputs, attention_mask=torch.ones_like(inputs)).logits[0].float()
     # Position i predicts token i + 1: the reply's tokens are predicted by the positions just before them.
@@ -111,13 +114,14 @@ def token_probabilities(
     top_p: float = 1.0,
     top_k: int = 0,
     k: int = 5,
+    strength: float = 1.0,
 ) -> list[dict[str, Any]]:
     """One row per reply token (see the module docstring); alternatives are the `k` most likely tokens after
-    the temperature, each with its probability and cut."""
+    the temperature, each with its probability and cut; the checkpoint's adapter at `strength`."""
     if not 1 <= k <= 20:
         raise WorkbenchError(f"Alternatives to show must be between 1 and 20, not {k}.")
     settings = GenerationSettings(temperature=temperature, top_p=top_p, top_k=top_k)
-    reply_ids, logits, decode = reply_distributions(engine, messages, reply, checkpoint)
+    reply_ids, logits, decode = reply_distributions(engine, messages, reply, checkpoint, strength)
     rows = [_position(logits[i], chosen, settings, k) for i, chosen in enumerate(reply_ids)]
     texts = iter(decode(reply_ids + [a[0] for row in rows for a in row["alternatives"]]))
     for row in rows:
@@ -129,29 +133,34 @@ def token_probabilities(
     return rows
 
 
-def mean_logprob(engine: Any, messages: Sequence[Message], reply: str, checkpoint: str | None = None) -> float:
-    """The reply's mean token log-probability under the model (nats per token; NaN for an empty reply)."""
+def mean_logprob(
+    engine: Any, messages: Sequence[Message], reply: str, checkpoint: str | None = None, strength: float = 1.0
+) -> float:
+    """The reply's mean token log-probability under the model, its adapter at `strength` (nats per token; NaN for an
+    empty reply)."""
     import torch
 
     if not reply.strip():
         return float("nan")
-    reply_ids, logits, _ = reply_distributions(engine, messages, reply, checkpoint)
+    reply_ids, logits, _ = reply_distributions(engine, messages, reply, checkpoint, strength)
     chosen = torch.log_softmax(logits, -1)[torch.arange(len(reply_ids)), torch.tensor(reply_ids)]
     return float(chosen.mean())
 
 
-def prompt_logprobs(engine: Any, ids: Sequence[int], checkpoint: str | None = None, k: int = 0) -> list[dict[str, Any]]:
+def prompt_logprobs(
+    engine: Any, ids: Sequence[int], checkpoint: str | None = None, k: int = 0, strength: float = 1.0
+) -> list[dict[str, Any]]:
     """Each token of a prompt (token ids as given, nothing added) with its log-probability given the tokens before
     it, from one teacher-forced forward pass of the transformers reference with the checkpoint's adapter: rows
     {"token_id", "token", "logprob", "top": [(token, logprob), ...k most likely]}; the first token has no context,
     so its logprob is None and its top empty. What an API's `echo` with `logprobs` returns (lm-eval's
-    loglikelihood). `engine` is a ChatEngine or a Router."""
+    loglikelihood). `engine` is a ChatEngine or a Router; the adapter is at `strength`."""
     import torch
 
     engine, local = engine.route(checkpoint)
     engine.reference()  # one sentence for a remote model
     ids = list(ids)
-    with engine.model_for(local) as model, torch.no_grad():
+    with engine.model_for(local, strength) as model, torch.no_grad():
         inputs = torch.tensor([ids], device=model.device)
         logits = model(input_ids=inputs, attention_mask=torch.ones_like(inputs)).logits[0, :-1]
         logp = torch.log_softmax(logits.float(), -1).cpu()

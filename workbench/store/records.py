@@ -226,7 +226,8 @@ def digest(data: Any) -> str:
 
 def normalize_settings(settings: GenerationSettings | Mapping[str, Any] | None) -> dict[str, Any]:
     """Generation settings as a validated, JSON-ready dict (defaults filled in). Min-p is kept only when it is on,
-    so settings stored before min-p existed keep their hash (and their generations are found again)."""
+    and the adapter strength only when it is not 1 (as trained), so settings stored before either existed keep
+    their hash (and their generations are found again)."""
     if settings is None:
         settings = GenerationSettings()
     elif not isinstance(settings, (GenerationSettings, Mapping)):
@@ -234,6 +235,8 @@ def normalize_settings(settings: GenerationSettings | Mapping[str, Any] | None) 
     data = (settings if isinstance(settings, GenerationSettings) else GenerationSettings.from_dict(settings)).to_dict()
     if not data["min_p"]:
         del data["min_p"]
+    if data["adapter_strength"] == 1:
+        del data["adapter_strength"]
     return data
 
 
@@ -246,6 +249,7 @@ def settings_label(settings: Mapping[str, Any] | None) -> str:
         f"top-p {s['top_p']:g}",
         f"top-k {s['top_k']}",
         *([f"min-p {s['min_p']:g}"] if s.get("min_p") else []),
+        *([f"strength {s['adapter_strength']:g}"] if "adapter_strength" in s else []),
         f"max {s['max_new_tokens']}",
         f"rep {s['repetition_penalty']:g}",
         f"seed {s['seed'] if s['seed'] is not None else 'random'}",

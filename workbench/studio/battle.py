@@ -9,7 +9,8 @@
 
 A contestant is a checkpoint under generation settings. With two checkpoints or more a battle puts two different
 checkpoints under the same settings; with one (every fresh install has only the base model) it puts that checkpoint
-under two settings from `SETTINGS_LADDER`, and says why. Each side keeps its own conversation: a second turn goes on
+under two settings from its `ladder` (two temperatures of `SETTINGS_LADDER`, or for a local adapter two strengths
+of `STRENGTH_LADDER`), and says why. Each side keeps its own conversation: a second turn goes on
 from that side's own first answer, as in Chatbot Arena. The names stay in the battle (a server-side value) until
 the vote: `lockstep` releases text on both sides at the pace of the slower one, so neither side's speed shows.
 
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 DIFFERS = ("checkpoint", "settings")
 # Settings pairs: one checkpoint at two of these temperatures, so votes say which one people prefer.
 SETTINGS_LADDER = (0.2, 0.7, 1.2)
+# A local adapter's settings pairs: two of these strengths, so votes say how strongly people would apply it.
+STRENGTH_LADDER = (0.5, 1.0, 1.5)
 ONE_CHECKPOINT = (
     "Only one checkpoint is served here, so the Arena compares two generation settings of it (which one do you "
     "prefer?). Train an adapter on the Fine-tune tab to compare checkpoints."
@@ -111,8 +114,8 @@ def new_battle(
     Args:
         checkpoints: The checkpoints that can answer (`Router.checkpoints()`).
         differ: "checkpoint" (two checkpoints under `settings`) or "settings" (one checkpoint under two
-            temperatures of `SETTINGS_LADDER`). With fewer than two checkpoints, "checkpoint" becomes "settings"
-            and the battle's note says why.
+            temperatures of `SETTINGS_LADDER`, or a local adapter at two strengths: `ladder`). With fewer than two
+            checkpoints, "checkpoint" becomes "settings" and the battle's note says why.
         settings: The settings every contestant starts from (max new tokens, top-p, ...).
         rng: Random source (tests pass a seeded one).
     """
@@ -130,9 +133,26 @@ def new_battle(
         a, b = rng.sample(names, 2)
         return Battle(Contestant(a, settings), Contestant(b, settings), differ, note)
     checkpoint = rng.choice(names)
-    low, high = rng.sample(SETTINGS_LADDER, 2)
-    pair = [Contestant(checkpoint, settings.replace(temperature=t)) for t in (low, high)]
-    return Battle(pair[0], pair[1], differ, note)
+    low, high = rng.sample(ladder(checkpoint, [settings.replace(temperature=t) for t in SETTINGS_LADDER]), 2)
+    return Battle(Contestant(checkpoint, low), Contestant(checkpoint, high), differ, note)
+
+
+def scalable(checkpoint: str) -> bool:
+    """Whether a checkpoint is a local adapter, whose strength Workbench sets (the base model has no adapter, and a
+    remote server's adapters are served as trained unless its entry says otherwise)."""
+    from workbench.generation.router import REMOTE
+    from workbench.registry import BASE_NAME
+
+    return bool(checkpoint) and checkpoint != BASE_NAME and not checkpoint.startswith(REMOTE)
+
+
+def ladder(checkpoint: str, temperatures: Sequence[GenerationSettings]) -> list[GenerationSettings]:
+    """The settings one checkpoint's settings pairs draw two from: `temperatures` (settings that differ in
+    temperature), or for a local adapter its middle one at each strength of STRENGTH_LADDER."""
+    if not scalable(checkpoint):
+        return list(temperatures)
+    middle = temperatures[len(temperatures) // 2]
+    return [middle.replace(adapter_strength=s) for s in STRENGTH_LADDER]
 
 
 def start_turn(router: Router, battle: Battle, message: str) -> list[Reply]:

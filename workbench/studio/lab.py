@@ -50,6 +50,7 @@ def score_reply(
         top_p=settings.top_p,
         top_k=settings.top_k,
         k=k,
+        strength=settings.adapter_strength,
     )
 
 

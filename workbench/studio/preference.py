@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from workbench.ratings.snapshot import Snapshot
     from workbench.store import GenerationRecord, Store
 
-AXES = ("temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens")
+AXES = ("temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens", "adapter_strength")
 COLUMNS = ["settings", "value", "rating", "lower", "upper", "battles", "win_rate"]
 
 
@@ -44,20 +44,22 @@ def ensure_settings_pair(
     """Make sure one random prompt of the set has one random checkpoint's outputs under two different settings
     (generating what the store lacks); returns the two generations. The Arena calls this when it has no settings
     pair left to serve. The two settings are random, or chosen by `choose` (the sampler, as in
-    `compare.ensure_pair`) among every pair of their labels."""
+    `compare.ensure_pair`) among every pair of their labels; they come from `settings`, or for a local adapter
+    from its strengths at the middle one of them (`battle.ladder`)."""
     from workbench.store import settings_label
+    from workbench.studio.battle import ladder
 
     rng = rng or random.Random()
-    choices = list(dict.fromkeys(settings))
-    if len(choices) < 2:
-        raise WorkbenchError("Settings pairs need at least two different generation settings.")
     if not checkpoints:
         raise WorkbenchError("Settings pairs need a checkpoint.")
+    if len(dict.fromkeys(settings)) < 2:
+        raise WorkbenchError("Settings pairs need at least two different generation settings.")
     prompts = store.prompts(prompt_set)
     if not prompts:
         raise WorkbenchError(f"The prompt set {prompt_set!r} has no prompts.")
-    pair = rng.sample(choices, 2) if choose is None else chosen_pair(choose, {s: settings_label(s) for s in choices})
     prompt, checkpoint = rng.choice(prompts), rng.choice(list(checkpoints))
+    choices = list(dict.fromkeys(ladder(checkpoint, list(settings))))
+    pair = rng.sample(choices, 2) if choose is None else chosen_pair(choose, {s: settings_label(s) for s in choices})
     requests = [Request(prompt["text"], checkpoint, s, prompt["system_prompt"], prompt["id"]) for s in pair]
     records = stored_or_made(engine, store, requests)
     return records[0], records[1]
@@ -100,7 +102,7 @@ def preference_by_setting(
     if same.empty:
         return pd.DataFrame(columns=COLUMNS)
     board = scoring.leaderboard(same, bootstrap=bootstrap, seed=seed)
-    known = snap.settings
-    values = [known.get(label, {}).get(axis) for label in board["model"]]
+    known, defaults = snap.settings, GenerationSettings().to_dict()  # the store leaves out a strength of 1
+    values = [(known[label] or {}).get(axis, defaults[axis]) if label in known else None for label in board["model"]]
     table = board.rename(columns={"model": "settings"}).assign(value=values)[COLUMNS]
     return table.sort_values(["value", "rating"], ascending=[True, False], ignore_index=True)

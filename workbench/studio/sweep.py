@@ -1,5 +1,5 @@
 """Sweeps over generation settings: one prompt, one or two axes (temperature, top-p, top-k, min-p, repetition
-penalty), one or more checkpoints, N samples per cell with fixed seeds, and measures per cell.
+penalty, adapter strength), one or more checkpoints, N samples per cell with fixed seeds, and measures per cell.
 
     axes = parse_axes(["temperature=0,0.7,1.2", "top_p=0.9,1"])
     outputs = run(engine, messages, ["base", "my-run"], axes, samples=3, max_new_tokens=48)
@@ -10,6 +10,8 @@ come from `base` (default: the app's defaults with top-k off, so top-p alone tru
 mean_tokens, distinct_1, distinct_2, self_bleu (NaN with one sample), repetition (rep-3: the share of a text's
 3-grams that repeat an earlier one, averaged), mean_logprob (mean token log-probability under the model, from the
 caller's scorer), and bleu/chrf (mean sentence score against the references) when references are given.
+An adapter-strength axis shows what strength of an adapter people would pick (0 is the base model's own text, 1
+the adapter as trained); the base model ignores it, so its cells along that axis are the same reference text.
 Torch-free: generation goes through the ChatEngine (or Router), scoring through the callable.
 """
 
@@ -26,9 +28,9 @@ from workbench.evaluation.metrics.diversity import distinct_n, repetition_rate, 
 from workbench.evaluation.metrics.overlap import sentence_scores
 from workbench.generation.settings import GenerationSettings, Message
 
-AXES = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
+AXES = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "adapter_strength")
 AXIS_LABELS = {"temperature": "temperature", "top_p": "top-p", "top_k": "top-k", "min_p": "min-p"}
-AXIS_LABELS["repetition_penalty"] = "rep. penalty"
+AXIS_LABELS |= {"repetition_penalty": "rep. penalty", "adapter_strength": "adapter strength"}
 METRICS = ("mean_tokens", "distinct_1", "distinct_2", "self_bleu", "repetition", "mean_logprob", "bleu", "chrf")
 MAX_RUNS = 64  # cells x samples: each is one generation on a possibly slow CPU
 BASE = GenerationSettings(top_k=0)

@@ -40,7 +40,8 @@ from workbench.views.markup import plain_markdown, vote_receipt
 PROMPT_SET = "vicuna-bench"
 # The settings of pairs made on the fly: a fixed seed, so a prompt's output is made once and re-used.
 ARENA_SETTINGS = GenerationSettings(temperature=0.7, top_p=0.95, top_k=50, max_new_tokens=128, seed=0)
-# Settings pairs made on the fly: one checkpoint at three temperatures, so votes say which one people prefer.
+# Settings pairs made on the fly: one checkpoint at three temperatures, so votes say which one people prefer (a local
+# adapter's pairs differ in its strength instead, at the middle temperature: `workbench.studio.battle.ladder`).
 ARENA_SETTINGS_PAIRS = tuple(replace(ARENA_SETTINGS, temperature=t) for t in (0.2, 0.7, 1.2))
 PAIR_KINDS = (("Two checkpoints", "checkpoint"), ("One checkpoint, two settings", "settings"))
 CHOICES = (("left", "A is better"), ("right", "B is better"), ("tie", "Tie"), ("bothbad", "Both are bad"))

@@ -25,6 +25,7 @@ from workbench.generation.router import REMOTE
 from workbench.generation.settings import (
     EMPTY_MESSAGE,
     MAX_SEED,
+    MAX_STRENGTH,
     GenerationSettings,
     conversation,
     message_text,
@@ -60,7 +61,9 @@ EXAMPLES = (
 )
 
 
-def _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop, min_p) -> GenerationSettings:
+def _settings(
+    temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop, min_p, adapter_strength=1.0
+) -> GenerationSettings:
     return GenerationSettings(
         temperature=temperature,
         max_new_tokens=max_new_tokens,
@@ -70,6 +73,7 @@ def _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, see
         repetition_penalty=repetition_penalty,
         seed=None if seed in (None, "", -1) else seed,
         stop=stop or "",
+        adapter_strength=adapter_strength,
     )
 
 
@@ -104,12 +108,15 @@ def make_chat_fn(ctx: AppContext):
         repetition_penalty: float,
         seed: float | None,
         stop: str,
-        min_p: float = 0.0,  # last, with a default: callers of the "chat" endpoint from before it came still work
+        # The newer settings come last, with defaults: callers of the "chat" endpoint from before they came still work.
+        min_p: float = 0.0,
+        adapter_strength: float = 1.0,  # the base model ignores it (it has no adapter to scale)
         request: gr.Request = None,
     ) -> Iterator[tuple[list[dict[str, Any]], str]]:
         try:
             who = ctx.visitor(request)
-            settings = _settings(temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop, min_p)
+            sampling = (temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop, min_p)
+            settings = _settings(*sampling, adapter_strength)
             check_chat(who.sizes, message, system_prompt, history, settings)  # as sent, before any tokenizer or lock
             history = plain_history(history)
             ctx.check_checkpoint(who, checkpoint)
@@ -263,6 +270,15 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
                 info="The base model, or a LoRA adapter trained on it.",
                 allow_custom_value=True,
             )
+            adapter_strength = gr.Slider(
+                0,
+                MAX_STRENGTH,
+                value=DEFAULTS.adapter_strength,
+                step=0.05,
+                label="Adapter strength",
+                info="How strongly the adapter is applied: 1 = as trained, 0 = the base model (which ignores it).",
+                elem_id="adapter-strength",
+            )
             unusable = gr.Markdown("", elem_id="unusable-adapters")
             preset = chat_tuning.preset_picker(ctx)
             # value="" (not None) gives the API parameter a default, so `/chat` can be called with the message alone.
@@ -318,7 +334,7 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
     pending = gr.Textbox(visible=False, label="Message", max_length=ctx.sizes.message_chars)
     known = gr.State([])  # the choices this page shows; empty until the first fill picks the default
     settings_inputs = [system, checkpoint, temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop]
-    settings_inputs.append(min_p)  # after stop: the "chat" endpoint's parameters keep their order
+    settings_inputs += [min_p, adapter_strength]  # after stop, newest last: the "chat" endpoint keeps its order
     chat_fn = chat_feedback.recording(ctx, make_chat_fn(ctx))  # remembers replies for likes and regenerate pairs
 
     # Every way of generating shares one queue lane, twice as wide as the backend's slots: llama.cpp decodes
@@ -332,12 +348,13 @@ def build_chat_tab(ctx: AppContext) -> SimpleNamespace:
         top_k=top_k,
         min_p=min_p,
         repetition_penalty=repetition_penalty,
+        adapter_strength=adapter_strength,
         stop=stop,
     )
     chat_tuning.wire_presets(ctx, preset, checkpoint, sliders, notice)
     chat_feedback.wire_likes(ctx, chatbot)
     chat_feedback.wire_edits(ctx, chatbot, notice)
-    chat_tuning.wire_token_view(ctx, tokens, chatbot, system, checkpoint, temperature, top_p, top_k, lane)
+    chat_tuning.wire_token_view(ctx, tokens, chatbot, system, checkpoint, sliders, lane)
     _wire_generation(chat_fn, message, send, regenerate, undo, chatbot, stats, notice, pending, settings_inputs, lane)
     clear.click(
         lambda: ([], "", NO_NOTICE), None, [chatbot, stats, notice], concurrency_limit=None, api_visibility="private"

@@ -34,6 +34,7 @@ import gradio as gr
 from workbench.errors import WorkbenchError
 from workbench.gate.sizes import measure
 from workbench.gate.visitor import Visitor
+from workbench.generation.router import split
 from workbench.generation.settings import GenerationSettings, conversation, message_text, plain_history
 from workbench.registry import BASE_NAME
 from workbench.ui.context import AppContext, session_of
@@ -126,6 +127,7 @@ def _held(entries: list[Entry]) -> int:
 def _settings(values: dict[str, Any]) -> dict[str, Any]:
     """The chat request's generation settings as the store keeps them (seed -1 or empty: random)."""
     seed = values.get("seed")
+    base = split(values.get("checkpoint") or BASE_NAME)[1] == BASE_NAME
     return GenerationSettings(
         temperature=values.get("temperature", 0.7),
         max_new_tokens=values.get("max_new_tokens", 256),
@@ -135,6 +137,8 @@ def _settings(values: dict[str, Any]) -> dict[str, Any]:
         repetition_penalty=values.get("repetition_penalty", 1.0),
         seed=None if seed in (None, "", -1) else seed,
         stop=values.get("stop") or "",
+        # as the engine records it: the base model ignores the strength
+        adapter_strength=1.0 if base else values.get("adapter_strength", 1.0),
     ).to_dict()
 
 

@@ -7,7 +7,7 @@ creates later:
     preset = preset_picker(ctx)                      # in the settings column
     tokens = token_view_layout()                     # under the conversation
     wire_presets(ctx, preset, checkpoint, sliders, notice)  # sliders: a namespace of the SLIDERS components
-    wire_token_view(ctx, tokens, chatbot, system, checkpoint, temperature, top_p, top_k, lane)
+    wire_token_view(ctx, tokens, chatbot, system, checkpoint, sliders, lane)
 
 The token view reads the reply with one teacher-forced pass of the transformers reference (loaded on first use);
 its events are private (not API endpoints) and check their own inputs.
@@ -29,7 +29,7 @@ from workbench.registry import BASE_NAME
 from workbench.ui.context import AppContext, user_error
 from workbench.ui.notice import NO_NOTICE, notice_html
 
-SLIDERS = ("temperature", "max_new_tokens", "top_p", "top_k", "min_p", "repetition_penalty", "stop")
+SLIDERS = ("temperature", "max_new_tokens", "top_p", "top_k", "min_p", "repetition_penalty", "adapter_strength", "stop")
 
 
 def preset_picker(ctx: AppContext) -> gr.Dropdown:
@@ -105,16 +105,17 @@ def last_exchange(history: Any, system_prompt: str | None) -> tuple[list[dict[st
 
 
 def wire_token_view(
-    ctx: AppContext, tokens: SimpleNamespace, chatbot, system, checkpoint, temperature, top_p, top_k, lane: dict
+    ctx: AppContext, tokens: SimpleNamespace, chatbot, system, checkpoint, sliders: SimpleNamespace, lane: dict
 ) -> None:
-    """The button reads the last reply's tokens under the current temperature, top-p and top-k."""
+    """The button reads the last reply's tokens under the current temperature, top-p and top-k, the checkpoint's
+    adapter at the current strength (`sliders`: the components of SLIDERS)."""
     from workbench.generation.tokenprobs import token_probabilities
     from workbench.views.tokenview import summary, token_html
 
-    def show(history, system_prompt, name, t, p, k, colour_by, request: gr.Request = None):
+    def show(history, system_prompt, name, t, p, k, strength, colour_by, request: gr.Request = None):
         try:
             who = ctx.visitor(request)
-            settings = GenerationSettings(temperature=t, top_p=p, top_k=k, max_new_tokens=1)
+            settings = GenerationSettings(temperature=t, top_p=p, top_k=k, max_new_tokens=1, adapter_strength=strength)
             # A forward pass over all of it: the whole conversation as sent is measured, the reply included (it
             # comes back from the browser like the rest), before the tokenizer or the model's lock sees any of it.
             check_chat(who.sizes, "", system_prompt, history, settings)
@@ -130,10 +131,12 @@ def wire_token_view(
                 temperature=settings.temperature,
                 top_p=settings.top_p,
                 top_k=settings.top_k,
+                strength=settings.adapter_strength,
             )
             return token_html(rows, colour_by) + f"<p style='font-size:0.85em'>{html.escape(summary(rows))}</p>"
         except WorkbenchError as exc:  # said where the tokens would be (workbench/ui/notice.py: not a raise)
             return notice_html(user_error(exc))
 
-    inputs = [chatbot, system, checkpoint, temperature, top_p, top_k, tokens.colour]
+    read = [sliders.temperature, sliders.top_p, sliders.top_k, sliders.adapter_strength]
+    inputs = [chatbot, system, checkpoint, *read, tokens.colour]
     tokens.show.click(show, inputs, [tokens.view], api_visibility="private", **lane)

@@ -77,13 +77,15 @@ def in_page(chat_fn):
         seed: float | None,
         stop: str,
         min_p: float,
+        adapter_strength: float,
         box: str,
         request: gr.Request = None,
     ):
         shown = False
         try:
             args = (system_prompt, checkpoint, temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed)
-            for new_history, stats in chat_fn(message, history, *args, stop, min_p, request=request):
+            newer = (stop, min_p, adapter_strength)
+            for new_history, stats in chat_fn(message, history, *args, *newer, request=request):
                 # a reply has begun once the history ends with one (a starting app first shows the message alone)
                 shown = bool(new_history) and new_history[-1].get("role") == "assistant"
                 yield new_history, stats, NO_NOTICE, gr.skip()

@@ -33,11 +33,15 @@ SETTING_WORDS = (
     ("top_p", "top-p"),
     ("top_k", "top-k"),
     ("repetition_penalty", "repetition penalty"),
+    ("adapter_strength", "adapter strength"),
     ("max_new_tokens", "max tokens"),
     ("seed", "seed"),
     ("stop", "stop"),
 )
 CONTEXT_SETTINGS = ("temperature", "top_p")  # always named, so a lone difference reads in context
+# Settings the store leaves out at their neutral value, so older settings keep their hash (views sit below
+# workbench.generation, so the value is stated here: GenerationSettings' default, 1 = the adapter as trained).
+LEFT_OUT = {"adapter_strength": 1.0}
 
 
 def _setting(key: str, value: object) -> str:
@@ -53,6 +57,7 @@ def settings_difference(a: dict | None, b: dict | None) -> tuple[str, str]:
     ("temperature 1.2 · top-p 0.95", "temperature 0.2 · top-p 0.95"). Empty strings when either is unknown."""
     if not a or not b:
         return "", ""
+    a, b = ({**LEFT_OUT, **a}, {**LEFT_OUT, **b})
     keys = [k for k, _ in SETTING_WORDS if k in CONTEXT_SETTINGS or a.get(k) != b.get(k)]
     words = dict(SETTING_WORDS)
     return tuple(" · ".join(f"{words[k]} {_setting(k, side.get(k))}" for k in keys) for side in (a, b))

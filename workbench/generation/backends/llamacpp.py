@@ -10,7 +10,8 @@ LoRA adapters trained by Workbench are converted to llama.cpp's GGUF LoRA format
 (`workbench.generation.lora_gguf`) the first time they are asked for. llama.cpp loads adapters when its
 server starts and chooses among them per request by scale, so switching between loaded adapters costs
 nothing; asking for one that is not loaded yet starts a new server with it (the base file is memory-mapped,
-so that takes well under a second for the embedded model) while requests on the old one finish.
+so that takes well under a second for the embedded model) while requests on the old one finish. The adapter
+strength is that per-request scale (no reload): 0 leaves the adapter out, as for the base model.
 
 The server's own HTTP listener is bound to loopback and given a random API key, so nothing outside this
 process can use it; requests go through `handle_completions` in process.
@@ -128,7 +129,7 @@ def _shared_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 class _Slot:
     """What one llama.cpp slot holds in its KV cache: the prompt it last processed, under which adapter."""
 
-    key: tuple[str, int] | None = None
+    key: Any = None  # (adapter key, strength), or None for the base model
     prompt: list[int] = field(default_factory=list)
     busy: bool = False
     used: float = 0.0
@@ -150,11 +151,12 @@ class _Loaded:
         self.slots = [_Slot() for _ in range(slots)]
         self._free = threading.Condition()
 
-    def lora_field(self, key: tuple[str, int] | None) -> list[dict[str, Any]]:
-        # Every adapter gets a scale: llama.cpp keeps the last scale of one a request leaves out (#28674).
-        return [{"id": i, "scale": 1.0 if known == key else 0.0} for i, known in enumerate(self.loras)]
+    def lora_field(self, key: tuple[str, int] | None, strength: float = 1.0) -> list[dict[str, Any]]:
+        # Every adapter gets a scale: llama.cpp keeps the last scale of one a request leaves out (#28674). Its
+        # server applies only adapters with a scale other than 0, so strength 0 computes the base model alone.
+        return [{"id": i, "scale": strength if known == key else 0.0} for i, known in enumerate(self.loras)]
 
-    def acquire(self, key: tuple[str, int] | None, prompt: list[int], cancelled: threading.Event) -> tuple[int, bool]:
+    def acquire(self, key: Any, prompt: list[int], cancelled: threading.Event) -> tuple[int, bool]:
         """A free slot for this request and whether its cache may be reused; (-1, False) if cancelled first."""
         with self._free:
             while not (free := [i for i, slot in enumerate(self.slots) if not slot.busy]):
@@ -181,16 +183,21 @@ class _Loaded:
             self._free.notify()
 
     def complete(
-        self, body: dict[str, Any], key: tuple[str, int] | None, cancelled: threading.Event, on_chunk: Callable
+        self,
+        body: dict[str, Any],
+        key: tuple[str, int] | None,
+        cancelled: threading.Event,
+        on_chunk: Callable,
+        strength: float = 1.0,
     ) -> bool:
-        """Run one completion request on a slot of its own; False if it was cancelled while waiting for one.
-        The part of the prompt the slot already holds under the same adapter is not evaluated again (measured:
-        the same replies as a full evaluation)."""
-        index, reuse = self.acquire(key, body["prompt"], cancelled)
+        """Run one completion request on a slot of its own, the adapter `key` at `strength`; False if it was
+        cancelled while waiting for one. The part of the prompt the slot already holds under the same adapter and
+        strength is not evaluated again (measured: the same replies as a full evaluation)."""
+        index, reuse = self.acquire(None if key is None else (key, strength), body["prompt"], cancelled)
         if index < 0:
             return False
         try:
-            body = {**body, "id_slot": index, "cache_prompt": reuse, "lora": self.lora_field(key)}
+            body = {**body, "id_slot": index, "cache_prompt": reuse, "lora": self.lora_field(key, strength)}
             self.server.handle_completions(body, on_chunk)
         finally:
             self.release(index)
@@ -318,7 +325,8 @@ class LlamaCppBackend:
         try:
             loaded, key = self._server_for(job.adapter, job.evict)
             reply.begin()
-            loaded.complete(request_body(job, self.context_window), key, reply.cancelled, on_chunk)
+            strength = job.settings.adapter_strength
+            loaded.complete(request_body(job, self.context_window), key, reply.cancelled, on_chunk, strength)
             if state["error"]:
                 error = WorkbenchError(state["error"])
         except Exception as exc:  # reported to the consumer by Reply.__iter__
@@ -331,9 +339,10 @@ class LlamaCppBackend:
             reply.close(error)
 
     def greedy_tokens(
-        self, prompt_ids: list[int], max_new_tokens: int, adapter: Adapter | None = None
+        self, prompt_ids: list[int], max_new_tokens: int, adapter: Adapter | None = None, strength: float = 1.0
     ) -> list[tuple[int, float]]:
-        """The greedy continuation of `prompt_ids` as (token id, log-probability) pairs, for comparing backends."""
+        """The greedy continuation of `prompt_ids` as (token id, log-probability) pairs, for comparing backends
+        (`adapter` at `strength`)."""
         loaded, key = self._server_for(adapter)
         body = {"prompt": prompt_ids, "max_tokens": max_new_tokens, "temperature": 0.0, "logprobs": 1, "stream": True}
         out: list[tuple[int, float]] = []
@@ -347,7 +356,7 @@ class LlamaCppBackend:
             out.extend((int(t["id"]), float(t["logprob"])) for t in content)
             return False
 
-        loaded.complete(body, key, threading.Event(), on_chunk)
+        loaded.complete(body, key, threading.Event(), on_chunk, strength)
         if failed:
             raise WorkbenchError(f"llama.cpp failed: {failed[0]}")
         return out

@@ -141,7 +141,8 @@ class OpenAIBackend:
         # would say only "stop", the same as at the end of its turn, and the reply could not tell which.
         taken = dict(self.remote.sampling)
         extra, not_applied = {}, []
-        for ours, default in (("top_k", 0), ("min_p", 0.0), ("repetition_penalty", 1.0)):
+        # (an adapter strength other than 1 that the server does not take was refused by the engine already)
+        for ours, default in (("top_k", 0), ("min_p", 0.0), ("repetition_penalty", 1.0), ("adapter_strength", 1.0)):
             value = getattr(settings, ours)
             if ours in taken:
                 extra[taken[ours]] = value

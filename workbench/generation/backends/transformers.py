@@ -69,20 +69,23 @@ class TransformersBackend:
     # --- the model with an adapter active ------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def model_for(self, adapter: Adapter | None) -> Iterator[Any]:
-        """The model with `adapter` active (None: no adapter), holding the lock until the block ends."""
-        with self._lock, self._active(adapter) as model:
+    def model_for(self, adapter: Adapter | None, strength: float = 1.0) -> Iterator[Any]:
+        """The model with `adapter` active (None: no adapter) at `strength`, holding the lock until the block
+        ends."""
+        with self._lock, self._active(adapter, strength) as model:
             yield model
 
     @contextlib.contextmanager
-    def _active(self, adapter: Adapter | None) -> Iterator[Any]:
-        """With the lock held: the model with `adapter` active, or with every adapter off for the base."""
+    def _active(self, adapter: Adapter | None, strength: float = 1.0) -> Iterator[Any]:
+        """With the lock held: the model with `adapter` active at `strength`, or with every adapter off for the
+        base (which ignores the strength)."""
         model = self._select(adapter)
         if adapter is None and model is not self.loaded.model:  # a PeftModel: switch its adapters off
             with model.disable_adapter():
                 yield model
         else:
-            yield model
+            with _scaled(model if adapter is not None else None, strength):
+                yield model
 
     def _key(self, adapter: Adapter) -> str:
         """The adapter's peft key, loading it if new or changed on disk (with the lock held)."""
@@ -127,7 +130,7 @@ class TransformersBackend:
                     # transformers' own stop strings, which walk the whole vocabulary for each new set under this
                     # lock, are not needed here.
                     kwargs = self._generate_kwargs(job.settings, [reply], stop_strings=False)
-                    with self._active(job.adapter) as model:
+                    with self._active(job.adapter, job.settings.adapter_strength) as model:
                         torch.manual_seed(job.seed)
                         output = model.generate(
                             input_ids=inputs, attention_mask=torch.ones_like(inputs), streamer=streamer, **kwargs
@@ -206,9 +209,11 @@ class TransformersBackend:
                     keys = {name: self._key(adapter) for name, adapter in adapters.items()}
                     kwargs["adapter_names"] = [keys[j.adapter.name] if j.adapter else BASE_ROW for j in jobs]
                 inputs = torch.tensor(ids, device=self.loaded.device)
-                output = self._model.generate(
-                    input_ids=inputs, attention_mask=torch.tensor(mask, device=self.loaded.device), **kwargs
-                )
+                # one strength for the batch (jobs are grouped by settings); base rows have no adapter to scale
+                with _scaled(self._model if adapters else None, jobs[0].settings.adapter_strength):
+                    output = self._model.generate(
+                        input_ids=inputs, attention_mask=torch.tensor(mask, device=self.loaded.device), **kwargs
+                    )
                 outputs = [row[width:].tolist() for row in output]
         except Exception as exc:
             error = exc
@@ -229,6 +234,22 @@ class TransformersBackend:
             tokens, ended_on_eos = row[:end], False
         reply.finish_stats(len(tokens), finish_reason(reply, len(tokens), job.settings.max_new_tokens, ended_on_eos))
         reply.close(error)
+
+
+@contextlib.contextmanager
+def _scaled(model: Any, strength: float) -> Iterator[None]:
+    """Every LoRA layer's scaling times `strength` inside the block (None or strength 1: nothing changes).
+
+    peft's own `rescale_adapter_scale` does it and restores the scalings after; it changes the model for every
+    caller, so it runs only with the backend's lock held (as every generation and `model_for` do here).
+    """
+    if model is None or strength == 1:
+        yield
+        return
+    from peft.helpers import rescale_adapter_scale
+
+    with rescale_adapter_scale(model, float(strength)):
+        yield
 
 
 class _ReplyStreamer(TextStreamer):
