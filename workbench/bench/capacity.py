@@ -189,12 +189,16 @@ def machine_load() -> str:
 
 
 def wait_ready(url: str, timeout: float = 600.0) -> dict[str, Any]:
-    """The app's `/status` once it says the model is ready (raises with its error when loading failed)."""
+    """The app's `/status` once it says the model is ready (raises with its error when loading failed, or when it
+    was not ready within `timeout` seconds; a `/status` that takes over 10 s to answer counts as not ready yet)."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = httpx.get(f"{url}status", timeout=10, trust_env=False).json()
+        try:
+            status = httpx.get(f"{url}status", timeout=10, trust_env=False).json()
+        except httpx.TimeoutException:  # a loading app on a busy machine may take longer to answer: ask again
+            continue
         if status.get("ready"):
             return status
         if status.get("error"):
