@@ -9,6 +9,7 @@
 
     ids = model_ids(settings, allowed)                 # [(id, checkpoint), ...] the caller may use
     checkpoint = resolve(settings, "my-run", allowed)  # "my-run"; ApiError 404 for an id it may not use
+    entries = model_objects(settings, allowed)         # GET /v1/models' data: OpenAI's model objects
 
 `allowed(checkpoint)` is the caller's rule (the owner any, a visitor what the owner offers). Torch-free.
 """
@@ -16,12 +17,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from workbench.api.errors import ApiError
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.generation.router import choices
-from workbench.registry import BASE_NAME, resolve_base
+from workbench.registry import ADAPTER_WEIGHTS, BASE_NAME, list_adapters, resolve_base
+
+OWNER = "workbench"  # `owned_by` of every model object (clients show it beside the id; Open WebUI groups by it)
 
 
 def model_ids(settings: Settings, allowed: Callable[[str], bool]) -> list[tuple[str, str]]:
@@ -45,3 +50,35 @@ def resolve(settings: Settings, model: str, allowed: Callable[[str], bool]) -> s
     raise ApiError(
         404, f"There is no model {shown!r} here: the models endpoint lists them.", param="model", code="model_not_found"
     )
+
+
+def model_objects(settings: Settings, allowed: Callable[[str], bool], only: str | None = None) -> list[dict[str, Any]]:
+    """OpenAI's model object for every id the caller may use (or for the id `only`): `id`, `object` "model",
+    `created` and `owned_by`, the four fields of OpenAI's reference that clients read (the `openai` client's Model,
+    Open WebUI's model list). `created` is when the checkpoint was made, in Unix seconds: its adapter weights' time,
+    or the base model file's; 0 where nothing of it is on this machine (a hub id not downloaded, a remote model)."""
+    made = _made(settings)
+    return [
+        {"id": name, "object": "model", "created": made.get(checkpoint, 0), "owned_by": OWNER}
+        for name, checkpoint in model_ids(settings, allowed)
+        if only is None or name == only
+    ]
+
+
+def _made(settings: Settings) -> dict[str, int]:
+    """Checkpoint name -> when it was written (Unix seconds), for the main model's base and adapters."""
+    try:
+        base = resolve_base(settings)
+    except WorkbenchError:
+        return {}
+    made = {BASE_NAME: _mtime(Path(base.source)) if base.kind in ("gguf", "folder") else 0}
+    for adapter in list_adapters(settings, base):
+        made[adapter.name] = _mtime(adapter.path / ADAPTER_WEIGHTS) or _mtime(adapter.path)
+    return made
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return int(path.stat().st_mtime)
+    except OSError:
+        return 0

@@ -28,7 +28,7 @@ from starlette.routing import Route
 from workbench.api.chat import chat_completions
 from workbench.api.completions import completions
 from workbench.api.errors import ApiError
-from workbench.api.models import model_ids, resolve
+from workbench.api.models import model_objects, resolve
 from workbench.api.params import parse
 from workbench.api.state import ApiState, Asker
 from workbench.config import Settings
@@ -149,13 +149,13 @@ def api_routes(settings: Settings, router: Router, *, ready: Callable[[], bool])
     state = ApiState(settings, router, ready)
 
     async def models(request: Request, asker: Asker) -> Response:
-        ids = await run_in_threadpool(model_ids, settings, asker.may_choose)
-        return JSONResponse({"object": "list", "data": [_model(name) for name, _ in ids]})
+        data = await run_in_threadpool(model_objects, settings, asker.may_choose)
+        return JSONResponse({"object": "list", "data": data})
 
     async def model(request: Request, asker: Asker) -> Response:
         name = request.path_params["model"]
         await run_in_threadpool(resolve, settings, name, asker.may_choose)
-        return JSONResponse(_model(name))
+        return JSONResponse((await run_in_threadpool(model_objects, settings, asker.may_choose, name))[0])
 
     return [
         Route("/v1/models", _answer(state, models), methods=["GET"]),
@@ -163,7 +163,3 @@ def api_routes(settings: Settings, router: Router, *, ready: Callable[[], bool])
         Route("/v1/chat/completions", _generate(state, chat_completions, "chat"), methods=["POST"]),
         Route("/v1/completions", _generate(state, completions, "completions"), methods=["POST"]),
     ]
-
-
-def _model(name: str) -> dict[str, Any]:
-    return {"id": name, "object": "model", "created": 0, "owned_by": "workbench"}

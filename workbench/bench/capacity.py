@@ -176,13 +176,29 @@ def first_from_timings(done: float, timings: dict[str, Any] | None) -> float | N
 # --- the case ---------------------------------------------------------------------------------------------------
 
 
+def machine_load() -> str:
+    """The machine's 1-minute load average over its cores, for a note: these cases' ratios hold under a steady load
+    (both sides take turns), but a run on a machine shared with other work says so beside its figures."""
+    import os
+
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not on every platform
+        return "load unknown"
+    return f"load {load:.1f} on {os.cpu_count()} cores"
+
+
 def wait_ready(url: str, timeout: float = 600.0) -> dict[str, Any]:
-    """The app's `/status` once it says the model is ready (raises with its error when loading failed)."""
+    """The app's `/status` once it says the model is ready (raises with its error when loading failed, or when it
+    was not ready within `timeout` seconds; a `/status` that takes over 10 s to answer counts as not ready yet)."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = httpx.get(f"{url}status", timeout=10, trust_env=False).json()
+        try:
+            status = httpx.get(f"{url}status", timeout=10, trust_env=False).json()
+        except httpx.TimeoutException:  # a loading app on a busy machine may take longer to answer: ask again
+            continue
         if status.get("ready"):
             return status
         if status.get("error"):
@@ -272,6 +288,7 @@ def case_serving_capacity(ctx: BenchContext, levels: tuple[int, ...] = LEVELS, t
     from workbench.bench.serving import _app
 
     settings = replace(ctx.settings, admin_open="auto")  # the owner on loopback: no per-visitor limits
+    load_before = machine_load()
     with _app(settings, "llamacpp") as app:
         status = wait_ready(app.url)
         bare = Bare(settings, status["slots"])
@@ -286,7 +303,8 @@ def case_serving_capacity(ctx: BenchContext, levels: tuple[int, ...] = LEVELS, t
         f"more at low levels for {MIN_CHATS} chats per level), "
         "each from its own visitor with the page open; "
         "app = python app.py through its HTTP API (SSE); raw = xllamacpp in this process, each reply whole (no "
-        "Python per token; first token from llama.cpp's timings); streamed bare = the same with a callback per token",
+        "Python per token; first token from llama.cpp's timings); streamed bare = the same with a callback per token; "
+        f"machine {load_before} before, {machine_load()} after",
     )
     rows = [setup]
     for level in results:

@@ -20,7 +20,7 @@ import time
 from dataclasses import replace
 
 from workbench.bench import BenchContext, Measure
-from workbench.bench.capacity import RAW, TEMPERATURE, Bare, level_measures, measure_levels, wait_ready
+from workbench.bench.capacity import RAW, TEMPERATURE, Bare, level_measures, machine_load, measure_levels, wait_ready
 from workbench.bench.chatclient import ChatTiming
 from workbench.generation.settings import GenerationSettings
 
@@ -85,6 +85,7 @@ def case_openai_api(ctx: BenchContext, levels: tuple[int, ...] = LEVELS, tokens:
     from workbench.bench.serving import _app
 
     settings = replace(ctx.settings, admin_open="auto")  # the owner on loopback: no per-visitor limits
+    load_before = machine_load()
     with _app(settings, "llamacpp") as app:
         status = wait_ready(app.url)
         bare = Bare(settings, status["slots"])
@@ -101,7 +102,7 @@ def case_openai_api(ctx: BenchContext, levels: tuple[int, ...] = LEVELS, tokens:
         "slots",
         note=f"{status['model']} on {status['backend']}; {tokens}-token replies, temperature {TEMPERATURE}; "
         f"{ctx.repeats} rounds a level (more at 1 request); api = POST /v1/chat/completions on python app.py; "
-        "raw = xllamacpp in this process, each reply whole",
+        f"raw = xllamacpp in this process, each reply whole; machine {load_before} before, {machine_load()} after",
     )
     rows = [setup]
     for level in results:
