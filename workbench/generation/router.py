@@ -173,6 +173,7 @@ class Router:
                     return self._engines[key]
             if not base.usable:
                 raise WorkbenchError(base.reason)
+            self.main()  # the main model loads first: it always stays loaded, and the budget counts it
             from workbench.generation.backends import choose_backend
             from workbench.generation.budget import estimate
             from workbench.generation.engine import ChatEngine
@@ -193,7 +194,7 @@ class Router:
         from workbench.generation.budget import estimate
 
         with self._lock:
-            engines = [e for k, e in self._engines.items() if k == "" or k.startswith("family:")]
+            engines = [e for k, e in sorted(self._engines.items()) if k == "" or k.startswith("family:")]
         return {e.base.name: estimate(e.base, e.settings, e.backend_name) for e in engines}
 
     def _make_room(self, policy: Policy, base: BaseModel, need: int) -> None:
