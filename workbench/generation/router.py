@@ -198,14 +198,16 @@ class Router:
         return {e.base.name: estimate(e.base, e.settings, e.backend_name) for e in engines}
 
     def _make_room(self, policy: Policy, base: BaseModel, need: int) -> None:
-        """Unload idle families, least recently used first, until `base` fits; else refuse it (one sentence)."""
+        """Unload idle families, least recently used first, until `base` fits; else refuse it (one sentence). Through
+        `for_visitors` nothing is unloaded: the family loads only where it fits beside what is loaded."""
         while True:
             loaded = self.loaded()
             try:
                 policy.check_fits(base, need, loaded)
                 return
             except WorkbenchError:
-                idle = [k for k in self._family_keys() if not _busy(self._engines.get(k))]
+                # A visitor's request never unloads another family, so visitors cannot make two take turns.
+                idle = [k for k in self._family_keys() if not _busy(self._engines.get(k))] if self.evict else []
                 if not idle:
                     raise
                 self._unload(min(idle, key=lambda k: self._used.get(k, 0.0)))
