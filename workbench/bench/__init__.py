@@ -20,7 +20,8 @@ chatting and fifty voting through the running app for a minute: correctness unde
 mostly its own load generator's), `quality` (a newcomer's first questions answered with the default settings,
 against the old defaults), `train_memory` (`workbench train` against a plain TRL + peft script: peak memory,
 tokens/s and losses, SFT and DPO; `phases` meters memory per phase of a training step), `feedback_loop` (likes and
-dislikes of a known preference, trained with KTO: the liked-reply rate on held-out questions against the parent).
+dislikes of a known preference, trained with KTO: the liked-reply rate on held-out questions against the parent),
+`families` (two base models served at once against one alone: RSS and tokens/s).
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ CASES = {
     "demo_quality": "quality:case_demo_quality",
     "feedback_loop": "feedback_loop:case_feedback_loop",
     "train_memory": "train_memory:case_train_memory",
+    "two_families": "families:case_two_families",
 }
 
 

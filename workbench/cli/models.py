@@ -1,7 +1,12 @@
 """`python -m workbench models`: base models and adapters on disk, with status (no model is loaded).
 
 python -m workbench models          # a table
-python -m workbench models --json   # {"base", "backend", "bases": [...], "adapters": [...]}
+python -m workbench models --json   # {"base", "backend", "served", "checkpoints", "policy", "bases", "adapters"}
+
+With several families served at once (WORKBENCH_MODEL="a,b", registry.yaml's `serve: true`), `served` names them
+(the main one first, marked * in the table, the others +), `checkpoints` is every name a request can use across
+them ("base", "my-run", "gemma", "gemma/its-run", "remote:NAME"), and `policy` is the memory and cores policy
+(docs/models.md).
 
 A remote model (registry.yaml, `backend: openai`) is asked for its model list, so each says whether its
 server answers, what it serves, or why not. Each usable base also says what it is (`info`): family, context
@@ -46,6 +51,18 @@ def _info(base, settings) -> dict:
         return {"error": f"{base.source} cannot be read ({exc})."}
 
 
+def _serving(settings) -> tuple[list[str], list[str], str | None]:
+    """The served families, every checkpoint name across them, and the memory policy in words (or its error)."""
+    from workbench.generation.budget import plan
+    from workbench.generation.router import choices
+    from workbench.registry import served_bases
+
+    try:
+        return [b.name for b in served_bases(settings)], choices(settings), plan(settings).describe()
+    except WorkbenchError as exc:
+        return [], [], str(exc)
+
+
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     try:
@@ -56,11 +73,15 @@ def run(args: argparse.Namespace) -> int:
     adapters = list_adapters(settings, current)
     backend = choose_backend(settings, current) if current else None
     status = {b.name: _remote_status(b, settings) for b in bases if b.kind == "remote"}
+    served, names, policy = _serving(settings) if current else ([], [], None)
     if args.json:
         print_json(
             {
                 "base": current.name if current else None,
                 "backend": backend,
+                "served": served,
+                "checkpoints": names,
+                "policy": policy,
                 "bases": [
                     asdict(b)
                     | {"selected": current is not None and b.name == current.name}
@@ -78,13 +99,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"Backend: {backend} (WORKBENCH_BACKEND={settings.backend})")
     print("Base models:")
     for b in bases:
-        mark = "*" if current and b.name == current.name else " "
+        mark = "*" if current and b.name == current.name else "+" if b.name in served else " "
         state = "ok" if b.usable else "unusable"
         note = f"  ({b.reason})" if b.reason else ""
         if b.name in status:
             s = status[b.name]
             note += f"  {b.source}: " + (f"serves {', '.join(s['models'])}" if s.get("reachable") else s["error"])
         print(f" {mark} {b.name:<32} {b.kind:<6} {state}{note}")
+    if policy:
+        print(f"Checkpoints: {', '.join(names)}\nMemory and cores: {policy}")
     print(f"Adapters in {settings.adapters_dir}:" if adapters else f"No adapters in {settings.adapters_dir}.")
     for a in adapters:
         status = "ok" if a.usable else f"unusable: {a.reason}"

@@ -42,6 +42,7 @@ def build_app(settings, router=None):
         try:
             router.main()
             state["ready"] = True
+            router.preload()  # the other families the memory policy loads at start
         except Exception as exc:  # said by /status and on stderr; requests keep getting 503
             state["error"] = str(exc)
             print(f"error: the model could not be loaded: {exc}", file=sys.stderr)

@@ -59,10 +59,13 @@ _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: 
 _STRING, _ARRAY = 8, 9
 _WANTED = ("general.architecture", "tokenizer.chat_template", "tokenizer.ggml.")
 _VOCABULARY = (".tokens", ".scores", ".token_type", ".merges")  # large, and not needed here
+# What the KV cache's size follows (workbench.generation.budget): layers, KV heads and their width.
+_SHAPE = (".context_length", ".block_count", ".embedding_length", ".attention.head_count", ".attention.head_count_kv")
+_SHAPE += (".attention.key_length", ".attention.value_length")
 
 
 def _wanted(key: str) -> bool:
-    return (key.startswith(_WANTED) and not key.endswith(_VOCABULARY)) or key.endswith(".context_length")
+    return (key.startswith(_WANTED) and not key.endswith(_VOCABULARY)) or key.endswith(_SHAPE)
 
 
 class _Header:

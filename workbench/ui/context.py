@@ -73,15 +73,17 @@ class AppContext:
         self._phase = "finding the model"
         base = local_file(resolve_base(self.settings), progress=self._say)
         backend = choose_backend(self.settings, base)
-        where = f"llama.cpp with {self.settings.slots} slots" if backend == "llamacpp" else backend
+        slots = self._router.policy().slots
+        where = f"llama.cpp with {slots} slots" if backend == "llamacpp" else backend
         self._say(f"loading {base.name}'s tokenizer and starting {where}")
-        return ChatEngine.load(self.settings)
+        return ChatEngine.load(self._router.policy().engine_settings(self.settings))
 
     def _say(self, phase: str) -> None:
         self._phase = phase
 
     def status(self) -> dict:
-        """Whether the model is ready, and which: {"ready", "phase", "model", "backend", "slots", "error"}.
+        """Whether the model is ready, and which: {"ready", "phase", "model", "backend", "slots", "error", "loaded"}
+        (`loaded`: the local families in memory now, the main one first).
 
         `phase` says what the load is doing ("downloading … from the Hugging Face hub", "ready"); `error` is the
         load's one sentence when it failed (with server paths shortened and secrets masked: visitors read it).
@@ -96,6 +98,7 @@ class AppContext:
             "backend": engine.backend_name if engine is not None else None,
             "slots": engine.slots if engine is not None else self.settings.slots,
             "error": sentence,
+            "loaded": list(self._router.loaded()) if engine is not None else [],
         }
 
     def loading(self) -> bool:
@@ -114,11 +117,13 @@ class AppContext:
         return self._router
 
     def warm_up(self) -> threading.Thread:
-        """Start loading the model in the background, so the first message does not wait for it."""
+        """Start loading the model in the background, so the first message does not wait for it; then the other
+        families the memory policy loads at start (`workbench.generation.budget`)."""
 
         def load() -> None:
             with contextlib.suppress(WorkbenchError):  # status() reports it; a chat tries again and shows it
                 self.engine()
+                self._router.preload()
 
         thread = threading.Thread(target=load, name="workbench-warm-up", daemon=True)
         self._warm_up = thread
@@ -151,7 +156,8 @@ class AppContext:
         return self._on_disk()[0]
 
     def checkpoint_choices(self) -> list[str]:
-        """ "base", every usable adapter and each remote model ("remote:NAME[/ADAPTER]"), for the selectors."""
+        """ "base", every usable adapter, each other family ("FAMILY[/ADAPTER]") and each remote model
+        ("remote:NAME[/ADAPTER]"), for the selectors."""
         return self._on_disk()[1]
 
     def visitor(self, request: gr.Request | None) -> Visitor:

@@ -2,7 +2,8 @@
 
     curl http://127.0.0.1:7860/status
     {"ready": false, "phase": "downloading SmolLM2-135M-Instruct.Q4_1.gguf (98 MB) from the Hugging Face hub ...",
-     "model": "SmolLM2-135M-Instruct", "backend": null, "slots": 8, "error": null}
+     "model": "SmolLM2-135M-Instruct", "backend": null, "slots": 8, "error": null,
+     "loaded": []}
 
 The model loads in the background while the page is already served (`AppContext.warm_up`). Until it is ready
 the page shows what the load is doing, refreshed every second, and says that a message can be sent: a chat sent
