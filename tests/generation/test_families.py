@@ -105,3 +105,14 @@ def test_the_policy_divides_the_slots_and_refuses_what_does_not_fit(home):
 def test_the_kv_cache_estimate_reads_the_gguf(home):
     # SmolLM2-135M: 30 layers, 3 KV heads of 64 dimensions, keys and values in float16.
     assert kv_bytes(embedded_base().source, 4, 1024) == 30 * 3 * (64 + 64) * 2 * 4 * 1024
+
+
+def test_a_settings_pair_varies_the_strength_of_an_adapter_of_any_family_never_of_a_family_base(home):
+    from workbench.generation.settings import GenerationSettings
+    from workbench.studio.battle import ladder, scalable
+
+    settings = two(home)
+    assert [scalable(c, settings) for c in choices(settings)] == [False, True, False, True]
+    temperatures = [GenerationSettings(temperature=t) for t in (0.2, 0.7, 1.0)]
+    assert ladder("other", temperatures, settings) == temperatures
+    assert {s.adapter_strength for s in ladder("other/other-run", temperatures, settings)} > {1.0}

@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.generation.settings import GenerationSettings
 
@@ -108,6 +109,7 @@ def new_battle(
     differ: str,
     settings: GenerationSettings,
     rng: random.Random | None = None,
+    served: Settings | None = None,
 ) -> Battle:
     """Draw two contestants and their sides at random.
 
@@ -118,6 +120,7 @@ def new_battle(
             checkpoints, "checkpoint" becomes "settings" and the battle's note says why.
         settings: The settings every contestant starts from (max new tokens, top-p, ...).
         rng: Random source (tests pass a seeded one).
+        served: The app's settings, so another served family's own name counts as a base model (`scalable`).
     """
     # The adaptive sampler (issue 20) may choose the pair here instead of drawing uniformly.
     rng = rng or random.Random()
@@ -133,23 +136,25 @@ def new_battle(
         a, b = rng.sample(names, 2)
         return Battle(Contestant(a, settings), Contestant(b, settings), differ, note)
     checkpoint = rng.choice(names)
-    low, high = rng.sample(ladder(checkpoint, [settings.replace(temperature=t) for t in SETTINGS_LADDER]), 2)
+    low, high = rng.sample(ladder(checkpoint, [settings.replace(temperature=t) for t in SETTINGS_LADDER], served), 2)
     return Battle(Contestant(checkpoint, low), Contestant(checkpoint, high), differ, note)
 
 
-def scalable(checkpoint: str) -> bool:
-    """Whether a checkpoint is a local adapter, whose strength Workbench sets (the base model has no adapter, and a
-    remote server's adapters are served as trained unless its entry says otherwise)."""
-    from workbench.generation.router import REMOTE
-    from workbench.registry import BASE_NAME
+def scalable(checkpoint: str, served: Settings | None = None) -> bool:
+    """Whether a checkpoint is a local adapter, whose strength Workbench sets (a base model has no adapter, and a
+    remote server's adapters are served as trained unless its entry says otherwise). With `served`, another
+    served family's own name ("gemma") is a base model too."""
+    from workbench.gate.checkpoints import checkpoint_kind
 
-    return bool(checkpoint) and checkpoint != BASE_NAME and not checkpoint.startswith(REMOTE)
+    return bool(checkpoint) and checkpoint_kind(checkpoint, served) == "adapters"
 
 
-def ladder(checkpoint: str, temperatures: Sequence[GenerationSettings]) -> list[GenerationSettings]:
+def ladder(
+    checkpoint: str, temperatures: Sequence[GenerationSettings], served: Settings | None = None
+) -> list[GenerationSettings]:
     """The settings one checkpoint's settings pairs draw two from: `temperatures` (settings that differ in
     temperature), or for a local adapter its middle one at each strength of STRENGTH_LADDER."""
-    if not scalable(checkpoint):
+    if not scalable(checkpoint, served):
         return list(temperatures)
     middle = temperatures[len(temperatures) // 2]
     return [middle.replace(adapter_strength=s) for s in STRENGTH_LADDER]

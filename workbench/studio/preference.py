@@ -58,7 +58,7 @@ def ensure_settings_pair(
     if not prompts:
         raise WorkbenchError(f"The prompt set {prompt_set!r} has no prompts.")
     prompt, checkpoint = rng.choice(prompts), rng.choice(list(checkpoints))
-    choices = list(dict.fromkeys(ladder(checkpoint, list(settings))))
+    choices = list(dict.fromkeys(ladder(checkpoint, list(settings), engine.settings)))
     pair = rng.sample(choices, 2) if choose is None else chosen_pair(choose, {s: settings_label(s) for s in choices})
     requests = [Request(prompt["text"], checkpoint, s, prompt["system_prompt"], prompt["id"]) for s in pair]
     records = stored_or_made(engine, store, requests)

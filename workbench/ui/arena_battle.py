@@ -69,7 +69,9 @@ def make_send_fn(arena: Arena):
             who = arena.ctx.visitor(request)
             # A visitor's battle is fought among what visitors may choose, and may not make llama.cpp drop adapters.
             router = arena.ctx.router() if who.owner else arena.ctx.router().for_visitors()
-            battle = current or battles.new_battle(arena.contestants(who, differ), differ, battle_settings(arena))
+            battle = current or battles.new_battle(
+                arena.contestants(who, differ), differ, battle_settings(arena), served=arena.ctx.settings
+            )
             sides = [battle.conversation(side) for side in ("left", "right")]
             longest = max(sides, key=lambda messages: sum(len(m["content"]) for m in messages))
             check_chat(who.sizes, text, "", longest, battle.left.settings)
