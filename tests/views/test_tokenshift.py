@@ -44,14 +44,14 @@ def test_the_html_escapes_tokens_and_says_both_probabilities():
     assert hover.splitlines()[0] == "'<b>': 8.0× more likely under my-run (+2.08 nats)"
     assert "base: 10.0%" in hover and "my-run: 80.0%" in hover and "likeliest here: 'y'" in hover
     assert "unchanged" in tokenshift.shift_hover(ROWS[1], "base", "my-run")
-    assert "10.0× less likely" in tokenshift.shift_hover(ROWS[2], "base", "my-run")
+    assert "10× less likely" in tokenshift.shift_hover(ROWS[2], "base", "my-run")
     assert "more likely under my-run" in tokenshift.legend_html("base", "my-run")
 
 
 def test_summary_and_table():
     line = tokenshift.shift_summary(ROWS, "base", "my-run")
     assert line.startswith("3 tokens") and "rose most '<b>' (8.0× more likely)" in line
-    assert "fell most '\\n' (10.0× less likely)" in line
+    assert "fell most '\\n' (10× less likely)" in line
     table = tokenshift.shift_table(ROWS)
     assert list(table["token"]) == ["'<b>'", "' same'", "'\\n'"] and table["shift"][1] == 0
     assert tokenshift.shift_summary([], "a", "b") == "No tokens."

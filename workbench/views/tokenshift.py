@@ -42,7 +42,8 @@ def _times(shift: float) -> str:
     ratio = math.exp(abs(shift))
     if ratio < 1.005:
         return "unchanged"
-    return f"{ratio:.1f}× {'more' if shift > 0 else 'less'} likely"
+    shown = f"{ratio:.1f}" if ratio < 10 else f"{ratio:,.0f}"
+    return f"{shown}× {'more' if shift > 0 else 'less'} likely"
 
 
 def shift_hover(row: dict[str, Any], before: str, after: str) -> str:
