@@ -96,6 +96,8 @@ def test_two_base_models_are_refused_in_one_sentence():
         "base model, which read the same tokens."
     )
     assert check_pair(TwoFamilies(), None, "my-run") == ("base", "my-run")
+    with pytest.raises(WorkbenchError, match="named by its text, not by float"):
+        check_pair(TwoFamilies(), -1e12, "my-run")
 
 
 @pytest.mark.slow

@@ -28,6 +28,9 @@ def check_pair(engine: Any, before: str | None, after: str | None) -> tuple[str,
     """The two checkpoint names (None or "" is the base), refused with one sentence when they are the same or of two
     base models (their tokens and vocabularies differ, so there is no shift to read). Torch-free; `engine` is a
     ChatEngine or a Router."""
+    for name in (before, after):
+        if name is not None and not isinstance(name, str):  # a client may send anything where a name belongs
+            raise WorkbenchError(f"A checkpoint is named by its text, not by {type(name).__name__} {name!r:.40}.")
     before, after = before or BASE_NAME, after or BASE_NAME
     if before == after:
         raise WorkbenchError(f"Choose two different checkpoints to compare; both are {after}.")
