@@ -100,6 +100,15 @@ def test_two_base_models_are_refused_in_one_sentence():
         check_pair(TwoFamilies(), -1e12, "my-run")
 
 
+def test_the_router_refuses_a_local_and_a_remote_model(tmp_path):
+    from workbench.generation.router import Router
+
+    router = Router(Settings(home=tmp_path))  # nothing loads: which model a name belongs to is torch-free
+    with pytest.raises(WorkbenchError, match="belongs to SmolLM2-135M-Instruct and remote:gemma/run to gemma"):
+        check_pair(router, "base", "remote:gemma/run")
+    assert check_pair(router, "my-run/checkpoint-2", "") == ("my-run/checkpoint-2", "base")
+
+
 @pytest.mark.slow
 def test_the_embedded_model_and_a_lora_checkpoint_agree_with_the_token_view(engine, dash_checkpoints):
     from workbench.generation.tokenprobs import token_probabilities
