@@ -50,7 +50,7 @@ def _one_reply(checkpoint: str, against: str, messages, gen: GenerationSettings)
 
 
 def _over_a_suite(checkpoint: str, against: str, gen: GenerationSettings) -> None:
-    from workbench.evaluation.suites import list_suites
+    from workbench.evaluation.suites import find_suite, list_suites
 
     st.subheader("Over a suite of prompts")
     names = [s.name for s in list_suites() if s.kind == "generation"]
@@ -68,8 +68,9 @@ def _over_a_suite(checkpoint: str, against: str, gen: GenerationSettings) -> Non
         bar = st.progress(0.0, text="Reading…")
         try:
             before, after = check_pair(common.engine(), against, checkpoint)
-            passes = int(limit) * (3 if replies == "generated" else 2)
-            _check([before, after], gen.replace(max_new_tokens=1), passes)
+            generated = replies == "generated"  # then the suite's own settings generate, within the caller's sizes
+            asked = find_suite(suite).generation if generated else gen.replace(max_new_tokens=1)
+            _check([before, after], asked, int(limit) * (3 if generated else 2))
             readings = suite_shift.suite_shift(
                 common.engine(),
                 suite,
