@@ -437,7 +437,7 @@ def test_lab_sweeps_two_axes_shows_tokens_and_saves_the_setting_with_the_checkpo
 
 
 def test_lab_shows_what_a_checkpoint_changed_on_a_reply_and_over_a_suite(dash):
-    from workbench.studio.tokenshift import moved_most, suite_shift
+    from workbench.studio.tokenshift import moved_most, suite_prompts
 
     adapter = CHECKPOINTS[2]
     at = on("lab")
@@ -447,15 +447,20 @@ def test_lab_shows_what_a_checkpoint_changed_on_a_reply_and_over_a_suite(dash):
     at.number_input(key="lab-max-new-tokens").set_value(8).run()
     at.button(key="lab-shift-go").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    before, after, _, rows = at.session_state["lab-shift"]
-    assert (before, after) == ("base", adapter) and 0 < len(rows) <= 9
+    shifted = at.session_state["lab-shift"]
+    rows = shifted[3]
+    assert shifted[:2] == ("base", adapter) and 0 < len(rows) <= 9
     assert all(0 < r["before"] <= 1 and 0 < r["after"] <= 1 for r in rows)
     assert any("wb-shift" in h.proto.body and f"more likely under {adapter}" in h.proto.body for h in at.get("html"))
     at.number_input(key="lab-shift-limit").set_value(2)
     at.number_input(key="lab-shift-min-count").set_value(1)
     at.button(key="lab-shift-suite-go").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    expected = moved_most(suite_shift(dash.engine, "identity_heldout", "base", adapter, limit=2), top=20, min_count=1)
+    before, after, suite, replies, readings = at.session_state["lab-shift-result"]
+    assert (before, after, suite, replies, len(readings)) == ("base", adapter, "identity_heldout", "references", 2)
+    references = [refs[0] for _, refs in suite_prompts("identity_heldout", 2)]
+    assert ["".join(r["token"] for r in rows) for rows in readings] == references
+    expected = moved_most(readings, top=20, min_count=1)
     bars = chart(at, f"Tokens that moved most from base to {adapter}")["data"][0]
     assert bars["x"] == pytest.approx(list(expected["mean_shift"]), abs=1e-4)
     assert list(frame_with(at, "mean_shift")["count"]) == list(expected["count"])
