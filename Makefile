@@ -83,7 +83,7 @@ finetune-demo: install
 	$(PY) -m workbench chat --adapter $(DEMO_RUN) --prompt "Who created you?" --temperature 0 --max-new-tokens 60
 
 # The README shows these; the browser tests write them to tests/artifacts/ on every `make test`.
-SCREENSHOTS := chat chat_tokens finetune_tab arena dashboard_compare dashboard_leaderboard dashboard_metrics dashboard_lab public_arena
+SCREENSHOTS := chat chat_tokens chat_token_shift_view finetune_tab arena dashboard_compare dashboard_leaderboard dashboard_metrics dashboard_lab public_arena
 screenshots:
 	mkdir -p docs/screenshots
 	for name in $(SCREENSHOTS); do cp tests/artifacts/$$name.png docs/screenshots/; done

@@ -1,7 +1,9 @@
 """Lab page: tune generation settings on one screen. A prompt (typed, or a suite example with references), the
 setting being tuned (a preset, the sliders, save it as a preset or with the checkpoint), a sweep over any one or
 two settings and several checkpoints with a heatmap per measure, which setting raters preferred, each token of a
-reply coloured by its probability with the alternatives on hover, and the first token's distribution.
+reply coloured by its probability with the alternatives on hover, what the checkpoint changed against another
+(pages/lab_shift.py: a reply's tokens coloured by the shift, and over a suite the tokens that moved most), and the
+first token's distribution.
 
 Widgets and wiring only: the work is workbench/studio/sweep.py and lab.py (through the ChatEngine), presets are
 workbench/generation/presets.py, the token view is workbench/views/tokenview.py.
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import common
+from pages import common, lab_shift
 from workbench.errors import WorkbenchError
 from workbench.generation import presets
 from workbench.generation.settings import GenerationSettings, conversation
@@ -354,6 +356,7 @@ def main() -> None:
     _show_sweep(messages)
     _preference()
     _token_view(checkpoint, messages, gen)
+    lab_shift.section(choices, checkpoint, messages, gen)
     _next_tokens(checkpoint, messages, gen)
 
 

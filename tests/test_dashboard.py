@@ -6,7 +6,8 @@ runs a prompt set; Metrics draws the stored suite results (figure data = store r
 score per item with names hidden until the vote; Leaderboard's numbers match a hand-computed case and its backend
 filter keeps the votes whose both outputs a chosen backend made; a reason with
 HTML/Markdown in it is shown literally; Lab sweeps two settings, shows a reply's tokens and saves the
-setting with the checkpoint. The browser
+setting with the checkpoint, and shows what a checkpoint changed against the base (a reply, and a suite's tokens
+that moved most). The browser
 versions (screenshots) are in tests/e2e/test_dashboard_browser.py.
 """
 
@@ -433,6 +434,36 @@ def test_lab_sweeps_two_axes_shows_tokens_and_saves_the_setting_with_the_checkpo
     messages = [{"role": "user", "content": "Write one sentence about the sea."}]
     direct = dash.engine.next_token_probabilities(messages, adapter, k=10, temperature=0.2)
     assert bars["x"] == pytest.approx([p for _, _, p in direct], rel=1e-4)
+
+
+def test_lab_shows_what_a_checkpoint_changed_on_a_reply_and_over_a_suite(dash):
+    from workbench.studio.tokenshift import moved_most, suite_prompts
+
+    adapter = CHECKPOINTS[2]
+    at = on("lab")
+    at.selectbox(key="lab-checkpoint").set_value(adapter).run()
+    assert adapter not in at.selectbox(key="lab-shift-against").options
+    at.selectbox(key="lab-shift-against").set_value("base").run()
+    at.number_input(key="lab-max-new-tokens").set_value(8).run()
+    at.button(key="lab-shift-go").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    shifted = at.session_state["lab-shift"]
+    rows = shifted[3]
+    assert shifted[:2] == ("base", adapter) and 0 < len(rows) <= 9
+    assert all(0 < r["before"] <= 1 and 0 < r["after"] <= 1 for r in rows)
+    assert any("wb-shift" in h.proto.body and f"more likely under {adapter}" in h.proto.body for h in at.get("html"))
+    at.number_input(key="lab-shift-limit").set_value(2)
+    at.number_input(key="lab-shift-min-count").set_value(1)
+    at.button(key="lab-shift-suite-go").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    before, after, suite, replies, readings = at.session_state["lab-shift-result"]
+    assert (before, after, suite, replies, len(readings)) == ("base", adapter, "identity_heldout", "references", 2)
+    references = [refs[0] for _, refs in suite_prompts("identity_heldout", 2)]
+    assert ["".join(r["token"] for r in rows) for rows in readings] == references
+    expected = moved_most(readings, top=20, min_count=1)
+    bars = chart(at, f"Tokens that moved most from base to {adapter}")["data"][0]
+    assert bars["x"] == pytest.approx(list(expected["mean_shift"]), abs=1e-4)
+    assert list(frame_with(at, "mean_shift")["count"]) == list(expected["count"])
 
 
 def test_a_fresh_install_compares_the_base_model_under_two_settings_and_makes_pairs_to_rate(

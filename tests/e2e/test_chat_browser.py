@@ -97,6 +97,41 @@ def test_preset_fills_the_sliders_and_the_token_view_reads_the_last_reply(page, 
     page.screenshot(path=artifacts / "chat_tokens.png", full_page=True)
 
 
+def test_the_token_view_shows_what_an_adapter_changed(page, gradio_app, artifacts, dash_checkpoints):
+    adapter = dash_checkpoints[1]
+    page.goto(gradio_app.url, wait_until="domcontentloaded")
+    box = page.locator("#msg textarea")
+    expect(box).to_be_editable()
+    page.locator("#checkpoint input").click()
+    page.get_by_role("option", name=adapter).click()
+    expect(page.locator("#checkpoint input")).to_have_value(adapter)
+    set_slider(page, "max-new-tokens", 12)
+    box.fill("What is the capital of France?")
+    box.press("Enter")
+    expect(page.locator("#stats")).to_contain_text("stopped:")
+    page.locator("#token-view").click()
+    page.locator("#token-against input").click()  # filled with this caller's checkpoints when opened
+    expect(page.get_by_role("option", name=dash_checkpoints[2])).to_be_visible()
+    page.get_by_role("option", name="base", exact=True).click()
+    page.locator("#show-shift").click()
+    spans = page.locator("#token-html .wb-shift")
+    expect(spans.first).to_be_visible(timeout=120_000)
+    reply = page.locator('#chatbot [data-testid="bot"]').last.inner_text()
+    assert "".join(spans.all_inner_texts()).replace("↵", "").strip() in reply.replace("\n", "")
+    title = spans.first.get_attribute("title")
+    assert f"under {adapter}" in title and "\n  base: " in title and f"\n  {adapter}: " in title
+    expect(page.locator("#token-html")).to_contain_text(f"more likely under {adapter}")
+    page.locator("#token-view").screenshot(path=artifacts / "chat_token_shift_view.png")
+    page.screenshot(path=artifacts / "chat_token_shift.png", full_page=True)
+    against = page.locator("#token-against input")  # the same checkpoint twice: one sentence where the tokens were
+    against.fill(adapter)
+    against.press("Enter")
+    page.locator("#show-shift").click()
+    expect(page.locator("#token-html")).to_contain_text(
+        f"Choose two different checkpoints to compare; both are {adapter}."
+    )
+
+
 def notice_says(page, sentence: str) -> None:
     """The sentence shows under the message box, and no bare "Error" badge or pop-up is anywhere on the page."""
     expect(page.locator("#chat-notice")).to_have_text(sentence)

@@ -172,6 +172,13 @@ def test_lab_page_sweeps_two_settings_and_shows_a_replys_tokens(page, dashboard,
     expect(page.get_by_text("tokens survive top-p")).to_be_visible(timeout=120_000)
     assert page.get_by_test_id("stPlotlyChart").count() >= 2  # the sweep's heatmap, next-token bars
     shoot(page, artifacts, "dashboard_lab.png")
+    # What the checkpoint (here the base) changed against the first adapter: the same reply's tokens under both.
+    page.get_by_role("button", name="Generate a reply with base and show what changed").click()
+    shifted = page.locator(".wb-shift")
+    expect(shifted.first).to_be_visible(timeout=120_000)
+    assert "under base" in shifted.first.get_attribute("title")
+    expect(page.locator(".wb-shift-legend")).to_contain_text("more likely under base")
+    shoot(page, artifacts, "dashboard_lab_shift.png")
 
 
 def test_a_fresh_install_leads_somewhere_on_compare_and_rate(page, fresh_dashboard, artifacts):

@@ -146,6 +146,12 @@ def test_oversized_requests_and_the_token_views_reply_are_measured(public_app):
     long_reply = call(url, show, [history, "", "base", 0.7, 0.9, 50, 1.0, "probability"], visitor("10.0.7.2"))
     # The page's event answers in its notice, not with a failure badge; nothing was tokenized.
     assert long_reply.success and "The reply to read is over 16,000 characters" in long_reply.output[0]
+    # What a checkpoint changed: the same measures, and the pair's own sentences, before any model is asked.
+    shift = fn_index(url, "show_shift")
+    long_shift = call(url, shift, [history, "", "some-run", "base"], visitor("10.0.7.4"))
+    assert long_shift.success and "The reply to read is over 16,000 characters" in long_shift.output[0]
+    same = call(url, shift, [history[:1], "", "base", "base"], visitor("10.0.7.4"))
+    assert same.success and "Choose two different checkpoints to compare; both are base." in same.output[0]
     many = [turn("user", "z"), turn("assistant", "y")] * 101
     # Past what any visitor's conversation may hold: refused at the queue's door, before the event is queued.
     refused = call(url, show, [many, "", "base", 0.7, 0.9, 50, 1.0, "probability"], visitor("10.0.7.3"))

@@ -10,7 +10,10 @@ creates later:
     wire_token_view(ctx, tokens, chatbot, system, checkpoint, sliders, lane)
 
 The token view reads the reply with one teacher-forced pass of the transformers reference (loaded on first use);
-its events are private (not API endpoints) and check their own inputs.
+"Show what changed" reads it under the chosen checkpoint and the one to compare with (two passes, the adapter
+switched on and off on one model) and colours each token by how far its probability moved. The events are private
+(not API endpoints); the gate checks their inputs' types and sizes, and they check the conversation's sizes, the
+checkpoints the caller may choose and the reply limit themselves.
 """
 
 from __future__ import annotations
@@ -81,15 +84,28 @@ def wire_presets(
 
 
 def token_view_layout() -> SimpleNamespace:
-    """The collapsed token view: colour choice, a button, and the coloured reply."""
+    """The collapsed token view: colour choice, a button, the checkpoint to compare with and its button, and the
+    coloured reply."""
     with gr.Accordion("Token probabilities of the last reply", open=False, elem_id="token-view"):
         with gr.Row():
             colour = gr.Radio(
                 ["probability", "entropy"], value="probability", label="Colour by", elem_id="token-colour"
             )
             show = gr.Button("Show token probabilities", elem_id="show-tokens", size="sm")
+        with gr.Row():
+            # Filled with the caller's checkpoints when opened; a custom value is the function's to check, as the
+            # chat's own selector does.
+            against = gr.Dropdown(
+                [BASE_NAME],
+                value=BASE_NAME,
+                label="Compare with",
+                elem_id="token-against",
+                info="What did the chosen checkpoint change? Each token's probability under both, the shift coloured.",
+                allow_custom_value=True,
+            )
+            shift = gr.Button("Show what changed", elem_id="show-shift", size="sm")
         view = gr.HTML("", elem_id="token-html")
-    return SimpleNamespace(colour=colour, show=show, view=view)
+    return SimpleNamespace(colour=colour, show=show, against=against, shift=shift, view=view)
 
 
 def last_exchange(history: Any, system_prompt: str | None) -> tuple[list[dict[str, str]], str]:
@@ -116,17 +132,11 @@ def wire_token_view(
         try:
             who = ctx.visitor(request)
             settings = GenerationSettings(temperature=t, top_p=p, top_k=k, max_new_tokens=1, adapter_strength=strength)
-            # A forward pass over all of it: the whole conversation as sent is measured, the reply included (it
-            # comes back from the browser like the rest), before the tokenizer or the model's lock sees any of it.
-            check_chat(who.sizes, "", system_prompt, history, settings)
-            messages, reply = last_exchange(history, system_prompt)
-            check_reply(who.sizes, reply)
-            ctx.check_checkpoint(who, name)
-            ctx.take_reply(who)  # as costly as a reply: counted like one
+            messages, reply = _read_last_reply(ctx, who, history, system_prompt, [name], 1)
             rows = token_probabilities(
                 ctx.router(),
                 messages,
-                message_text(reply),
+                reply,
                 name or BASE_NAME,
                 temperature=settings.temperature,
                 top_p=settings.top_p,
@@ -140,3 +150,44 @@ def wire_token_view(
     read = [sliders.temperature, sliders.top_p, sliders.top_k, sliders.adapter_strength]
     inputs = [chatbot, system, checkpoint, *read, tokens.colour]
     tokens.show.click(show, inputs, [tokens.view], api_visibility="private", **lane)
+    wire_token_shift(ctx, tokens, chatbot, system, checkpoint, lane)
+
+
+def _read_last_reply(ctx: AppContext, who, history, system_prompt, checkpoints: list, passes: int):
+    """(messages, reply) of the last exchange after the gate's checks of the token view: the conversation's and
+    the reply's sizes as sent, the checkpoints the caller may choose, and `passes` forward passes counted like
+    replies."""
+    # A forward pass over all of it: the whole conversation as sent is measured, the reply included (it comes back
+    # from the browser like the rest), before the tokenizer or the model's lock sees any of it.
+    check_chat(who.sizes, "", system_prompt, history, GenerationSettings(max_new_tokens=1))
+    messages, reply = last_exchange(history, system_prompt)
+    check_reply(who.sizes, reply)
+    for name in checkpoints:
+        ctx.check_checkpoint(who, name)
+    ctx.take_reply(who, passes)  # as costly as a reply each: counted like them
+    return messages, message_text(reply)
+
+
+def wire_token_shift(ctx: AppContext, tokens: SimpleNamespace, chatbot, system, checkpoint, lane: dict) -> None:
+    """The last reply read under the chosen checkpoint and the one to compare with: each token's probability under
+    both, coloured by the shift (workbench/views/tokenshift.py)."""
+    from workbench.generation.tokenshift import check_pair, token_shift
+    from workbench.views.tokenshift import shift_html, shift_summary
+
+    def show_shift(history, system_prompt, name, against, request: gr.Request = None):
+        try:
+            who = ctx.visitor(request)
+            before, after = check_pair(ctx.router(), against, name)  # one sentence before anything is counted
+            messages, reply = _read_last_reply(ctx, who, history, system_prompt, [before, after], 2)
+            rows = token_shift(ctx.router(), messages, reply, before, after)
+            summary = html.escape(shift_summary(rows, before, after))
+            return shift_html(rows, before, after) + f"<p style='font-size:0.85em'>{summary}</p>"
+        except WorkbenchError as exc:  # said where the tokens would be (workbench/ui/notice.py: not a raise)
+            return notice_html(user_error(exc))
+
+    def choices(request: gr.Request = None):
+        return gr.update(choices=ctx.choices_for(ctx.visitor(request)))
+
+    inputs = [chatbot, system, checkpoint, tokens.against]
+    tokens.shift.click(show_shift, inputs, [tokens.view], api_visibility="private", **lane)
+    tokens.against.focus(choices, None, [tokens.against], concurrency_limit=None, api_visibility="private")

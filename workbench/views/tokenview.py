@@ -25,21 +25,21 @@ COLOUR_BY = ("probability", "entropy")
 ENTROPY_FULL = 4.0  # nats at which the entropy colour saturates: past it the model is spread over ~50+ tokens
 
 
-def _shown(token: str) -> str:
+def shown_token(token: str) -> str:
     """A token as it reads in a list: quotes keep leading spaces visible, and newlines show as escapes."""
     return repr(token)
 
 
 def _alternative(alt: dict[str, Any]) -> str:
     cut = f"  (cut by {alt['cut']})" if alt["cut"] else ""
-    return f"{_shown(alt['token'])}  {alt['probability']:.1%}{cut}"
+    return f"{shown_token(alt['token'])}  {alt['probability']:.1%}{cut}"
 
 
 def hover_text(row: dict[str, Any]) -> str:
     """The hover text of one token: its probability, entropy and rank, then the alternatives."""
     cut = f", cut by {row['cut']} under these settings" if row.get("cut") else ""
     head = (
-        f"{_shown(row['token'])}: p {row['probability']:.1%} (model) · {row['scaled']:.1%} after temperature · "
+        f"{shown_token(row['token'])}: p {row['probability']:.1%} (model) · {row['scaled']:.1%} after temperature · "
         f"entropy {row['entropy']:.2f} nats · rank {row['rank'] + 1}{cut}"
     )
     return "\n".join([head, "top alternatives:", *(f"  {_alternative(a)}" for a in row["alternatives"])])
@@ -82,7 +82,7 @@ def token_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
         [
             {
                 "position": i,
-                "token": _shown(r["token"]),
+                "token": shown_token(r["token"]),
                 "probability": r["probability"],
                 "entropy": r["entropy"],
                 "rank": r["rank"] + 1,
@@ -103,5 +103,5 @@ def summary(rows: Sequence[dict[str, Any]]) -> str:
     cut = sum(1 for r in rows if r["cut"])
     return (
         f"{len(rows)} tokens · mean log-prob {mean:.2f} (perplexity {math.exp(-mean):.2f}) · least likely "
-        f"{_shown(worst['token'])} at {worst['probability']:.1%} · {cut} would be cut by these settings"
+        f"{shown_token(worst['token'])} at {worst['probability']:.1%} · {cut} would be cut by these settings"
     )
