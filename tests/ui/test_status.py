@@ -21,6 +21,7 @@ def test_before_the_load_it_is_not_ready_and_says_which_model(wb_settings):
         "backend": None,
         "slots": wb_settings.slots,
         "error": None,
+        "loaded": [],
     }
     assert banner_text(status).startswith("**Loading SmolLM2-135M-Instruct…** Waiting for the first request.")
 
@@ -37,5 +38,5 @@ def test_a_failed_load_is_one_sentence_without_the_server_path(tmp_path):
 
 
 def test_once_ready_the_banner_goes():
-    ready = {"ready": True, "phase": "ready", "model": "m", "backend": "llamacpp", "slots": 4, "error": None}
+    ready = {"ready": True, "phase": "ready", "model": "m", "backend": "llamacpp", "slots": 4, "error": None, "loaded": ["m"]}
     assert banner_text(ready) == ""
