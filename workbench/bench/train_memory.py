@@ -85,6 +85,7 @@ def _result(meter, callback, losses: list[float]) -> dict[str, Any]:
     return {
         "max_rss": meter.max_rss(),
         "phases": meter.peaks,
+        "phase_seconds": meter.seconds,
         "gpu_phases": meter.gpu_peaks,
         "tokens": callback.tokens,
         "seconds": callback.step_seconds,
