@@ -199,3 +199,27 @@ def test_dpo_trainer_loss_is_the_same_with_the_chunked_head_and_the_reference_is
     trl_head = _trainer_losses(trainer)
     assert loss_head(trainer) == "chunked"
     assert _trainer_losses(trainer) == pytest.approx(trl_head, rel=1e-5)
+
+
+def test_kto_trainer_loss_is_the_same_with_the_chunked_head_and_the_reference_is_the_adapter_switched_off(tmp_path):
+    from datasets import Dataset
+    from trl import KTOConfig, KTOTrainer
+
+    rows = [
+        {"prompt": f"w3 w{10 + i} w{20 + i} w2 w3 ", "completion": f"w{30 + i} w{40 + i} w2", "label": i % 2 == 0}
+        for i in range(4)
+    ]
+    args = KTOConfig(
+        output_dir=str(tmp_path), per_device_train_batch_size=2, max_length=32, use_cpu=True, report_to="none", seed=0
+    )
+    trainer = KTOTrainer(
+        _tiny(torch.float32),
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=_tokenizer(),
+        peft_config=_lora(),
+    )
+    assert trainer.ref_model is None  # the same memory path as DPO: no second model
+    trl_head = _trainer_losses(trainer)
+    assert loss_head(trainer) == "chunked"
+    assert _trainer_losses(trainer) == pytest.approx(trl_head, rel=1e-5)
