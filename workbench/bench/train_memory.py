@@ -4,16 +4,20 @@
     python -m workbench bench --case train_memory --steps 4    # a quick look
 
 Each side runs in a fresh process on the same converted model, the same data and the same settings (LoRA r 8 on
-all linear layers, batch 4 x 512 tokens, packing for SFT, seed 42, AdamW at 2e-4, linear schedule, 5% warmup):
-- workbench: `run_job` exactly as `workbench train` runs it (no validation split, no store).
+all linear layers, batch 4 x 512 tokens, packing for SFT, seed 42, AdamW at 2e-4, linear schedule, 5% warmup),
+with the same validation set (the data's first VAL_ROWS rows) evaluated at the start and the end, and one save
+at the end:
+- workbench: `run_job` exactly as `workbench train` runs it with a validation file (no store).
 - plain TRL: SFTTrainer / DPOTrainer + peft's LoraConfig with TRL's defaults. The SFT side is handed the same
   token ids and assistant-only labels Workbench makes (TRL's own assistant-only loss needs `{% generation %}`
   markers that SmolLM2's template lacks), so both train the same objective and their loss curves compare.
   The DPO side gets the pairs in TRL's conversational form and applies the chat template itself.
-The DPO pairs are made from the same conversations: each one's last reply is chosen, the next conversation's
-last reply rejected. Measured per side: the process's peak RSS (`ru_maxrss`), on a GPU the peak allocated
-memory, tokens trained per second of step time (eval and saving excluded), the loss per step, and the peak RSS
-of each phase of a step (`phases.PhaseMeter`). Targets (issue 31): peak memory at most 0.5x plain TRL's,
+The two sides of a method run at the same time (the machine is shared; see `_run_sides`). The DPO pairs are made
+from the same conversations: each one's last reply is chosen, the next conversation's last reply rejected.
+Measured per side: the process's peak RSS (`ru_maxrss`), on a GPU the peak allocated memory, tokens trained per
+second of step time and per CPU-second of the steps (eval and saving excluded), the loss per step (compared over
+the first LOSS_STEPS steps), and each phase's peak RSS and seconds (`phases.PhaseMeter`: load, data, forward,
+reference, loss, backward, optimizer, eval, save). Targets (issue 31): peak memory at most 0.5x plain TRL's,
 tokens/s at least 1.0x, losses the same within noise.
 """
 
