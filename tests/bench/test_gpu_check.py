@@ -28,7 +28,9 @@ def test_the_gpu_check_runs_every_step_on_the_cpu(capsys):
     assert adapters["mixed_batch_equals_alone"]
     nll = adapters["reply_nll"]
     assert nll["gpu-check-sft"] != nll["base"] and nll["gpu-check-dpo"] != nll["base"]  # each adapter was applied
-    assert figures["strength"]["checked"] is False  # until the strength setting is merged (see strength_figures)
+    strength = figures["strength"]
+    assert strength["zero_equals_base"]  # strength 0 is the base model, teacher-forced
+    assert strength["reply_nll"]["1.0"] == nll["gpu-check-sft"] != strength["reply_nll"]["0.5"]
     assert figures["perplexity"]["perplexity"] > 1 and figures["perplexity"]["tokens_per_s"] > 0
     # On the CPU the reference is the same fp32 weights: the comparison's plumbing must find them identical.
     agreement = figures["agreement"]

@@ -13,7 +13,7 @@ randomly initialised Llama from a small config (a few MB). On that model, throug
   first and last loss, the loss head used);
 - per-request adapters: base, SFT and DPO requests in one batch give the same replies as one at a time, and each
   adapter changes the reply's scores (teacher-forced NLL under each checkpoint);
-- adapter strength: the place where the strength setting's check goes (see `strength_figures`);
+- adapter strength: the reply NLL at strengths 0, 0.5 and 1 (strength 0 gives the base's scores exactly);
 - perplexity: `perplexity_of_text` over the data (tokens/s, peak memory);
 - backend agreement: the device model against the same weights in fp32 on the CPU, teacher-forced on the
   data's replies (share of positions with the same most likely token, relative NLL difference).
@@ -195,13 +195,17 @@ def adapter_figures(engine: Any, adapters: list[str], conversations: list[dict[s
     return {"mixed_batch_equals_alone": batched == alone, "reply_nll": nll}
 
 
-def strength_figures(engine: Any, adapter: str) -> dict[str, Any]:
-    """Adapter strength (the LoRA scale generation setting, branch `strength`): not checked yet.
-
-    LEAD, AT MERGE WITH `strength`: replace this body with the real check, on the engine above: strength 0 gives
-    the base model's tokens exactly (teacher-forced), strength 1 the adapter's, and a strength between moves the
-    reply NLL between the two (`reply_scores` under each strength); report the figures here."""
-    return {"checked": False, "why": "the adapter strength setting lands with branch `strength`"}
+def strength_figures(engine: Any, adapter: str, conversations: list[dict[str, Any]]) -> dict[str, Any]:
+    """Adapter strength (peft's scaling times it, per request): the reply NLL at strengths 0, 0.5 and 1; strength 0
+    must give the base model's scores exactly and strength 1 the adapter's."""
+    nll = {}
+    for strength in (0.0, 0.5, 1.0):
+        with engine.model_for(adapter, strength) as model:
+            _, logprobs = reply_scores(model, engine.tokenizer, conversations)
+        nll[strength] = round(float(-logprobs.mean()), 5)
+    with engine.model_for(None) as model:
+        _, logprobs = reply_scores(model, engine.tokenizer, conversations)
+    return {"adapter": adapter, "reply_nll": nll, "zero_equals_base": nll[0.0] == round(float(-logprobs.mean()), 5)}
 
 
 def perplexity_figures(engine: Any, device: str, size: Size) -> dict[str, Any]:
@@ -254,7 +258,7 @@ def run_check(device: str, work: Path, size: Size, model: str | None = None) -> 
         figures["chat"] = chat_figures(engine, device)
         adapters = [figures["sft"]["adapter"], figures["dpo"]["adapter"]]
         figures["adapters"] = adapter_figures(engine, adapters, conversations[:4])
-        figures["strength"] = strength_figures(engine, adapters[0])
+        figures["strength"] = strength_figures(engine, adapters[0], conversations[:4])
         figures["perplexity"] = perplexity_figures(engine, device, size)
         figures["agreement"] = agreement_figures(engine, settings, conversations[:8])
     finally:
