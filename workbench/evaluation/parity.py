@@ -50,6 +50,19 @@ class Agreement:
         return asdict(self)
 
 
+def teacher_forced(model: Any, prompt: Sequence[int], reply: Sequence[int]) -> tuple[Any, Any]:
+    """The log-probabilities of `reply`'s tokens after `prompt` under `model` (one forward pass, no gradient), and
+    the model's most likely token at each reply position (both 1-D tensors of the reply's length, fp32 scores)."""
+    import torch
+
+    with torch.no_grad():
+        ids = torch.tensor([list(prompt) + list(reply)], device=model.device)
+        logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0].float()
+    predicted = logits[len(prompt) - 1 : -1]  # the logits that predict each reply token
+    target = torch.tensor(list(reply), device=predicted.device)
+    return torch.log_softmax(predicted, dim=-1).gather(1, target[:, None])[:, 0], predicted.argmax(-1)
+
+
 def agreement(
     engine: Any,
     prompts: Sequence[Sequence[Message]],
@@ -80,13 +93,9 @@ def agreement(
         if not scored:
             continue
         reply = [token for token, _ in scored]
-        with engine.model_for(adapter, strength) as model, torch.no_grad():
-            ids = torch.tensor([prompt + reply], device=model.device)
-            logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0].float()
-        predicted = logits[len(prompt) - 1 : -1]  # the logits that predict each reply token
-        target = torch.tensor(reply, device=predicted.device)
-        logprobs = torch.log_softmax(predicted, dim=-1).gather(1, target[:, None])[:, 0]
-        agreed += int((predicted.argmax(-1) == target).sum())
+        with engine.model_for(adapter, strength) as model:
+            logprobs, predicted = teacher_forced(model, prompt, reply)
+        agreed += int((predicted == torch.tensor(reply, device=predicted.device)).sum())
         positions += len(reply)
         nll_hf -= float(logprobs.sum())
         nll_cpp -= sum(lp for _, lp in scored)

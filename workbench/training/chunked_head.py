@@ -182,8 +182,9 @@ def uses_trl_kernel(device: torch.device) -> bool:
 
 
 def loss_head(trainer: Any) -> str:
-    """Put the chunked head on a TRL SFTTrainer's or DPOTrainer's model where it is the better head; returns which
-    head the run uses: "chunked" or "TRL fused" (a Triton device, a special head, or DPO's WPO weighting)."""
+    """Put the chunked head on a TRL SFTTrainer's, DPOTrainer's or KTOTrainer's model where it is the better head;
+    returns which head the run uses: "chunked" or "TRL fused" (a Triton device, a special head, or DPO's WPO
+    weighting). All three call the model with `fused_lm_head=True`, for the policy and the reference alike."""
     from peft import PeftModel
 
     model = trainer.model

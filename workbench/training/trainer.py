@@ -11,6 +11,7 @@ folder layout, and `checkpoints.py` for how kills and resumes are made safe.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import shutil
 import threading
 import warnings
@@ -99,6 +100,9 @@ def training_args(config: JobConfig, paths: RunPaths, device: str, has_val: bool
         fp16=cuda and not bf16,
         use_cpu=device == "cpu",
         activation_checkpointing=config.gradient_checkpointing,  # transformers 5's name for gradient checkpointing
+        # Liger's RoPE, SwiGLU and RMSNorm kernels where it is installed on a GPU; TRL keeps its own fused head for
+        # the loss (it refuses Liger's fused linear cross-entropy), so the loss is the same either way.
+        use_liger_kernel=cuda and importlib.util.find_spec("liger_kernel") is not None,
         report_to=tracking_setup(config, paths),
         run_name=config.run,
         project="workbench",  # Trackio's project
