@@ -38,5 +38,13 @@ def test_a_failed_load_is_one_sentence_without_the_server_path(tmp_path):
 
 
 def test_once_ready_the_banner_goes():
-    ready = {"ready": True, "phase": "ready", "model": "m", "backend": "llamacpp", "slots": 4, "error": None, "loaded": ["m"]}
+    ready = {
+        "ready": True,
+        "phase": "ready",
+        "model": "m",
+        "backend": "llamacpp",
+        "slots": 4,
+        "error": None,
+        "loaded": ["m"],
+    }
     assert banner_text(ready) == ""
