@@ -152,6 +152,21 @@ def test_real_training_gives_an_adapter_the_chat_engine_uses(engine, wb_settings
     after, stats = engine.generate(question, greedy, adapter="finetune-real")
     assert stats.adapter == "finetune-real" and after != before
 
+    # What the adapter changed (issue 30's token view) on this trained adapter: the held-out identity replies, read
+    # under the base and the adapter, are likelier under the adapter (as the validation loss said), and the tokens
+    # that moved most (seen at least twice) are mostly ones the adapter made likelier.
+    from workbench.generation.tokenshift import token_shift
+    from workbench.studio.tokenshift import moved_most
+
+    readings = []
+    for line in val.read_text(encoding="utf-8").splitlines():
+        messages = json.loads(line)["messages"]
+        readings.append(token_shift(engine, messages[:1], messages[1]["content"], "base", "finetune-real"))
+    shifts = [row["shift"] for reading in readings for row in reading]
+    assert sum(shifts) / len(shifts) > 0
+    table = moved_most(readings, top=5, min_count=2)
+    assert len(table) == 5 and (table["mean_shift"] > 0).sum() > (table["mean_shift"] < 0).sum()
+
     records = read_log(wb_settings.adapters_dir / "finetune-real" / "train_log.jsonl")
     logs = [r for r in records if r["event"] == "log"]
     assert [r["step"] for r in logs] == [1, 2, 3, 4]
