@@ -107,8 +107,8 @@ def _voter(url: str, address: str, until: float, report: LoadReport) -> None:
         try:
             left, _, status, _ = client.predict("", api_name="/arena_next")
             if not left:
-                if "No pair is left" in status:
-                    break  # this visitor has judged every pair
+                if "No pair is left" in status or "no more votes are needed" in status:
+                    break  # this visitor has judged every pair, or the ranking is settled (ratings/pairs.arena_note)
                 raise RuntimeError(status)  # a refusal, in the status's words
             prompt = message_text(left[0]["content"])
             receipt = client.predict("", "", api_name="/vote_left")
