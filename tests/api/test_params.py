@@ -89,6 +89,26 @@ def test_a_bad_parameter_is_named_in_one_sentence(extra, param, code):
     assert message.count(". ") == 0 and message.endswith(".") and len(message) < 200
 
 
+@pytest.mark.parametrize(
+    ("extra", "ending"),
+    [
+        # Open WebUI's native function calling (its default) sends its built-in tools with every chat message.
+        ({"tools": [{"type": "function", "function": {"name": "get_current_timestamp"}}]}, "call tools"),
+        ({"tool_choice": "auto"}, "call tools"),
+        # Open WebUI's "Repeat Penalty" control sends llama.cpp's and Ollama's name for it.
+        ({"repeat_penalty": 1.1}, "(did you mean 'repetition_penalty'?)."),
+        ({"max_new_tokens": 5}, "(did you mean 'max_tokens'?)."),
+        ({"num_ctx": 2048}, "Workbench does not take it."),  # nothing near it
+    ],
+)
+def test_an_unknown_parameter_is_refused_with_why_or_the_name_meant(extra, ending):
+    error = refused({**CHAT, **extra})
+    (name,) = extra
+    message = error.body()["error"]["message"]
+    assert (error.status, error.param, error.code) == (400, name, "unknown_parameter")
+    assert message.startswith(f"Unknown parameter {name!r}: ") and ending in message and message.count(". ") == 0
+
+
 def test_required_parameters_and_bodies_that_are_not_objects():
     assert refused({"messages": CHAT["messages"]}).param == "model"
     assert refused([1, 2]).code == "invalid_json"

@@ -4,7 +4,8 @@
                                        # unknown, mistyped or out-of-range parameter, in one sentence
 
 A parameter left out or sent as null is not given (OpenAI's clients send null for "unset"). A parameter of
-OpenAI's API that Workbench does not implement is not declared, so it is refused rather than silently ignored;
+OpenAI's API that Workbench does not implement is not declared, so it is refused rather than silently ignored
+(the sentence says why for tool calling, `NOT_TAKEN`, and otherwise names the accepted parameter it resembles);
 `presence_penalty` and `frequency_penalty` are declared with the one value that changes nothing (0), which
 clients such as promptfoo send by default. `top_k`, `min_p` and `repetition_penalty` are Workbench's own
 sampling settings (vLLM takes the same names as extra fields); `adapter_strength` scales an adapter model id's LoRA
@@ -14,6 +15,7 @@ this table (`reference_rows`, through `workbench docs`).
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +29,13 @@ MAX_PROMPTS = 32  # prompts in one completions request (lm-eval batches send sev
 MAX_TOP_LOGPROBS = 20  # OpenAI's own bound
 MAX_STOP = 16
 _NONE = object()
+# Parameters of OpenAI's API that Workbench deliberately does not take, with why (the end of the refusal's
+# sentence). Chat UIs send tools unasked: Open WebUI's native function calling offers its built-in tools with
+# every message, and its "Legacy" function calling sends none.
+NOT_TAKEN = dict.fromkeys(
+    ("tools", "tool_choice", "parallel_tool_calls", "functions", "function_call"),
+    "Workbench's models do not call tools, so send the request without them",
+)
 
 
 @dataclass(frozen=True)
@@ -155,16 +164,25 @@ def parse(body: Any, endpoint: str) -> dict[str, Any]:
     for name, value in body.items():
         spec = accepted.get(name)
         if spec is None:
-            shown = name if isinstance(name, str) and len(name) <= 64 else "(a long name)"
-            raise ApiError(
-                400, f"Unknown parameter {shown!r}: Workbench does not take it.", param=shown, code="unknown_parameter"
-            )
+            raise _unknown(name, accepted)
         if value is not None:
             params[name] = check(name, spec, value)
     for name, spec in accepted.items():
         if spec.required and name not in params:
             raise ApiError(400, f"{name} is required.", param=name, code="missing_required_parameter")
     return params
+
+
+def _unknown(name: Any, accepted: Mapping[str, Param]) -> ApiError:
+    """The refusal of a parameter the endpoint does not declare: why, where Workbench refuses it on purpose
+    (`NOT_TAKEN`), else the accepted name it is closest to, if any (another server's name for a setting, such as
+    llama.cpp's and Ollama's `repeat_penalty`, or a typo)."""
+    shown = name if isinstance(name, str) and len(name) <= 64 else "(a long name)"
+    why = NOT_TAKEN.get(shown)
+    if why is None:
+        close = difflib.get_close_matches(shown, accepted, n=1, cutoff=0.75)
+        why = f"Workbench does not take it (did you mean {close[0]!r}?)" if close else "Workbench does not take it"
+    return ApiError(400, f"Unknown parameter {shown!r}: {why}.", param=shown, code="unknown_parameter")
 
 
 def _accepts(spec: Param) -> str:
