@@ -95,7 +95,7 @@ def test_a_bad_parameter_is_named_in_one_sentence(extra, param, code):
         # Open WebUI's native function calling (its default) sends its built-in tools with every chat message.
         ({"tools": [{"type": "function", "function": {"name": "get_current_timestamp"}}]}, "call tools"),
         ({"tool_choice": "auto"}, "call tools"),
-        # Open WebUI's "Repeat Penalty" control sends llama.cpp's and Ollama's name for it.
+        # Open WebUI's repeat_penalty control sends llama.cpp's and Ollama's name for it.
         ({"repeat_penalty": 1.1}, "(did you mean 'repetition_penalty'?)."),
         ({"max_new_tokens": 5}, "(did you mean 'max_tokens'?)."),
         ({"num_ctx": 2048}, "Workbench does not take it."),  # nothing near it
