@@ -21,6 +21,7 @@ import pytest
 
 from tests.fixtures.models import make_lora_adapter
 from tests.fixtures.servers import ROOT, free_port, server_process
+from workbench.api.routes import SHUTDOWN_GRACE_S
 from workbench.registry import EMBEDDED_NAME
 
 pytestmark = pytest.mark.slow
@@ -49,7 +50,16 @@ def served(wb_env, wb_settings, embedded_dir, tmp_path_factory):
         while not status(url)["ready"]:
             assert time.monotonic() < deadline and proc.poll() is None, "the model did not load"
             time.sleep(0.5)
-        yield SimpleNamespace(url=url, port=port, db=f"sqlite:///{db}")
+        server = SimpleNamespace(url=url, port=port, db=f"sqlite:///{db}")
+        yield server
+        if proc.poll() is None:  # stopped with a reply in flight, it cancels the reply after the grace period
+            with _post_raw(server, "/v1/completions", LEAVING["whole completion"][1]):
+                _wait_busy(server)
+                proc.terminate()
+                try:
+                    proc.wait(timeout=SHUTDOWN_GRACE_S + 15)  # the reply alone would take over a minute
+                except subprocess.TimeoutExpired:
+                    pytest.fail("workbench serve, stopped, waited for the reply in flight to end")
     shutil.rmtree(run, ignore_errors=True)
 
 
@@ -219,22 +229,52 @@ def test_bad_requests_get_one_sentence_in_openai_error_shape(served):
     assert answer.startswith("HTTP/1.1 413") and '"code":"too_large"' in answer.replace(" ", "")
 
 
-def test_a_client_that_leaves_a_stream_frees_its_slot(served):
-    body = json.dumps({"model": "base", "prompt": "Once upon a time", "max_tokens": 3000, "stream": True})
+def _post_raw(served, path: str, body: dict) -> socket.socket:
+    """A socket that sent `body` to `path` (raw HTTP: the test decides when the client leaves)."""
+    data = json.dumps(body)
     request = (
-        f"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1:{served.port}\r\nAuthorization: Bearer {KEY}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{served.port}\r\nAuthorization: Bearer {KEY}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n{data}"
     )
-    with socket.create_connection(("127.0.0.1", served.port), timeout=120) as sock:
-        sock.sendall(request.encode())
-        received = b""
-        while b"data: " not in received:
-            received += sock.recv(4096)
-        assert status(served.url)["busy_slots"] == 1
+    sock = socket.create_connection(("127.0.0.1", served.port), timeout=120)
+    sock.sendall(request.encode())
+    return sock
+
+
+def _wait_busy(served) -> None:
     deadline = time.monotonic() + 60
+    while not status(served.url)["busy_slots"]:
+        assert time.monotonic() < deadline, "the request never took a slot"
+        time.sleep(0.05)
+
+
+# Replies that run over a minute here, so a slot freed within seconds of the client leaving was cancelled: greedy
+# counting ran on to max_tokens whenever tried, and a string whose schema asks more characters cannot end sooner.
+LONG = {"max_tokens": 3000, "temperature": 0}
+ENDLESS = {"type": "json_schema", "json_schema": {"name": "long", "schema": {"type": "string", "minLength": 20000}}}
+LEAVING = {
+    "stream": ("/v1/completions", {"model": "base", "prompt": "1, 2, 3, 4, 5,", "stream": True, **LONG}),
+    "whole completion": ("/v1/completions", {"model": "base", "prompt": "1, 2, 3, 4, 5,", **LONG}),
+    "whole chat": (
+        "/v1/chat/completions",
+        {"model": "base", "messages": [{"role": "user", "content": "Hi"}], "response_format": ENDLESS, **LONG},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", LEAVING)
+def test_a_client_that_leaves_frees_its_slot(served, case):
+    path, body = LEAVING[case]
+    with _post_raw(served, path, body) as sock:
+        if body.get("stream"):
+            received = b""
+            while b"data: " not in received:
+                received += sock.recv(4096)
+        _wait_busy(served)
+    deadline = time.monotonic() + 15
     while status(served.url)["busy_slots"]:
         assert time.monotonic() < deadline, "the slot stayed busy after the client left"
-        time.sleep(0.2)
+        time.sleep(0.1)
 
 
 def test_workbench_remote_backend_round_trip(served, client, tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from workbench.api.errors import ApiError
@@ -90,9 +91,7 @@ def _logprobs(entries: list[dict]) -> dict[str, Any]:
     return {"content": [{**one(t), "top_logprobs": [one(a) for a in t["top_logprobs"]]} for t in entries]}
 
 
-async def chat_completions(
-    state: ApiState, asker: Asker, params: dict[str, Any], headers: Mapping[str, str]
-) -> Response:
+async def chat_completions(state: ApiState, asker: Asker, params: dict[str, Any], request: Request) -> Response:
     messages = chat_messages(params["messages"])
     checkpoint = resolve(state.settings, params["model"], asker.may_choose)
     max_tokens = params.get("max_completion_tokens", params.get("max_tokens", min(asker.max_new_tokens, 1024)))
@@ -105,7 +104,7 @@ async def chat_completions(
     if stream and n > 1:
         raise ApiError(400, "A streamed request has one choice: leave n at 1.", param="n")
     include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
-    keep = state.keep(asker, headers)
+    keep = state.keep(asker, request.headers)
     admit(state, asker, [messages], settings, n)
     router, model = state.router_for(asker), params["model"]
     ident = f"chatcmpl-{uuid.uuid4().hex}"
@@ -128,7 +127,7 @@ async def chat_completions(
         if stream:
             response, release = stream_reply(state, replies[0], chunk, include_usage, stored, release, role=True), None
             return response
-        results = await collect_all(replies)
+        results = await collect_all(replies, request)
     finally:
         if release is not None:
             release()

@@ -12,10 +12,11 @@ Log-probabilities use OpenAI's older shape: tokens, token_logprobs, top_logprobs
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from workbench.api.errors import ApiError
@@ -64,7 +65,7 @@ def legacy_logprobs(prompt_rows: list[dict], entries: list[dict]) -> dict[str, l
     return out
 
 
-async def completions(state: ApiState, asker: Asker, params: dict[str, Any], headers: Mapping[str, str]) -> Response:
+async def completions(state: ApiState, asker: Asker, params: dict[str, Any], request: Request) -> Response:
     prompts = prompt_list(params["prompt"])
     checkpoint = resolve(state.settings, params["model"], asker.may_choose)
     n, stream, echo, k = (
@@ -81,7 +82,7 @@ async def completions(state: ApiState, asker: Asker, params: dict[str, Any], hea
             400, "The prompt's log-probabilities (echo with logprobs) are not streamed: drop stream.", param="stream"
         )
     settings = generation(params, max(max_tokens, 1))
-    keep = state.keep(asker, headers)
+    keep = state.keep(asker, request.headers)
     router, model = state.router_for(asker), params["model"]
 
     def tokenized() -> list[tuple[list[int], str]]:
@@ -140,7 +141,7 @@ async def completions(state: ApiState, asker: Asker, params: dict[str, Any], hea
             response = stream_reply(state, replies[0], chunk, include_usage, stored, release, opening=opening)
             release = None
             return response
-        results = await collect_all(replies)
+        results = await collect_all(replies, request)
     finally:
         if release is not None:
             release()

@@ -37,7 +37,11 @@ from workbench.generation.router import Router
 from workbench.generation.settings import GenerationSettings, Message
 
 log = logging.getLogger("workbench.api")
-Handler = Callable[[ApiState, Asker, dict[str, Any], Any], Awaitable[Response]]
+# How long a stopping server (SIGTERM, Ctrl-C) lets requests still running finish before it cancels them, which
+# frees their slots at the next token (uvicorn's timeout_graceful_shutdown; without one it waits for every reply
+# to end). Under Gradio's 5 s wait for its server thread as it closes.
+SHUTDOWN_GRACE_S = 3
+Handler = Callable[[ApiState, Asker, dict[str, Any], Request], Awaitable[Response]]
 
 
 def _who(request: Request, state: ApiState) -> Asker:
@@ -133,7 +137,7 @@ def _answer(state: ApiState, handler: Callable[[Request, Asker], Awaitable[Respo
 def _generate(state: ApiState, handler: Handler, endpoint: str) -> Callable:
     async def run(request: Request, asker: Asker) -> Response:
         params = parse(await _body(request, asker.body_cap), endpoint)
-        return await handler(state, asker, params, request.headers)
+        return await handler(state, asker, params, request)
 
     return _answer(state, run)
 

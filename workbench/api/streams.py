@@ -2,8 +2,8 @@
 event loop, waiting for them, and streaming one as server-sent events that end with `data: [DONE]`.
 
 A stream sends what was generated every STREAM_EVERY_S (not one event per token: the event loop and the client
-wake a few times a second, not once per token); when the client goes away the reply is cancelled at once, so its
-slot is free for the next request, and the visitor's count is released.
+wake a few times a second, not once per token). When the client goes away, streamed or waiting for the whole reply,
+the reply is cancelled at once, so its slot is free for the next request, and the visitor's count is released.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import anyio
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from workbench.api.errors import ApiError
@@ -66,15 +68,38 @@ async def started(starts: list[Callable[[], Reply]]) -> list[Reply]:
         raise ApiError.from_workbench(exc) from None
 
 
-async def collect_all(replies: list[Reply]) -> list[tuple[str, Any]]:
-    """Every reply's (text, stats), waited for in a worker thread; a failed one as ApiError 400."""
+async def collect_all(replies: list[Reply], request: Request) -> list[tuple[str, Any]]:
+    """Every reply's (text, stats), waited for in a worker thread while listening for `request`'s client the way
+    Starlette's StreamingResponse does (`http.disconnect`), so a whole reply is freed like a stream: when the
+    client goes away, or the server cancels the request as it shuts down, every reply is cancelled and its slot is
+    free at the next token. ApiError 499 for a client that left, 400 for a failed reply."""
+    results: list[tuple[str, Any]] | None = None
+    failure: WorkbenchError | None = None
     try:
-        return await run_in_threadpool(collect, replies)
-    except WorkbenchError as exc:
-        raise ApiError.from_workbench(exc) from None
+        async with anyio.create_task_group() as group:
+            group.start_soon(_cancel_when_gone, request, group.cancel_scope)
+            try:
+                # Abandoning the wait on cancel lets the finally below cancel the replies now; the waiting
+                # thread then ends at their next token (without it, the cancel would wait for the whole reply).
+                results = await anyio.to_thread.run_sync(collect, replies, abandon_on_cancel=True)
+            except WorkbenchError as exc:  # kept out of the task group, which would wrap it in an ExceptionGroup
+                failure = exc
+            finally:
+                group.cancel_scope.cancel()
     finally:
-        for reply in replies:  # the request was cancelled (client gone) or one failed: free every slot
+        for reply in replies:  # ended, failed, client gone or server stopping: free every slot
             reply.cancel()
+    if failure is not None:
+        raise ApiError.from_workbench(failure) from None
+    if results is None:
+        raise ApiError(499, "The client closed the request before its reply was ready.", code="client_closed")
+    return results
+
+
+async def _cancel_when_gone(request: Request, scope: anyio.CancelScope) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
 
 
 def sse(data: dict[str, Any] | str) -> str:

@@ -6,7 +6,8 @@
 
 The same routes as the app's `/v1` (`workbench.api`), over the same Router and llama.cpp slots, and `GET /status`.
 The model loads in the background as the server starts; generation requests get 503 until it is ready. Access
-follows the app's rules with this command's `--host` as where it listens. docs/api.md shows clients.
+follows the app's rules with this command's `--host` as where it listens. SIGTERM or Ctrl-C stops it after at
+most `SHUTDOWN_GRACE_S`: requests still running then are cancelled. docs/api.md shows clients.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from workbench.api.routes import SHUTDOWN_GRACE_S
     from workbench.config import address
 
     host = address("--host", args.host)
@@ -68,5 +70,12 @@ def run(args: argparse.Namespace) -> int:
     app, loading = build_app(settings)
     loading.start()
     print(f"Serving the API on http://{host}:{args.port}/v1 (the model is loading)", file=sys.stderr)
-    uvicorn.run(app, host=host, port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,  # then requests still running are cancelled
+    )
     return 0

@@ -82,6 +82,17 @@ def _calm_queue(demo: gr.Blocks) -> None:
         queue.progress_update_sleep_when_free = PROGRESS_POLL_S
 
 
+def _grace_on_close(demo: gr.Blocks) -> None:
+    """Cancel the API requests still running SHUTDOWN_GRACE_S after Ctrl-C, as `workbench serve` does: Gradio makes
+    its uvicorn config without a graceful-shutdown timeout (no launch() argument sets one), so its server would wait
+    for every reply to end. uvicorn reads the timeout when it shuts down; a Gradio without a server is left as is."""
+    from workbench.api.routes import SHUTDOWN_GRACE_S
+
+    config = getattr(getattr(demo, "server", None), "config", None)
+    if config is not None:
+        config.timeout_graceful_shutdown = SHUTDOWN_GRACE_S
+
+
 def serve(demo: gr.Blocks) -> None:
     """Launch a demo made by `build_demo` as `python app.py` does, and block: the model starts loading first
     (the page is served meanwhile), the queue gets its bound and each visitor's share of it, and one line says
@@ -96,6 +107,7 @@ def serve(demo: gr.Blocks) -> None:
     gate_queue(demo, ctx.settings)
     _calm_queue(demo)
     demo.launch(prevent_thread_lock=True, **launch_options(demo))
+    _grace_on_close(demo)
     announce_when_ready(ctx, demo.local_url)
     demo.block_thread()
 
