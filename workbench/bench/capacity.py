@@ -166,11 +166,14 @@ class Bare:
 
 
 def first_from_timings(done: float, timings: dict[str, Any] | None) -> float | None:
-    """When a non-streamed reply's first token was made: its end less llama.cpp's decode time after that token."""
+    """When a non-streamed reply's first token was made: its end less llama.cpp's decode time after that token.
+
+    llama.cpp starts `predicted_ms` when it samples the first token (a 1-token reply reports 0 ms), so it spans the
+    `predicted_n - 1` tokens after it. What came before the first token, the wait for a slot and the prompt, stays in.
+    """
     if not timings or not timings.get("predicted_n"):
         return None
-    after_first = (timings["predicted_ms"] - timings["predicted_ms"] / timings["predicted_n"]) / 1000
-    return max(done - after_first, 0.0)
+    return max(done - timings["predicted_ms"] / 1000, 0.0)
 
 
 # --- the case ---------------------------------------------------------------------------------------------------

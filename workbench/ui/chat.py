@@ -38,15 +38,17 @@ from workbench.ui.notice import NO_NOTICE, in_page, notice_html, quiet_stop
 
 DEFAULTS = GenerationSettings()
 CHECKPOINT_REFRESH_S = 3.0  # how often an open page looks for adapters that training has written
-# How often a growing reply is sent to the page. Each update costs the app's CPU (Gradio's postprocessing, diff,
-# a thread hop and the event stream; 2-4 ms on 2 busy cores), which a small machine takes from llama.cpp's compute
-# threads. One chat alone gets 12 a second (smooth streaming); the app as a whole sends at most
-# UPDATES_PER_CORE_S a second per usable core, so with many chats at once each one's updates come less often and
-# the CPU stays with generation. Measured on 2 cores (bench serving_capacity at 8 and 16 chats, app against bare
-# llama.cpp): 32 a second in all gave 0.88-0.94x, 16 gave 0.98-1.10x; so 8 per core (2 cores, 8 chats: each
-# updates twice a second). The first text of every reply goes out at once.
-STREAM_EVERY_S = 0.08
-UPDATES_PER_CORE_S = 8
+# How often a growing reply is sent to the page. Each update costs the app's CPU (Gradio's postprocessing of every
+# output, the diff, thread hops and the event stream): about 1.8 ms of Python per update on top of about 17 ms per
+# chat, measured on 2 cores under load (two apps taking turns with 16 chats, CPU seconds of their Python threads).
+# On a 2-core machine that CPU comes from llama.cpp's two compute threads, which wait for each other at every step.
+# One chat alone gets about 7 a second (the reply still grows several times a second); the app as a whole sends at
+# most UPDATES_PER_CORE_S a second per usable core (8 on 2 cores), so with many chats at once each one's updates
+# come less often and the CPU stays with generation: with 16 chats, 11 updates a chat instead of 18 at the former
+# 12 a second and 8 per core, and 36 Python CPU-ms a chat instead of 49. The first text of every reply goes out
+# at once, and the last as soon as the reply ends.
+STREAM_EVERY_S = 0.15
+UPDATES_PER_CORE_S = 4
 LANE_PER_SLOT = 2
 NOTHING_TO_UNDO = "There is no message to regenerate or undo yet."
 EDIT_NOTE = "<small>An edited reply is kept as a correction, to train the model on.</small>"
