@@ -106,6 +106,8 @@ def _result(meter, callback, losses: list[float]) -> dict[str, Any]:
         "max_rss": meter.max_rss(),
         "phases": meter.peaks,
         "phase_seconds": meter.seconds,
+        "phase_cpu_seconds": meter.cpu_seconds,
+        "phase_faults": meter.faults,
         "gpu_phases": meter.gpu_peaks,
         "tokens": callback.tokens,
         "seconds": callback.step_seconds,
@@ -295,21 +297,33 @@ def _measures(method: str, ours: dict[str, Any], plain: dict[str, Any], steps: i
                     plain["gpu_phases"][phase] / GIB,
                 )
             )
-    for phase, seconds in ours["phase_seconds"].items():
-        if phase in STEP_PHASES:  # where the time goes, per phase, over the whole run
-            theirs = plain["phase_seconds"].get(phase)
-            name = f"{method}: seconds in {phase}"
-            out.append(
-                Measure.against(case, name, seconds, "s", anchor, theirs)
-                if theirs
-                else Measure(case, name, seconds, "s")
-            )
+    out += _phase_times(method, ours, plain)
     for phase, peak in ours["phases"].items():
         theirs = plain["phases"].get(phase)
         if theirs:
             out.append(Measure.against(case, f"{method}: peak RSS in {phase}", peak / GIB, "GiB", anchor, theirs / GIB))
         elif phase not in ("start", "end"):
             out.append(Measure(case, f"{method}: peak RSS in {phase}", peak / GIB, "GiB"))
+    return out
+
+
+def _phase_times(method: str, ours: dict[str, Any], plain: dict[str, Any]) -> list[Measure]:
+    """Where the time goes, per phase over the whole run: wall seconds, CPU-seconds (all threads, user + system)
+    and page faults (what the allocator's choices cost: each fresh 4 KiB page, or 2 MB huge page, is one)."""
+    case, anchor, out = "train_memory", f"plain TRL {method}", []
+    for key, what, unit in (
+        ("phase_seconds", "seconds", "s"),
+        ("phase_cpu_seconds", "CPU-seconds", "CPU-s"),
+        ("phase_faults", "page faults", "faults"),
+    ):
+        for phase, value in ours[key].items():
+            if phase in STEP_PHASES:
+                theirs, name = plain[key].get(phase), f"{method}: {what} in {phase}"
+                out.append(
+                    Measure.against(case, name, value, unit, anchor, theirs)
+                    if theirs
+                    else Measure(case, name, value, unit)
+                )
     return out
 
 
