@@ -325,5 +325,7 @@ def use_huge_pages() -> bool:
             return False
     except OSError:  # not Linux, or no THP support
         return False
+    if "torch" in sys.modules:
+        return False  # too late (torch allocates at import), and a process that loaded it stays as it is
     os.environ.setdefault(TORCH_HUGE_PAGES, "1")
-    return os.environ[TORCH_HUGE_PAGES] == "1" and "torch" not in sys.modules
+    return os.environ[TORCH_HUGE_PAGES] == "1"
