@@ -47,7 +47,33 @@ def test_one_dpo_step_meters_forward_reference_loss_backward_optimizer_eval_and_
     for phase in ("forward", "reference", "loss", "backward", "optimizer", "eval", "save"):
         assert meter.peaks[phase] > 0, phase
         assert meter.seconds[phase] > 0, phase
+        assert meter.cpu_seconds[phase] >= 0 and meter.faults[phase] >= 0, phase
+    # The step's work is CPU time, and its fresh tensors are page faults (what the allocator's setting changes).
+    assert meter.cpu_seconds["forward"] + meter.cpu_seconds["backward"] > 0
+    assert sum(meter.faults.values()) > 0
     assert (tmp_path / "checkpoint-1").is_dir()  # the save happened inside the "save" phase
     # The policy's tokens once (2 pairs = 4 sequences); the reference pass over the same tokens is not counted again.
     assert 0 < callback.tokens < 4 * 32
     assert callback.step_cpu_seconds > 0 and callback.step_seconds > 0
+
+
+def test_the_case_reports_seconds_cpu_seconds_and_page_faults_per_step_phase_against_plain_trl():
+    from workbench.bench.train_memory import _phase_times
+
+    ours = {
+        "phase_seconds": {"forward": 2.0, "eval": 1.0, "load": 9.0},
+        "phase_cpu_seconds": {"forward": 3.0},
+        "phase_faults": {"forward": 100, "backward": 50},
+    }
+    plain = {"phase_seconds": {"forward": 4.0}, "phase_cpu_seconds": {"forward": 6.0}, "phase_faults": {"forward": 400}}
+    measures = {m.name: m for m in _phase_times("sft", ours, plain)}
+    assert set(measures) == {
+        "sft: seconds in forward",
+        "sft: seconds in eval",
+        "sft: CPU-seconds in forward",
+        "sft: page faults in forward",
+        "sft: page faults in backward",
+    }  # "load" is not a step's phase
+    assert measures["sft: CPU-seconds in forward"].ratio == 0.5
+    assert measures["sft: page faults in forward"].ratio == 0.25
+    assert measures["sft: page faults in backward"].anchor_value is None  # nothing to compare with

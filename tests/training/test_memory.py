@@ -88,3 +88,28 @@ def test_run_job_refuses_before_loading_and_leaves_no_run(tiny_settings, tmp_pat
     with pytest.raises(WorkbenchError, match=r"^This run needs about .* but only 0\.0 GB is available"):
         run_job(config, tiny_settings, progress=False, echo=lambda _: None, store=False)
     assert not (tiny_settings.adapters_dir / "too-big").exists()
+
+
+def test_a_training_process_puts_its_large_tensors_on_huge_pages_when_set_before_torch(monkeypatch):
+    """`workbench train` calls use_huge_pages first: a fresh interpreter that does so gets its big tensors on
+    transparent huge pages (fewer page faults per step); one where torch is already loaded is told it is too late."""
+    import subprocess
+    import sys
+
+    if not memory.THP_SWITCH.is_file() or "[never]" in memory.THP_SWITCH.read_text(encoding="ascii"):
+        pytest.skip("this kernel has no transparent huge pages")
+    script = (
+        "from workbench.training.memory import use_huge_pages, return_freed_memory\n"
+        "assert use_huge_pages()\n"
+        "import torch\n"
+        "assert return_freed_memory()\n"
+        "x = torch.ones(16 << 20)\n"  # 64 MiB of fp32, a fresh mapping under the 1 MiB threshold
+        "print(next(int(l.split()[1]) for l in open('/proc/self/smaps_rollup') if l.startswith('AnonHugePages')))\n"
+    )
+    monkeypatch.delenv(memory.TORCH_HUGE_PAGES, raising=False)  # the child inherits the environment without it
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert int(out.stdout) >= 32 * 1024  # kB: most of the tensor sits on 2 MB pages
+
+    import torch  # noqa: F401 - loaded here, as in any process that imported torch before asking
+
+    assert memory.use_huge_pages() is False

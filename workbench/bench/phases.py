@@ -54,8 +54,14 @@ class PhaseMeter:
         self.peaks: dict[str, int] = {}
         self.gpu_peaks: dict[str, int] = {}
         self.seconds: dict[str, float] = {}  # wall time spent in each phase: where a step's time goes
+        # CPU time (all threads, user + system) and minor page faults per phase: what other work on a shared machine
+        # moves far less than wall time, and what the allocator's choices cost (each fresh page is a fault).
+        self.cpu_seconds: dict[str, float] = {}
+        self.faults: dict[str, int] = {}
         self.current = "start"
         self._since = time.perf_counter()
+        self._cpu_since = time.process_time()
+        self._faults_since = _minor_faults()
         self._cuda = torch.cuda.is_available()
         self._read = _rss_reader()
         self._period = period_s
@@ -77,9 +83,11 @@ class PhaseMeter:
         if name == self.current:
             return
         self._note(self.current, self._read())
-        now = time.perf_counter()
+        now, cpu, faults = time.perf_counter(), time.process_time(), _minor_faults()
         self.seconds[self.current] = self.seconds.get(self.current, 0.0) + now - self._since
-        self._since = now
+        self.cpu_seconds[self.current] = self.cpu_seconds.get(self.current, 0.0) + cpu - self._cpu_since
+        self.faults[self.current] = self.faults.get(self.current, 0) + faults - self._faults_since
+        self._since, self._cpu_since, self._faults_since = now, cpu, faults
         if self._cuda:
             import torch
 
@@ -98,6 +106,11 @@ class PhaseMeter:
     def max_rss() -> int:
         """The kernel's peak RSS of this process so far, in bytes (Linux reports kilobytes)."""
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _minor_faults() -> int:
+    """This process's minor page faults so far (each a fresh page the kernel mapped and zeroed)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def _backbone(model: Any) -> Any:

@@ -7,7 +7,8 @@ Each side runs in a fresh process on the same converted model, the same data and
 all linear layers, batch 4 x 512 tokens, packing for SFT, seed 42, AdamW at 2e-4, linear schedule, 5% warmup),
 with the same validation set (the data's first VAL_ROWS rows) evaluated at the start and the end, and one save
 at the end:
-- workbench: `run_job` exactly as `workbench train` runs it with a validation file (no store).
+- workbench: `run_job` exactly as `workbench train` runs it with a validation file (no store), in a process that
+  switched PyTorch's huge pages on before loading torch, as `workbench train` does (`memory.use_huge_pages`).
 - plain TRL: SFTTrainer / DPOTrainer + peft's LoraConfig with TRL's defaults. The SFT side is handed the same
   token ids and assistant-only labels Workbench makes (TRL's own assistant-only loss needs `{% generation %}`
   markers that SmolLM2's template lacks), so both train the same objective and their loss curves compare.
@@ -106,6 +107,8 @@ def _result(meter, callback, losses: list[float]) -> dict[str, Any]:
         "max_rss": meter.max_rss(),
         "phases": meter.peaks,
         "phase_seconds": meter.seconds,
+        "phase_cpu_seconds": meter.cpu_seconds,
+        "phase_faults": meter.faults,
         "gpu_phases": meter.gpu_peaks,
         "tokens": callback.tokens,
         "seconds": callback.step_seconds,
@@ -295,21 +298,33 @@ def _measures(method: str, ours: dict[str, Any], plain: dict[str, Any], steps: i
                     plain["gpu_phases"][phase] / GIB,
                 )
             )
-    for phase, seconds in ours["phase_seconds"].items():
-        if phase in STEP_PHASES:  # where the time goes, per phase, over the whole run
-            theirs = plain["phase_seconds"].get(phase)
-            name = f"{method}: seconds in {phase}"
-            out.append(
-                Measure.against(case, name, seconds, "s", anchor, theirs)
-                if theirs
-                else Measure(case, name, seconds, "s")
-            )
+    out += _phase_times(method, ours, plain)
     for phase, peak in ours["phases"].items():
         theirs = plain["phases"].get(phase)
         if theirs:
             out.append(Measure.against(case, f"{method}: peak RSS in {phase}", peak / GIB, "GiB", anchor, theirs / GIB))
         elif phase not in ("start", "end"):
             out.append(Measure(case, f"{method}: peak RSS in {phase}", peak / GIB, "GiB"))
+    return out
+
+
+def _phase_times(method: str, ours: dict[str, Any], plain: dict[str, Any]) -> list[Measure]:
+    """Where the time goes, per phase over the whole run: wall seconds, CPU-seconds (all threads, user + system)
+    and page faults (what the allocator's choices cost: each fresh 4 KiB page, or 2 MB huge page, is one)."""
+    case, anchor, out = "train_memory", f"plain TRL {method}", []
+    for key, what, unit in (
+        ("phase_seconds", "seconds", "s"),
+        ("phase_cpu_seconds", "CPU-seconds", "CPU-s"),
+        ("phase_faults", "page faults", "faults"),
+    ):
+        for phase, value in ours[key].items():
+            if phase in STEP_PHASES:
+                theirs, name = plain[key].get(phase), f"{method}: {what} in {phase}"
+                out.append(
+                    Measure.against(case, name, value, unit, anchor, theirs)
+                    if theirs
+                    else Measure(case, name, value, unit)
+                )
     return out
 
 
@@ -349,5 +364,9 @@ if __name__ == "__main__":  # one side: SIDE METHOD STEPS DATA VAL OUT RESULT (w
     import sys
 
     side, method, steps, data, val, out, result = sys.argv[1:]
+    if side == "workbench":  # what `workbench train` does first, before torch loads (training/memory.py)
+        from workbench.training.memory import use_huge_pages
+
+        use_huge_pages()
     figures = SIDES[side](Settings.from_env(), method, int(steps), data, val, out)
     Path(result).write_text(json.dumps(figures), encoding="utf-8")

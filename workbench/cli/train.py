@@ -29,6 +29,7 @@ from workbench.errors import WorkbenchError
 from workbench.training import filters, hparams
 from workbench.training.config import JobConfig, RunPaths
 from workbench.training.filters import FeedbackFilters
+from workbench.training.memory import use_huge_pages
 
 HYPERPARAMETERS = hparams.declared(JobConfig)  # each one a flag, named for its field (`hparams.flag`)
 _TYPES = {"int": int, "float": float, "text": str, "list": str}
@@ -225,6 +226,7 @@ def _cancel_on_signals(cancel: threading.Event) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    use_huge_pages()  # before anything imports torch: it reads the switch at its first allocation
     settings = settings_from(args)
     config = job_config(args, settings)
     out = sys.stderr if args.json else sys.stdout
