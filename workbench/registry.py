@@ -324,6 +324,15 @@ def served_bases(settings: Settings) -> list[BaseModel]:
     return served
 
 
+def standalone(settings: Settings, base: BaseModel) -> str:
+    """What names `base` on its own, as WORKBENCH_MODEL or `train --model` (a training job's model): its name where
+    registry.yaml or the embedded model gives it, else its source (whose file or folder name is its name)."""
+    named = {
+        str(e.get("name") or e.get("source")) for e in _registry_file(settings).get("models", []) if isinstance(e, dict)
+    }
+    return base.name if base.name in named | {EMBEDDED_NAME} else base.source
+
+
 def resolve_base(settings: Settings, name: str | None = None) -> BaseModel:
     """The base model to load: `name`, else WORKBENCH_MODEL's first entry (the main model), else registry default,
     else the embedded one.

@@ -64,6 +64,14 @@ def family_of(families: Sequence[BaseModel], checkpoint: str) -> tuple[BaseModel
     return None, checkpoint
 
 
+def request_name(family: BaseModel | None, local: str) -> str:
+    """The name a request uses for `local` ("base" or an adapter) of `family` (None: the main family): the inverse
+    of `family_of`."""
+    if family is None:
+        return local
+    return family.name if local == BASE_NAME else f"{family.name}/{local}"
+
+
 def choices(settings: Settings) -> list[str]:
     """Every checkpoint name a request can use, without loading a model: "base", the main model's usable
     adapters, each other local family and its adapters, then each remote model and its adapters."""
