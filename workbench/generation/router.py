@@ -188,7 +188,7 @@ class Router:
             from workbench.generation.fetch import local_file
 
             policy = self.policy()
-            settings = policy.engine_settings(self.settings)
+            settings = policy.engine_settings(self.settings, base.name)
             need = estimate(local_file(base), settings, choose_backend(settings, base))
             self._make_room(policy, base, need)
             engine = ChatEngine.load(settings, base_name=base.name)

@@ -23,7 +23,7 @@ import gradio as gr
 from workbench.config import REPO_ROOT
 from workbench.errors import WorkbenchError
 from workbench.generation.router import request_name
-from workbench.registry import BaseModel, standalone
+from workbench.registry import BaseModel, served_bases, standalone
 from workbench.safety.names import within
 from workbench.training import hparams, jobs
 from workbench.training.config import JobConfig, RunPaths
@@ -79,8 +79,6 @@ def _keep_upload(ctx: AppContext, path: str | None) -> str | None:
 def family(ctx: AppContext, name: str | None) -> BaseModel:
     """The served family a run trains: the one called `name`, the main one when `name` is empty; one sentence for
     any other name (the server trusts no name the page offered)."""
-    from workbench.registry import served_bases
-
     families = [b for b in served_bases(ctx.settings) if b.usable]
     if not name:
         return families[0]
@@ -102,8 +100,6 @@ def run_family(ctx: AppContext, run: str) -> BaseModel | None:
         trained = load_job(RunPaths.of(ctx.settings, run)).get("base_model")
     except WorkbenchError:
         return None
-    from workbench.registry import served_bases
-
     return next((b for b in served_bases(ctx.settings)[1:] if b.name == trained), None)
 
 
@@ -273,9 +269,8 @@ def make_train_fn(ctx: AppContext, tokenizers: Tokenizers):
                 from workbench.training.checkpoints import check_run_folder
                 from workbench.training.sources import for_method
 
-                checked = _config(
-                    ctx, run_name, "votes.jsonl", val, values
-                )  # the name is checked before it names a file
+                # the run's name is checked before it names a file
+                checked = _config(ctx, run_name, "votes.jsonl", val, values)
                 check_run_folder(RunPaths.of(ctx.settings, checked.run), resume=False)  # never overwrite its data
                 data, record, _ = _store_data(ctx, checked.run, True, checked.method, votes)
                 job = for_method(checked.method).job
