@@ -21,6 +21,8 @@ LIGHT = [
     "workbench.jsonl",
     "workbench.access",
     "workbench.registry",
+    "workbench.registry.bases",
+    "workbench.registry.adapters",
     "workbench.remote",
     "workbench.safety.names",
     "workbench.safety.redact",

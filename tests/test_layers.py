@@ -33,7 +33,7 @@ LAYERS = [
     {"ui", "cli"},  # the leaves
     {"__main__"},  # `python -m workbench` -> cli
 ]
-TOP_MODULES = {"__init__", "__main__", "access", "config", "errors", "registry", "remote", "jsonl"}
+TOP_MODULES = {"__init__", "__main__", "access", "config", "errors", "remote", "jsonl"}
 SHARED_UI = {"__init__.py"}  # importing workbench.ui itself stays light
 
 

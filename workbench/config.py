@@ -534,7 +534,8 @@ class Settings:
         0,
         "WORKBENCH_THREADS",
         whole(0, 512),
-        "llama.cpp's compute threads (0: llama.cpp's own choice, one per physical core, at most the CPU quota)",
+        "llama.cpp's compute threads of each served family (0: one family, llama.cpp's own choice, one per physical "
+        "core, at most the CPU quota; several, the cores shared out, the main family the most: docs/models.md)",
     )
     # --- several base models at once (issue 30; docs/models.md) ---
     model_memory_mb: int = setting(

@@ -29,3 +29,19 @@ def test_each_model_is_an_openai_model_object_with_the_time_its_checkpoint_was_m
     assert models["base"]["created"] == int(base_file.stat().st_mtime) > 0
     assert models[resolve_base(settings).name] == {**models["base"], "id": resolve_base(settings).name}
     assert c.get("/v1/models/my-run").json() == models["my-run"]
+
+
+def test_another_familys_models_carry_the_time_their_files_were_written(tmp_path):
+    family = tmp_path / "gemma-file.gguf"  # listing reads only the file's time: nothing loads it
+    family.write_bytes(b"GGUF")
+    os.utime(family, (MADE - 7, MADE - 7))
+    settings = Settings(home=tmp_path, model=f"{resolve_base(Settings()).name},{family}")
+    os.utime(
+        write_adapter(settings.adapters_dir / "g-run", base_name="gemma-file") / "adapter_model.safetensors",
+        (MADE, MADE),
+    )
+    app, _loading = build_app(settings)
+    c = TestClient(app, base_url="http://127.0.0.1:8000", client=("127.0.0.1", 5000))
+
+    created = {m["id"]: m["created"] for m in c.get("/v1/models").json()["data"]}
+    assert created["gemma-file"] == MADE - 7 and created["gemma-file/g-run"] == MADE

@@ -122,3 +122,11 @@ def test_a_family_that_does_not_fit_gets_one_sentence_and_an_idle_one_unloads(ap
     router._used[f"family:{GEMMA}"] = time.monotonic() - app.settings.idle_unload - 1  # its last request, long ago
     router.generate(FRANCE, GREEDY, "base")  # requests are when idle families are looked at
     assert list(router.loaded()) == [EMBEDDED_NAME]
+
+
+def test_the_finetune_tab_validates_a_run_on_the_other_family(app):
+    from workbench.ui.finetune_actions import Tokenizers, shipped_datasets, validate
+
+    report, start = validate(app, Tokenizers(), None, shipped_datasets()[0], None, 0.1, 256, 42, base_model=GEMMA)
+    assert report.startswith("**Validation report**") and start["interactive"]  # Gemma's tokenizer read the data
+    assert "Estimated peak memory" in report  # and the run's memory estimate is Gemma's

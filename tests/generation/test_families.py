@@ -102,6 +102,21 @@ def test_the_policy_divides_the_slots_and_refuses_what_does_not_fit(home):
     assert "WORKBENCH_MODEL_MEMORY_MB" in sentence and "WORKBENCH_SLOTS" in sentence
 
 
+def test_the_families_hold_one_compute_thread_per_core_the_main_one_the_most(home, monkeypatch):
+    from workbench.generation import budget
+
+    monkeypatch.setattr(budget, "usable_cores", lambda: 2)
+    settings = two(home, slots=8, preload="main")
+    policy = plan(settings)
+    assert policy.threads == (2, 1) and "2/1 threads" in policy.describe()
+    assert policy.engine_settings(settings).threads == 2 and policy.engine_settings(settings, "other").threads == 1
+    assert policy.engine_settings(settings, "other").slots == 4
+    assert plan(Settings(home=home)).threads == (None,)  # one family: llama.cpp's own choice, as before
+    assert plan(dataclasses.replace(settings, threads=3)).threads == (3, 3)  # WORKBENCH_THREADS: for each
+    monkeypatch.setattr(budget, "usable_cores", lambda: 16)
+    assert budget.threads_for(settings, 2) == (9, 8) and budget.threads_for(settings, 3) == (8, 5, 5)
+
+
 def test_the_kv_cache_estimate_reads_the_gguf(home):
     # SmolLM2-135M: 30 layers, 3 KV heads of 64 dimensions, keys and values in float16.
     assert kv_bytes(embedded_base().source, 4, 1024) == 30 * 3 * (64 + 64) * 2 * 4 * 1024

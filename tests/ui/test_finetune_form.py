@@ -14,6 +14,8 @@ from workbench.cli import build_parser
 from workbench.cli import train as train_cli
 from workbench.cli.train import job_config
 from workbench.config import Settings
+from workbench.errors import WorkbenchError
+from workbench.registry import EMBEDDED_NAME
 from workbench.training import filters, hparams
 from workbench.training.config import DEMO_SETTINGS, JobConfig
 from workbench.training.filters import PREFIX, FeedbackFilters
@@ -21,12 +23,16 @@ from workbench.training.jobs import train_command
 from workbench.training.votes import VoteFilters
 from workbench.ui.finetune_form import elem_id, start_value
 
+FAMILY = "other-family"  # a second served family: only its file's name and time are read here
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     from workbench.ui.demo import build_demo
 
-    return build_demo(Settings(home=tmp_path_factory.mktemp("form")))
+    home = tmp_path_factory.mktemp("form")
+    (home / f"{FAMILY}.gguf").write_bytes(b"GGUF")
+    return build_demo(Settings(home=home, model=f"{EMBEDDED_NAME},{home / f'{FAMILY}.gguf'}"))
 
 
 def test_each_hyperparameter_is_a_flag_a_component_and_an_endpoint_parameter(demo):
@@ -49,9 +55,50 @@ def test_each_hyperparameter_is_a_flag_a_component_and_an_endpoint_parameter(dem
         assert param["parameter_has_default"] and param["parameter_default"] == start_value(f) == component.value
         assert param["label"] == spec.label
     form_names = {f.name for f, spec in declared if spec.form}
-    others = {"upload", "dataset", "val_upload", "run_name", "token", "from_votes"}
+    others = {"upload", "dataset", "val_upload", "run_name", "token", "from_votes", "base_model"}
     others |= {PREFIX + f.name for f in filters.declared(VoteFilters)}  # the store-feedback filters
     assert set(endpoint) == form_names | others  # nothing else, nothing by position
+
+
+def test_the_base_model_is_a_served_family_checked_at_the_door_and_reaches_the_job(demo, tmp_path):
+    from tests.test_registry import write_adapter
+    from workbench.gate.sizes import OWNER
+    from workbench.studio.arena_send import parent_of
+    from workbench.training.jobs import RunStatus
+    from workbench.ui.fields import field_of
+    from workbench.ui.finetune import _progress_text
+    from workbench.ui.finetune_actions import _config, run_family
+
+    ctx = demo.workbench_context
+    chooser = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "ft-base-model")
+    assert chooser.choices == [(EMBEDDED_NAME, EMBEDDED_NAME), (FAMILY, FAMILY)] and chooser.value == EMBEDDED_NAME
+    endpoint = {p["parameter_name"]: p for p in demo.get_api_info()["named_endpoints"]["/train"]["parameters"]}
+    assert endpoint["base_model"]["parameter_default"] == EMBEDDED_NAME
+    with pytest.raises(WorkbenchError) as refused:
+        field_of(chooser, OWNER).check("gemma")  # the gate: only the served families' names
+    assert str(refused.value) == "Base model must be one of its choices, not 'gemma'."
+
+    data = str(tmp_path / "d.jsonl")
+    assert _config(ctx, "r", data, None, {"base_model": EMBEDDED_NAME}).base_model is None  # the main: as before
+    config = _config(ctx, "r", data, None, {"base_model": FAMILY, "max_steps": 3})
+    assert config.base_model == str(ctx.settings.home / f"{FAMILY}.gguf")  # what names it alone, for the job
+    argv = train_command(config)[3:]
+    assert argv[argv.index("--model") + 1] == config.base_model
+    assert job_config(build_parser().parse_args(argv), settings=None) == config
+    with pytest.raises(WorkbenchError) as refused:
+        _config(ctx, "r", data, None, {"base_model": "gemma"})  # a direct call, past the gate's own check
+    assert str(refused.value) == f"'gemma' is not a base model served here: train one of {EMBEDDED_NAME}, {FAMILY}."
+
+    job = ctx.settings.adapters_dir / "r" / ".trainer" / "job.json"  # the job records the family it trains
+    job.parent.mkdir(parents=True)
+    job.write_text(f'{{"base_model": "{FAMILY}"}}')
+    family = run_family(ctx, "r")
+    assert family is not None and family.name == FAMILY
+    status = RunStatus(run="r", status="finished", checkpoints=["r/checkpoint-3"], adapter="r")
+    shown = _progress_text(status, family)
+    assert f"`{FAMILY}/r/checkpoint-3`" in shown and f"`{FAMILY}/r`." in shown  # as the Chat tab's selector names them
+    write_adapter(ctx.settings.adapters_dir / "r" / "checkpoint-3", base_name=FAMILY)
+    assert parent_of(ctx.settings, f"{FAMILY}/r/checkpoint-3") == FAMILY  # what "Send to the Arena" pairs it with
 
 
 def test_each_store_filter_is_a_flag_a_component_and_an_endpoint_parameter(demo):

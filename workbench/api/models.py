@@ -24,7 +24,7 @@ from workbench.api.errors import ApiError
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.generation.router import choices
-from workbench.registry import ADAPTER_WEIGHTS, BASE_NAME, list_adapters, resolve_base
+from workbench.registry import ADAPTER_WEIGHTS, BASE_NAME, list_adapters, resolve_base, served_bases
 
 OWNER = "workbench"  # `owned_by` of every model object (clients show it beside the id; Open WebUI groups by it)
 
@@ -66,15 +66,18 @@ def model_objects(settings: Settings, allowed: Callable[[str], bool], only: str 
 
 
 def _made(settings: Settings) -> dict[str, int]:
-    """Checkpoint name -> when it was written (Unix seconds), for the main model's base and adapters."""
+    """Checkpoint name -> when it was written (Unix seconds), for every local family's base and adapters (the
+    main family's as "base" and "RUN", another's as "FAMILY" and "FAMILY/RUN", the names `choices` gives)."""
     try:
-        base = resolve_base(settings)
+        main, *others = served_bases(settings)
     except WorkbenchError:
         return {}
-    made = {BASE_NAME: _mtime(Path(base.source)) if base.kind in ("gguf", "folder") else 0}
-    for adapter in list_adapters(settings, base):
-        made[adapter.name] = _mtime(adapter.path / ADAPTER_WEIGHTS) or _mtime(adapter.path)
-    return made
+    made: dict[str, int] = {}
+    for base, prefix in [(main, "")] + [(b, f"{b.name}/") for b in others]:
+        made[prefix.rstrip("/") or BASE_NAME] = _mtime(Path(base.source)) if base.kind in ("gguf", "folder") else 0
+        for adapter in list_adapters(settings, base):
+            made[prefix + adapter.name] = _mtime(adapter.path / ADAPTER_WEIGHTS) or _mtime(adapter.path)
+    return made  # later families overwrite: a family's name wins over a main-family run of that name (`choices`)
 
 
 def _mtime(path: Path) -> int:

@@ -1,7 +1,7 @@
 """Memory and cores as a budget when several base models are served at once (docs/models.md): the stated policy.
 
     policy = plan(settings)            # families, model memory, slots per family, which load at start
-    engine_settings = policy.engine_settings(settings)   # what each family's ChatEngine is loaded with
+    engine_settings = policy.engine_settings(settings, name)   # what family `name`'s ChatEngine is loaded with
     policy.check_fits(base, loaded)    # one sentence naming what to change when `base` would not fit
 
 The policy, chosen from the machine and overridable by settings:
@@ -10,8 +10,11 @@ The policy, chosen from the machine and overridable by settings:
   after families idle now have been unloaded to make room (the main model is never unloaded);
 - slots: WORKBENCH_SLOTS (auto: from the cores) is the total, divided evenly among the local families (at least
   one each), so the KV caches of all of them are what one family's were;
-- threads: every family's llama.cpp uses every usable core (WORKBENCH_THREADS overrides): a family asked alone
-  runs as fast as it would alone, and two busy at once share the cores through the OS;
+- threads: one family's llama.cpp uses every usable core; of several, the main one gets the most and the others
+  an equal share, so that all of them together hold one compute thread per core (WORKBENCH_THREADS overrides,
+  for each family): llama.cpp's compute threads are OpenMP threads of one runtime per process (libgomp), which
+  stops spinning at its barriers and sleeps in the kernel at each one as soon as the process holds more OpenMP
+  threads than cores, idle families' threads included (`threads_for`; docs/models.md has the measurements);
 - which stay loaded: the main model always; the others load at start when WORKBENCH_PRELOAD says so (auto: when
   all fit half the memory), else on first use, and unload after WORKBENCH_IDLE_UNLOAD seconds without a request.
 
@@ -25,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.config import Settings, machine_memory
+from workbench.config import Settings, machine_memory, usable_cores
 from workbench.errors import WorkbenchError
 from workbench.registry import BaseModel, served_bases
 
@@ -46,6 +49,7 @@ class Policy:
         families: The local families' names, the main one first.
         memory: Bytes the loaded models may hold together (None: unknown, nothing is refused).
         slots: llama.cpp slots per family.
+        threads: llama.cpp's compute threads of each family, in `families`' order (None: llama.cpp's own choice).
         preload: The families loaded when the app starts (the main one always).
         idle: Seconds without a request before a family other than the main one unloads (0: never).
     """
@@ -55,17 +59,25 @@ class Policy:
     slots: int
     preload: tuple[str, ...]
     idle: float
+    threads: tuple[int | None, ...] = ()
 
-    def engine_settings(self, settings: Settings) -> Settings:
-        """The settings a family's engine is loaded with: its share of the slots (unchanged for one family)."""
-        return settings if settings.slots == self.slots else dataclasses.replace(settings, slots=self.slots)
+    def engine_settings(self, settings: Settings, family: str | None = None) -> Settings:
+        """The settings the engine of `family` (None: the main one) is loaded with: its share of the slots and of
+        the cores (unchanged for one family)."""
+        index = self.families.index(family) if family in self.families else 0
+        threads = (self.threads[index] if index < len(self.threads) else None) or settings.threads
+        if (settings.slots, settings.threads) == (self.slots, threads):
+            return settings
+        return dataclasses.replace(settings, slots=self.slots, threads=threads)
 
     def describe(self) -> str:
         """The policy in one line, for `models` and the logs."""
         memory = f"{self.memory / MB:,.0f} MB" if self.memory else "unlimited"
         idle = f"after {self.idle:g} s idle" if self.idle else "never"
         return (
-            f"{len(self.families)} local famil{'y' if len(self.families) == 1 else 'ies'}, {self.slots} slots each, "
+            f"{len(self.families)} local famil{'y' if len(self.families) == 1 else 'ies'}, {self.slots} slots each"
+            + (f" and {'/'.join(str(t) for t in self.threads)} threads" if any(self.threads) else "")
+            + ", "
             f"model memory {memory}; loaded at start: {', '.join(self.preload)}; others unload {idle}."
         )
 
@@ -137,6 +149,22 @@ def _memory(settings: Settings) -> int | None:
     return int(total * AUTO_SHARE) if total else None
 
 
+def threads_for(settings: Settings, families: int) -> tuple[int | None, ...]:
+    """llama.cpp's compute threads of each of `families` local families, the main one first: WORKBENCH_THREADS for
+    each where set; for one family, llama.cpp's own choice (None); for several, an equal share of the usable cores
+    for each other family (at least one) and the rest for the main one, so that the families' OpenMP worker threads
+    (each family's threads but its calling one) and the process's first thread are one per core together. More
+    would make libgomp stop spinning at every barrier of every family, idle ones' threads counting: measured on 2
+    cores, a lone SmolLM2 request with Gemma loaded beside it at both cores made 80 times the context switches per
+    token of SmolLM2 alone, and ran at another speed than alone (0.57x on a quiet machine, 3.6x on a loaded one:
+    docs/models.md). So the main family runs as it would alone, whatever else is loaded."""
+    if settings.threads or families <= 1:
+        return (settings.threads or None,) * families
+    cores = usable_cores()
+    others = max(1, cores // families)
+    return (max(1, cores - (families - 1) * (others - 1)),) + (others,) * (families - 1)
+
+
 def plan(settings: Settings, bases: Iterable[BaseModel] | None = None) -> Policy:
     """The policy for serving `bases` (the served families, `served_bases`, when None) on this machine."""
     bases = list(served_bases(settings) if bases is None else bases)
@@ -156,4 +184,4 @@ def plan(settings: Settings, bases: Iterable[BaseModel] | None = None) -> Policy
             need = None
         if need is not None and (memory is None or need <= memory / 2):
             preload = names
-    return Policy(names, memory, slots, preload, settings.idle_unload)
+    return Policy(names, memory, slots, preload, settings.idle_unload, threads_for(settings, len(names)))

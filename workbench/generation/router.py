@@ -64,6 +64,14 @@ def family_of(families: Sequence[BaseModel], checkpoint: str) -> tuple[BaseModel
     return None, checkpoint
 
 
+def request_name(family: BaseModel | None, local: str) -> str:
+    """The name a request uses for `local` ("base" or an adapter) of `family` (None: the main family): the inverse
+    of `family_of`."""
+    if family is None:
+        return local
+    return family.name if local == BASE_NAME else f"{family.name}/{local}"
+
+
 def choices(settings: Settings) -> list[str]:
     """Every checkpoint name a request can use, without loading a model: "base", the main model's usable
     adapters, each other local family and its adapters, then each remote model and its adapters."""
@@ -180,7 +188,7 @@ class Router:
             from workbench.generation.fetch import local_file
 
             policy = self.policy()
-            settings = policy.engine_settings(self.settings)
+            settings = policy.engine_settings(self.settings, base.name)
             need = estimate(local_file(base), settings, choose_backend(settings, base))
             self._make_room(policy, base, need)
             engine = ChatEngine.load(settings, base_name=base.name)

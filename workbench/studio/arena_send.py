@@ -15,8 +15,9 @@ from typing import Any
 
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
+from workbench.generation.router import family_of, request_name
 from workbench.generation.settings import GenerationSettings
-from workbench.registry import BASE_NAME, find_adapter, resolve_base
+from workbench.registry import BASE_NAME, find_adapter, served_bases
 from workbench.studio.compare import run_prompt_set
 from workbench.studio.promptsets import load_shipped
 
@@ -24,14 +25,17 @@ ARENA_PROMPTS = "vicuna-bench"
 
 
 def parent_of(settings: Settings, checkpoint: str) -> str:
-    """The checkpoint a trained adapter improves on: the adapter its run started from, else the base model.
+    """The checkpoint a trained adapter improves on: the adapter its run started from, else the base model (of the
+    adapter's family: FAMILY/RUN's parent is FAMILY or FAMILY/ITS-START).
 
     Raises:
         WorkbenchError: No usable adapter of that name for the current base model.
     """
-    adapter = find_adapter(settings, checkpoint, resolve_base(settings))
+    main, *others = served_bases(settings)
+    family, local = family_of(others, checkpoint)  # another family's adapter is FAMILY/RUN, its base FAMILY
+    adapter = find_adapter(settings, local, family or main)
     parent = adapter.meta.get("init_adapter") or (adapter.meta.get("hyperparameters") or {}).get("init_adapter")
-    return parent or BASE_NAME
+    return request_name(family, parent or BASE_NAME)
 
 
 def send_to_arena(

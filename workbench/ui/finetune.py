@@ -5,7 +5,7 @@ the run's log every few seconds to redraw the loss chart. Checkpoints land in th
 where the Chat tab's selector finds them without a restart. Starting, cancelling and resuming need the
 admin token when WORKBENCH_ADMIN_TOKEN is set, in the page and in the named API endpoints (by keyword):
 
-    train(upload, dataset, val_upload, run_name, token, from_votes, vote_<each filter>,
+    train(upload, dataset, val_upload, run_name, token, from_votes, base_model, vote_<each filter>,
           <every hyperparameter on the form, by its JobConfig name>) -> (status, runs, next name)
     cancel_training(run_name, token) -> status     (stops after the current step; the run stays resumable)
     send_to_arena(run_name, token) -> status       (the run's adapter and its parent answer the Arena's prompts)
@@ -20,8 +20,10 @@ likes and dislikes, "sft" its corrections; each under the filters `vote_<field>`
 (checkpoints, raters, rater_kind, origin, since, until; for dpo also same_settings, min_agreement, source, unreviewed),
 as `workbench train`'s `--vote-*` flags. A DPO or KTO run's chart adds its reward margin (and DPO's accuracy). `upload`
 is a dataset file (gradio_client's `handle_file`), or None to train on `dataset`, a shipped file's path relative to the
-repository. The data is validated before a job starts. An endpoint refuses bad input with one sentence (an error for a
-client); the page's buttons write that sentence into the status line under them instead."""
+repository. `base_model` is the served family the run trains (the main one by default; `workbench train --model`
+on the command line), and a run on another family is listed as FAMILY/RUN. The data is validated before a job
+starts. An endpoint refuses bad input with one sentence (an error for a client); the page's buttons write that
+sentence into the status line under them instead."""
 
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ from types import SimpleNamespace
 import gradio as gr
 
 from workbench.errors import WorkbenchError
+from workbench.generation.router import request_name
+from workbench.registry import BaseModel
 from workbench.training import jobs
 from workbench.ui.context import AppContext
 from workbench.ui.finetune_actions import (
@@ -40,6 +44,7 @@ from workbench.ui.finetune_actions import (
     make_send_fn,
     make_train_fn,
     on_page,
+    run_family,
     run_names,
     shipped_datasets,
     suggest_name,
@@ -85,7 +90,9 @@ def _rewards(ctx: AppContext, refreshed: tuple) -> dict:
     return gr.update(value=plots.reward_curves(frame, title=f"Rewards: {signature[0]}"), visible=True)
 
 
-def _progress_text(status: jobs.RunStatus) -> str:
+def _progress_text(status: jobs.RunStatus, family: BaseModel | None = None) -> str:
+    """The run's progress in a few lines; its checkpoints by the names requests use (FAMILY/RUN on `family`)."""
+
     def num(value: float | None) -> str:
         return "–" if value is None else f"{value:.4f}"
 
@@ -101,9 +108,10 @@ def _progress_text(status: jobs.RunStatus) -> str:
         f"{num(status.val_loss)} now."
     )
     if status.checkpoints:
-        lines.append("Checkpoints (in the Chat tab's selector): " + ", ".join(f"`{c}`" for c in status.checkpoints))
+        shown = ", ".join(f"`{request_name(family, c)}`" for c in status.checkpoints)
+        lines.append(f"Checkpoints (in the Chat tab's selector): {shown}")
     if status.adapter:
-        lines.append(f"Final adapter: `{status.adapter}`.")
+        lines.append(f"Final adapter: `{request_name(family, status.adapter)}`.")
     if status.error:
         lines.append(f"Error: {status.error}")
     return "  \n".join(lines)
@@ -119,7 +127,7 @@ def build_finetune_tab(ctx: AppContext) -> SimpleNamespace:
     tab = _layout(ctx, HyperparameterForm())
     check, check_args = _wire_check(ctx, tokenizers, tab)
     inputs = {name: c for name, c in tab.data.items() if name != "filters"}  # the data inputs, the vote filters
-    inputs |= {"run_name": tab.run_name, "token": tab.token} | tab.form.components
+    inputs |= {"run_name": tab.run_name, "token": tab.token, "base_model": tab.base_model} | tab.form.components
     _wire_buttons(ctx, tokenizers, inputs, (tab.start, tab.cancel, tab.resume, tab.send), tab.runs, tab.status)
     buttons = (tab.cancel, tab.resume, tab.send)
     refresh_args = _wire_refresh(ctx, tab.runs, tab.plot, tab.progress, tab.rewards, tab.token, buttons)
@@ -143,6 +151,7 @@ def _layout(ctx: AppContext, form: HyperparameterForm) -> SimpleNamespace:
     """The tab's components: the form and its buttons on the left, the run's chart and progress on the right."""
     with gr.Row():
         with gr.Column(scale=2):
+            base_model = _base_model_input(ctx)
             form.place(["method"])
             data = _data_inputs(form, shipped_datasets())
             report = gr.Markdown("", elem_id="ft-report")
@@ -170,6 +179,7 @@ def _layout(ctx: AppContext, form: HyperparameterForm) -> SimpleNamespace:
             rewards = gr.Plot(label="Rewards (DPO, KTO)", elem_id="ft-rewards", visible=False)
             progress = gr.Markdown("", elem_id="ft-progress")
     return SimpleNamespace(
+        base_model=base_model,
         form=form,
         data=data,
         report=report,
@@ -187,6 +197,29 @@ def _layout(ctx: AppContext, form: HyperparameterForm) -> SimpleNamespace:
     )
 
 
+def _base_model_input(ctx: AppContext) -> gr.Dropdown:
+    """The served family a run trains (shown when the app serves more than one): the gate takes only their names,
+    and a run on another family than the main one is named FAMILY/RUN wherever checkpoints are listed."""
+    from workbench.gate.fields import Choice
+    from workbench.registry import served_bases
+    from workbench.ui.fields import declare
+
+    try:
+        names = [b.name for b in served_bases(ctx.settings) if b.usable]
+    except WorkbenchError:  # the main model is unusable: the page says so elsewhere, and no run can start
+        names = []
+    label = "Base model"
+    dropdown = gr.Dropdown(
+        names,
+        value=names[0] if names else None,
+        label=label,
+        info="the served model the adapter is trained on; on another than the first, its checkpoints are FAMILY/RUN",
+        visible=len(names) > 1,
+        elem_id="ft-base-model",
+    )
+    return declare(dropdown, Choice(label, options=tuple(names)))
+
+
 def _wire_check(ctx: AppContext, tokenizers: Tokenizers, tab: SimpleNamespace) -> tuple:
     """The validation report follows the data inputs (and the settings that change it); returns the check
     function and its event arguments."""
@@ -194,7 +227,7 @@ def _wire_check(ctx: AppContext, tokenizers: Tokenizers, tab: SimpleNamespace) -
     checked = {name: c for name, c in data.items() if name != "filters"}
     # the memory estimate also follows the batch size and gradient checkpointing
     shown = ("val_fraction", "max_length", "seed", "method", "batch_size", "gradient_checkpointing")
-    checked |= {name: hp[name] for name in shown} | {"token": tab.token}
+    checked |= {name: hp[name] for name in shown} | {"token": tab.token, "base_model": tab.base_model}
 
     def check(request: gr.Request = None, **values):
         return validate(ctx, tokenizers, request=request, **values)
@@ -205,7 +238,7 @@ def _wire_check(ctx: AppContext, tokenizers: Tokenizers, tab: SimpleNamespace) -
         "outputs": [tab.report, tab.start],
         "api_visibility": "private",
     }
-    changed = (hp["method"], hp["val_fraction"], hp["gradient_checkpointing"])
+    changed = (hp["method"], hp["val_fraction"], hp["gradient_checkpointing"], tab.base_model)
     for component in (*(c for n, c in data.items() if n != "filters"), *changed):
         component.change(**check_args)
     for component in (tab.token, hp["max_length"], hp["seed"], hp["batch_size"]):
@@ -319,7 +352,8 @@ def _wire_refresh(ctx, runs, plot, progress, rewards, token, buttons) -> dict:
         if signature == shown:
             return gr.skip(), gr.skip(), gr.skip(), shown, gr.skip(), gr.skip(), gr.skip()
         curves = jobs.loss_curves(ctx.settings, run)
-        return choice, _figure(curves, run), _progress_text(state), signature, *_buttons(state)
+        progress = _progress_text(state, run_family(ctx, run))
+        return choice, _figure(curves, run), progress, signature, *_buttons(state)
 
     def refresh_all(run: str | None, shown: list | None, token_value: str | None = None, request: gr.Request = None):
         out = refresh(run, shown, token_value, request)

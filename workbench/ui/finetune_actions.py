@@ -22,6 +22,8 @@ import gradio as gr
 
 from workbench.config import REPO_ROOT
 from workbench.errors import WorkbenchError
+from workbench.generation.router import request_name
+from workbench.registry import BaseModel, served_bases, standalone
 from workbench.safety.names import within
 from workbench.training import hparams, jobs
 from workbench.training.config import JobConfig, RunPaths
@@ -74,18 +76,49 @@ def _keep_upload(ctx: AppContext, path: str | None) -> str | None:
     return str(target)
 
 
+def family(ctx: AppContext, name: str | None) -> BaseModel:
+    """The served family a run trains: the one called `name`, the main one when `name` is empty; one sentence for
+    any other name (the server trusts no name the page offered)."""
+    families = [b for b in served_bases(ctx.settings) if b.usable]
+    if not name:
+        return families[0]
+    for base in families:
+        if base.name == name:
+            return base
+    shown = name if isinstance(name, str) and len(name) <= 100 else "that model"
+    raise WorkbenchError(
+        f"{shown!r} is not a base model served here: train one of {', '.join(b.name for b in families)}."
+    )
+
+
+def run_family(ctx: AppContext, run: str) -> BaseModel | None:
+    """The served family other than the main one that `run` trains (its job.json says, once the job has prepared),
+    else None: its checkpoints are requested as FAMILY/RUN (`router.request_name`)."""
+    from workbench.training.checkpoints import load_job
+
+    try:
+        trained = load_job(RunPaths.of(ctx.settings, run)).get("base_model")
+    except WorkbenchError:
+        return None
+    return next((b for b in served_bases(ctx.settings)[1:] if b.name == trained), None)
+
+
+def job_model(ctx: AppContext, base: BaseModel) -> str | None:
+    """JobConfig.base_model for a run on the served family `base`: None for the main one (the job's default), else
+    what names it alone (the job's `--model`)."""
+    return None if base == family(ctx, None) else standalone(ctx.settings, base)
+
+
 class Tokenizers:
-    """The served base model's tokenizer, loaded once per app (validation needs it; the model it does not)."""
+    """Each served family's tokenizer, loaded once per app (validation needs it; the model it does not)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._cache: dict[str, Any] = {}
 
-    def get(self, ctx: AppContext) -> Any:
+    def get(self, ctx: AppContext, base: BaseModel) -> Any:
         from workbench.generation.loading import load_tokenizer
-        from workbench.registry import resolve_base
 
-        base = resolve_base(ctx.settings)
         ctx.settled()
         with self._lock:
             if base.name not in self._cache:
@@ -97,8 +130,11 @@ FORM = {f.name for f, _ in form_hyperparameters()}  # what the "train" endpoint 
 VOTE = PREFIX  # the prefix of a filter's input: vote_<field of training.filters>
 
 
-def _config(run: str, data: str, val: str | None, values: dict[str, Any]) -> JobConfig:
-    """The job from the form's values (by field name); JobConfig checks each one and answers in one sentence."""
+def _config(ctx: AppContext, run: str, data: str, val: str | None, values: dict[str, Any]) -> JobConfig:
+    """The job from the form's values (by field name) and the family it trains (`base_model`, a served family's
+    name: the main one is the job's default model); JobConfig checks each one and answers in one sentence."""
+    values = dict(values)
+    model = job_model(ctx, family(ctx, values.pop("base_model", None)))
     unknown = sorted(set(values) - FORM - {"votes", "likes"})
     if unknown:
         raise WorkbenchError(f"Unknown training settings: {', '.join(unknown)}.")
@@ -107,7 +143,7 @@ def _config(run: str, data: str, val: str | None, values: dict[str, Any]) -> Job
         clean["target_modules"] = hparams.parse_list(clean["target_modules"])
     if "init_adapter" in clean:
         clean["init_adapter"] = str(clean["init_adapter"] or "").strip() or None
-    return JobConfig(run=(run or "").strip(), data=data, val_data=val or None, **clean)
+    return JobConfig(run=(run or "").strip(), data=data, val_data=val or None, base_model=model, **clean)
 
 
 def _vote_inputs(values: dict[str, Any]) -> dict[str, Any]:
@@ -152,11 +188,11 @@ def validate(
     request: gr.Request | None = None,
     batch_size=4,
     gradient_checkpointing=False,
+    base_model=None,
     **vote_filters,
 ):
     """The validation report for the chosen files (or the votes under the filters) with the run's memory estimate,
     and whether training may start (an admin action: it reads and tokenizes the upload)."""
-    from workbench.registry import resolve_base
     from workbench.training.memory import require_fit
     from workbench.training.prepare import prepare_data
 
@@ -168,6 +204,7 @@ def validate(
             counted = _store_data(ctx, "validation", False, method, vote_filters)[2]
             return f"**The store's feedback**  \n{counted}", gr.update(interactive=True)
         data = _dataset_path(ctx, upload, dataset)
+        base = family(ctx, base_model)
         config = JobConfig(
             method=method if method in ("sft", "dpo", "kto") else "sft",
             run="validation",
@@ -178,15 +215,16 @@ def validate(
             seed=seed,
             batch_size=batch_size,
             gradient_checkpointing=bool(gradient_checkpointing),
+            base_model=job_model(ctx, base),
         )
         key = (_file_state(config.data), _file_state(config.val_data), config.val_fraction, config.max_length)
-        key += (config.seed, config.method)
+        key += (config.seed, config.method, base.name)
         if key not in _REPORTS:  # every page load validates the preselected dataset: once per file state
-            summary = prepare_data(config, ctx.settings, tokenizers.get(ctx)).summary()
+            summary = prepare_data(config, ctx.settings, tokenizers.get(ctx, base)).summary()
             if len(_REPORTS) >= 64:
                 _REPORTS.clear()
             _REPORTS[key] = summary.replace("\n  ", "\n- ").replace("\n", "  \n")
-        fit = require_fit(config, ctx.settings, resolve_base(ctx.settings))  # memory changes: never cached
+        fit = require_fit(config, ctx.settings, base)  # memory changes: never cached
     except WorkbenchError as exc:
         return f"**Not usable:** {exc}", gr.update(interactive=False)
     return f"**Validation report**  \n{_REPORTS[key]}  \n{fit}", gr.update(interactive=True)
@@ -231,7 +269,8 @@ def make_train_fn(ctx: AppContext, tokenizers: Tokenizers):
                 from workbench.training.checkpoints import check_run_folder
                 from workbench.training.sources import for_method
 
-                checked = _config(run_name, "votes.jsonl", val, values)  # the name is checked before it names a file
+                # the run's name is checked before it names a file
+                checked = _config(ctx, run_name, "votes.jsonl", val, values)
                 check_run_folder(RunPaths.of(ctx.settings, checked.run), resume=False)  # never overwrite its data
                 data, record, _ = _store_data(ctx, checked.run, True, checked.method, votes)
                 job = for_method(checked.method).job
@@ -239,8 +278,11 @@ def make_train_fn(ctx: AppContext, tokenizers: Tokenizers):
                     values[job] = record
             else:
                 data = _keep_upload(ctx, _dataset_path(ctx, upload, dataset))
-            config = _config(run_name, data, val, values)
-            prepared = prepare_data(config, ctx.settings, tokenizers.get(ctx))  # refuse bad data here, not in the log
+            config = _config(ctx, run_name, data, val, values)
+            base = family(ctx, values.get("base_model"))
+            prepared = prepare_data(
+                config, ctx.settings, tokenizers.get(ctx, base)
+            )  # refuse bad data here, not in the log
             require_fit(config, ctx.settings, prepared.base)  # and a run that cannot fit the machine's memory
             jobs.start_training(ctx.settings, config, token=token)
         except WorkbenchError as exc:
@@ -263,8 +305,9 @@ def make_send_fn(ctx: AppContext):
         try:
             ctx.settings.check_admin(token, caller_of(ctx, request))
             run = RunPaths.of(ctx.settings, (run_name or "").strip()).run  # the name is checked first
+            checkpoint = request_name(run_family(ctx, run), run)
             with Store.open(ctx.settings) as store:
-                sent = send_to_arena(ctx.router(), store, ctx.settings, run, ARENA_SETTINGS, limit=ARENA_PROMPTS)
+                sent = send_to_arena(ctx.router(), store, ctx.settings, checkpoint, ARENA_SETTINGS, limit=ARENA_PROMPTS)
         except WorkbenchError as exc:
             raise user_error(exc) from None
         return (
