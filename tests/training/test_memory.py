@@ -113,3 +113,37 @@ def test_a_training_process_puts_its_large_tensors_on_huge_pages_when_set_before
     import torch  # noqa: F401 - loaded here, as in any process that imported torch before asking
 
     assert memory.use_huge_pages() is False
+
+
+def test_a_training_program_re_executes_itself_once_with_jemalloc_and_trains_without_it(monkeypatch):
+    """`workbench train` (and the bench's training side) calls use_jemalloc first: a fresh interpreter comes back,
+    re-executed once with the same command line, with jemalloc mapped; WORKBENCH_TRAIN_ALLOCATOR=system and a
+    machine without the library leave the process as it is, with the log's one sentence."""
+    import subprocess
+    import sys
+
+    if memory.jemalloc_library() is None:
+        pytest.skip("jemalloc is not installed (Debian: libjemalloc2; `make install` installs it)")
+    script = (
+        "import os, sys\n"
+        "from workbench.training.memory import use_jemalloc\n"
+        "print(os.getpid(), sys.argv[1], use_jemalloc(sys.argv[1]))\n"
+    )
+    monkeypatch.delenv(memory.PRELOAD, raising=False)
+    monkeypatch.delenv("MALLOC_CONF", raising=False)
+
+    def child(choice: str) -> list[str]:
+        process = subprocess.Popen([sys.executable, "-c", script, choice], stdout=subprocess.PIPE, text=True)
+        out, _ = process.communicate()
+        assert process.returncode == 0
+        return [line.removeprefix(f"{process.pid} ") for line in out.splitlines()]  # the same pid: the job's
+
+    # One line, from the same pid: the first process printed nothing before it re-executed itself.
+    assert child("auto") == [f"auto Memory allocator: jemalloc ({memory.JEMALLOC_CONF})."]
+    assert child("system") == ["system Memory allocator: the system's (WORKBENCH_TRAIN_ALLOCATOR=system)."]
+
+    monkeypatch.setattr(memory, "_loaded", lambda name: False)
+    monkeypatch.setattr(memory, "jemalloc_library", lambda: None)  # in this process: a re-execution would end pytest
+    assert "jemalloc is not installed (Debian: libjemalloc2)" in memory.use_jemalloc("auto")
+    monkeypatch.setenv(memory.PRELOAD, "/nowhere/libjemalloc.so.2")  # asked for and failed: never a second time
+    assert memory.use_jemalloc("auto") == "Memory allocator: as preloaded (/nowhere/libjemalloc.so.2); not re-executed."

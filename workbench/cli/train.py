@@ -23,13 +23,14 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from workbench.cli.common import add_model_flags, print_json, settings_from
 from workbench.errors import WorkbenchError
 from workbench.training import filters, hparams
 from workbench.training.config import JobConfig, RunPaths
 from workbench.training.filters import FeedbackFilters
-from workbench.training.memory import use_huge_pages
+from workbench.training.memory import use_huge_pages, use_jemalloc
 
 HYPERPARAMETERS = hparams.declared(JobConfig)  # each one a flag, named for its field (`hparams.flag`)
 _TYPES = {"int": int, "float": float, "text": str, "list": str}
@@ -225,14 +226,27 @@ def _cancel_on_signals(cancel: threading.Event) -> None:
     signal.signal(signal.SIGINT, stop)
 
 
+def _is_the_program() -> bool:
+    """Whether this process is `workbench` itself (its command or `python -m workbench`, as the job runner starts
+    it), not a test or another program calling `main`: only then may `train` re-execute it (`use_jemalloc`)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return (spec is not None and spec.name == "workbench.__main__") or Path(sys.argv[0]).name == "workbench"
+
+
 def run(args: argparse.Namespace) -> int:
-    use_huge_pages()  # before anything imports torch: it reads the switch at its first allocation
     settings = settings_from(args)
+    allocator = ""
+    if _is_the_program() and not args.validate_only:
+        allocator = use_jemalloc(settings.train_allocator)  # may re-execute this process, once, with it preloaded
+    use_huge_pages()  # before anything imports torch: it reads the switch at its first allocation
     config = job_config(args, settings)
     out = sys.stderr if args.json else sys.stdout
 
     def echo(text: str) -> None:
         print(text, file=out, flush=True)
+
+    if allocator:
+        echo(allocator)
 
     if args.validate_only:
         from workbench.training.memory import require_fit

@@ -4,6 +4,7 @@
     need = estimate(shape, config, device="cpu")            # MemoryEstimate: weights, adapter, activations, loss...
     print(need.summary(available_bytes("cpu")))
     check_fits(need, available_bytes("cpu"))               # WorkbenchError, one sentence, when it cannot fit
+    use_jemalloc(settings.train_allocator)                  # a training program's entry: re-executes it once
     use_huge_pages()                                        # a training process, before torch is imported
     return_freed_memory()                                   # a training process: freed tensors leave its RSS
 
@@ -295,7 +296,8 @@ def return_freed_memory(threshold: int = MMAP_THRESHOLD) -> bool:
     passed 1.5 GB; with a fixed threshold (which also stops the raising) the peak stayed at 1.5 GB. A fixed 4 MiB
     threshold already peaked 16% higher, 16 or 32 MiB at 3.8 GiB (the heap fragments). The price is a fresh
     mapping per tensor, every 4 KiB page of it a page fault; `use_huge_pages` takes most of that back
-    (docs/speed.md). The process is the training job's own, so the setting reaches nothing else.
+    (docs/speed.md). The process is the training job's own, so the setting reaches nothing else. Under jemalloc
+    (`use_jemalloc`, the default where installed) glibc's malloc is not used and this changes nothing.
     """
     import ctypes
 
@@ -329,3 +331,61 @@ def use_huge_pages() -> bool:
         return False  # too late (torch allocates at import), and a process that loaded it stays as it is
     os.environ.setdefault(TORCH_HUGE_PAGES, "1")
     return os.environ[TORCH_HUGE_PAGES] == "1"
+
+
+JEMALLOC = "jemalloc"
+# Freed pages go back to the system after about a second (a step takes tens of seconds), by jemalloc's own thread.
+JEMALLOC_CONF = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0"
+PRELOAD = "LD_PRELOAD"
+
+
+def jemalloc_library() -> str | None:
+    """jemalloc's shared library as the dynamic loader finds it (`libjemalloc.so.2`), or None where not installed."""
+    import ctypes.util
+    import sys
+
+    return ctypes.util.find_library(JEMALLOC) if sys.platform.startswith("linux") else None
+
+
+def _loaded(name: str) -> bool:
+    """Whether a shared library whose file name contains `name` is mapped into this process (Linux)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            return any(f"lib{name}" in line for line in maps)
+    except OSError:
+        return False
+
+
+def use_jemalloc(choice: str = "auto") -> str:
+    """Re-execute this process once (the same pid, command line and environment) with jemalloc preloaded
+    (`LD_PRELOAD`, tuned by `MALLOC_CONF`); returns the log's sentence on the allocator in use. Only a program's
+    entry point may call it (`workbench train`, the bench's training side), before it loads anything it needs.
+
+    Why: glibc either keeps freed memory in a heap that fragments (a training step's peak RSS x2.7) or, with
+    `return_freed_memory`'s fixed threshold, maps every large tensor afresh (page faults: the backbone took about
+    20% more CPU time than plain TRL's). jemalloc reuses freed memory within its size classes and hands it back
+    on a decay timer (docs/speed.md, "The allocator"). The allocator must be in place before the process's first
+    malloc, so the way in is the loader's preload; re-executing is the one way that covers a run from the
+    command line and from the Fine-tune tab's job alike. `choice` "system" (WORKBENCH_TRAIN_ALLOCATOR) keeps glibc.
+    """
+    import os
+    import sys
+
+    if _loaded(JEMALLOC):
+        return f"Memory allocator: jemalloc ({os.environ.get('MALLOC_CONF') or 'its defaults'})."
+    if choice == "system":
+        return "Memory allocator: the system's (WORKBENCH_TRAIN_ALLOCATOR=system)."
+    if "malloc" in os.environ.get(PRELOAD, ""):  # the operator's own allocator, or jemalloc the loader could not load
+        return f"Memory allocator: as preloaded ({os.environ[PRELOAD]}); not re-executed."
+    library = jemalloc_library()
+    if library is None:
+        return (
+            "Memory allocator: the system's; jemalloc is not installed (Debian: libjemalloc2), so training steps "
+            "take 10-30% more CPU time (docs/speed.md)."
+        )
+    env = {**os.environ, PRELOAD: " ".join(filter(None, (library, os.environ.get(PRELOAD))))}
+    env["MALLOC_CONF"] = os.environ.get("MALLOC_CONF") or JEMALLOC_CONF  # the operator's own tuning stays
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, sys.orig_argv, env)
+    raise AssertionError("unreachable: execve replaces the process")  # pragma: no cover
