@@ -351,7 +351,7 @@ def _loaded(name: str) -> bool:
     """Whether a shared library whose file name contains `name` is mapped into this process (Linux)."""
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            return any(f"lib{name}" in line for line in maps)
+            return any(line.rstrip().rsplit("/", 1)[-1].startswith(f"lib{name}") for line in maps)
     except OSError:
         return False
 
