@@ -30,6 +30,8 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 
 install: $(VENV)/.runtime system-deps
 
+install-dev: $(VENV)/.dev
+
 # Debian packages the runtime uses (a Space installs them from packages.txt): jemalloc, the training process's
 # allocator (workbench/training/memory.py; training runs without it, with more CPU time per step). Where there is
 # no apt-get, nothing is installed.
@@ -38,7 +40,6 @@ system-deps:
 		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
 			$$(cat packages.txt) || echo "jemalloc not installed: training uses the system's allocator"; \
 	fi
-install-dev: $(VENV)/.dev
 
 # Debian packages the tests use: Chromium for the browser tests, PostgreSQL for the store tests.
 system-test-deps:

@@ -348,7 +348,7 @@ def jemalloc_library() -> str | None:
 
 
 def _loaded(name: str) -> bool:
-    """Whether a shared library whose file name contains `name` is mapped into this process (Linux)."""
+    """Whether a shared library named `lib<name>...` is mapped into this process (Linux)."""
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
             return any(line.rstrip().rsplit("/", 1)[-1].startswith(f"lib{name}") for line in maps)
@@ -364,9 +364,10 @@ def use_jemalloc(choice: str = "auto") -> str:
     Why: glibc either keeps freed memory in a heap that fragments (a training step's peak RSS x2.7) or, with
     `return_freed_memory`'s fixed threshold, maps every large tensor afresh (page faults: the backbone took about
     20% more CPU time than plain TRL's). jemalloc reuses freed memory within its size classes and hands it back
-    on a decay timer (docs/speed.md, "The allocator"). The allocator must be in place before the process's first
-    malloc, so the way in is the loader's preload; re-executing is the one way that covers a run from the
-    command line and from the Fine-tune tab's job alike. `choice` "system" (WORKBENCH_TRAIN_ALLOCATOR) keeps glibc.
+    on a decay timer: 9-29% more tokens per CPU-second than glibc, the same peak (docs/speed.md, "jemalloc").
+    The allocator must be in place before the process's first malloc, so the way in is the loader's preload;
+    re-executing is the one way that covers a run from the command line and from the Fine-tune tab's job alike.
+    `choice` "system" (WORKBENCH_TRAIN_ALLOCATOR) keeps glibc.
     """
     import os
     import sys
