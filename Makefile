@@ -51,7 +51,7 @@ system-test-deps:
 demo: install
 	$(PY) app.py
 
-test: install-dev system-test-deps
+test: install-dev system-deps system-test-deps
 	$(PY) -m pytest
 
 # The edit loop: unit and API tests, no browser, no PostgreSQL, nothing marked slow (see pyproject.toml's markers).
