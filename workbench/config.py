@@ -543,7 +543,7 @@ class Settings:
         "WORKBENCH_THREADS",
         whole(0, 512),
         "llama.cpp's compute threads of each served family (0: one family, llama.cpp's own choice, one per physical "
-        "core, at most the CPU quota; several, the cores shared out, the main family the most: docs/models.md)",
+        "core, at most the CPU quota; several, the cores divided evenly among them: docs/models.md)",
     )
     # --- several base models at once (issue 30; docs/models.md) ---
     model_memory_mb: int = setting(

@@ -102,19 +102,21 @@ def test_the_policy_divides_the_slots_and_refuses_what_does_not_fit(home):
     assert "WORKBENCH_MODEL_MEMORY_MB" in sentence and "WORKBENCH_SLOTS" in sentence
 
 
-def test_the_families_hold_one_compute_thread_per_core_the_main_one_the_most(home, monkeypatch):
+def test_the_families_divide_the_cores_evenly_one_compute_thread_per_core(home, monkeypatch):
     from workbench.generation import budget
 
     monkeypatch.setattr(budget, "usable_cores", lambda: 2)
     settings = two(home, slots=8, preload="main")
     policy = plan(settings)
-    assert policy.threads == (2, 1) and "2/1 threads" in policy.describe()
-    assert policy.engine_settings(settings).threads == 2 and policy.engine_settings(settings, "other").threads == 1
+    assert policy.threads == (1, 1) and "1/1 threads" in policy.describe()
+    assert policy.engine_settings(settings).threads == 1 and policy.engine_settings(settings, "other").threads == 1
     assert policy.engine_settings(settings, "other").slots == 4
     assert plan(Settings(home=home)).threads == (None,)  # one family: llama.cpp's own choice, as before
     assert plan(dataclasses.replace(settings, threads=3)).threads == (3, 3)  # WORKBENCH_THREADS: for each
     monkeypatch.setattr(budget, "usable_cores", lambda: 16)
-    assert budget.threads_for(settings, 2) == (9, 8) and budget.threads_for(settings, 3) == (8, 5, 5)
+    assert budget.threads_for(settings, 2) == (8, 8) and budget.threads_for(settings, 3) == (6, 5, 5)
+    monkeypatch.setattr(budget, "usable_cores", lambda: 3)
+    assert budget.threads_for(settings, 2) == (2, 1) and budget.threads_for(settings, 4) == (1, 1, 1, 1)
 
 
 def test_the_kv_cache_estimate_reads_the_gguf(home):

@@ -10,11 +10,10 @@ The policy, chosen from the machine and overridable by settings:
   after families idle now have been unloaded to make room (the main model is never unloaded);
 - slots: WORKBENCH_SLOTS (auto: from the cores) is the total, divided evenly among the local families (at least
   one each), so the KV caches of all of them are what one family's were;
-- threads: one family's llama.cpp uses every usable core; of several, the main one gets the most and the others
-  an equal share, so that all of them together hold one compute thread per core (WORKBENCH_THREADS overrides,
-  for each family): llama.cpp's compute threads are OpenMP threads of one runtime per process (libgomp), which
-  stops spinning at its barriers and sleeps in the kernel at each one as soon as the process holds more OpenMP
-  threads than cores, idle families' threads included (`threads_for`; docs/models.md has the measurements);
+- threads: one family's llama.cpp uses every usable core; several divide them evenly, so that all of them busy
+  at once hold one compute thread per core (WORKBENCH_THREADS overrides, for each family): llama.cpp's compute
+  threads spin at their barriers (OpenMP, one runtime per process), so a thread more than the cores stalls a
+  family on another's (`threads_for`; docs/models.md has the measurements);
 - which stay loaded: the main model always; the others load at start when WORKBENCH_PRELOAD says so (auto: when
   all fit half the memory), else on first use, and unload after WORKBENCH_IDLE_UNLOAD seconds without a request.
 
@@ -151,18 +150,17 @@ def _memory(settings: Settings) -> int | None:
 
 def threads_for(settings: Settings, families: int) -> tuple[int | None, ...]:
     """llama.cpp's compute threads of each of `families` local families, the main one first: WORKBENCH_THREADS for
-    each where set; for one family, llama.cpp's own choice (None); for several, an equal share of the usable cores
-    for each other family (at least one) and the rest for the main one, so that the families' OpenMP worker threads
-    (each family's threads but its calling one) and the process's first thread are one per core together. More
-    would make libgomp stop spinning at every barrier of every family, idle ones' threads counting: measured on 2
-    cores, a lone SmolLM2 request with Gemma loaded beside it at both cores made 80 times the context switches per
-    token of SmolLM2 alone, and ran at another speed than alone (0.57x on a quiet machine, 3.6x on a loaded one:
-    docs/models.md). So the main family runs as it would alone, whatever else is loaded."""
+    each where set; for one family, llama.cpp's own choice (None); for several, the usable cores divided evenly
+    (the main one first for a remainder, at least one each), so that all of them busy at once hold one compute
+    thread per core. More would put spinning OpenMP threads on a core another family's thread needs: measured on
+    2 cores, one request to each of SmolLM2 (2 threads) and Gemma (1) at once decoded 62 tokens/s together,
+    against 112 at one thread each, and libgomp stops spinning at every barrier once the process holds more OpenMP
+    threads than cores, idle families' threads included (docs/models.md). The price: a lone request uses only its
+    family's share (on 2 cores SmolLM2 alone at one thread made 0.6-0.75x its two-thread speed)."""
     if settings.threads or families <= 1:
         return (settings.threads or None,) * families
-    cores = usable_cores()
-    others = max(1, cores // families)
-    return (max(1, cores - (families - 1) * (others - 1)),) + (others,) * (families - 1)
+    share, extra = divmod(usable_cores(), families)
+    return tuple(max(1, share + (i < extra)) for i in range(families))
 
 
 def plan(settings: Settings, bases: Iterable[BaseModel] | None = None) -> Policy:
