@@ -94,8 +94,19 @@ def families(tmp_path) -> Settings:
 def test_another_familys_checkpoints_have_that_familys_parents_and_store_names(families):
     from workbench.generation.router import choices, store_name
     from workbench.studio import arena_send
+    from workbench.studio.lineage import children
+    from workbench.ui.context import AppContext
+    from workbench.ui.verdict import _names
 
-    assert {f"{GEMMA}/g-sft/checkpoint-20", f"{GEMMA}/g-dpo", "sft"} <= set(choices(families))
+    every = [
+        "sft",
+        *(
+            f"{GEMMA}/{n}"
+            for n in ("g-dpo", "g-dpo/checkpoint-5", "g-sft", "g-sft/checkpoint-10", "g-sft/checkpoint-20")
+        ),
+    ]
+    assert children(families) == _names(AppContext(families)) == every  # both pickers: as the chat names them
+    assert children(families, choices(families)) == every and {BASE_NAME, GEMMA} <= set(choices(families))
     expected = {  # the checkpoint: its parent and how they are related
         f"{GEMMA}/g-sft/checkpoint-20": (f"{GEMMA}/g-sft/checkpoint-10", PREVIOUS),
         f"{GEMMA}/g-sft/checkpoint-10": (GEMMA, BASE),

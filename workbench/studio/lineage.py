@@ -24,13 +24,14 @@ agreement with people there. `workbench.ratings.verdict.decide` gives the verdic
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.evaluation.paired import MetricDelta, metric_deltas
-from workbench.generation.router import REMOTE, family_of, request_name, store_name
+from workbench.generation.router import REMOTE, choices, family_of, request_name, store_name
 from workbench.ratings.verdict import Signal, Verdict, decide
 from workbench.registry import BASE_NAME, Adapter, BaseModel, find_adapter, list_adapters, served_bases
 
@@ -78,6 +79,15 @@ def find_checkpoint(settings: Settings, checkpoint: str) -> tuple[BaseModel | No
     if local == BASE_NAME:
         raise WorkbenchError("The base model has no parent to compare with: name an adapter (run or run/checkpoint-N).")
     return family, find_adapter(settings, local, family or main)
+
+
+def children(settings: Settings, names: Sequence[str] | None = None) -> list[str]:
+    """The checkpoints among `names` (default: every one a request can name, `router.choices`) that have a parent
+    here: the local adapters of every served family, as requests name them (not the base models nor remote ones)."""
+    from workbench.gate.checkpoints import checkpoint_kind
+
+    names = choices(settings) if names is None else names
+    return [name for name in names if checkpoint_kind(name, settings) == "adapters"]
 
 
 def started_from(adapter: Adapter) -> str | None:
