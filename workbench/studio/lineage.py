@@ -15,7 +15,7 @@ whose parents are of the same family (`FAMILY/run/checkpoint-M`, `FAMILY/START`,
 is the one place that resolves such a name to its family and adapter (`find_checkpoint`) and reads what a run
 started from (`started_from`); "Send to the Arena" (`workbench.studio.arena_send`) and promote use it. The
 evidence, all read from the store under the checkpoints' store names (`workbench.generation.router.store_name`,
-what the chat and the Arena write: the base model under its own name), the Arena's people
+what the chat and the Arena write; the base model under its own name): the Arena's people
 (`workbench.ratings.versus.arena_evidence`, on the leaderboard of checkpoints), the suites' metrics
 (`workbench.evaluation.paired`), the chat's like rate and each LLM judge's verdicts on these pairs with its
 agreement with people there. `workbench.ratings.verdict.decide` gives the verdict.
