@@ -310,8 +310,7 @@ def _downloads(store) -> None:
 
 def _child_against_parent(store) -> None:
     """A checkpoint's verdict against its parent with its evidence and rule, and promote (the owner's)."""
-    from workbench.registry import list_adapters
-    from workbench.studio.lineage import compare_parent
+    from workbench.studio.lineage import children, compare_parent
     from workbench.studio.promote import default_checkpoint, promote
 
     config = common.settings()
@@ -320,7 +319,9 @@ def _child_against_parent(store) -> None:
         "Is an adapter better than what it was trained from (its run's previous checkpoint, the adapter its run "
         f"started from, or the base model)? New visitors start on **{default_checkpoint(config)}**."
     )
-    names = [a.name for a in list_adapters(config) if a.usable]
+    names: list[str] = []
+    with common.user_errors():  # a served model that is unusable: its sentence, not a traceback
+        names = children(config)  # every served family's adapters, as the chat names them
     if not names:
         st.caption("No adapter yet: train one on the Gradio app's Fine-tune tab or with `workbench train`.")
         return

@@ -38,10 +38,10 @@ META = {
 }
 
 
-def adapter(root: Path, name: str, **meta) -> None:
+def adapter(root: Path, name: str, base: str = EMBEDDED_NAME, **meta) -> None:
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
-    config = {"peft_type": "LORA", "base_model_name_or_path": EMBEDDED_NAME, "r": 4}
+    config = {"peft_type": "LORA", "base_model_name_or_path": base, "r": 4}
     (folder / "adapter_config.json").write_text(json.dumps(config))
     save_file({"lora_A": np.zeros((4, 8), dtype=np.float32)}, str(folder / "adapter_model.safetensors"))
     (folder / "workbench.json").write_text(json.dumps({**META, **meta}))
@@ -71,6 +71,88 @@ def test_lineage_of_checkpoints_and_of_a_run_trained_from_another_adapter(settin
         parent_of(settings, BASE_NAME)
     with pytest.raises(WorkbenchError, match="no adapter called"):
         parent_of(settings, "nope")
+
+
+GEMMA = "gemma-3-270m-q4_k_m"  # a second served family: a .gguf file that is never loaded here
+
+
+@pytest.fixture
+def families(tmp_path) -> Settings:
+    """The main family's run sft, and Gemma's: g-sft (from its base, checkpoints 10 and 20) and g-dpo (trained from
+    the adapter g-sft; checkpoint 5), recorded as trained on Gemma as training records them."""
+    (tmp_path / f"{GEMMA}.gguf").write_bytes(b"GGUF")
+    s = Settings(home=tmp_path, model=f"{EMBEDDED_NAME},{tmp_path / f'{GEMMA}.gguf'}")
+    adapter(s.adapters_dir, "sft", method="sft", init_adapter=None)
+    for name in ("g-sft", "g-sft/checkpoint-10", "g-sft/checkpoint-20"):
+        adapter(s.adapters_dir, name, GEMMA, method="sft", init_adapter=None, base_model=GEMMA)
+    for name in ("g-dpo/checkpoint-5", "g-dpo"):  # what it started from recorded only among its hyperparameters
+        hyper = {**META["hyperparameters"], "init_adapter": "g-sft"}
+        adapter(s.adapters_dir, name, GEMMA, hyperparameters=hyper, base_model=GEMMA)
+    return s
+
+
+def test_another_familys_checkpoints_have_that_familys_parents_and_store_names(families):
+    from workbench.generation.router import choices, store_name
+    from workbench.studio import arena_send
+    from workbench.studio.lineage import children
+    from workbench.ui.context import AppContext
+    from workbench.ui.verdict import _names
+
+    every = [
+        "sft",
+        *(
+            f"{GEMMA}/{n}"
+            for n in ("g-dpo", "g-dpo/checkpoint-5", "g-sft", "g-sft/checkpoint-10", "g-sft/checkpoint-20")
+        ),
+    ]
+    assert children(families) == _names(AppContext(families)) == every  # both pickers: as the chat names them
+    assert children(families, choices(families)) == every and {BASE_NAME, GEMMA} <= set(choices(families))
+    expected = {  # the checkpoint: its parent and how they are related
+        f"{GEMMA}/g-sft/checkpoint-20": (f"{GEMMA}/g-sft/checkpoint-10", PREVIOUS),
+        f"{GEMMA}/g-sft/checkpoint-10": (GEMMA, BASE),
+        f"{GEMMA}/g-sft": (GEMMA, BASE),
+        f"{GEMMA}/g-dpo/checkpoint-5": (f"{GEMMA}/g-sft", STARTED_FROM),
+        f"{GEMMA}/g-dpo": (f"{GEMMA}/g-sft", STARTED_FROM),
+        "sft": (BASE_NAME, BASE),
+    }
+    for checkpoint, (parent, relation) in expected.items():
+        lineage = parent_of(families, checkpoint)
+        assert (lineage.child, lineage.parent, lineage.relation) == (checkpoint, parent, relation)
+        # the names the chat and the Arena store them under
+        assert lineage.child == store_name(families, checkpoint)
+        assert lineage.parent_store == store_name(families, parent)
+    assert parent_of(families, "sft").parent_store == EMBEDDED_NAME
+    assert parent_of(families, f"{GEMMA}/g-sft").parent_store == GEMMA
+    # "Send to the Arena" pairs a checkpoint with what its run started from, in its family
+    assert arena_send.parent_of(families, f"{GEMMA}/g-dpo") == f"{GEMMA}/g-sft"
+    assert arena_send.parent_of(families, f"{GEMMA}/g-dpo/checkpoint-5") == f"{GEMMA}/g-sft"
+    assert arena_send.parent_of(families, f"{GEMMA}/g-sft/checkpoint-20") == GEMMA  # not its previous save
+    assert arena_send.parent_of(families, "sft") == BASE_NAME
+    with pytest.raises(WorkbenchError, match="base model has no parent"):
+        parent_of(families, GEMMA)
+    with pytest.raises(WorkbenchError, match=f"trained for base model '{GEMMA}'"):
+        parent_of(families, "g-sft")  # Gemma's adapter is not the main family's
+    with pytest.raises(WorkbenchError, match="trained for base model"):
+        arena_send.parent_of(families, f"{GEMMA}/sft")  # nor the main family's adapter Gemma's
+    with pytest.raises(WorkbenchError, match="remote model"):
+        parent_of(families, "remote:gpt/run")
+
+
+def test_another_familys_verdict_reads_what_the_arena_stored_and_promotes_by_that_name(families):
+    from workbench.generation.router import store_name
+
+    child, parent = f"{GEMMA}/g-dpo", f"{GEMMA}/g-sft"
+    with Store(families.db_url) as store:
+        seed_votes(store, store_name(families, child), store_name(families, parent), 26, 4)
+        seed_votes(store, store_name(families, f"{GEMMA}/g-sft/checkpoint-10"), store_name(families, GEMMA), 3, 2)
+        report = compare_parent(families, store, child)
+        first = compare_parent(families, store, f"{GEMMA}/g-sft/checkpoint-10")
+        assert (report.verdict.outcome, report.verdict.arena.votes_between) == ("better", 30)
+        assert report.as_dict()["parent"] == parent and report.judges["judge:smol"]["agreement_with_ties"] == 1.0
+        assert (first.lineage.parent_store, first.verdict.arena.votes_between) == (GEMMA, 5)
+        done = promote(families, store, child)
+    assert read_default(families)["checkpoint"] == child and default_checkpoint(families) == child
+    assert f"**Better**: `{child}` against its parent `{parent}`" in done.card.read_text()
 
 
 def seed_votes(store: Store, child: str, parent: str, child_wins: int, parent_wins: int) -> None:

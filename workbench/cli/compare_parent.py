@@ -4,7 +4,8 @@
     python -m workbench compare-parent dpo-run --json           # against the adapter the run started from
 
 The parent is the run's previous saved checkpoint, else the adapter the run was trained from (`init_adapter`),
-else the base model (`workbench.studio.lineage`). Prints the verdict (better, worse or not yet known) and its
+else the base model (`workbench.studio.lineage`); another served family's adapter `FAMILY/run` has its parent in
+that family (`FAMILY/...` or `FAMILY`). Prints the verdict (better, worse or not yet known) and its
 evidence from the store: the Arena's Bradley-Terry difference with its 95% interval and the stopping rule's state,
 the suites' metric deltas (with a paired bootstrap interval where per-item scores are stored), the like rate, each
 LLM judge's win share on these pairs and its agreement with people there, and the rule that decided
@@ -23,7 +24,7 @@ from workbench.config import Settings
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("compare-parent", help="the verdict on a checkpoint against its parent, with its evidence")
-    p.add_argument("checkpoint", help="an adapter: run or run/checkpoint-N")
+    p.add_argument("checkpoint", help="an adapter: run or run/checkpoint-N (another served family's: FAMILY/run...)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 

@@ -21,7 +21,9 @@ from workbench.config import Settings
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("promote", help="make a checkpoint what new visitors get (refused when it is worse)")
-    p.add_argument("checkpoint", help="an adapter (run or run/checkpoint-N), or base")
+    p.add_argument(
+        "checkpoint", help="an adapter (run or run/checkpoint-N; another served family's FAMILY/run...), or base"
+    )
     p.add_argument("--force", action="store_true", help="promote even when the verdict against its parent is worse")
     p.add_argument(
         "--license", help="the model card's licence, a Hub licence id (default: the base model's, else other)"

@@ -15,27 +15,28 @@ from typing import Any
 
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
-from workbench.generation.router import family_of, request_name
 from workbench.generation.settings import GenerationSettings
-from workbench.registry import BASE_NAME, find_adapter, served_bases
 from workbench.studio.compare import run_prompt_set
+from workbench.studio.lineage import run_start
 from workbench.studio.promptsets import load_shipped
 
 ARENA_PROMPTS = "vicuna-bench"
 
 
 def parent_of(settings: Settings, checkpoint: str) -> str:
-    """The checkpoint a trained adapter improves on: the adapter its run started from, else the base model (of the
-    adapter's family: FAMILY/RUN's parent is FAMILY or FAMILY/ITS-START).
+    """The checkpoint a trained adapter improves on, as requests name it: the adapter its run started from, else
+    the base model, of the adapter's family (FAMILY/RUN's is FAMILY/ITS-START or FAMILY): `lineage.run_start`.
+
+    For the run's adapter `run` that is its parent in `lineage.parent_of` too. For `run/checkpoint-N` it is still
+    the run's start, not the run's previous save: the Arena asks people which reply is better, and two saves of
+    one run a few steps apart mostly answer alike, so those votes would be spent on near-ties; against the run's
+    start they measure what the training changed, and the verdict of `run/checkpoint-N` against its previous save
+    still counts them through the leaderboard's ratings.
 
     Raises:
-        WorkbenchError: No usable adapter of that name for the current base model.
+        WorkbenchError: No usable adapter of that name for its family's base model.
     """
-    main, *others = served_bases(settings)
-    family, local = family_of(others, checkpoint)  # another family's adapter is FAMILY/RUN, its base FAMILY
-    adapter = find_adapter(settings, local, family or main)
-    parent = adapter.meta.get("init_adapter") or (adapter.meta.get("hyperparameters") or {}).get("init_adapter")
-    return request_name(family, parent or BASE_NAME)
+    return run_start(settings, checkpoint).parent
 
 
 def send_to_arena(

@@ -8,24 +8,32 @@ A checkpoint's parent is what it was trained from, read from the run's workbench
 - `run/checkpoint-N`: the run's previous saved checkpoint `run/checkpoint-M` (M < N); the first checkpoint's
   parent is the adapter the run started from (`init_adapter`, for a run trained on another adapter) or the base.
 - `run` (the run's adapter, the checkpoint it chose at the end): what the whole run started from, its
-  `init_adapter` or the base model.
-The base model has no parent. The evidence, all read from the store under the checkpoints' store names (the base
-model under its own name): the Arena's people (`workbench.ratings.versus.arena_evidence`, on the leaderboard of
-checkpoints), the suites' metrics (`workbench.evaluation.paired`), the chat's like rate and each LLM judge's verdicts
-on these pairs with its agreement with people there. `workbench.ratings.verdict.decide` gives the verdict.
+  `init_adapter` or the base model (`run_start`).
+The base model has no parent. Checkpoints are named as requests name them (`workbench.generation.router`): the
+main family's `run` and `run/checkpoint-N`, another served family's `FAMILY/run` and `FAMILY/run/checkpoint-N`,
+whose parents are of the same family (`FAMILY/run/checkpoint-M`, `FAMILY/START`, the base `FAMILY`). This module
+is the one place that resolves such a name to its family and adapter (`find_checkpoint`) and reads what a run
+started from (`started_from`); "Send to the Arena" (`workbench.studio.arena_send`) and promote use it. The
+evidence, all read from the store under the checkpoints' store names (`workbench.generation.router.store_name`,
+what the chat and the Arena write; the base model under its own name): the Arena's people
+(`workbench.ratings.versus.arena_evidence`, on the leaderboard of checkpoints), the suites' metrics
+(`workbench.evaluation.paired`), the chat's like rate and each LLM judge's verdicts on these pairs with its
+agreement with people there. `workbench.ratings.verdict.decide` gives the verdict.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.evaluation.paired import MetricDelta, metric_deltas
+from workbench.generation.router import REMOTE, choices, family_of, request_name, store_name
 from workbench.ratings.verdict import Signal, Verdict, decide
-from workbench.registry import BASE_NAME, Adapter, find_adapter, list_adapters
+from workbench.registry import BASE_NAME, Adapter, BaseModel, find_adapter, list_adapters, served_bases
 
 PREVIOUS = "the run's previous saved checkpoint"
 STARTED_FROM = "the adapter its run was trained from"
@@ -37,8 +45,8 @@ class Lineage:
     """A checkpoint and its parent.
 
     Attributes:
-        child: The checkpoint as requests and the store name it ("my-run/checkpoint-40").
-        parent: The parent as a request names it ("base", "my-run/checkpoint-20", "sft-run").
+        child: The checkpoint as requests and the store name it ("my-run/checkpoint-40", "gemma/my-run").
+        parent: The parent as a request names it ("base", "my-run/checkpoint-20", "sft-run", "gemma").
         parent_store: The parent's name in the store (the base model's own name for "base").
         relation: How they are related, in words (PREVIOUS, STARTED_FROM or BASE).
         adapter: The child's adapter (its workbench.json in `adapter.meta`).
@@ -56,32 +64,81 @@ def _step(name: str) -> int | None:
     return int(tail.removeprefix("checkpoint-")) if tail.startswith("checkpoint-") else None
 
 
+def find_checkpoint(settings: Settings, checkpoint: str) -> tuple[BaseModel | None, Adapter]:
+    """(its family, None for the main one; its usable adapter) for an adapter named as requests name it: "run",
+    "run/checkpoint-N", or another served family's "FAMILY/run" and "FAMILY/run/checkpoint-N".
+
+    Raises:
+        WorkbenchError: A base model or a remote model's checkpoint, or no adapter of that name usable with its
+            family's base model.
+    """
+    if (checkpoint or "").startswith(REMOTE):
+        raise WorkbenchError(f"{checkpoint!r} is served by a remote model: only a local adapter has a lineage here.")
+    main, *others = served_bases(settings)
+    family, local = family_of(others, checkpoint or BASE_NAME)
+    if local == BASE_NAME:
+        raise WorkbenchError("The base model has no parent to compare with: name an adapter (run or run/checkpoint-N).")
+    return family, find_adapter(settings, local, family or main)
+
+
+def children(settings: Settings, names: Sequence[str] | None = None) -> list[str]:
+    """The checkpoints among `names` (default: every one a request can name, `router.choices`) that have a parent
+    here: the local adapters of every served family, as requests name them (not the base models nor remote ones)."""
+    from workbench.gate.checkpoints import checkpoint_kind
+
+    names = choices(settings) if names is None else names
+    return [name for name in names if checkpoint_kind(name, settings) == "adapters"]
+
+
+def started_from(adapter: Adapter) -> str | None:
+    """The adapter the run of `adapter` was trained from (`init_adapter`, named within its family), None for a run
+    trained on the base model."""
+    meta = adapter.meta
+    # A run records it beside its hyperparameters; an adapter folder written elsewhere may have only the latter.
+    return meta.get("init_adapter") or (meta.get("hyperparameters") or {}).get("init_adapter") or None
+
+
+def _lineage(settings: Settings, family: BaseModel | None, adapter: Adapter, parent: str, relation: str) -> Lineage:
+    """`adapter` and its parent `parent` ("base" or an adapter of the same family), named as requests name them."""
+    named = request_name(family, parent)
+    return Lineage(request_name(family, adapter.name), named, store_name(settings, named), relation, adapter)
+
+
+def run_start(settings: Settings, checkpoint: str) -> Lineage:
+    """`checkpoint` and what its whole run started from: the adapter given as its `init_adapter`, else the base
+    model of its family (for the run's adapter `run` this is `parent_of`).
+
+    Raises:
+        WorkbenchError: As `find_checkpoint`.
+    """
+    family, adapter = find_checkpoint(settings, checkpoint)
+    return _start(settings, family, adapter)
+
+
+def _start(settings: Settings, family: BaseModel | None, adapter: Adapter) -> Lineage:
+    started = started_from(adapter)
+    if started:
+        return _lineage(settings, family, adapter, started, STARTED_FROM)
+    return _lineage(settings, family, adapter, BASE_NAME, BASE)
+
+
 def parent_of(settings: Settings, checkpoint: str) -> Lineage:
     """The parent of `checkpoint` (see the module docstring).
 
     Raises:
         WorkbenchError: The base model (it has no parent), or no usable adapter of that name.
     """
-    if not checkpoint or checkpoint == BASE_NAME:
-        raise WorkbenchError("The base model has no parent to compare with: name an adapter (run or run/checkpoint-N).")
-    adapter = find_adapter(settings, checkpoint)
+    family, adapter = find_checkpoint(settings, checkpoint)
     step = _step(adapter.name)
     if step is not None:
         earlier = [
             (s, a.name)
-            for a in list_adapters(settings)
+            for a in list_adapters(settings, family or served_bases(settings)[0])
             if a.run == adapter.run and a.usable and (s := _step(a.name)) is not None and s < step
         ]
         if earlier:
-            name = max(earlier)[1]
-            return Lineage(adapter.name, name, name, PREVIOUS, adapter)
-    started = adapter.meta.get("init_adapter")
-    if started:
-        return Lineage(adapter.name, started, started, STARTED_FROM, adapter)
-    base = adapter.meta.get("base_model") or adapter.base_model
-    if not base:
-        raise WorkbenchError(f"Adapter {adapter.name!r} does not record the base model it was trained on.")
-    return Lineage(adapter.name, BASE_NAME, base, BASE, adapter)
+            return _lineage(settings, family, adapter, max(earlier)[1], PREVIOUS)
+    return _start(settings, family, adapter)
 
 
 @dataclass(frozen=True)

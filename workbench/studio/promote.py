@@ -25,7 +25,7 @@ from typing import Any
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
 from workbench.ratings.verdict import WORSE
-from workbench.registry import BASE_NAME, find_adapter
+from workbench.registry import BASE_NAME
 
 DEFAULT_FILE = ".default.json"
 
@@ -49,10 +49,14 @@ def promoted(settings: Settings) -> str | None:
     name = read_default(settings).get("checkpoint")
     if name is None or name == BASE_NAME:
         return name
+    from workbench.generation.router import request_name
+    from workbench.studio.lineage import find_checkpoint
+
     try:
-        return find_adapter(settings, name).name
+        family, adapter = find_checkpoint(settings, name)  # another family's adapter is FAMILY/RUN
     except WorkbenchError:
         return None
+    return request_name(family, adapter.name)
 
 
 def default_checkpoint(settings: Settings) -> str:

@@ -39,7 +39,9 @@ def _said(exc: WorkbenchError) -> str:
 
 
 def _names(ctx: AppContext) -> list[str]:
-    return [a.name for a in ctx.adapters() if a.usable]
+    from workbench.studio.lineage import children
+
+    return children(ctx.settings, ctx.checkpoint_choices())  # every family's adapters, as the chat names them
 
 
 def make_compare_fn(ctx: AppContext):
