@@ -7,6 +7,8 @@ The browser shows it in tests/e2e/test_chat_browser.py.
 
 from __future__ import annotations
 
+import asyncio
+
 import gradio as gr
 
 from workbench.errors import WorkbenchError
@@ -25,27 +27,36 @@ def test_the_notice_is_the_sentence_escaped_and_redaction_kept():
     assert notice_html("") == NO_NOTICE
 
 
+def updates_of(agen) -> list:
+    """Every update of an async generator (the chat functions are async generators, as Gradio runs them)."""
+
+    async def collect():
+        return [update async for update in agen]
+
+    return asyncio.run(collect())
+
+
 def test_a_raise_before_the_reply_becomes_the_notice_and_the_message_goes_back():
-    def chat(message, history, *args, request=None):
+    async def chat(message, history, *args, request=None):
         raise user_error(WorkbenchError("The limit of 3 replies per minute is reached."))
         yield  # a generator, like the real one
 
-    updates = list(in_page(chat)("Hello", [], *ARGS, "", request=None))
+    updates = updates_of(in_page(chat)("Hello", [], *ARGS, "", request=None))
     assert len(updates) == 1
     history, stats, notice, box = updates[0]
     assert history == SKIP and stats == SKIP and box == "Hello"
     assert "The limit of 3 replies per minute is reached." in notice
     # something typed meanwhile is not overwritten
-    ((_, _, _, box),) = in_page(chat)("Hello", [], *ARGS, "new text", request=None)
+    ((_, _, _, box),) = updates_of(in_page(chat)("Hello", [], *ARGS, "new text", request=None))
     assert box == SKIP
 
 
 def test_a_raise_while_streaming_keeps_the_partial_reply_and_clears_the_notice_first():
-    def chat(message, history, *args, request=None):
+    async def chat(message, history, *args, request=None):
         yield [{"role": "user", "content": message}, {"role": "assistant", "content": "Par"}], "Generating…"
         raise WorkbenchError("The model stopped.")
 
-    first, last = list(in_page(chat)("Capital?", [], *ARGS, "", request=None))
+    first, last = updates_of(in_page(chat)("Capital?", [], *ARGS, "", request=None))
     assert first[2] == NO_NOTICE and first[1] == "Generating…"
     assert last[0] == SKIP and last[1] == "" and "The model stopped." in last[2] and last[3] == SKIP
 

@@ -10,7 +10,7 @@ endpoints keep raising it (an API caller gets a failed call with the same senten
     notice = gr.HTML("", elem_id="chat-notice")        # under the message box
     return ..., notice_html("The message is empty: type something to send.")
     return ..., NO_NOTICE                              # a later success clears it
-    for update in in_page(chat_fn)(*args): ...         # the generator's updates plus a notice, never a raise
+    async for update in in_page(chat_fn)(*args): ...   # the generator's updates plus a notice, never a raise
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def quiet_stop(reason: str) -> gr.Error:
 
 
 def in_page(chat_fn):
-    """Wrap a streaming chat function for the page: each update gains an empty notice, and a person's error ends
-    the stream with its sentence in the notice instead of a raise.
+    """Wrap a streaming chat function (an async generator) for the page: each update gains an empty notice, and a
+    person's error ends the stream with its sentence in the notice instead of a raise.
 
     The wrapper takes the chat function's arguments plus the message box's current text last; it yields
     (history, stats, notice, message box). When the error comes before any reply was shown, the message goes back
@@ -64,7 +64,7 @@ def in_page(chat_fn):
 
     # The chat's parameters are spelled out again on purpose: Gradio reads this function's own signature to hand
     # it the inputs and the gr.Request, so `*args` would lose the request.
-    def page_chat(
+    async def page_chat(
         message: str,
         history,
         system_prompt: str,
@@ -85,7 +85,7 @@ def in_page(chat_fn):
         try:
             args = (system_prompt, checkpoint, temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed)
             newer = (stop, min_p, adapter_strength)
-            for new_history, stats in chat_fn(message, history, *args, *newer, request=request):
+            async for new_history, stats in chat_fn(message, history, *args, *newer, request=request):
                 # a reply has begun once the history ends with one (a starting app first shows the message alone)
                 shown = bool(new_history) and new_history[-1].get("role") == "assistant"
                 yield new_history, stats, NO_NOTICE, gr.skip()
