@@ -20,12 +20,14 @@ def _backend(reply: Reply, words: list[str], pause: float, first_after: float = 
     def run() -> None:
         time.sleep(first_after)
         reply.begin()
-        for n, word in enumerate(words, 1):
+        made = 0
+        for word in words:
+            made += 1
             reply.count_tokens()
             if reply.push(word):
                 break
             time.sleep(pause)
-        reply.finish_stats(n, "length")
+        reply.finish_stats(made, "length")
         reply.close()
 
     thread = threading.Thread(target=run)

@@ -36,7 +36,7 @@ from workbench.generation.settings import (
 from workbench.registry import BASE_NAME
 from workbench.ui import chat_feedback, chat_tuning
 from workbench.ui.context import AppContext, reply_key, user_error
-from workbench.ui.notice import NO_NOTICE, in_page, notice_html, quiet_stop
+from workbench.ui.notice import NO_NOTICE, PUT_BACK_JS, in_page, notice_html, quiet_stop
 
 DEFAULTS = GenerationSettings()
 CHECKPOINT_REFRESH_S = 3.0  # how often an open page looks for adapters that training has written
@@ -144,7 +144,7 @@ def make_chat_fn(ctx: AppContext):
             reply = await to_thread.run_sync(start)
         except WorkbenchError as exc:
             if waiting:
-                yield history, ""  # the message goes back to the box (ui/notice.in_page), so not shown twice
+                yield history, ""  # the message goes back to the box (ui/notice.PUT_BACK_JS), so not shown twice
             raise user_error(exc) from None
         session = reply_key(ctx, request)
         ctx.track(session, reply)
@@ -450,18 +450,20 @@ def _wire_generation(chat_fn, message, send, regenerate, undo, chatbot, stats, n
     gate = {"fn": _need_message, "inputs": [pending], "outputs": None, "show_progress": "hidden", **quick}
     answer = {
         "fn": on_page(in_page(chat_fn)),
-        "inputs": [pending, chatbot, *inputs, message],
-        "outputs": [chatbot, stats, notice, message],
+        "inputs": [pending, chatbot, *inputs],
+        "outputs": [chatbot, stats, notice],
         "show_progress_on": [chatbot, stats],
         "api_visibility": "private",
         **raw,
         **lane,
     }
+    # in the browser alone: an unanswered message back into the box (ui/notice.PUT_BACK_JS)
+    put_back = {"fn": None, "inputs": [notice, pending, message], "outputs": [message], "js": PUT_BACK_JS}
     for trigger in (message.submit, send.click):
         taken = trigger(_take_message, [message], [message, pending, notice], **quick)
-        taken.then(**gate).success(**answer)
+        taken.then(**gate).success(**answer).then(**put_back)
     popped = regenerate.click(_start_regenerate, [chatbot], [chatbot, pending, stats, notice], **quick)
-    popped.then(**gate).success(**answer)
+    popped.then(**gate).success(**answer).then(**put_back)
     undo.click(_undo, [chatbot, message], [chatbot, message, stats, notice], **quick)
     api_only = gr.Button(visible=False, elem_id="chat-api")
     api_only.click(on_page(chat_fn), [pending, chatbot, *inputs], [chatbot, stats], api_name="chat", **raw, **lane)
