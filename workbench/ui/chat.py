@@ -21,6 +21,7 @@ from anyio import to_thread
 
 from workbench.config import usable_cores
 from workbench.errors import WorkbenchError
+from workbench.gate.fields import Text
 from workbench.gate.sizes import check_chat
 from workbench.gate.visitor import Visitor
 from workbench.generation.router import REMOTE
@@ -36,7 +37,8 @@ from workbench.generation.settings import (
 from workbench.registry import BASE_NAME
 from workbench.ui import chat_feedback, chat_tuning
 from workbench.ui.context import AppContext, reply_key, user_error
-from workbench.ui.notice import NO_NOTICE, PUT_BACK_JS, in_page, notice_html, quiet_stop
+from workbench.ui.fields import declare
+from workbench.ui.notice import NO_NOTICE, NOTICE_CHARS, PUT_BACK_JS, in_page, notice_html, quiet_stop
 
 DEFAULTS = GenerationSettings()
 CHECKPOINT_REFRESH_S = 3.0  # how often an open page looks for adapters that training has written
@@ -457,7 +459,9 @@ def _wire_generation(chat_fn, message, send, regenerate, undo, chatbot, stats, n
         **raw,
         **lane,
     }
-    # in the browser alone: an unanswered message back into the box (ui/notice.PUT_BACK_JS)
+    # in the browser alone: an unanswered message back into the box (ui/notice.PUT_BACK_JS). The notice is an input
+    # there, so it gets a declaration, as every event's input does (the server never runs this step).
+    declare(notice, Text("Notice", chars=NOTICE_CHARS))
     put_back = {"fn": None, "inputs": [notice, pending, message], "outputs": [message], "js": PUT_BACK_JS}
     for trigger in (message.submit, send.click):
         taken = trigger(_take_message, [message], [message, pending, notice], **quick)

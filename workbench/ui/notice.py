@@ -24,6 +24,7 @@ from workbench.errors import WorkbenchError
 
 NO_NOTICE = ""
 UNANSWERED = "data-unanswered"
+NOTICE_CHARS = 10_000  # a notice's HTML: one sentence, which may quote a message
 # The browser's step after a page reply (no server call): a message that got no reply goes back into the box when
 # the box is empty, so nothing typed is lost. Its inputs: the notice, the message being answered, the box.
 PUT_BACK_JS = (
