@@ -66,7 +66,8 @@ def test_closing_apieces_early_cancels_and_waits_for_the_backend():
         return first
 
     thread = _backend(reply, ["word "] * 1000, 0.01)
-    assert asyncio.run(read_one()) == "word "
+    first = asyncio.run(read_one())
+    assert first and first == "word " * (len(first) // 5)  # what had arrived when the reader woke
     assert reply.done and reply.cancelled.is_set()  # the backend let go before aclose returned
     thread.join(timeout=5)
     assert reply.stats.new_tokens < 1000
