@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from workbench.api.errors import ApiError
 from workbench.api.state import FINISH, STREAM_EVERY_S, ApiState, Asker, usage
@@ -106,6 +107,21 @@ def sse(data: dict[str, Any] | str) -> str:
     return f"data: {data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)}\n\n"
 
 
+class _Stream(StreamingResponse):
+    """A StreamingResponse that runs `cleanup` when it ends, however it ends: a client that leaves before the first
+    event cancels the response before its generator ever ran, so the generator's own `finally` never comes."""
+
+    def __init__(self, content: AsyncIterator[str], cleanup: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self.cleanup = cleanup
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.cleanup()
+
+
 def stream_reply(
     state: ApiState,
     reply: Reply,
@@ -122,12 +138,16 @@ def stream_reply(
     prompt), the text as it comes, a chunk with the finish reason, the usage when asked, `data: [DONE]`. An error
     after the stream began is one more event in OpenAI's error shape. `stored(text, stats)` runs at the end."""
 
+    def cleanup() -> None:  # both are safe to call again
+        reply.cancel()  # the client went away (or it ended): the slot is free at the next token
+        release()
+
     async def events() -> AsyncIterator[str]:
         try:
             if role or opening:
                 yield sse(chunk(None if role else opening, None, opening_logprobs or []))
             sent = 0
-            async for piece in iterate_in_threadpool(reply.pieces(lambda: STREAM_EVERY_S)):
+            async for piece in reply.apieces(lambda: STREAM_EVERY_S):  # on the loop: no thread hop per piece
                 entries = reply.logprobs[sent:]
                 sent += len(entries)
                 yield sse(chunk(piece, None, entries))
@@ -139,9 +159,8 @@ def stream_reply(
         except WorkbenchError as exc:
             yield sse(ApiError.from_workbench(exc).body(state.settings.api_keys))
         finally:
-            reply.cancel()  # the client went away (or it ended): the slot is free at the next token
-            release()
+            cleanup()
         yield sse("[DONE]")
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+    return _Stream(events(), cleanup, media_type="text/event-stream", headers=headers)

@@ -5,15 +5,17 @@
 filled in the stats. `push()` holds back text that could be the start of a stop string and tells the backend
 to stop when a stop string appeared or the reply was cancelled, so stop strings and cancel mean the same on
 every backend. The caller iterates the Reply for the visible text (or `pieces(every)` for text gathered over
-an interval); `cancel()` works from any thread.
+an interval, `apieces(every)` for the same on an event loop); `cancel()` works from any thread.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
 from workbench.errors import WorkbenchError
 from workbench.generation.settings import ReplyStats
@@ -72,6 +74,8 @@ class Reply:
         self._filter = _StopFilter(stops)
         self._chunks: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = threading.Event()
+        self._wake: Callable[[], None] | None = None  # an event loop's consumer (`apieces`), told of the first text
+        self._told_first = False
 
     # --- the caller's side ---------------------------------------------------------------------------------
 
@@ -115,6 +119,61 @@ class Reply:
         finally:
             self.cancel_if_running()
         self._raise_error()
+
+    async def apieces(self, every: Callable[[], float]) -> AsyncIterator[str]:
+        """`pieces` for a consumer on an event loop: the same pieces, awaited on the loop.
+
+        A server that runs a sync generator hands each `next()` to a worker thread (Gradio does); on a small
+        machine that hop per update is CPU taken from generation. The backend wakes the loop twice per reply (its
+        first text, its end), never per token. Closing it early cancels, and waits (on the loop) until the backend
+        has let go of the reply.
+        """
+        loop = asyncio.get_running_loop()
+        woke = self._loop_event()
+        try:
+            chunk = self._next_now()
+            while chunk is None:  # the first text: no waiting beyond the backend
+                await woke.wait()
+                woke.clear()
+                chunk = self._next_now()
+            ended = False
+            while not ended:
+                text = ""
+                while chunk is not None:
+                    if chunk is _END:
+                        ended = True
+                        break
+                    text += chunk
+                    chunk = self._next_now()
+                if text:
+                    self.text += text
+                    yield text
+                if not ended:
+                    woke.clear()
+                    if not self._closed.is_set():
+                        timer = loop.call_later(every(), woke.set)
+                        await woke.wait()  # set early when the reply ends
+                        timer.cancel()
+                    chunk = self._next_now()
+        finally:
+            await self.acancel_if_running()
+        self._raise_error()
+
+    async def acancel_if_running(self) -> None:
+        """`cancel_if_running` for a consumer on an event loop: the wait for the backend is awaited."""
+        if self._closed.is_set():
+            return
+        woke = self._loop_event()
+        self.cancel()
+        while not self._closed.is_set():
+            await woke.wait()  # `close` sets it (after `_closed`)
+            woke.clear()
+
+    def _loop_event(self) -> asyncio.Event:
+        """An event of the running loop that the backend sets on the first text and at the end (see `_tell`)."""
+        loop, event = asyncio.get_running_loop(), asyncio.Event()
+        self._wake = lambda: loop.call_soon_threadsafe(event.set)
+        return event
 
     def _next_now(self) -> object | None:
         try:
@@ -172,6 +231,9 @@ class Reply:
         visible = self._filter.feed(text)
         if visible:
             self._chunks.put(visible)
+            if not self._told_first:
+                self._told_first = True
+                self._tell()
         return self.should_stop()
 
     def finish_stats(self, new_tokens: int, finish_reason: str) -> None:
@@ -195,6 +257,14 @@ class Reply:
         self.error = error
         self._closed.set()
         self._chunks.put(_END)
+        self._tell()
+
+    def _tell(self) -> None:
+        """Wake an event loop's consumer, if one waits (after the chunk it should find is queued)."""
+        wake = self._wake
+        if wake is not None:
+            with contextlib.suppress(RuntimeError):  # its loop has closed: nobody is left to wake
+                wake()
 
 
 def collect(replies: list[Reply], progress: Callable[[int, int], None] | None = None) -> list[tuple[str, ReplyStats]]:

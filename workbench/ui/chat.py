@@ -11,14 +11,17 @@ one stop string per line.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from inspect import cleandoc
 from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
+from anyio import to_thread
 
 from workbench.config import usable_cores
 from workbench.errors import WorkbenchError
+from workbench.gate.fields import Text
 from workbench.gate.sizes import check_chat
 from workbench.gate.visitor import Visitor
 from workbench.generation.router import REMOTE
@@ -34,7 +37,8 @@ from workbench.generation.settings import (
 from workbench.registry import BASE_NAME
 from workbench.ui import chat_feedback, chat_tuning
 from workbench.ui.context import AppContext, reply_key, user_error
-from workbench.ui.notice import NO_NOTICE, in_page, notice_html, quiet_stop
+from workbench.ui.fields import declare
+from workbench.ui.notice import NO_NOTICE, NOTICE_CHARS, PUT_BACK_JS, in_page, notice_html, quiet_stop
 
 DEFAULTS = GenerationSettings()
 CHECKPOINT_REFRESH_S = 3.0  # how often an open page looks for adapters that training has written
@@ -73,7 +77,7 @@ def _settings(
         top_k=top_k,
         min_p=min_p,
         repetition_penalty=repetition_penalty,
-        seed=None if seed in (None, "", -1) else seed,
+        seed=None if seed in (None, "", -1) else seed,  # a whole number as sent (5.0 too): GenerationSettings checks
         stop=stop or "",
         adapter_strength=adapter_strength,
     )
@@ -96,9 +100,21 @@ def stream_interval(streams: int) -> float:
 
 
 def make_chat_fn(ctx: AppContext):
-    """The streaming chat function behind the UI and the "chat" API endpoint."""
+    """The streaming chat function behind the UI and the "chat" API endpoint: an async generator, so that Gradio
+    runs its updates on its event loop instead of handing each `next()` to a worker thread (a hop per update, CPU
+    that a small machine takes from generation). The steps that may block (the gate's checks, tokenizing, the
+    wait for a loading model) run in a worker thread, once per chat."""
 
-    def chat(
+    def admit(message, history, system_prompt, checkpoint, sampling, adapter_strength, request):
+        who = ctx.visitor(request)
+        settings = _settings(*sampling, adapter_strength)
+        check_chat(who.sizes, message, system_prompt, history, settings)  # as sent, before any tokenizer or lock
+        history = plain_history(history)
+        ctx.check_checkpoint(who, checkpoint)
+        ctx.take_reply(who)
+        return who, history, settings, conversation(history, message, system_prompt)
+
+    async def chat(
         message: str,
         history: list[dict[str, Any]] | None,
         system_prompt: str,
@@ -114,43 +130,75 @@ def make_chat_fn(ctx: AppContext):
         min_p: float = 0.0,
         adapter_strength: float = 1.0,  # the base model ignores it (it has no adapter to scale)
         request: gr.Request = None,
-    ) -> Iterator[tuple[list[dict[str, Any]], str]]:
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        sampling = (temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop, min_p)
         try:
-            who = ctx.visitor(request)
-            sampling = (temperature, max_new_tokens, top_p, top_k, repetition_penalty, seed, stop, min_p)
-            settings = _settings(*sampling, adapter_strength)
-            check_chat(who.sizes, message, system_prompt, history, settings)  # as sent, before any tokenizer or lock
-            history = plain_history(history)
-            ctx.check_checkpoint(who, checkpoint)
-            ctx.take_reply(who)
-            messages = conversation(history, message, system_prompt)
+            args = (message, history, system_prompt, checkpoint, sampling, adapter_strength, request)
+            who, history, settings, messages = await to_thread.run_sync(admit, *args)
         except WorkbenchError as exc:
             raise user_error(exc) from None
         waiting = ctx.loading() and not (checkpoint or "").startswith(REMOTE)
         if waiting:  # the first visitors of a starting app: their message shows at once, the reply once loaded
             yield [*history, {"role": "user", "content": message}], "Waiting for the model to finish loading…"
+        adapter = checkpoint or BASE_NAME
         try:
-            reply = ctx.router().stream(messages, settings, adapter=checkpoint or BASE_NAME, evict=who.owner)
+            start = functools.partial(ctx.router().stream, messages, settings, adapter=adapter, evict=who.owner)
+            reply = await to_thread.run_sync(start)
         except WorkbenchError as exc:
             if waiting:
-                yield history, ""  # the message goes back to the box (ui/notice.in_page), so not shown twice
+                yield history, ""  # the message goes back to the box (ui/notice.PUT_BACK_JS), so not shown twice
             raise user_error(exc) from None
         session = reply_key(ctx, request)
         ctx.track(session, reply)
         history = [*history, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
         try:
             yield history, "Generating…"
-            for text in reply.pieces(lambda: stream_interval(ctx.streaming())):
+            async for text in reply.apieces(lambda: stream_interval(ctx.streaming())):
                 history[-1]["content"] += text
                 yield history, "Generating…"
         except WorkbenchError as exc:
             raise user_error(exc) from None
         finally:
-            reply.cancel_if_running()  # the client went away: free the model
+            await reply.acancel_if_running()  # the client went away: free the model
             ctx.untrack(session, reply)
         yield history, reply.stats.summary()
 
     return chat
+
+
+def shown(history: list[dict[str, Any]], before: list[tuple[str, str, dict]] | None = None) -> list[dict[str, Any]]:
+    """A plain history as the Chatbot sends it to the page (what its `postprocess` makes of text messages: the
+    text as one part, trimmed by `inspect.cleandoc`), for the chat's events, which skip Gradio's postprocessing.
+
+    `before` (kept by the caller between updates) holds the messages made last time: an unchanged message is not
+    made again, so an update costs the growing reply alone. No message made is ever changed afterwards (Gradio
+    diffs each update against the one before).
+    """
+    out = []
+    for i, message in enumerate(history):
+        role, text = message["role"], message_text(message.get("content"))
+        if before is not None and i < len(before) and before[i][0] == role and before[i][1] == text:
+            out.append(before[i][2])
+            continue
+        made = {"role": role, "metadata": None, "content": [{"text": cleandoc(text), "type": "text"}], "options": None}
+        if before is not None:
+            del before[i:]
+            before.append((role, text, made))
+        out.append(made)
+    return out
+
+
+def on_page(chat_fn):
+    """Wrap a chat function (async generator of (history, ...) updates) for an event with postprocess=False: each
+    update's history as the Chatbot sends it (`shown`); a skipped history stays skipped."""
+
+    @functools.wraps(chat_fn)
+    async def chat_on_page(*args, **kwargs):
+        made: list[tuple[str, str, dict]] = []
+        async for history, *rest in chat_fn(*args, **kwargs):
+            yield (shown(history, made) if isinstance(history, list) else history, *rest)
+
+    return chat_on_page
 
 
 def _take_message(message: str) -> tuple[Any, str, str]:
@@ -392,24 +440,34 @@ def _wire_generation(chat_fn, message, send, regenerate, undo, chatbot, stats, n
     with no outputs ends the chain when there is nothing to answer, and the queued reply shows its own errors in the
     notice. The "chat" endpoint is the same function on a trigger that is not on the page (as gr.ChatInterface
     publishes its own), and raises: an API caller gets a failed call.
+
+    Both reply events skip Gradio's pre- and postprocessing: each input was checked against its declaration at the
+    queue's door (`workbench.ui.guard.gate_queue`) and the function checks the conversation again, and `on_page`
+    sends the history as the Chatbot would. Gradio runs each input's preprocessing and each output's
+    postprocessing in a worker thread of its own, per update: CPU that a small machine takes from generation.
     """
+    raw = {"preprocess": False, "postprocess": False}
     quick = {"concurrency_limit": None, "api_visibility": "private"}
     # hidden: the page's screen-reader announcer would otherwise say "Error" when the gate stops a chain
     gate = {"fn": _need_message, "inputs": [pending], "outputs": None, "show_progress": "hidden", **quick}
-    page_chat = in_page(chat_fn)
     answer = {
-        "fn": page_chat,
-        "inputs": [pending, chatbot, *inputs, message],
-        "outputs": [chatbot, stats, notice, message],
+        "fn": on_page(in_page(chat_fn)),
+        "inputs": [pending, chatbot, *inputs],
+        "outputs": [chatbot, stats, notice],
         "show_progress_on": [chatbot, stats],
         "api_visibility": "private",
+        **raw,
         **lane,
     }
+    # in the browser alone: an unanswered message back into the box (ui/notice.PUT_BACK_JS). The notice is an input
+    # there, so it gets a declaration, as every event's input does (the server never runs this step).
+    declare(notice, Text("Notice", chars=NOTICE_CHARS))
+    put_back = {"fn": None, "inputs": [notice, pending, message], "outputs": [message], "js": PUT_BACK_JS}
     for trigger in (message.submit, send.click):
         taken = trigger(_take_message, [message], [message, pending, notice], **quick)
-        taken.then(**gate).success(**answer)
+        taken.then(**gate).success(**answer).then(**put_back)
     popped = regenerate.click(_start_regenerate, [chatbot], [chatbot, pending, stats, notice], **quick)
-    popped.then(**gate).success(**answer)
+    popped.then(**gate).success(**answer).then(**put_back)
     undo.click(_undo, [chatbot, message], [chatbot, message, stats, notice], **quick)
     api_only = gr.Button(visible=False, elem_id="chat-api")
-    api_only.click(chat_fn, [pending, chatbot, *inputs], [chatbot, stats], api_name="chat", **lane)
+    api_only.click(on_page(chat_fn), [pending, chatbot, *inputs], [chatbot, stats], api_name="chat", **raw, **lane)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
+from anyio import to_thread
 
 from workbench.errors import WorkbenchError
 from workbench.gate.sizes import measure
@@ -225,24 +226,29 @@ class Feedback:
 
 
 def recording(ctx: AppContext, chat_fn, feedback: Feedback | None = None):
-    """`chat_fn` (the chat's streaming function), remembering each finished reply for feedback; before answering a
-    new message it records a regenerated reply the visitor kept. Same signature, same updates."""
+    """`chat_fn` (the chat's streaming function, an async generator), remembering each finished reply for feedback;
+    before answering a new message it records a regenerated reply the visitor kept (in a worker thread: it may
+    write to the store). Same signature, same updates."""
     feedback = feedback or feedback_of(ctx)
     signature = inspect.signature(chat_fn)
 
-    @functools.wraps(chat_fn)
-    def recorded(*args, **kwargs):
-        values = signature.bind(*args, **kwargs).arguments
-        request = values.get("request")
-        session = session_of(request)
+    def went_on(session: str, history: Any, request: Any) -> list[dict[str, str]] | None:
         try:
-            history = plain_history(values.get("history"))
+            history = plain_history(history)
             feedback.went_on(session, history, ctx.visitor(request))
         except WorkbenchError as exc:  # feedback is a side effect: the chat answers anyway
             log.info("Chat feedback not recorded: %s", exc)
-            history = None
+            return None
+        return history
+
+    @functools.wraps(chat_fn)
+    async def recorded(*args, **kwargs):
+        values = signature.bind(*args, **kwargs).arguments
+        request = values.get("request")
+        session = session_of(request)
+        history = await to_thread.run_sync(went_on, session, values.get("history"), request)
         final = None
-        for update in chat_fn(*args, **kwargs):
+        async for update in chat_fn(*args, **kwargs):
             final = update
             yield update
         if final is None or history is None or not final[0]:
