@@ -6,9 +6,9 @@
 
 Why a training process needs its own: a LoRA step allocates and frees gigabytes of short-lived tensors; glibc
 either keeps what it frees in a heap that fragments (peak RSS x2.7) or, with a fixed mmap threshold, maps every
-large tensor afresh and pays a page fault per 4 KiB. jemalloc reuses freed memory within its size classes and
-hands it back on a decay timer: the same peak as the fixed threshold, with the CPU time of glibc's heap or less
-(docs/speed.md, "jemalloc"). Torch-free and stdlib-only: everything here runs before torch is imported. The
+large tensor afresh and pays a page fault per 4 KiB. jemalloc reuses freed memory within its size classes and,
+tuned here, keeps it for the next tensor of its size until the run's process ends: 5% more peak than the fixed
+threshold, and the backbone's CPU time of glibc's heap (docs/speed.md, "jemalloc", "The backbone's page faults"). Torch-free and stdlib-only: everything here runs before torch is imported. The
 estimate of how much memory a run needs is `memory.py`'s.
 """
 
@@ -70,8 +70,14 @@ def use_huge_pages() -> bool:
 
 
 JEMALLOC = "jemalloc"
-# Freed pages go back to the system after about a second (a step takes tens of seconds), by jemalloc's own thread.
-JEMALLOC_CONF = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0"
+# Why (docs/speed.md, "The backbone's page faults"): jemalloc's decay purges freed pages that a steady churn keeps
+# reusing (it tolerates dirty pages only while their number grows), so with any finite decay (1 s or 30 s) a step
+# faulted in about 0.6 M fresh pages, each zeroed by the kernel: the backbone's backward took 10-20% more CPU time
+# than plain TRL's. Without decay (-1) freed pages stay for the next tensor of their size, no fault after the first
+# step; the process keeps its high-water mark (the peak: 1.48 GiB against 1.41 for SFT) until the run ends, and a
+# run is its own process. `oversize_threshold:0`: jemalloc 5.3 serves blocks of 8 MiB or more (the MLP's
+# activations at 2,048 tokens) from an arena of their own that purges at once, whatever the decay.
+JEMALLOC_CONF = "oversize_threshold:0,dirty_decay_ms:-1,muzzy_decay_ms:-1"
 PRELOAD = "LD_PRELOAD"
 
 
@@ -99,8 +105,9 @@ def use_jemalloc(choice: str = "auto") -> str:
 
     Why: glibc either keeps freed memory in a heap that fragments (a training step's peak RSS x2.7) or, with
     `return_freed_memory`'s fixed threshold, maps every large tensor afresh (page faults: the backbone took about
-    20% more CPU time than plain TRL's). jemalloc reuses freed memory within its size classes and hands it back
-    on a decay timer: 9-29% more tokens per CPU-second than glibc, the same peak (docs/speed.md, "jemalloc").
+    20% more CPU time than plain TRL's). jemalloc reuses freed memory within its size classes, and without
+    a decay timer keeps it for reuse: about 20% more tokens per CPU-second than plain TRL with one thread, 5% more
+    peak than with glibc's fixed threshold (docs/speed.md, "jemalloc" and "The backbone's page faults").
     The allocator must be in place before the process's first malloc, so the way in is the loader's preload;
     re-executing is the one way that covers a run from the command line and from the Fine-tune tab's job alike.
     `choice` "system" (WORKBENCH_TRAIN_ALLOCATOR) keeps glibc.
