@@ -33,7 +33,7 @@ install: $(VENV)/.runtime system-deps
 install-dev: $(VENV)/.dev
 
 # Debian packages the runtime uses (a Space installs them from packages.txt): jemalloc, the training process's
-# allocator (workbench/training/memory.py; training runs without it, with more CPU time per step). Where there is
+# allocator (workbench/training/allocator.py; training runs without it, with more CPU time per step). Where there is
 # no apt-get, nothing is installed.
 system-deps:
 	@if command -v apt-get >/dev/null && ! ldconfig -p | grep -q libjemalloc.so.2; then \

@@ -65,6 +65,7 @@ LIGHT = [
     "workbench.training.data",
     "workbench.training.jobs",
     "workbench.training.losses",
+    "workbench.training.allocator",
     "workbench.training.synthetic",
     "workbench.studio",
     "workbench.studio.compare",

@@ -9,7 +9,7 @@ with the same validation set (the data's first VAL_ROWS rows) evaluated at the s
 at the end:
 - workbench: `run_job` exactly as `workbench train` runs it with a validation file (no store), in a process that
   re-executed itself with jemalloc preloaded (where installed) and switched PyTorch's huge pages on before loading
-  torch, as `workbench train` does (`memory.use_jemalloc`, `memory.use_huge_pages`).
+  torch, as `workbench train` does (`allocator.use_jemalloc`, `allocator.use_huge_pages`).
 - plain TRL: SFTTrainer / DPOTrainer + peft's LoraConfig with TRL's defaults. The SFT side is handed the same
   token ids and assistant-only labels Workbench makes (TRL's own assistant-only loss needs `{% generation %}`
   markers that SmolLM2's template lacks), so both train the same objective and their loss curves compare.
@@ -366,8 +366,8 @@ if __name__ == "__main__":  # one side: SIDE METHOD STEPS DATA VAL OUT RESULT (w
 
     side, method, steps, data, val, out, result = sys.argv[1:]
     settings = Settings.from_env()
-    if side == "workbench":  # what `workbench train` does first, before torch loads (training/memory.py)
-        from workbench.training.memory import use_huge_pages, use_jemalloc
+    if side == "workbench":  # what `workbench train` does first, before torch loads (training/allocator.py)
+        from workbench.training.allocator import use_huge_pages, use_jemalloc
 
         use_jemalloc(settings.train_allocator)  # re-executes this side once, with jemalloc preloaded
         use_huge_pages()

@@ -28,9 +28,9 @@ from pathlib import Path
 from workbench.cli.common import add_model_flags, print_json, settings_from
 from workbench.errors import WorkbenchError
 from workbench.training import filters, hparams
+from workbench.training.allocator import use_huge_pages, use_jemalloc
 from workbench.training.config import JobConfig, RunPaths
 from workbench.training.filters import FeedbackFilters
-from workbench.training.memory import use_huge_pages, use_jemalloc
 
 HYPERPARAMETERS = hparams.declared(JobConfig)  # each one a flag, named for its field (`hparams.flag`)
 _TYPES = {"int": int, "float": float, "text": str, "list": str}

@@ -20,6 +20,7 @@ from typing import Any
 
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
+from workbench.training.allocator import return_freed_memory
 from workbench.training.callbacks import RunCallback, RunContext, losses_at
 from workbench.training.checkpoints import (
     check_run_folder,
@@ -36,7 +37,7 @@ from workbench.training.checkpoints import (
 from workbench.training.chunked_head import loss_head
 from workbench.training.config import JobConfig, RunPaths
 from workbench.training.hooks import RunHooks, check_suites
-from workbench.training.memory import require_fit, return_freed_memory
+from workbench.training.memory import require_fit
 from workbench.training.prepare import PreparedData, job_settings, prepare_data
 from workbench.training.procs import identity
 from workbench.training.runlog import RunLog, read_log
