@@ -8,8 +8,9 @@ Why a training process needs its own: a LoRA step allocates and frees gigabytes 
 either keeps what it frees in a heap that fragments (peak RSS x2.7) or, with a fixed mmap threshold, maps every
 large tensor afresh and pays a page fault per 4 KiB. jemalloc reuses freed memory within its size classes and,
 tuned here, keeps it for the next tensor of its size until the run's process ends: 5% more peak than the fixed
-threshold, and the backbone's CPU time of glibc's heap (docs/speed.md, "jemalloc", "The backbone's page faults"). Torch-free and stdlib-only: everything here runs before torch is imported. The
-estimate of how much memory a run needs is `memory.py`'s.
+threshold, and the backbone's CPU time of glibc's heap (docs/speed.md, "jemalloc", "The backbone's page
+faults"). Torch-free and stdlib-only: everything here runs before torch is imported. The estimate of how much
+memory a run needs is `memory.py`'s.
 """
 
 from __future__ import annotations
