@@ -10,6 +10,7 @@ import asyncio
 import time
 from types import SimpleNamespace
 
+from tests.fixtures.aio import run
 from workbench.api.streams import stream_reply
 from workbench.generation.settings import ReplyStats
 from workbench.generation.streaming import Reply
@@ -30,5 +31,5 @@ def test_a_client_gone_before_the_first_event_still_frees_the_reply_and_its_coun
         await asyncio.sleep(0.05)  # the disconnect is seen while the headers go out
 
     scope = {"type": "http", "asgi": {"spec_version": "2.0"}, "method": "POST", "path": "/v1/chat/completions"}
-    asyncio.run(response(scope, receive, send))
+    run(response(scope, receive, send))
     assert reply.cancelled.is_set() and released == [1]

@@ -296,6 +296,7 @@ def test_models_lists_what_a_reachable_server_serves(remote, llama_server):
 def test_the_chat_tab_offers_and_streams_the_remote_model(remote, engine):
     """The Gradio chat function (what the UI and the "chat" API endpoint run) with checkpoint remote:llama."""
     pytest.importorskip("gradio")
+    from tests.fixtures.aio import collect
     from workbench.ui.chat import make_chat_fn
     from workbench.ui.context import AppContext
 
@@ -303,7 +304,7 @@ def test_the_chat_tab_offers_and_streams_the_remote_model(remote, engine):
     ctx._engine = engine  # the local model is already loaded by the session
     assert "remote:llama" in ctx.checkpoint_choices()
     chat = make_chat_fn(ctx)
-    updates = list(
+    updates = collect(
         chat(
             "What is the capital of France?",
             [],

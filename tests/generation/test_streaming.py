@@ -6,10 +6,10 @@ Run: .venv/bin/python -m pytest -q tests/generation/test_streaming.py
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 
+from tests.fixtures.aio import run
 from workbench.generation.settings import ReplyStats
 from workbench.generation.streaming import Reply
 
@@ -49,7 +49,7 @@ def test_apieces_gives_every_word_in_order_with_the_first_at_once():
         return pieces, first_at
 
     thread = _backend(reply, words, 0.01, first_after=0.2)
-    pieces, first_at = asyncio.run(read())
+    pieces, first_at = run(read())
     thread.join()
     assert "".join(pieces) == "".join(words) == reply.text
     assert len(pieces) == 2  # the first text, then the rest when the reply ended (not after the 10 s interval)
@@ -66,7 +66,7 @@ def test_closing_apieces_early_cancels_and_waits_for_the_backend():
         return first
 
     thread = _backend(reply, ["word "] * 1000, 0.01)
-    first = asyncio.run(read_one())
+    first = run(read_one())
     assert first and first == "word " * (len(first) // 5)  # what had arrived when the reader woke
     assert reply.done and reply.cancelled.is_set()  # the backend let go before aclose returned
     thread.join(timeout=5)
@@ -76,7 +76,7 @@ def test_closing_apieces_early_cancels_and_waits_for_the_backend():
 def test_acancel_if_running_waits_for_the_backend():
     reply = Reply(ReplyStats("test", None), (), time.perf_counter())
     thread = _backend(reply, ["word "] * 1000, 0.01)
-    asyncio.run(reply.acancel_if_running())
+    run(reply.acancel_if_running())
     assert reply.done
     thread.join(timeout=5)
-    asyncio.run(reply.acancel_if_running())  # once closed, at once
+    run(reply.acancel_if_running())  # once closed, at once

@@ -7,7 +7,6 @@ The browser shows it in tests/e2e/test_chat_browser.py.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ import subprocess
 import gradio as gr
 import pytest
 
+from tests.fixtures.aio import collect
 from workbench.errors import WorkbenchError
 from workbench.ui.chat import _need_message, _start_regenerate, _take_message, _undo
 from workbench.ui.context import user_error
@@ -31,21 +31,12 @@ def test_the_notice_is_the_sentence_escaped_and_redaction_kept():
     assert notice_html("") == NO_NOTICE
 
 
-def updates_of(agen) -> list:
-    """Every update of an async generator (the chat functions are async generators, as Gradio runs them)."""
-
-    async def collect():
-        return [update async for update in agen]
-
-    return asyncio.run(collect())
-
-
 def test_a_raise_before_the_reply_becomes_the_notice_and_the_message_goes_back():
     async def chat(message, history, *args, request=None):
         raise user_error(WorkbenchError("The limit of 3 replies per minute is reached."))
         yield  # a generator, like the real one
 
-    updates = updates_of(in_page(chat)("Hello", [], *ARGS, request=None))
+    updates = collect(in_page(chat)("Hello", [], *ARGS, request=None))
     assert len(updates) == 1
     history, stats, notice = updates[0]
     assert history == SKIP and stats == SKIP
@@ -59,7 +50,7 @@ def test_a_raise_while_streaming_keeps_the_partial_reply_and_clears_the_notice_f
         yield [{"role": "user", "content": message}, {"role": "assistant", "content": "Par"}], "Generating…"
         raise WorkbenchError("The model stopped.")
 
-    first, last = updates_of(in_page(chat)("Capital?", [], *ARGS, request=None))
+    first, last = collect(in_page(chat)("Capital?", [], *ARGS, request=None))
     assert first[2] == NO_NOTICE and first[1] == "Generating…"
     assert last[0] == SKIP and last[1] == "" and "The model stopped." in last[2]
     assert UNANSWERED not in last[2]  # answered in part: the message stays out of the box

@@ -100,22 +100,15 @@ class Reply:
         of once per token, so it takes less of the CPU the backend generates with. Closing it early cancels.
         """
         try:
-            ended = False
             chunk = self._chunks.get()  # the first text: no waiting beyond the backend
-            while not ended:
-                text = ""
-                while chunk is not None:
-                    if chunk is _END:
-                        ended = True
-                        break
-                    text += chunk
-                    chunk = self._next_now()
+            while True:
+                text, ended = self._drain(chunk)
                 if text:
-                    self.text += text
                     yield text
-                if not ended:
-                    self._closed.wait(every())  # returns early when the reply ends
-                    chunk = self._next_now()
+                if ended:
+                    break
+                self._closed.wait(every())  # returns early when the reply ends
+                chunk = self._next_now()
         finally:
             self.cancel_if_running()
         self._raise_error()
@@ -136,25 +129,18 @@ class Reply:
                 await woke.wait()
                 woke.clear()
                 chunk = self._next_now()
-            ended = False
-            while not ended:
-                text = ""
-                while chunk is not None:
-                    if chunk is _END:
-                        ended = True
-                        break
-                    text += chunk
-                    chunk = self._next_now()
+            while True:
+                text, ended = self._drain(chunk)
                 if text:
-                    self.text += text
                     yield text
-                if not ended:
-                    woke.clear()
-                    if not self._closed.is_set():
-                        timer = loop.call_later(every(), woke.set)
-                        await woke.wait()  # set early when the reply ends
-                        timer.cancel()
-                    chunk = self._next_now()
+                if ended:
+                    break
+                woke.clear()
+                if not self._closed.is_set():
+                    timer = loop.call_later(every(), woke.set)
+                    await woke.wait()  # set early when the reply ends
+                    timer.cancel()
+                chunk = self._next_now()
         finally:
             await self.acancel_if_running()
         self._raise_error()
@@ -174,6 +160,19 @@ class Reply:
         loop, event = asyncio.get_running_loop(), asyncio.Event()
         self._wake = lambda: loop.call_soon_threadsafe(event.set)
         return event
+
+    def _drain(self, chunk: object | None) -> tuple[str, bool]:
+        """The text of `chunk` and of every chunk that has arrived after it, without waiting (added to `text`), and
+        whether the reply ended among them."""
+        text = ""
+        while chunk is not None:
+            if chunk is _END:
+                self.text += text
+                return text, True
+            text += chunk
+            chunk = self._next_now()
+        self.text += text
+        return text, False
 
     def _next_now(self) -> object | None:
         try:
